@@ -1,0 +1,196 @@
+import { MAX_TIMER_MS, type RandomSource } from './clock.js';
+import { assertNumber, assertOneOf, showValue } from './validate.js';
+
+/** The built-in jitter strategies. */
+export type JitterKind = 'none' | 'full' | 'equal' | 'decorrelated' | 'proportional';
+
+/** What a custom jitter function receives besides the capped exponential delay. */
+export interface JitterContext {
+  /** 0-based attempt number. */
+  readonly attempt: number;
+  /** The previous delay in milliseconds, or `undefined` before the first retry. */
+  readonly previousDelayMs: number | undefined;
+  /** A `() => number` in [0, 1). */
+  readonly random: RandomSource;
+  /** The resolved options. */
+  readonly options: Readonly<ResolvedBackoffOptions>;
+}
+
+/**
+ * A custom jitter: gets the capped exponential delay `v` in milliseconds and returns the delay
+ * to use. The result is clamped to [0, `maxDelayMs`].
+ *
+ * @example
+ * const plusMinusTenPercent: JitterFunction = (v, { random }) => v * (0.9 + 0.2 * random());
+ */
+export type JitterFunction = (delayMs: number, ctx: JitterContext) => number;
+
+/** How long to wait between attempts. */
+export interface BackoffOptions {
+  /**
+   * Delay before the first retry (attempt 0), in milliseconds.
+   * @default 1000
+   */
+  readonly initialDelayMs?: number;
+  /**
+   * Growth factor per attempt (≥ 1): `delay = initialDelayMs · multiplier^attempt`.
+   * @default 2
+   */
+  readonly multiplier?: number;
+  /**
+   * Cap on any single delay, in milliseconds. Also capped at 2^31 − 1 (setTimeout's limit).
+   * @default 86_400_000 (24 hours)
+   */
+  readonly maxDelayMs?: number;
+  /**
+   * How to spread delays so that many clients don't retry in lockstep. With `v` the capped
+   * exponential delay:
+   * - `'none'`: `v`
+   * - `'full'`: uniform in [0, v] (AWS "full jitter")
+   * - `'equal'`: v/2 + uniform in [0, v/2]
+   * - `'decorrelated'`: min(cap, uniform in [initialDelayMs, 3 · previous delay]) (Brooker)
+   * - `'proportional'`: min(cap, v + uniform in [0, jitterRatio · v])
+   * - a {@link JitterFunction}
+   * @default 'full'
+   */
+  readonly jitter?: JitterKind | JitterFunction;
+  /**
+   * Share of `v` added at most by `'proportional'` jitter, in [0, 1].
+   * @default 0.25
+   */
+  readonly jitterRatio?: number;
+}
+
+/** {@link BackoffOptions} with every default filled in. */
+export interface ResolvedBackoffOptions {
+  readonly initialDelayMs: number;
+  readonly multiplier: number;
+  readonly maxDelayMs: number;
+  readonly jitter: JitterKind | JitterFunction;
+  readonly jitterRatio: number;
+}
+
+/** Per-call inputs to {@link computeDelay}. */
+export interface DelayContext {
+  /** The previous delay in milliseconds; decorrelated jitter grows from it. */
+  readonly previousDelayMs?: number | undefined;
+  /**
+   * A `() => number` in [0, 1).
+   * @default Math.random
+   */
+  readonly random?: RandomSource;
+}
+
+/** The defaults of {@link BackoffOptions}. */
+export const BACKOFF_DEFAULTS: Readonly<ResolvedBackoffOptions> = Object.freeze({
+  initialDelayMs: 1000,
+  multiplier: 2,
+  maxDelayMs: 86_400_000,
+  jitter: 'full',
+  jitterRatio: 0.25,
+});
+
+const JITTER_KINDS: readonly JitterKind[] = ['none', 'full', 'equal', 'decorrelated', 'proportional'];
+
+const resolvedCache = new WeakMap<BackoffOptions, ResolvedBackoffOptions>();
+
+/**
+ * Validates `options` and fills in defaults. Throws a `TypeError` or `RangeError` naming the
+ * option and the value. Results are cached per options object.
+ */
+export function resolveBackoff(options: BackoffOptions = {}, prefix = 'backoff'): ResolvedBackoffOptions {
+  const cached = resolvedCache.get(options);
+  if (cached !== undefined) return cached;
+  const initialDelayMs = options.initialDelayMs ?? BACKOFF_DEFAULTS.initialDelayMs;
+  const multiplier = options.multiplier ?? BACKOFF_DEFAULTS.multiplier;
+  const maxDelayMs = options.maxDelayMs ?? BACKOFF_DEFAULTS.maxDelayMs;
+  const jitter = options.jitter ?? BACKOFF_DEFAULTS.jitter;
+  const jitterRatio = options.jitterRatio ?? BACKOFF_DEFAULTS.jitterRatio;
+  assertNumber(`${prefix}.initialDelayMs`, initialDelayMs, 0);
+  assertNumber(`${prefix}.multiplier`, multiplier, 1);
+  assertNumber(`${prefix}.maxDelayMs`, maxDelayMs, 0);
+  assertNumber(`${prefix}.jitterRatio`, jitterRatio, 0, 1);
+  if (typeof jitter !== 'function') assertOneOf(`${prefix}.jitter`, jitter, JITTER_KINDS);
+  const resolved = Object.freeze({ initialDelayMs, multiplier, maxDelayMs, jitter, jitterRatio });
+  resolvedCache.set(options, resolved);
+  return resolved;
+}
+
+/** `min(cap, initial · multiplier^attempt)`; an overflow to Infinity lands on the cap. */
+function exponential(o: ResolvedBackoffOptions, cap: number, attempt: number): number {
+  if (o.initialDelayMs === 0) return 0;
+  const v = o.initialDelayMs * o.multiplier ** attempt;
+  return v < cap ? v : cap;
+}
+
+/**
+ * The delay before retry number `attempt` (0-based: attempt 0 is the wait before the first
+ * retry), in milliseconds. With `{ initialDelayMs: 1000, multiplier: 2, jitter: 'none' }` the
+ * delays are 1000, 2000, 4000, 8000, 16000…
+ *
+ * Always finite, ≥ 0, ≤ `maxDelayMs` and ≤ 2^31 − 1. Throws for invalid options or attempt.
+ */
+export function computeDelay(attempt: number, options?: BackoffOptions, ctx?: DelayContext): number {
+  if (!Number.isInteger(attempt) || attempt < 0) {
+    throw new RangeError(`attempt must be a non-negative integer, got ${showValue(attempt)}`);
+  }
+  return delayFor(resolveBackoff(options), attempt, ctx?.previousDelayMs, ctx?.random ?? Math.random);
+}
+
+/** {@link computeDelay} on already-resolved options: the hot path of `retry`. */
+export function delayFor(
+  o: ResolvedBackoffOptions,
+  attempt: number,
+  previousDelayMs: number | undefined,
+  random: RandomSource,
+): number {
+  const cap = o.maxDelayMs < MAX_TIMER_MS ? o.maxDelayMs : MAX_TIMER_MS;
+  const v = exponential(o, cap, attempt);
+  let d: number;
+  switch (o.jitter) {
+    case 'none':
+      return v;
+    case 'full':
+      d = v * random();
+      break;
+    case 'equal':
+      d = v / 2 + (v / 2) * random();
+      break;
+    case 'proportional':
+      d = v + o.jitterRatio * v * random();
+      break;
+    case 'decorrelated': {
+      const low = o.initialDelayMs < cap ? o.initialDelayMs : cap;
+      const prev = previousDelayMs !== undefined && previousDelayMs > low ? previousDelayMs : low;
+      const high = prev * 3 < cap ? prev * 3 : cap;
+      d = low + (high - low) * random();
+      break;
+    }
+    default:
+      d = o.jitter(v, { attempt, previousDelayMs, random, options: o });
+  }
+  return clamp(d, cap);
+}
+
+function clamp(d: number, cap: number): number {
+  if (!(d > 0)) return 0; // also catches NaN from a custom jitter
+  return d < cap ? d : cap;
+}
+
+/**
+ * The first `count` delays for `options`, in milliseconds: handy for docs, plots and
+ * checking a configuration.
+ */
+export function backoffSchedule(options: BackoffOptions, count: number, random: RandomSource = Math.random): number[] {
+  const o = resolveBackoff(options);
+  if (!Number.isInteger(count) || count < 0) {
+    throw new RangeError(`count must be a non-negative integer, got ${showValue(count)}`);
+  }
+  const out: number[] = [];
+  let previous: number | undefined;
+  for (let attempt = 0; attempt < count; attempt++) {
+    previous = delayFor(o, attempt, previous, random);
+    out.push(previous);
+  }
+  return out;
+}

@@ -1,0 +1,44 @@
+import type { BackoffOptions } from './backoff.js';
+
+/** Why an attempt failed. */
+export type Reason =
+  | 'rate_limited'
+  | 'server_error'
+  | 'service_unavailable'
+  | 'timeout'
+  | 'network'
+  | 'client_error'
+  | 'schema_mismatch'
+  | 'auth'
+  | 'policy'
+  | 'aborted'
+  | 'budget_exhausted'
+  | 'unknown';
+
+/** The verdict on one failure. */
+export interface Classification {
+  /** Whether trying again can help. */
+  readonly retryable: boolean;
+  /** Why it failed. */
+  readonly reason: Reason;
+  /**
+   * The server asked to wait at least this long before the next try, in milliseconds
+   * (`Retry-After`, `X-RateLimit-Reset`, or a platform rule such as WhatsApp's 133015).
+   */
+  readonly retryAfterMs?: number;
+  /**
+   * Backoff overrides for this failure (e.g. WhatsApp's 131056: 4^X seconds). Merged over the
+   * retry's `backoff` and `backoffByReason`.
+   */
+  readonly backoff?: Partial<BackoffOptions>;
+  /** Cap on total attempts for this kind of failure, when lower than the retry's `maxAttempts`. */
+  readonly maxAttempts?: number;
+  /** A platform error code, when the failure carried one (e.g. WhatsApp's `130429`). */
+  readonly code?: string | number;
+}
+
+/**
+ * Turns a thrown value into a {@link Classification}, or `undefined` to let the next
+ * classifier in {@link composeClassifiers} decide.
+ */
+export type Classifier = (error: unknown) => Classification | undefined;

@@ -1,0 +1,173 @@
+import type { Classification, Classifier } from './classify-types.js';
+import { PermanentError } from './errors.js';
+
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ESOCKETTIMEDOUT',
+  'ERR_SOCKET_CONNECTION_TIMEOUT',
+]);
+
+const TIMEOUT_CODES = new Set([
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+  'ERR_SOCKET_CONNECTION_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+
+type Loose = Record<string, unknown>;
+
+function isObject(value: unknown): value is Loose {
+  return typeof value === 'object' && value !== null;
+}
+
+/** The HTTP status a response or an HTTP client's error carries (fetch, axios, got, undici). */
+export function statusOf(error: unknown): number | undefined {
+  if (!isObject(error)) return undefined;
+  const direct = error.status ?? error.statusCode;
+  if (typeof direct === 'number') return direct;
+  const response = error.response;
+  if (isObject(response)) {
+    const nested = response.status ?? response.statusCode;
+    if (typeof nested === 'number') return nested;
+  }
+  return undefined;
+}
+
+/** The headers a response or an HTTP client's error carries, if any. */
+export function headersOf(error: unknown): unknown {
+  if (!isObject(error)) return undefined;
+  if (error.headers !== undefined) return error.headers;
+  const response = error.response;
+  return isObject(response) ? response.headers : undefined;
+}
+
+function header(headers: unknown, name: string): string | undefined {
+  if (!isObject(headers)) return undefined;
+  if (typeof headers.get === 'function') {
+    const value = (headers.get as (n: string) => unknown).call(headers, name);
+    return typeof value === 'string' ? value : undefined;
+  }
+  const lower = name.toLowerCase();
+  for (const key of Object.keys(headers)) {
+    if (key.toLowerCase() === lower) {
+      const value = headers[key];
+      if (typeof value === 'string') return value;
+      if (typeof value === 'number') return String(value);
+      if (Array.isArray(value) && typeof value[0] === 'string') return value[0];
+    }
+  }
+  return undefined;
+}
+
+/** Epoch seconds later than this (2001-09-09) are read as a time, smaller values as a duration. */
+const EPOCH_SECONDS_THRESHOLD = 1_000_000_000;
+
+/**
+ * How long the server asked to wait, in milliseconds, from `Retry-After` (delta seconds or an
+ * HTTP-date) or `X-RateLimit-Reset` (epoch seconds or seconds from now: a value above 10^9 is a
+ * Unix time). Accepts a `Headers` object or a plain record. `undefined` when absent or
+ * unreadable; never negative.
+ *
+ * @param now Current time in epoch milliseconds, for dates. @default Date.now()
+ */
+export function parseRetryAfter(headers: unknown, now: number = Date.now()): number | undefined {
+  const retryAfter = header(headers, 'retry-after')?.trim();
+  if (retryAfter !== undefined && retryAfter !== '') {
+    if (/^\d+(\.\d+)?$/.test(retryAfter)) return Number(retryAfter) * 1000;
+    const date = Date.parse(retryAfter);
+    if (!Number.isNaN(date)) return Math.max(0, date - now);
+  }
+  const reset = header(headers, 'x-ratelimit-reset')?.trim();
+  if (reset !== undefined && /^\d+(\.\d+)?$/.test(reset)) {
+    const value = Number(reset);
+    if (value > EPOCH_SECONDS_THRESHOLD) return Math.max(0, value * 1000 - now);
+    return value * 1000;
+  }
+  return undefined;
+}
+
+/** Classifies an HTTP status: 408, 425, 429 and 5xx (but 501, 505) are transient. */
+export function classifyStatus(status: number, retryAfterMs?: number): Classification {
+  const after = retryAfterMs === undefined ? {} : { retryAfterMs };
+  if (status === 429) return { retryable: true, reason: 'rate_limited', ...after };
+  if (status === 408) return { retryable: true, reason: 'timeout', ...after };
+  if (status === 425) return { retryable: true, reason: 'server_error', ...after };
+  if (status === 503) return { retryable: true, reason: 'service_unavailable', ...after };
+  if (status === 501 || status === 505) return { retryable: false, reason: 'server_error' };
+  if (status >= 500 && status <= 599) return { retryable: true, reason: 'server_error', ...after };
+  if (status === 401 || status === 407) return { retryable: false, reason: 'auth' };
+  if (status === 403) return { retryable: false, reason: 'auth' };
+  if (status === 422) return { retryable: false, reason: 'schema_mismatch' };
+  if (status >= 400 && status <= 499) return { retryable: false, reason: 'client_error' };
+  return { retryable: false, reason: 'unknown' };
+}
+
+function errorCode(error: Loose): string | undefined {
+  const code = error.code;
+  if (typeof code === 'string') return code;
+  const cause = error.cause;
+  if (isObject(cause) && typeof cause.code === 'string') return cause.code;
+  return undefined;
+}
+
+/**
+ * The default classifier. Understands `PermanentError`, responses and HTTP client errors with a
+ * status, Node and undici network errors, `fetch failed`, and abort/timeout errors. Anything
+ * else is `{ retryable: true, reason: 'unknown' }`: an unexpected throw is assumed transient,
+ * as p-retry and cockatiel do, and capped by `maxAttempts`.
+ */
+export function classify(error: unknown): Classification {
+  if (error instanceof PermanentError) {
+    if (error.classification !== undefined) return error.classification;
+    const inner = error.cause === undefined ? 'unknown' : classify(error.cause).reason;
+    return { retryable: false, reason: inner };
+  }
+  const status = statusOf(error);
+  if (status !== undefined && status >= 400) {
+    return classifyStatus(status, parseRetryAfter(headersOf(error)));
+  }
+  if (!isObject(error)) return { retryable: true, reason: 'unknown' };
+  const name = error.name;
+  if (name === 'TimeoutError') return { retryable: true, reason: 'timeout' };
+  if (name === 'AbortError') return { retryable: false, reason: 'aborted' };
+  const code = errorCode(error);
+  if (code !== undefined) {
+    if (TIMEOUT_CODES.has(code)) return { retryable: true, reason: 'timeout' };
+    if (NETWORK_CODES.has(code) || code.startsWith('UND_ERR_')) return { retryable: true, reason: 'network' };
+  }
+  if (name === 'TypeError' && error.message === 'fetch failed') return { retryable: true, reason: 'network' };
+  if (typeof error.message === 'string' && /socket hang up/i.test(error.message)) {
+    return { retryable: true, reason: 'network' };
+  }
+  return { retryable: true, reason: 'unknown' };
+}
+
+/**
+ * Chains classifiers: the first that returns a verdict wins, {@link classify} decides when none
+ * does. The WhatsApp layer plugs in this way:
+ *
+ * @example
+ * const classifier = composeClassifiers(classifyWhatsAppError);
+ */
+export function composeClassifiers(...classifiers: Classifier[]): (error: unknown) => Classification {
+  return (error) => {
+    if (error instanceof PermanentError && error.classification !== undefined) return error.classification;
+    for (const classifier of classifiers) {
+      const verdict = classifier(error);
+      if (verdict !== undefined) return verdict;
+    }
+    return classify(error);
+  };
+}

@@ -1,0 +1,136 @@
+import type { Classification, Reason } from './classify-types.js';
+
+/** Every `code` a {@link RetrykitError} can carry. */
+export type RetrykitErrorCode =
+  | 'RETRY_EXHAUSTED'
+  | 'PERMANENT'
+  | 'STORE_UNAVAILABLE'
+  | 'RATE_LIMIT_TIMEOUT'
+  | 'RATE_LIMIT_ABORTED'
+  | 'IDEMPOTENCY_IN_PROGRESS'
+  | 'IDEMPOTENCY_KEY_REUSE'
+  | 'INVALID_RECORD'
+  | 'WEBHOOK_PAYLOAD'
+  | 'WHATSAPP_API';
+
+const BRAND = Symbol.for('retrykit.error');
+
+/**
+ * Base class of every error retrykit throws. Use {@link isRetrykitError} rather than
+ * `instanceof` when two copies of retrykit may be installed.
+ */
+export class RetrykitError extends Error {
+  override readonly name: string = 'RetrykitError';
+  readonly code: RetrykitErrorCode;
+
+  constructor(code: RetrykitErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+}
+
+/** `true` for any error thrown by any installed copy of retrykit. */
+export function isRetrykitError(error: unknown): error is RetrykitError {
+  return typeof error === 'object' && error !== null && BRAND in error;
+}
+
+/** One failed attempt, as kept in {@link RetryError.errors}. */
+export interface AttemptFailure {
+  /** 0-based attempt number. */
+  readonly attempt: number;
+  /** What the attempt threw. */
+  readonly error: unknown;
+  /** Why it failed, as classified. */
+  readonly reason: Reason;
+  /** Clock time of the failure, in milliseconds (the retry clock's `now()`). */
+  readonly time: number;
+}
+
+/** Why {@link RetryError} stopped retrying. */
+export type GiveUpCause = 'max_attempts' | 'max_elapsed' | 'budget_exhausted';
+
+/**
+ * Thrown by `retry` when a retryable failure persists: attempts ran out, the time budget
+ * ran out, or the retry budget refused another try. `cause` is the last error.
+ */
+export class RetryError extends RetrykitError {
+  override readonly name = 'RetryError' as const;
+  /** How many times the function was called. */
+  readonly attempts: number;
+  /** Every failure, oldest first. */
+  readonly errors: readonly AttemptFailure[];
+  /** Why retrying stopped. */
+  readonly giveUp: GiveUpCause;
+  /** The classified reason of the last failure (or `budget_exhausted`). */
+  readonly reason: Reason;
+
+  constructor(giveUp: GiveUpCause, errors: readonly AttemptFailure[], cause: unknown) {
+    const last = errors[errors.length - 1];
+    const reason: Reason = giveUp === 'budget_exhausted' ? 'budget_exhausted' : (last?.reason ?? 'unknown');
+    super(
+      'RETRY_EXHAUSTED',
+      `Gave up after ${errors.length} attempt${errors.length === 1 ? '' : 's'} (${giveUp}): ${describe(cause)}`,
+      { cause },
+    );
+    this.attempts = errors.length;
+    this.errors = errors;
+    this.giveUp = giveUp;
+    this.reason = reason;
+  }
+}
+
+/**
+ * Marks a failure as permanent: `retry` stops at once and rethrows it. Throw it from your own
+ * code (or use {@link permanent}); `retry` also wraps non-retryable errors in it, with the
+ * original as `cause` and its classification attached.
+ */
+export class PermanentError extends RetrykitError {
+  override readonly name = 'PermanentError' as const;
+  /** The classification that made the failure permanent, when `retry` produced it. */
+  readonly classification: Classification | undefined;
+  /** How many attempts ran before it, when `retry` produced it. */
+  readonly attempts: number | undefined;
+
+  constructor(
+    cause: unknown,
+    options: { message?: string; classification?: Classification; attempts?: number } = {},
+  ) {
+    super('PERMANENT', options.message ?? describe(cause), { cause });
+    this.classification = options.classification;
+    this.attempts = options.attempts;
+  }
+}
+
+/** Wraps `error` so that `retry` does not try again. */
+export function permanent(error: unknown): PermanentError {
+  return error instanceof PermanentError ? error : new PermanentError(error);
+}
+
+/**
+ * A backing store (Redis, a queue) could not be reached or answered an error. Never read as
+ * "not seen before" or "allowed" unless the caller opted in.
+ */
+export class StoreUnavailableError extends RetrykitError {
+  override readonly name = 'StoreUnavailableError' as const;
+  /** The operation that failed, e.g. `claim` or `tryAcquire`. */
+  readonly operation: string;
+
+  constructor(operation: string, cause: unknown) {
+    super('STORE_UNAVAILABLE', `Store unavailable during ${operation}: ${describe(cause)}`, {
+      cause,
+    });
+    this.operation = operation;
+  }
+}
+
+/** A readable one-line description of anything thrown. */
+export function describe(value: unknown): string {
+  if (value instanceof Error) return value.message || value.name;
+  if (typeof value === 'string') return value;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

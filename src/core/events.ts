@@ -1,0 +1,135 @@
+import type { Classification, Reason } from './classify-types.js';
+
+/**
+ * What a retrykit component reports as it works. Every component that takes an `onEvent`
+ * option calls it synchronously with one of these; `createMetrics()` consumes them.
+ * `time` is the component clock's `now()`, in milliseconds.
+ */
+export type RetrykitEvent =
+  | AttemptStartEvent
+  | AttemptSuccessEvent
+  | AttemptFailureEvent
+  | RetryScheduledEvent
+  | GiveUpEvent
+  | RateLimitWaitEvent
+  | IdempotencyHitEvent
+  | DeadLetterEvent
+  | QueueDepthEvent
+  | MessageStatusEvent;
+
+/** An attempt is about to call the wrapped function. */
+export interface AttemptStartEvent {
+  readonly type: 'attempt_start';
+  readonly time: number;
+  /** 0-based attempt number. */
+  readonly attempt: number;
+  /** Milliseconds since the first attempt started. */
+  readonly elapsedMs: number;
+}
+
+/** The wrapped function returned. */
+export interface AttemptSuccessEvent {
+  readonly type: 'attempt_success';
+  readonly time: number;
+  readonly attempt: number;
+  /** Duration of this attempt, in milliseconds. */
+  readonly durationMs: number;
+  /** Milliseconds from the first attempt's start to this success. */
+  readonly elapsedMs: number;
+}
+
+/** The wrapped function threw; `classification` says what happens next. */
+export interface AttemptFailureEvent {
+  readonly type: 'attempt_failure';
+  readonly time: number;
+  readonly attempt: number;
+  readonly durationMs: number;
+  readonly error: unknown;
+  readonly classification: Classification;
+}
+
+/** A retry will run after `delayMs`. */
+export interface RetryScheduledEvent {
+  readonly type: 'retry_scheduled';
+  readonly time: number;
+  /** The attempt that will run next (0-based). */
+  readonly attempt: number;
+  /** Milliseconds until it runs. */
+  readonly delayMs: number;
+  readonly reason: Reason;
+}
+
+/** The call failed for good. */
+export interface GiveUpEvent {
+  readonly type: 'give_up';
+  readonly time: number;
+  /** Calls made in all. */
+  readonly attempts: number;
+  readonly reason: Reason;
+  /** Why retrying stopped. */
+  readonly cause: 'permanent' | 'max_attempts' | 'max_elapsed' | 'budget_exhausted' | 'aborted';
+  readonly error: unknown;
+  /** Milliseconds from the first attempt's start. */
+  readonly elapsedMs: number;
+}
+
+/** A rate limiter made a caller wait (or refused it). */
+export interface RateLimitWaitEvent {
+  readonly type: 'rate_limit_wait';
+  readonly time: number;
+  readonly key: string;
+  /** Milliseconds waited (or that would have been needed, when refused). */
+  readonly waitMs: number;
+  /** `false` when the caller was refused rather than made to wait. */
+  readonly granted: boolean;
+}
+
+/** An idempotency check found the key already seen. */
+export interface IdempotencyHitEvent {
+  readonly type: 'idempotency_hit';
+  readonly time: number;
+  readonly key: string;
+  /** `completed`: a stored result was returned; `in_progress`: another worker holds it; `duplicate`: `markOnce` saw it before. */
+  readonly status: 'completed' | 'in_progress' | 'duplicate';
+}
+
+/** Something was written to a dead-letter queue. */
+export interface DeadLetterEvent {
+  readonly type: 'dead_letter';
+  readonly time: number;
+  readonly id: string;
+  readonly reason: Reason;
+}
+
+/** A sampled queue depth (e.g. BullMQ waiting + delayed jobs). */
+export interface QueueDepthEvent {
+  readonly type: 'queue_depth';
+  readonly time: number;
+  readonly depth: number;
+  /** Which queue, when several are sampled. */
+  readonly queue?: string;
+}
+
+/** A WhatsApp message was sent, or a status webhook for it arrived. */
+export interface MessageStatusEvent {
+  readonly type: 'message_status';
+  readonly time: number;
+  /** The WhatsApp message ID (wamid). */
+  readonly messageId: string;
+  readonly status: 'accepted' | 'sent' | 'delivered' | 'read' | 'played' | 'failed';
+  /** The payload's own timestamp, in milliseconds, when the event came from a webhook. */
+  readonly timestampMs?: number;
+}
+
+/** Receives {@link RetrykitEvent}s. Must not throw; if it does, the error is swallowed. */
+export type EventListener = (event: RetrykitEvent) => void;
+
+/** Calls `listener` with `event`, swallowing anything it throws: a hook never breaks a send. */
+export function emit(listener: EventListener | undefined, event: RetrykitEvent): void {
+  if (listener === undefined) return;
+  try {
+    listener(event);
+  } catch {
+    // A broken hook must not change the outcome of the call it observes.
+  }
+}

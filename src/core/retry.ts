@@ -1,0 +1,426 @@
+import {
+  type BackoffOptions,
+  delayFor,
+  type ResolvedBackoffOptions,
+  resolveBackoff,
+} from './backoff.js';
+import type { RetryBudget } from './budget.js';
+import { classify as defaultClassify } from './classify.js';
+import type { Classification, Reason } from './classify-types.js';
+import { type Clock, type RandomSource, systemClock } from './clock.js';
+import { type AttemptFailure, type GiveUpCause, PermanentError, RetryError } from './errors.js';
+import { type EventListener, emit, type GiveUpEvent } from './events.js';
+import { assertFunction, assertInteger, assertNumber } from './validate.js';
+
+/** What the retried function receives on each attempt. */
+export interface AttemptContext {
+  /** 0-based attempt number: 0 is the first call. */
+  readonly attempt: number;
+  /**
+   * Aborts when the caller's `signal` aborts or this attempt's `attemptTimeoutMs` runs out.
+   * Pass it on to `fetch` and friends.
+   */
+  readonly signal: AbortSignal;
+  /** Milliseconds since the first attempt started. */
+  readonly elapsedMs: number;
+  /** What the previous attempt threw; `undefined` on the first. */
+  readonly previousError: unknown;
+}
+
+/** Passed to `onRetry` before the executor sleeps. */
+export interface RetryEvent {
+  /** The attempt that failed (0-based). */
+  readonly attempt: number;
+  readonly error: unknown;
+  readonly classification: Classification;
+  /** How long the executor will wait before the next attempt, in milliseconds. */
+  readonly delayMs: number;
+  /** Milliseconds since the first attempt started. */
+  readonly elapsedMs: number;
+}
+
+/** Passed to `onGiveUp` when the call fails for good. */
+export interface GiveUpInfo {
+  /** Calls made in all. */
+  readonly attempts: number;
+  /** The error the call rejects with. */
+  readonly error: unknown;
+  readonly reason: Reason;
+  readonly cause: GiveUpEvent['cause'];
+  readonly elapsedMs: number;
+}
+
+/**
+ * Receives throttling feedback from `retry`, e.g. an adaptive token bucket that slows down
+ * when the server says "too many requests".
+ */
+export interface ThrottleFeedback {
+  /** An attempt failed with reason `rate_limited`. */
+  throttled(classification: Classification): void;
+  /** An attempt succeeded. */
+  succeeded(): void;
+}
+
+/** Options of {@link retry} and {@link createRetry}. */
+export interface RetryOptions {
+  /**
+   * Total calls, including the first. 1 disables retrying.
+   * @default 5
+   */
+  readonly maxAttempts?: number;
+  /**
+   * Give up once this many milliseconds have passed since the first attempt started; a retry
+   * whose delay would end past it is not attempted.
+   * @default 86_400_000 (24 hours)
+   */
+  readonly maxElapsedMs?: number;
+  /**
+   * Abort each attempt after this many milliseconds; its `signal` aborts and the failure
+   * counts as `timeout` (retryable). Unset: no per-attempt limit.
+   */
+  readonly attemptTimeoutMs?: number;
+  /** Aborts the whole call at once, including a sleep between attempts. */
+  readonly signal?: AbortSignal;
+  /** Delays between attempts. @default BACKOFF_DEFAULTS */
+  readonly backoff?: BackoffOptions;
+  /**
+   * Backoff overrides per failure reason, merged over `backoff`.
+   *
+   * @example
+   * // A WASenderApi session answering 503 while it reconnects gets more room:
+   * { backoffByReason: { service_unavailable: { multiplier: 3 } } }
+   */
+  readonly backoffByReason?: Partial<Record<Reason, BackoffOptions>>;
+  /**
+   * Decides whether a failure is worth retrying. @default classify
+   *
+   * @example
+   * import { composeClassifiers } from 'retrykit';
+   * import { classifyWhatsAppError } from 'retrykit/whatsapp';
+   * { classify: composeClassifiers(classifyWhatsAppError) }
+   */
+  readonly classify?: (error: unknown) => Classification;
+  /**
+   * Called before each sleep. Must not throw (a throw is ignored).
+   *
+   * @example
+   * { onRetry: ({ attempt, delayMs, classification }) =>
+   *     log.warn({ attempt, delayMs, reason: classification.reason }, 'retrying') }
+   */
+  readonly onRetry?: (event: RetryEvent) => void;
+  /**
+   * Called once when the call fails for good. Must not throw (a throw is ignored).
+   *
+   * @example
+   * { onGiveUp: ({ error, reason }) => deadLetters.add({ error, reason }) }
+   */
+  readonly onGiveUp?: (info: GiveUpInfo) => void;
+  /** Typed events for metrics; see `createMetrics`. */
+  readonly onEvent?: EventListener;
+  /** A shared budget that refuses retries once they exceed their share of traffic. */
+  readonly budget?: RetryBudget;
+  /** Told about throttles and successes, e.g. `bucket.feedback(key)` of an adaptive limiter. */
+  readonly feedback?: ThrottleFeedback;
+  /** Time source and sleep. @default systemClock */
+  readonly clock?: Clock;
+  /** Random source for jitter. @default Math.random */
+  readonly random?: RandomSource;
+}
+
+/** Options a single call may override. */
+export type PerCallOptions = Pick<
+  RetryOptions,
+  'signal' | 'maxAttempts' | 'maxElapsedMs' | 'attemptTimeoutMs' | 'onRetry' | 'onGiveUp' | 'feedback'
+>;
+
+/** The defaults of {@link RetryOptions}. */
+export const RETRY_DEFAULTS = Object.freeze({
+  maxAttempts: 5,
+  maxElapsedMs: 86_400_000,
+});
+
+/** A retry executor made by {@link createRetry}. */
+export type RetryFunction = <T>(fn: (ctx: AttemptContext) => T | PromiseLike<T>, perCall?: PerCallOptions) => Promise<T>;
+
+interface Resolved {
+  readonly maxAttempts: number;
+  readonly maxElapsedMs: number;
+  readonly attemptTimeoutMs: number | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly backoff: ResolvedBackoffOptions;
+  readonly backoffByReason: Partial<Record<Reason, ResolvedBackoffOptions>>;
+  readonly classify: (error: unknown) => Classification;
+  readonly onRetry: ((event: RetryEvent) => void) | undefined;
+  readonly onGiveUp: ((info: GiveUpInfo) => void) | undefined;
+  readonly onEvent: EventListener | undefined;
+  readonly budget: RetryBudget | undefined;
+  readonly feedback: ThrottleFeedback | undefined;
+  readonly clock: Clock;
+  readonly random: RandomSource;
+}
+
+const NEVER_ABORTED: AbortSignal = new AbortController().signal;
+
+function noop(): void {}
+
+function resolveOptions(options: RetryOptions): Resolved {
+  const maxAttempts = assertInteger('maxAttempts', options.maxAttempts ?? RETRY_DEFAULTS.maxAttempts, 1);
+  const maxElapsedMs = assertNumber('maxElapsedMs', options.maxElapsedMs ?? RETRY_DEFAULTS.maxElapsedMs, 0);
+  const attemptTimeoutMs =
+    options.attemptTimeoutMs === undefined ? undefined : assertNumber('attemptTimeoutMs', options.attemptTimeoutMs, 0);
+  const backoff = resolveBackoff(options.backoff);
+  const backoffByReason: Partial<Record<Reason, ResolvedBackoffOptions>> = {};
+  for (const [reason, override] of Object.entries(options.backoffByReason ?? {})) {
+    if (override !== undefined) {
+      backoffByReason[reason as Reason] = resolveBackoff({ ...backoff, ...override }, `backoffByReason.${reason}`);
+    }
+  }
+  for (const name of ['classify', 'onRetry', 'onGiveUp', 'onEvent', 'random'] as const) {
+    if (options[name] !== undefined) assertFunction(name, options[name]);
+  }
+  return {
+    maxAttempts,
+    maxElapsedMs,
+    attemptTimeoutMs,
+    signal: options.signal,
+    backoff,
+    backoffByReason,
+    classify: options.classify ?? defaultClassify,
+    onRetry: options.onRetry,
+    onGiveUp: options.onGiveUp,
+    onEvent: options.onEvent,
+    budget: options.budget,
+    feedback: options.feedback,
+    clock: options.clock ?? systemClock,
+    random: options.random ?? Math.random,
+  };
+}
+
+function withPerCall(base: Resolved, perCall: PerCallOptions): Resolved {
+  const merged: Resolved = { ...base };
+  const m = merged as { -readonly [K in keyof Resolved]: Resolved[K] };
+  if (perCall.signal !== undefined) m.signal = perCall.signal;
+  if (perCall.maxAttempts !== undefined) m.maxAttempts = assertInteger('maxAttempts', perCall.maxAttempts, 1);
+  if (perCall.maxElapsedMs !== undefined) m.maxElapsedMs = assertNumber('maxElapsedMs', perCall.maxElapsedMs, 0);
+  if (perCall.attemptTimeoutMs !== undefined) {
+    m.attemptTimeoutMs = assertNumber('attemptTimeoutMs', perCall.attemptTimeoutMs, 0);
+  }
+  if (perCall.onRetry !== undefined) m.onRetry = perCall.onRetry;
+  if (perCall.onGiveUp !== undefined) m.onGiveUp = perCall.onGiveUp;
+  if (perCall.feedback !== undefined) m.feedback = perCall.feedback;
+  return merged;
+}
+
+/** Runs one attempt, racing it against the caller's signal and the attempt timeout. */
+function runAttempt<T>(
+  fn: (ctx: AttemptContext) => T | PromiseLike<T>,
+  o: Resolved,
+  attempt: number,
+  elapsedMs: number,
+  previousError: unknown,
+): Promise<T> {
+  const { signal, attemptTimeoutMs } = o;
+  if (signal === undefined && attemptTimeoutMs === undefined) {
+    try {
+      return Promise.resolve(fn({ attempt, signal: NEVER_ABORTED, elapsedMs, previousError }));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const controller = attemptTimeoutMs === undefined ? undefined : new AbortController();
+    const timer = attemptTimeoutMs === undefined ? undefined : new AbortController();
+    let settled = false;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      timer?.abort();
+      signal?.removeEventListener('abort', onAbort);
+      return true;
+    };
+    const onAbort = (): void => {
+      if (!settle()) return;
+      controller?.abort(signal?.reason);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (attemptTimeoutMs !== undefined) {
+      o.clock.sleep(attemptTimeoutMs, timer?.signal).then(() => {
+        if (!settle()) return;
+        const error = new DOMException(`Attempt ${attempt} timed out after ${attemptTimeoutMs} ms`, 'TimeoutError');
+        controller?.abort(error);
+        reject(error);
+      }, noop);
+    }
+    let result: PromiseLike<T> | T;
+    try {
+      result = fn({ attempt, signal: controller?.signal ?? signal ?? NEVER_ABORTED, elapsedMs, previousError });
+    } catch (error) {
+      if (settle()) reject(error);
+      return;
+    }
+    Promise.resolve(result).then(
+      (value) => {
+        if (settle()) resolve(value);
+      },
+      (error: unknown) => {
+        if (settle()) reject(error);
+      },
+    );
+  });
+}
+
+function giveUp(o: Resolved, start: number, info: Omit<GiveUpInfo, 'elapsedMs'>): unknown {
+  const now = o.clock.now();
+  const full: GiveUpInfo = { ...info, elapsedMs: now - start };
+  if (o.onGiveUp !== undefined) {
+    try {
+      o.onGiveUp(full);
+    } catch {
+      // A hook never changes the outcome.
+    }
+  }
+  emit(o.onEvent, { type: 'give_up', time: now, ...full });
+  return info.error;
+}
+
+/** The delay before the next attempt, honouring Retry-After and per-reason overrides. */
+function nextDelay(o: Resolved, c: Classification, attempt: number, previousDelayMs: number | undefined): number {
+  let b = o.backoffByReason[c.reason] ?? o.backoff;
+  if (c.backoff !== undefined) b = resolveBackoff({ ...b, ...c.backoff });
+  const delay = delayFor(b, attempt, previousDelayMs, o.random);
+  if (c.retryAfterMs === undefined || !(c.retryAfterMs > 0)) return delay;
+  // Honour the server's wait, plus up to 10 % (at most 1 s) so that clients don't resync.
+  const spread = Math.min(c.retryAfterMs * 0.1, 1000) * o.random();
+  return Math.min(Math.max(delay, c.retryAfterMs + spread), b.maxDelayMs);
+}
+
+async function continueAfterFailure<T>(
+  fn: (ctx: AttemptContext) => T | PromiseLike<T>,
+  o: Resolved,
+  start: number,
+  firstError: unknown,
+): Promise<T> {
+  const { clock, signal } = o;
+  const failures: AttemptFailure[] = [];
+  let error = firstError;
+  let attemptStart = start;
+  let previousDelayMs: number | undefined;
+  for (let attempt = 0; ; attempt++) {
+    const now = clock.now();
+    if (signal?.aborted) {
+      throw giveUp(o, start, { attempts: attempt + 1, error: signal.reason, reason: 'aborted', cause: 'aborted' });
+    }
+    const c = o.classify(error);
+    failures.push({ attempt, error, reason: c.reason, time: now });
+    emit(o.onEvent, {
+      type: 'attempt_failure',
+      time: now,
+      attempt,
+      durationMs: now - attemptStart,
+      error,
+      classification: c,
+    });
+    if (c.reason === 'rate_limited') o.feedback?.throttled(c);
+    const attempts = attempt + 1;
+    if (!c.retryable) {
+      const out =
+        error instanceof PermanentError ? error : new PermanentError(error, { classification: c, attempts });
+      throw giveUp(o, start, { attempts, error: out, reason: c.reason, cause: 'permanent' });
+    }
+    const limit = c.maxAttempts !== undefined && c.maxAttempts < o.maxAttempts ? c.maxAttempts : o.maxAttempts;
+    let stop: GiveUpCause | undefined;
+    let delayMs = 0;
+    if (attempts >= limit) {
+      stop = 'max_attempts';
+    } else {
+      delayMs = nextDelay(o, c, attempt, previousDelayMs);
+      if (now - start + delayMs > o.maxElapsedMs) stop = 'max_elapsed';
+      else if (o.budget !== undefined && !o.budget.tryWithdraw()) stop = 'budget_exhausted';
+    }
+    if (stop !== undefined) {
+      const out = new RetryError(stop, failures, error);
+      throw giveUp(o, start, { attempts, error: out, reason: out.reason, cause: stop });
+    }
+    previousDelayMs = delayMs;
+    const elapsedMs = now - start;
+    if (o.onRetry !== undefined) {
+      try {
+        o.onRetry({ attempt, error, classification: c, delayMs, elapsedMs });
+      } catch {
+        // A hook never changes the outcome.
+      }
+    }
+    emit(o.onEvent, { type: 'retry_scheduled', time: now, attempt: attempts, delayMs, reason: c.reason });
+    try {
+      await clock.sleep(delayMs, signal);
+    } catch (abortReason) {
+      throw giveUp(o, start, { attempts, error: abortReason, reason: 'aborted', cause: 'aborted' });
+    }
+    attemptStart = clock.now();
+    emit(o.onEvent, { type: 'attempt_start', time: attemptStart, attempt: attempts, elapsedMs: attemptStart - start });
+    try {
+      const value = await runAttempt(fn, o, attempts, attemptStart - start, error);
+      succeeded(o, attempts, attemptStart, start);
+      return value;
+    } catch (next) {
+      error = next;
+    }
+  }
+}
+
+function succeeded(o: Resolved, attempt: number, attemptStart: number, start: number): void {
+  o.feedback?.succeeded();
+  if (o.onEvent === undefined) return;
+  const now = o.clock.now();
+  emit(o.onEvent, {
+    type: 'attempt_success',
+    time: now,
+    attempt,
+    durationMs: now - attemptStart,
+    elapsedMs: now - start,
+  });
+}
+
+function execute<T>(fn: (ctx: AttemptContext) => T | PromiseLike<T>, o: Resolved): Promise<T> {
+  if (o.signal?.aborted) {
+    const reason: unknown = o.signal.reason;
+    return Promise.reject(giveUp(o, o.clock.now(), { attempts: 0, error: reason, reason: 'aborted', cause: 'aborted' }));
+  }
+  const start = o.clock.now();
+  o.budget?.deposit();
+  if (o.onEvent !== undefined) emit(o.onEvent, { type: 'attempt_start', time: start, attempt: 0, elapsedMs: 0 });
+  const first = runAttempt(fn, o, 0, 0, undefined);
+  const onError = (error: unknown): Promise<T> => continueAfterFailure(fn, o, start, error);
+  if (o.onEvent === undefined && o.feedback === undefined) return first.then(undefined, onError);
+  return first.then((value) => {
+    succeeded(o, 0, start, start);
+    return value;
+  }, onError);
+}
+
+/**
+ * Validates `options` once and returns a reusable executor: the cheap way to retry on a hot
+ * path. Per-call options (`signal`, limits, hooks) override the shared ones.
+ *
+ * @example
+ * const sendWithRetry = createRetry({ maxAttempts: 6, backoff: { initialDelayMs: 500 } });
+ * const res = await sendWithRetry(({ signal }) => fetch(url, { signal }));
+ */
+export function createRetry(options: RetryOptions = {}): RetryFunction {
+  const base = resolveOptions(options);
+  return (fn, perCall) => execute(fn, perCall === undefined ? base : withPerCall(base, perCall));
+}
+
+/**
+ * Calls `fn` until it succeeds, a failure is classified permanent, or a limit is reached.
+ * Rejects with {@link RetryError} when retries run out, with {@link PermanentError} (wrapping
+ * the original) for a permanent failure, and with the signal's reason on abort.
+ *
+ * @example
+ * const res = await retry(({ signal }) => fetch(url, { signal }), { maxAttempts: 4 });
+ */
+export function retry<T>(fn: (ctx: AttemptContext) => T | PromiseLike<T>, options: RetryOptions = {}): Promise<T> {
+  return execute(fn, resolveOptions(options));
+}

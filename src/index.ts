@@ -1,0 +1,50 @@
+export type {
+  BackoffOptions,
+  DelayContext,
+  JitterContext,
+  JitterFunction,
+  JitterKind,
+  ResolvedBackoffOptions,
+} from './core/backoff.js';
+export { BACKOFF_DEFAULTS, backoffSchedule, computeDelay, resolveBackoff } from './core/backoff.js';
+export type { RetryBudget, RetryBudgetOptions } from './core/budget.js';
+export { createRetryBudget, RETRY_BUDGET_DEFAULTS } from './core/budget.js';
+export { classify, classifyStatus, composeClassifiers, parseRetryAfter } from './core/classify.js';
+export type { Classification, Classifier, Reason } from './core/classify-types.js';
+export type { Clock, RandomSource } from './core/clock.js';
+export { MAX_TIMER_MS, systemClock } from './core/clock.js';
+export type { EnvRetryOptions } from './core/env.js';
+export { backoffFromEnv } from './core/env.js';
+export type { AttemptFailure, GiveUpCause, RetrykitErrorCode } from './core/errors.js';
+export {
+  isRetrykitError,
+  PermanentError,
+  permanent,
+  RetryError,
+  RetrykitError,
+  StoreUnavailableError,
+} from './core/errors.js';
+export type {
+  AttemptFailureEvent,
+  AttemptStartEvent,
+  AttemptSuccessEvent,
+  DeadLetterEvent,
+  EventListener,
+  GiveUpEvent,
+  IdempotencyHitEvent,
+  MessageStatusEvent,
+  QueueDepthEvent,
+  RateLimitWaitEvent,
+  RetryScheduledEvent,
+  RetrykitEvent,
+} from './core/events.js';
+export type {
+  AttemptContext,
+  GiveUpInfo,
+  PerCallOptions,
+  RetryEvent,
+  RetryFunction,
+  RetryOptions,
+  ThrottleFeedback,
+} from './core/retry.js';
+export { createRetry, RETRY_DEFAULTS, retry } from './core/retry.js';

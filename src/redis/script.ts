@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import { StoreUnavailableError } from '../core/errors.js';
+import type { RedisClientLike } from './client.js';
+
+/** A Lua script with its SHA1, ready for EVALSHA. */
+export interface LuaScript {
+  readonly name: string;
+  readonly source: string;
+  readonly sha: string;
+}
+
+/** Wraps a script's source (a bundled `.lua` file) with its SHA1. */
+export function defineScript(name: string, source: string): LuaScript {
+  return Object.freeze({ name, source, sha: createHash('sha1').update(source).digest('hex') });
+}
+
+/** Options of {@link runScript}. */
+export interface RunScriptOptions {
+  /** Name of the operation, for {@link StoreUnavailableError}. */
+  readonly operation: string;
+  /**
+   * Fail with {@link StoreUnavailableError} if Redis has not answered within this many
+   * milliseconds, so that a hung server doesn't hang callers. 0 disables the limit.
+   */
+  readonly timeoutMs: number;
+}
+
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT');
+}
+
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number, operation: string): Promise<T> {
+  if (!(timeoutMs > 0)) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new StoreUnavailableError(operation, new Error(`Redis did not answer within ${timeoutMs} ms`)));
+    }, timeoutMs);
+    (timer as { unref?: () => void }).unref?.();
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
+ * Runs `script` with EVALSHA, falling back to EVAL when the server doesn't have it cached
+ * (NOSCRIPT: first use, or after a restart or `SCRIPT FLUSH`). Any other failure, and a
+ * timeout, rejects with {@link StoreUnavailableError}. Scripts report expected outcomes as
+ * return values, never as errors.
+ */
+export async function runScript(
+  client: RedisClientLike,
+  script: LuaScript,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+  options: RunScriptOptions,
+): Promise<unknown> {
+  const call = async (): Promise<unknown> => {
+    try {
+      return await client.evalsha(script.sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!isNoScript(error)) throw error;
+      return client.eval(script.source, keys.length, ...keys, ...args);
+    }
+  };
+  try {
+    return await withTimeout(call(), options.timeoutMs, options.operation);
+  } catch (error) {
+    if (error instanceof StoreUnavailableError) throw error;
+    throw new StoreUnavailableError(options.operation, error);
+  }
+}
+
+/**
+ * The cluster-safe base key of one item: every key of the item shares the hash tag
+ * `{prefix:id}`, so a script touching them runs on one slot of a Redis Cluster.
+ */
+export function hashTag(prefix: string, id: string): string {
+  return `{${prefix}:${id}}`;
+}

@@ -1,0 +1,40 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { afterAll, describe, inject } from 'vitest';
+import { type RedisServer, startRedisServer } from './redis-server.js';
+
+/** URL of the shared test Redis, or `''` when there is none (suites then skip, loudly). */
+export const redisUrl: string = inject('redisUrl');
+
+/** `describe` that runs only when a Redis is available. */
+export const describeRedis = redisUrl ? describe : describe.skip;
+
+/** `describe` that runs only when tests may spawn their own `redis-server` (fault tests). */
+export const describeOwnRedis = inject('canSpawnRedis') ? describe : describe.skip;
+
+const clients: Redis[] = [];
+
+/** A new ioredis client on `url` (default: the shared test Redis), closed after the file. */
+export function connectRedis(url: string = redisUrl, options: RedisOptions = {}): Redis {
+  const client = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1, ...options });
+  clients.push(client);
+  return client;
+}
+
+/** A unique key prefix per test, so tests sharing one server never collide. */
+export function uniquePrefix(name: string): string {
+  return `test:${name}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`;
+}
+
+const servers: RedisServer[] = [];
+
+/** Starts a private `redis-server` for a fault test; stopped after the file. */
+export async function ownRedisServer(): Promise<RedisServer> {
+  const server = await startRedisServer();
+  servers.push(server);
+  return server;
+}
+
+afterAll(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.quit().catch(() => c.disconnect())));
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+});
