@@ -35,8 +35,8 @@ export type {
   MessageStatusEvent,
   QueueDepthEvent,
   RateLimitWaitEvent,
-  RetryScheduledEvent,
   RetrykitEvent,
+  RetryScheduledEvent,
 } from './core/events.js';
 export type {
   AttemptContext,

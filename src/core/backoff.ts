@@ -90,7 +90,13 @@ export const BACKOFF_DEFAULTS: Readonly<ResolvedBackoffOptions> = Object.freeze(
   jitterRatio: 0.25,
 });
 
-const JITTER_KINDS: readonly JitterKind[] = ['none', 'full', 'equal', 'decorrelated', 'proportional'];
+const JITTER_KINDS: readonly JitterKind[] = [
+  'none',
+  'full',
+  'equal',
+  'decorrelated',
+  'proportional',
+];
 
 const resolvedCache = new WeakMap<BackoffOptions, ResolvedBackoffOptions>();
 
@@ -98,7 +104,10 @@ const resolvedCache = new WeakMap<BackoffOptions, ResolvedBackoffOptions>();
  * Validates `options` and fills in defaults. Throws a `TypeError` or `RangeError` naming the
  * option and the value. Results are cached per options object.
  */
-export function resolveBackoff(options: BackoffOptions = {}, prefix = 'backoff'): ResolvedBackoffOptions {
+export function resolveBackoff(
+  options: BackoffOptions = {},
+  prefix = 'backoff',
+): ResolvedBackoffOptions {
   const cached = resolvedCache.get(options);
   if (cached !== undefined) return cached;
   const initialDelayMs = options.initialDelayMs ?? BACKOFF_DEFAULTS.initialDelayMs;
@@ -120,7 +129,7 @@ export function resolveBackoff(options: BackoffOptions = {}, prefix = 'backoff')
 function exponential(o: ResolvedBackoffOptions, cap: number, attempt: number): number {
   if (o.initialDelayMs === 0) return 0;
   const v = o.initialDelayMs * o.multiplier ** attempt;
-  return v < cap ? v : cap;
+  return Math.min(v, cap);
 }
 
 /**
@@ -130,11 +139,20 @@ function exponential(o: ResolvedBackoffOptions, cap: number, attempt: number): n
  *
  * Always finite, ≥ 0, ≤ `maxDelayMs` and ≤ 2^31 − 1. Throws for invalid options or attempt.
  */
-export function computeDelay(attempt: number, options?: BackoffOptions, ctx?: DelayContext): number {
+export function computeDelay(
+  attempt: number,
+  options?: BackoffOptions,
+  ctx?: DelayContext,
+): number {
   if (!Number.isInteger(attempt) || attempt < 0) {
     throw new RangeError(`attempt must be a non-negative integer, got ${showValue(attempt)}`);
   }
-  return delayFor(resolveBackoff(options), attempt, ctx?.previousDelayMs, ctx?.random ?? Math.random);
+  return delayFor(
+    resolveBackoff(options),
+    attempt,
+    ctx?.previousDelayMs,
+    ctx?.random ?? Math.random,
+  );
 }
 
 /** {@link computeDelay} on already-resolved options: the hot path of `retry`. */
@@ -144,7 +162,7 @@ export function delayFor(
   previousDelayMs: number | undefined,
   random: RandomSource,
 ): number {
-  const cap = o.maxDelayMs < MAX_TIMER_MS ? o.maxDelayMs : MAX_TIMER_MS;
+  const cap = Math.min(o.maxDelayMs, MAX_TIMER_MS);
   const v = exponential(o, cap, attempt);
   let d: number;
   switch (o.jitter) {
@@ -160,9 +178,9 @@ export function delayFor(
       d = v + o.jitterRatio * v * random();
       break;
     case 'decorrelated': {
-      const low = o.initialDelayMs < cap ? o.initialDelayMs : cap;
+      const low = Math.min(o.initialDelayMs, cap);
       const prev = previousDelayMs !== undefined && previousDelayMs > low ? previousDelayMs : low;
-      const high = prev * 3 < cap ? prev * 3 : cap;
+      const high = Math.min(prev * 3, cap);
       d = low + (high - low) * random();
       break;
     }
@@ -174,14 +192,18 @@ export function delayFor(
 
 function clamp(d: number, cap: number): number {
   if (!(d > 0)) return 0; // also catches NaN from a custom jitter
-  return d < cap ? d : cap;
+  return Math.min(d, cap);
 }
 
 /**
  * The first `count` delays for `options`, in milliseconds: handy for docs, plots and
  * checking a configuration.
  */
-export function backoffSchedule(options: BackoffOptions, count: number, random: RandomSource = Math.random): number[] {
+export function backoffSchedule(
+  options: BackoffOptions,
+  count: number,
+  random: RandomSource = Math.random,
+): number[] {
   const o = resolveBackoff(options);
   if (!Number.isInteger(count) || count < 0) {
     throw new RangeError(`count must be a non-negative integer, got ${showValue(count)}`);

@@ -145,9 +145,11 @@ export function classify(error: unknown): Classification {
   const code = errorCode(error);
   if (code !== undefined) {
     if (TIMEOUT_CODES.has(code)) return { retryable: true, reason: 'timeout' };
-    if (NETWORK_CODES.has(code) || code.startsWith('UND_ERR_')) return { retryable: true, reason: 'network' };
+    if (NETWORK_CODES.has(code) || code.startsWith('UND_ERR_'))
+      return { retryable: true, reason: 'network' };
   }
-  if (name === 'TypeError' && error.message === 'fetch failed') return { retryable: true, reason: 'network' };
+  if (name === 'TypeError' && error.message === 'fetch failed')
+    return { retryable: true, reason: 'network' };
   if (typeof error.message === 'string' && /socket hang up/i.test(error.message)) {
     return { retryable: true, reason: 'network' };
   }
@@ -161,9 +163,12 @@ export function classify(error: unknown): Classification {
  * @example
  * const classifier = composeClassifiers(classifyWhatsAppError);
  */
-export function composeClassifiers(...classifiers: Classifier[]): (error: unknown) => Classification {
+export function composeClassifiers(
+  ...classifiers: Classifier[]
+): (error: unknown) => Classification {
   return (error) => {
-    if (error instanceof PermanentError && error.classification !== undefined) return error.classification;
+    if (error instanceof PermanentError && error.classification !== undefined)
+      return error.classification;
     for (const classifier of classifiers) {
       const verdict = classifier(error);
       if (verdict !== undefined) return verdict;

@@ -33,7 +33,9 @@ export function backoffFromEnv(
     if (raw === undefined || raw.trim() === '') return undefined;
     const value = Number(raw.trim());
     if (!Number.isFinite(value) || (kind === 'integer' && !Number.isInteger(value))) {
-      throw new TypeError(`${prefix}${name} must be ${kind === 'integer' ? 'an integer' : 'a number'}, got "${raw}"`);
+      throw new TypeError(
+        `${prefix}${name} must be ${kind === 'integer' ? 'an integer' : 'a number'}, got "${raw}"`,
+      );
     }
     return value;
   };
@@ -49,7 +51,9 @@ export function backoffFromEnv(
   if (jitterRatio !== undefined) backoff.jitterRatio = jitterRatio;
   if (jitterRaw !== undefined && jitterRaw !== '') {
     if (!(JITTERS as readonly string[]).includes(jitterRaw)) {
-      throw new TypeError(`${prefix}JITTER must be one of ${JITTERS.join(', ')}, got "${jitterRaw}"`);
+      throw new TypeError(
+        `${prefix}JITTER must be one of ${JITTERS.join(', ')}, got "${jitterRaw}"`,
+      );
     }
     backoff.jitter = jitterRaw as JitterKind;
   }
@@ -66,11 +70,17 @@ export function backoffFromEnv(
   const maxAttempts = read('MAX_ATTEMPTS', 'integer');
   const maxElapsedMs = read('MAX_ELAPSED_MS', 'number');
   if (maxAttempts !== undefined) {
-    if (maxAttempts < 1) throw new RangeError(`${prefix}MAX_ATTEMPTS must be >= 1, got "${env[`${prefix}MAX_ATTEMPTS`]}"`);
+    if (maxAttempts < 1)
+      throw new RangeError(
+        `${prefix}MAX_ATTEMPTS must be >= 1, got "${env[`${prefix}MAX_ATTEMPTS`]}"`,
+      );
     result.maxAttempts = maxAttempts;
   }
   if (maxElapsedMs !== undefined) {
-    if (maxElapsedMs < 0) throw new RangeError(`${prefix}MAX_ELAPSED_MS must be >= 0, got "${env[`${prefix}MAX_ELAPSED_MS`]}"`);
+    if (maxElapsedMs < 0)
+      throw new RangeError(
+        `${prefix}MAX_ELAPSED_MS must be >= 0, got "${env[`${prefix}MAX_ELAPSED_MS`]}"`,
+      );
     result.maxElapsedMs = maxElapsedMs;
   }
   return result;

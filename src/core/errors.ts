@@ -67,7 +67,8 @@ export class RetryError extends RetrykitError {
 
   constructor(giveUp: GiveUpCause, errors: readonly AttemptFailure[], cause: unknown) {
     const last = errors[errors.length - 1];
-    const reason: Reason = giveUp === 'budget_exhausted' ? 'budget_exhausted' : (last?.reason ?? 'unknown');
+    const reason: Reason =
+      giveUp === 'budget_exhausted' ? 'budget_exhausted' : (last?.reason ?? 'unknown');
     super(
       'RETRY_EXHAUSTED',
       `Gave up after ${errors.length} attempt${errors.length === 1 ? '' : 's'} (${giveUp}): ${describe(cause)}`,

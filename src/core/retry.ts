@@ -130,7 +130,13 @@ export interface RetryOptions {
 /** Options a single call may override. */
 export type PerCallOptions = Pick<
   RetryOptions,
-  'signal' | 'maxAttempts' | 'maxElapsedMs' | 'attemptTimeoutMs' | 'onRetry' | 'onGiveUp' | 'feedback'
+  | 'signal'
+  | 'maxAttempts'
+  | 'maxElapsedMs'
+  | 'attemptTimeoutMs'
+  | 'onRetry'
+  | 'onGiveUp'
+  | 'feedback'
 >;
 
 /** The defaults of {@link RetryOptions}. */
@@ -140,7 +146,10 @@ export const RETRY_DEFAULTS = Object.freeze({
 });
 
 /** A retry executor made by {@link createRetry}. */
-export type RetryFunction = <T>(fn: (ctx: AttemptContext) => T | PromiseLike<T>, perCall?: PerCallOptions) => Promise<T>;
+export type RetryFunction = <T>(
+  fn: (ctx: AttemptContext) => T | PromiseLike<T>,
+  perCall?: PerCallOptions,
+) => Promise<T>;
 
 interface Resolved {
   readonly maxAttempts: number;
@@ -164,15 +173,28 @@ const NEVER_ABORTED: AbortSignal = new AbortController().signal;
 function noop(): void {}
 
 function resolveOptions(options: RetryOptions): Resolved {
-  const maxAttempts = assertInteger('maxAttempts', options.maxAttempts ?? RETRY_DEFAULTS.maxAttempts, 1);
-  const maxElapsedMs = assertNumber('maxElapsedMs', options.maxElapsedMs ?? RETRY_DEFAULTS.maxElapsedMs, 0);
+  const maxAttempts = assertInteger(
+    'maxAttempts',
+    options.maxAttempts ?? RETRY_DEFAULTS.maxAttempts,
+    1,
+  );
+  const maxElapsedMs = assertNumber(
+    'maxElapsedMs',
+    options.maxElapsedMs ?? RETRY_DEFAULTS.maxElapsedMs,
+    0,
+  );
   const attemptTimeoutMs =
-    options.attemptTimeoutMs === undefined ? undefined : assertNumber('attemptTimeoutMs', options.attemptTimeoutMs, 0);
+    options.attemptTimeoutMs === undefined
+      ? undefined
+      : assertNumber('attemptTimeoutMs', options.attemptTimeoutMs, 0);
   const backoff = resolveBackoff(options.backoff);
   const backoffByReason: Partial<Record<Reason, ResolvedBackoffOptions>> = {};
   for (const [reason, override] of Object.entries(options.backoffByReason ?? {})) {
     if (override !== undefined) {
-      backoffByReason[reason as Reason] = resolveBackoff({ ...backoff, ...override }, `backoffByReason.${reason}`);
+      backoffByReason[reason as Reason] = resolveBackoff(
+        { ...backoff, ...override },
+        `backoffByReason.${reason}`,
+      );
     }
   }
   for (const name of ['classify', 'onRetry', 'onGiveUp', 'onEvent', 'random'] as const) {
@@ -200,8 +222,10 @@ function withPerCall(base: Resolved, perCall: PerCallOptions): Resolved {
   const merged: Resolved = { ...base };
   const m = merged as { -readonly [K in keyof Resolved]: Resolved[K] };
   if (perCall.signal !== undefined) m.signal = perCall.signal;
-  if (perCall.maxAttempts !== undefined) m.maxAttempts = assertInteger('maxAttempts', perCall.maxAttempts, 1);
-  if (perCall.maxElapsedMs !== undefined) m.maxElapsedMs = assertNumber('maxElapsedMs', perCall.maxElapsedMs, 0);
+  if (perCall.maxAttempts !== undefined)
+    m.maxAttempts = assertInteger('maxAttempts', perCall.maxAttempts, 1);
+  if (perCall.maxElapsedMs !== undefined)
+    m.maxElapsedMs = assertNumber('maxElapsedMs', perCall.maxElapsedMs, 0);
   if (perCall.attemptTimeoutMs !== undefined) {
     m.attemptTimeoutMs = assertNumber('attemptTimeoutMs', perCall.attemptTimeoutMs, 0);
   }
@@ -248,14 +272,22 @@ function runAttempt<T>(
     if (attemptTimeoutMs !== undefined) {
       o.clock.sleep(attemptTimeoutMs, timer?.signal).then(() => {
         if (!settle()) return;
-        const error = new DOMException(`Attempt ${attempt} timed out after ${attemptTimeoutMs} ms`, 'TimeoutError');
+        const error = new DOMException(
+          `Attempt ${attempt} timed out after ${attemptTimeoutMs} ms`,
+          'TimeoutError',
+        );
         controller?.abort(error);
         reject(error);
       }, noop);
     }
     let result: PromiseLike<T> | T;
     try {
-      result = fn({ attempt, signal: controller?.signal ?? signal ?? NEVER_ABORTED, elapsedMs, previousError });
+      result = fn({
+        attempt,
+        signal: controller?.signal ?? signal ?? NEVER_ABORTED,
+        elapsedMs,
+        previousError,
+      });
     } catch (error) {
       if (settle()) reject(error);
       return;
@@ -286,7 +318,12 @@ function giveUp(o: Resolved, start: number, info: Omit<GiveUpInfo, 'elapsedMs'>)
 }
 
 /** The delay before the next attempt, honouring Retry-After and per-reason overrides. */
-function nextDelay(o: Resolved, c: Classification, attempt: number, previousDelayMs: number | undefined): number {
+function nextDelay(
+  o: Resolved,
+  c: Classification,
+  attempt: number,
+  previousDelayMs: number | undefined,
+): number {
   let b = o.backoffByReason[c.reason] ?? o.backoff;
   if (c.backoff !== undefined) b = resolveBackoff({ ...b, ...c.backoff });
   const delay = delayFor(b, attempt, previousDelayMs, o.random);
@@ -310,7 +347,12 @@ async function continueAfterFailure<T>(
   for (let attempt = 0; ; attempt++) {
     const now = clock.now();
     if (signal?.aborted) {
-      throw giveUp(o, start, { attempts: attempt + 1, error: signal.reason, reason: 'aborted', cause: 'aborted' });
+      throw giveUp(o, start, {
+        attempts: attempt + 1,
+        error: signal.reason,
+        reason: 'aborted',
+        cause: 'aborted',
+      });
     }
     const c = o.classify(error);
     failures.push({ attempt, error, reason: c.reason, time: now });
@@ -326,10 +368,13 @@ async function continueAfterFailure<T>(
     const attempts = attempt + 1;
     if (!c.retryable) {
       const out =
-        error instanceof PermanentError ? error : new PermanentError(error, { classification: c, attempts });
+        error instanceof PermanentError
+          ? error
+          : new PermanentError(error, { classification: c, attempts });
       throw giveUp(o, start, { attempts, error: out, reason: c.reason, cause: 'permanent' });
     }
-    const limit = c.maxAttempts !== undefined && c.maxAttempts < o.maxAttempts ? c.maxAttempts : o.maxAttempts;
+    const limit =
+      c.maxAttempts !== undefined && c.maxAttempts < o.maxAttempts ? c.maxAttempts : o.maxAttempts;
     let stop: GiveUpCause | undefined;
     let delayMs = 0;
     if (attempts >= limit) {
@@ -352,14 +397,25 @@ async function continueAfterFailure<T>(
         // A hook never changes the outcome.
       }
     }
-    emit(o.onEvent, { type: 'retry_scheduled', time: now, attempt: attempts, delayMs, reason: c.reason });
+    emit(o.onEvent, {
+      type: 'retry_scheduled',
+      time: now,
+      attempt: attempts,
+      delayMs,
+      reason: c.reason,
+    });
     try {
       await clock.sleep(delayMs, signal);
     } catch (abortReason) {
       throw giveUp(o, start, { attempts, error: abortReason, reason: 'aborted', cause: 'aborted' });
     }
     attemptStart = clock.now();
-    emit(o.onEvent, { type: 'attempt_start', time: attemptStart, attempt: attempts, elapsedMs: attemptStart - start });
+    emit(o.onEvent, {
+      type: 'attempt_start',
+      time: attemptStart,
+      attempt: attempts,
+      elapsedMs: attemptStart - start,
+    });
     try {
       const value = await runAttempt(fn, o, attempts, attemptStart - start, error);
       succeeded(o, attempts, attemptStart, start);
@@ -386,11 +442,14 @@ function succeeded(o: Resolved, attempt: number, attemptStart: number, start: nu
 function execute<T>(fn: (ctx: AttemptContext) => T | PromiseLike<T>, o: Resolved): Promise<T> {
   if (o.signal?.aborted) {
     const reason: unknown = o.signal.reason;
-    return Promise.reject(giveUp(o, o.clock.now(), { attempts: 0, error: reason, reason: 'aborted', cause: 'aborted' }));
+    return Promise.reject(
+      giveUp(o, o.clock.now(), { attempts: 0, error: reason, reason: 'aborted', cause: 'aborted' }),
+    );
   }
   const start = o.clock.now();
   o.budget?.deposit();
-  if (o.onEvent !== undefined) emit(o.onEvent, { type: 'attempt_start', time: start, attempt: 0, elapsedMs: 0 });
+  if (o.onEvent !== undefined)
+    emit(o.onEvent, { type: 'attempt_start', time: start, attempt: 0, elapsedMs: 0 });
   const first = runAttempt(fn, o, 0, 0, undefined);
   const onError = (error: unknown): Promise<T> => continueAfterFailure(fn, o, start, error);
   if (o.onEvent === undefined && o.feedback === undefined) return first.then(undefined, onError);
@@ -421,6 +480,9 @@ export function createRetry(options: RetryOptions = {}): RetryFunction {
  * @example
  * const res = await retry(({ signal }) => fetch(url, { signal }), { maxAttempts: 4 });
  */
-export function retry<T>(fn: (ctx: AttemptContext) => T | PromiseLike<T>, options: RetryOptions = {}): Promise<T> {
+export function retry<T>(
+  fn: (ctx: AttemptContext) => T | PromiseLike<T>,
+  options: RetryOptions = {},
+): Promise<T> {
   return execute(fn, resolveOptions(options));
 }

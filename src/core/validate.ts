@@ -27,7 +27,12 @@ export function assertNumber(name: string, value: unknown, min = 0, max = Infini
 }
 
 /** Throws unless `value` is an integer ≥ `min` (and ≤ `max` when given). */
-export function assertInteger(name: string, value: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+export function assertInteger(
+  name: string,
+  value: unknown,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   assertNumber(name, value, min, max);
   if (!Number.isInteger(value)) {
     throw new RangeError(`${name} must be an integer, got ${show(value)}`);
@@ -37,20 +42,28 @@ export function assertInteger(name: string, value: unknown, min = 0, max = Numbe
 
 /** Throws unless `value` is a non-empty string. */
 export function assertKey(name: string, value: unknown): string {
-  if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${show(value)}`);
+  if (typeof value !== 'string')
+    throw new TypeError(`${name} must be a string, got ${show(value)}`);
   if (value.length === 0) throw new RangeError(`${name} must not be empty`);
   return value;
 }
 
 /** Throws unless `value` is a function (or `undefined` when `optional`). */
 export function assertFunction(name: string, value: unknown): void {
-  if (typeof value !== 'function') throw new TypeError(`${name} must be a function, got ${show(value)}`);
+  if (typeof value !== 'function')
+    throw new TypeError(`${name} must be a function, got ${show(value)}`);
 }
 
 /** Throws unless `value` is one of `allowed`. */
-export function assertOneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
+export function assertOneOf<T extends string>(
+  name: string,
+  value: unknown,
+  allowed: readonly T[],
+): T {
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-    throw new TypeError(`${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${show(value)}`);
+    throw new TypeError(
+      `${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${show(value)}`,
+    );
   }
   return value as T;
 }

@@ -33,7 +33,12 @@ function withTimeout<T>(promise: Promise<T>, timeoutMs: number, operation: strin
   if (!(timeoutMs > 0)) return promise;
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
-      reject(new StoreUnavailableError(operation, new Error(`Redis did not answer within ${timeoutMs} ms`)));
+      reject(
+        new StoreUnavailableError(
+          operation,
+          new Error(`Redis did not answer within ${timeoutMs} ms`),
+        ),
+      );
     }, timeoutMs);
     (timer as { unref?: () => void }).unref?.();
     promise.then(

@@ -28,7 +28,9 @@ export async function setup(project: TestProject): Promise<void> {
   if (process.env.CI === 'true') {
     throw new Error('CI=true but no Redis: set REDIS_URL or put redis-server on the PATH');
   }
-  console.warn('\n!!! No Redis (no REDIS_URL, no redis-server on PATH): Redis test suites are SKIPPED !!!\n');
+  console.warn(
+    '\n!!! No Redis (no REDIS_URL, no redis-server on PATH): Redis test suites are SKIPPED !!!\n',
+  );
   project.provide('redisUrl', '');
 }
 
