@@ -13,6 +13,15 @@ export { classify, classifyStatus, composeClassifiers, parseRetryAfter } from '.
 export type { Classification, Classifier, Reason } from './core/classify-types.js';
 export type { Clock, RandomSource } from './core/clock.js';
 export { MAX_TIMER_MS, systemClock } from './core/clock.js';
+export type {
+  DeadLetterAttempt,
+  DeadLetterEntry,
+  DeadLetterQueue,
+  ListOptions,
+  NewDeadLetter,
+  RedriveReport,
+  RedriveSelector,
+} from './core/dead-letter-types.js';
 export type { EnvRetryOptions } from './core/env.js';
 export { backoffFromEnv } from './core/env.js';
 export type { AttemptFailure, GiveUpCause, RetrykitErrorCode } from './core/errors.js';
@@ -38,6 +47,8 @@ export type {
   RetrykitEvent,
   RetryScheduledEvent,
 } from './core/events.js';
+export type { ClaimOptions, ClaimResult, IdempotencyStore } from './core/idempotency-types.js';
+export type { AcquireOptions, AcquireResult, RateLimiter } from './core/rate-limit-types.js';
 export type {
   AttemptContext,
   GiveUpInfo,

@@ -1,1 +1,2 @@
-export {};
+export type { NodeRedisLike, RedisClientLike } from './client.js';
+export { fromNodeRedis } from './client.js';

@@ -1,0 +1,82 @@
+import type { Reason } from './classify-types.js';
+
+/** One failed attempt as a dead letter remembers it. */
+export interface DeadLetterAttempt {
+  readonly message: string;
+  /** A platform or error code, when there was one (`130429`, `ECONNRESET`). */
+  readonly code?: string | number;
+  readonly reason: Reason;
+  /** ISO 8601 time of the failure. */
+  readonly at: string;
+}
+
+/** Something that failed for good, kept for a person to inspect and redrive. */
+export interface DeadLetterEntry<P = unknown> {
+  /** Unique id; adding an entry with an id already present keeps the first. */
+  readonly id: string;
+  /** The whole payload (webhook body, send request), enough to redo the work. */
+  readonly payload: P;
+  /** The final classification's reason. */
+  readonly reason: Reason;
+  /** `permanent`: not worth retrying; `exhausted`: retries ran out. */
+  readonly disposition: 'permanent' | 'exhausted';
+  /** Every attempt's failure, oldest first. */
+  readonly attempts: readonly DeadLetterAttempt[];
+  /** ISO 8601 times of the first and last attempt, and of the dead-lettering. */
+  readonly firstAttemptAt: string;
+  readonly lastAttemptAt: string;
+  readonly deadAt: string;
+  /** Where it came from (a queue name, `whatsapp.send`). */
+  readonly source?: string;
+}
+
+/** A new dead letter: `id` and `deadAt` are filled in when absent. */
+export type NewDeadLetter<P = unknown> = Omit<DeadLetterEntry<P>, 'id' | 'deadAt'> & {
+  readonly id?: string;
+  readonly deadAt?: string;
+};
+
+/** Options of {@link DeadLetterQueue.list}. */
+export interface ListOptions {
+  /** At most this many entries. @default 100 */
+  readonly limit?: number;
+  /** Where the previous page ended (its `cursor`). */
+  readonly cursor?: string;
+  /** Only entries with this reason. */
+  readonly reason?: Reason;
+}
+
+/** Which entries {@link DeadLetterQueue.redrive} re-runs. */
+export type RedriveSelector =
+  | { readonly ids: readonly string[] }
+  | { readonly reason?: Reason; readonly limit?: number }
+  | ((entry: DeadLetterEntry) => boolean);
+
+/** What {@link DeadLetterQueue.redrive} did. */
+export interface RedriveReport {
+  /** Ids whose handler succeeded: removed from the queue. */
+  readonly redriven: readonly string[];
+  /** Ids whose handler threw: kept, with the new failure appended. */
+  readonly failed: readonly string[];
+  /** Ids another consumer was redriving at the same time: left to it. */
+  readonly skipped: readonly string[];
+}
+
+/** A dead-letter queue. Adapters: memory (`retrykit`), Redis (`retrykit/redis`). */
+export interface DeadLetterQueue<P = unknown> {
+  add(entry: NewDeadLetter<P>): Promise<DeadLetterEntry<P>>;
+  get(id: string): Promise<DeadLetterEntry<P> | undefined>;
+  /** Oldest first, a page at a time. */
+  list(
+    options?: ListOptions,
+  ): Promise<{ readonly entries: readonly DeadLetterEntry<P>[]; readonly cursor?: string }>;
+  size(): Promise<number>;
+  remove(id: string): Promise<boolean>;
+  /** Re-runs `handler` on the selected entries; only a success removes an entry. */
+  redrive(
+    selector: RedriveSelector,
+    handler: (entry: DeadLetterEntry<P>) => unknown,
+  ): Promise<RedriveReport>;
+  /** Removes every entry; resolves with how many there were. */
+  purge(): Promise<number>;
+}

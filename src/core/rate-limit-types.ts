@@ -1,0 +1,40 @@
+import type { ThrottleFeedback } from './retry.js';
+
+/** The outcome of `tryAcquire`: a value, never an exception, for "not now". */
+export type AcquireResult =
+  | {
+      readonly ok: true /** Whole tokens left in the bucket after this grant. */;
+      readonly remaining: number;
+    }
+  | {
+      readonly ok: false /** Milliseconds until the request could be granted. */;
+      readonly retryAfterMs: number;
+    };
+
+/** Options of `acquire`. */
+export interface AcquireOptions {
+  /** Gives up waiting (nothing is taken) when it aborts. */
+  readonly signal?: AbortSignal;
+  /** Gives up (nothing is taken) when the grant would come later than this, in milliseconds. */
+  readonly maxWaitMs?: number;
+}
+
+/**
+ * A per-key rate limiter: the memory token bucket (synchronous `tryAcquire`) and the Redis one
+ * (asynchronous) both implement it, so senders accept either.
+ */
+export interface RateLimiter {
+  /** Takes `tokens` (default 1) from `key`'s bucket now, or says how long to wait. */
+  tryAcquire(key: string, tokens?: number): AcquireResult | Promise<AcquireResult>;
+  /**
+   * Waits until `tokens` (default 1) can be taken from `key`'s bucket, then takes them.
+   * Resolves with the milliseconds waited. Rejects with a typed error on abort or when
+   * `maxWaitMs` can't be met, taking nothing.
+   */
+  acquire(key: string, tokens?: number, options?: AcquireOptions): Promise<number>;
+  /**
+   * Throttle feedback for `key`, to pass as `retry`'s `feedback`: an adaptive limiter slows
+   * down when told about throttles; a fixed one ignores it.
+   */
+  feedback(key: string): ThrottleFeedback;
+}
