@@ -15,6 +15,7 @@ function luaAsText(): Plugin {
 
 export default defineConfig({
   plugins: [luaAsText()],
+  cacheDir: '.cache/vite',
   test: {
     projects: [
       {
