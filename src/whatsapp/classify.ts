@@ -1,0 +1,291 @@
+import type { BackoffOptions } from '../core/backoff.js';
+import { classifyStatus, headersOf, parseRetryAfter, statusOf } from '../core/classify.js';
+import type { Classification, Classifier, Reason } from '../core/classify-types.js';
+import { PermanentError } from '../core/errors.js';
+import { isWhatsAppApiError, parseErrorBody } from './errors.js';
+
+/** How retrykit treats one WhatsApp error code. */
+export interface WhatsAppCodeRule {
+  readonly reason: Reason;
+  readonly retryable: boolean;
+  /** What the code means, for docs and logs. */
+  readonly meaning: string;
+  /** Minimum wait before the next try, in milliseconds. */
+  readonly retryAfterMs?: number;
+  /** Backoff overrides for this code. */
+  readonly backoff?: Partial<BackoffOptions>;
+  /** Cap on total attempts for this code. */
+  readonly maxAttempts?: number;
+}
+
+const MINUTE_MS = 60_000;
+const HOUR_MS = 60 * MINUTE_MS;
+
+const permanent = (reason: Reason, meaning: string): WhatsAppCodeRule =>
+  Object.freeze({ reason, retryable: false, meaning });
+const transient = (
+  reason: Reason,
+  meaning: string,
+  pacing: Omit<WhatsAppCodeRule, 'reason' | 'retryable' | 'meaning'> = {},
+): WhatsAppCodeRule => Object.freeze({ reason, retryable: true, meaning, ...pacing });
+
+/**
+ * Every WhatsApp Cloud API error code retrykit knows, with its verdict and pacing. Codes in
+ * ranges (permissions 200–299, templates 132000–132016) are resolved by
+ * {@link whatsAppCodeRule}. Sources: Meta's error-code reference; see docs/whatsapp.md.
+ */
+export const WHATSAPP_ERROR_CODES: Readonly<Record<number, WhatsAppCodeRule>> = Object.freeze({
+  0: permanent('auth', 'Auth exception: get a new access token'),
+  1: transient('server_error', 'API unknown: invalid request or possible server error', {
+    maxAttempts: 3,
+  }),
+  2: transient('service_unavailable', 'API service: temporary downtime or overload'),
+  3: permanent('auth', 'API method: capability or permission missing'),
+  4: transient('rate_limited', 'Too many calls at app level', {
+    backoff: { initialDelayMs: 60_000, multiplier: 2, jitter: 'proportional' },
+  }),
+  10: permanent('auth', 'Permission denied'),
+  33: permanent('client_error', 'Parameter value invalid (e.g. deleted phone number)'),
+  100: permanent('client_error', 'Invalid parameter'),
+  190: permanent('auth', 'Access token expired: refresh it'),
+  368: permanent('policy', 'Temporarily blocked for policy violations'),
+  80007: transient('rate_limited', 'WhatsApp Business Account rate limit hit', {
+    backoff: { initialDelayMs: 60_000, multiplier: 2, jitter: 'proportional' },
+  }),
+  130429: transient('rate_limited', 'Cloud API throughput rate limit hit'),
+  130472: permanent('client_error', "Recipient's number is part of an experiment"),
+  130497: permanent('policy', 'Business account restricted from messaging users in this country'),
+  131000: transient('server_error', 'Something went wrong'),
+  131005: permanent('auth', 'Access denied'),
+  131008: permanent('schema_mismatch', 'Required parameter missing'),
+  131009: permanent('schema_mismatch', 'Parameter value invalid'),
+  131016: transient('service_unavailable', 'Service unavailable'),
+  131021: permanent('client_error', 'Recipient cannot be the sender'),
+  131026: permanent('client_error', 'Message undeliverable'),
+  131030: permanent('client_error', 'Recipient not in the allowed list (test number)'),
+  131031: permanent('policy', 'Business account locked'),
+  131037: permanent('client_error', 'Display name needs approval'),
+  131042: permanent('client_error', 'Payment or eligibility issue'),
+  131045: permanent('client_error', 'Incorrect certificate: register the number again'),
+  131047: permanent('policy', 'Re-engagement: the 24-hour window is closed, send a template'),
+  131048: permanent('policy', 'Spam rate limit hit: pause sending, do not hammer'),
+  131049: permanent('policy', 'Held back for ecosystem health: wait at least 24 h to resend'),
+  131050: permanent('policy', 'User stopped marketing messages: never retry'),
+  131051: permanent('client_error', 'Unsupported message type'),
+  131052: permanent('client_error', 'Media download error'),
+  131053: permanent('client_error', 'Media upload error'),
+  131056: transient('rate_limited', 'Pair rate limit: too many messages to this recipient', {
+    backoff: { initialDelayMs: 1000, multiplier: 4, jitter: 'proportional' },
+  }),
+  131057: transient('service_unavailable', 'Account in maintenance (e.g. throughput upgrade)'),
+  132068: permanent('policy', 'Flow is blocked'),
+  132069: transient('rate_limited', 'Flow throttled: 10 messages per flow per hour', {
+    backoff: {
+      initialDelayMs: 6 * MINUTE_MS,
+      multiplier: 2,
+      maxDelayMs: HOUR_MS,
+      jitter: 'proportional',
+    },
+  }),
+  133000: permanent('client_error', 'Incomplete deregistration'),
+  133004: transient('service_unavailable', 'Server temporarily unavailable'),
+  133005: permanent('client_error', 'Two-step verification PIN mismatch'),
+  133006: permanent('client_error', 'Phone number needs to be verified again'),
+  133008: transient('rate_limited', 'Too many two-step verification PIN guesses', {
+    backoff: { initialDelayMs: MINUTE_MS, multiplier: 2, jitter: 'proportional' },
+  }),
+  133009: transient('rate_limited', 'Two-step verification PIN entered too quickly', {
+    backoff: { initialDelayMs: MINUTE_MS, multiplier: 2, jitter: 'proportional' },
+  }),
+  133010: permanent('client_error', 'Phone number not registered'),
+  133015: transient('service_unavailable', 'Number recently deleted: wait 5 minutes', {
+    retryAfterMs: 5 * MINUTE_MS,
+  }),
+  133016: transient('rate_limited', 'Register/deregister rate limit exceeded', {
+    backoff: { initialDelayMs: 15 * MINUTE_MS, multiplier: 2, jitter: 'proportional' },
+  }),
+  135000: permanent('client_error', 'Generic user error'),
+});
+
+const PERMISSION_RANGE = permanent('auth', 'Permission denied (200–299)');
+const TEMPLATE_RANGE = permanent('schema_mismatch', 'Template error (132000–132016)');
+
+/** The rule for `code`, including the ranges; `undefined` for a code retrykit doesn't know. */
+export function whatsAppCodeRule(code: number): WhatsAppCodeRule | undefined {
+  const rule = WHATSAPP_ERROR_CODES[code];
+  if (rule !== undefined) return rule;
+  if (code >= 200 && code <= 299) return PERMISSION_RANGE;
+  if (code >= 132000 && code <= 132016) return TEMPLATE_RANGE;
+  return undefined;
+}
+
+type Loose = Record<string, unknown>;
+
+function isObject(value: unknown): value is Loose {
+  return typeof value === 'object' && value !== null;
+}
+
+function header(headers: unknown, name: string): string | undefined {
+  if (!isObject(headers)) return undefined;
+  if (typeof headers.get === 'function') {
+    const value = (headers.get as (n: string) => unknown).call(headers, name);
+    return typeof value === 'string' ? value : undefined;
+  }
+  for (const key of Object.keys(headers)) {
+    if (key.toLowerCase() === name) {
+      const value = headers[key];
+      return typeof value === 'string' ? value : undefined;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Minutes until access returns, from Graph API usage headers (`X-Business-Use-Case-Usage`,
+ * `X-App-Usage`: JSON with `estimated_time_to_regain_access` in minutes), in milliseconds.
+ */
+export function usageRetryAfterMs(headers: unknown): number | undefined {
+  let longest: number | undefined;
+  const visit = (node: unknown, depth: number): void => {
+    if (depth > 4 || !isObject(node)) return;
+    if (Array.isArray(node)) {
+      for (const item of node) visit(item, depth + 1);
+      return;
+    }
+    const minutes = node.estimated_time_to_regain_access;
+    if (typeof minutes === 'number' && Number.isFinite(minutes) && minutes > 0) {
+      longest = Math.max(longest ?? 0, minutes * MINUTE_MS);
+    }
+    for (const value of Object.values(node)) if (isObject(value)) visit(value, depth + 1);
+  };
+  for (const name of ['x-business-use-case-usage', 'x-app-usage', 'x-ad-account-usage']) {
+    const raw = header(headers, name);
+    if (raw === undefined || raw.length > 10_000) continue;
+    try {
+      visit(JSON.parse(raw), 0);
+    } catch {
+      // An unreadable usage header says nothing about when to retry.
+    }
+  }
+  return longest;
+}
+
+/** "Please wait 30 seconds" / "in 5 minutes" in Meta's details, in milliseconds. */
+function waitInDetails(details: string | undefined): number | undefined {
+  if (details === undefined) return undefined;
+  const match = /(\d{1,6})\s*(second|sec|minute|min|hour)s?\b/i.exec(details);
+  if (!match) return undefined;
+  const unit = match[2]!.toLowerCase();
+  const scale = unit.startsWith('h') ? HOUR_MS : unit.startsWith('m') ? MINUTE_MS : 1000;
+  return Number(match[1]) * scale;
+}
+
+interface Extracted {
+  readonly code: number | undefined;
+  readonly status: number | undefined;
+  readonly headers: unknown;
+  readonly details: string | undefined;
+}
+
+/** Finds a WhatsApp error code in a thrown error, a response body or a webhook error. */
+function extract(value: unknown): Extracted | undefined {
+  if (isWhatsAppApiError(value)) {
+    return {
+      code: value.errorCode,
+      status: value.status,
+      headers: value.headers,
+      details: value.details,
+    };
+  }
+  if (!isObject(value)) return undefined;
+  const looksLikeBody =
+    isObject(value.error) ||
+    (!(value instanceof Error) &&
+      typeof value.code === 'number' &&
+      ('message' in value || 'title' in value));
+  if (!looksLikeBody) return undefined;
+  const fields = parseErrorBody(value);
+  return {
+    code: fields.errorCode,
+    status: statusOf(value),
+    headers: headersOf(value),
+    details: fields.details,
+  };
+}
+
+/** Builds a {@link Classification} from a rule, a code and the response headers. */
+function fromRule(
+  rule: WhatsAppCodeRule,
+  code: number,
+  headers: unknown,
+  details: string | undefined,
+): Classification {
+  if (!rule.retryable) return { retryable: false, reason: rule.reason, code };
+  const waits = [
+    rule.retryAfterMs,
+    parseRetryAfter(headers),
+    usageRetryAfterMs(headers),
+    code === 133008 || code === 133009 ? waitInDetails(details) : undefined,
+  ].filter((w): w is number => w !== undefined && w > 0);
+  const retryAfterMs = waits.length === 0 ? undefined : Math.max(...waits);
+  return {
+    retryable: true,
+    reason: rule.reason,
+    code,
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    ...(rule.backoff === undefined ? {} : { backoff: rule.backoff }),
+    ...(rule.maxAttempts === undefined ? {} : { maxAttempts: rule.maxAttempts }),
+  };
+}
+
+/** Options of {@link createWhatsAppClassifier}. */
+export interface WhatsAppClassifierOptions {
+  /**
+   * Rules that replace or add to {@link WHATSAPP_ERROR_CODES}, by code.
+   *
+   * @example
+   * // Treat 131049 (held back for ecosystem health) as retryable a day later:
+   * createWhatsAppClassifier({ rules: { 131049: { reason: 'policy', retryable: true,
+   *   meaning: 'held back', retryAfterMs: 86_400_000 } } })
+   */
+  readonly rules?: Readonly<Record<number, WhatsAppCodeRule>>;
+}
+
+/**
+ * A WhatsApp classifier with some code rules overridden; {@link classifyWhatsAppError} is the
+ * one with none.
+ */
+export function createWhatsAppClassifier(options: WhatsAppClassifierOptions = {}): Classifier {
+  const overrides = options.rules ?? {};
+  return (error) => {
+    if (error instanceof PermanentError) return undefined;
+    const found = extract(error);
+    if (found === undefined) return undefined;
+    const { code, status, headers, details } = found;
+    if (code !== undefined) {
+      const rule = Object.hasOwn(overrides, code) ? overrides[code] : whatsAppCodeRule(code);
+      if (rule !== undefined) return fromRule(rule, code, headers, details);
+    }
+    if (status === undefined || status < 400) return undefined;
+    const verdict = classifyStatus(status, parseRetryAfter(headers) ?? usageRetryAfterMs(headers));
+    return code === undefined ? verdict : { ...verdict, code };
+  };
+}
+
+/**
+ * Classifies a WhatsApp Cloud API or WASenderApi failure on Meta's `error.code`, not just the
+ * HTTP status (throttling codes 4, 80007, 130429 and 131056 come back with HTTP 400). Accepts a
+ * {@link WhatsAppApiError}, a Graph API error body (`{ error: { code } }`) or a webhook error
+ * object (`{ code, title }`). Unknown codes fall back on the HTTP status; WASenderApi's 429
+ * honours `X-RateLimit-Reset`, its 503 (session reconnecting) is `service_unavailable`.
+ * Returns `undefined` for anything else, so that {@link composeClassifiers} falls through to
+ * the core classifier (network errors, timeouts).
+ *
+ * Pacing: 131056 backs off 4^X seconds; 133015 waits 5 minutes; 132069 up to an hour; code 1
+ * gets 3 attempts; 131048 and 131049 are never retried automatically.
+ *
+ * @example
+ * const classify = composeClassifiers(classifyWhatsAppError);
+ * await retry(send, { classify });
+ */
+export const classifyWhatsAppError: Classifier = createWhatsAppClassifier();
