@@ -2,7 +2,7 @@ import type { BackoffOptions } from '../core/backoff.js';
 import { classifyStatus, headersOf, parseRetryAfter, statusOf } from '../core/classify.js';
 import type { Classification, Classifier, Reason } from '../core/classify-types.js';
 import { PermanentError } from '../core/errors.js';
-import { isWhatsAppApiError, parseErrorBody } from './errors.js';
+import { isWebhookPayloadError, isWhatsAppApiError, parseErrorBody } from './errors.js';
 
 /** How retrykit treats one WhatsApp error code. */
 export interface WhatsAppCodeRule {
@@ -259,6 +259,7 @@ export function createWhatsAppClassifier(options: WhatsAppClassifierOptions = {}
   const overrides = options.rules ?? {};
   return (error) => {
     if (error instanceof PermanentError) return undefined;
+    if (isWebhookPayloadError(error)) return { retryable: false, reason: 'schema_mismatch' };
     const found = extract(error);
     if (found === undefined) return undefined;
     const { code, status, headers, details } = found;
@@ -276,7 +277,8 @@ export function createWhatsAppClassifier(options: WhatsAppClassifierOptions = {}
  * Classifies a WhatsApp Cloud API or WASenderApi failure on Meta's `error.code`, not just the
  * HTTP status (throttling codes 4, 80007, 130429 and 131056 come back with HTTP 400). Accepts a
  * {@link WhatsAppApiError}, a Graph API error body (`{ error: { code } }`) or a webhook error
- * object (`{ code, title }`). Unknown codes fall back on the HTTP status; WASenderApi's 429
+ * object (`{ code, title }`); a `WebhookPayloadError` is `schema_mismatch`, never retried.
+ * Unknown codes fall back on the HTTP status; WASenderApi's 429
  * honours `X-RateLimit-Reset`, its 503 (session reconnecting) is `service_unavailable`.
  * Returns `undefined` for anything else, so that {@link composeClassifiers} falls through to
  * the core classifier (network errors, timeouts).

@@ -164,3 +164,28 @@ export function parseErrorBody(body: unknown): ParsedFields {
     fbtraceId: asString(inner.fbtrace_id),
   };
 }
+
+/**
+ * A webhook body that is not what WhatsApp sends: not JSON, too large, or not the documented
+ * shape. Never worth retrying: `classifyWhatsAppError` calls it `schema_mismatch`, permanent,
+ * so it goes to a dead-letter queue and an engineer looks at it.
+ */
+export class WebhookPayloadError extends RetrykitError {
+  override readonly name = 'WebhookPayloadError' as const;
+  /** Where in the payload the problem is, e.g. `entry[0].changes[0].value.statuses[2].status`. */
+  readonly path: string;
+
+  constructor(path: string, problem: string, options?: { cause?: unknown }) {
+    super('WEBHOOK_PAYLOAD', `Invalid WhatsApp webhook payload at ${path}: ${problem}`, options);
+    this.path = path;
+  }
+}
+
+/** `true` for a {@link WebhookPayloadError} from any installed copy of retrykit. */
+export function isWebhookPayloadError(error: unknown): error is WebhookPayloadError {
+  return (
+    isObject(error) &&
+    error.name === 'WebhookPayloadError' &&
+    (error as { code?: unknown }).code === 'WEBHOOK_PAYLOAD'
+  );
+}

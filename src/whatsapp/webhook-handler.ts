@@ -1,0 +1,338 @@
+import { type Clock, systemClock } from '../core/clock.js';
+import type { DeadLetterQueue } from '../core/dead-letter-types.js';
+import { describe } from '../core/errors.js';
+import { type EventListener, emit } from '../core/events.js';
+import type { IdempotencyStore } from '../core/idempotency-types.js';
+import { assertFunction, assertInteger, assertKey, assertNumber } from '../core/validate.js';
+import { isWebhookPayloadError } from './errors.js';
+import {
+  bodyBytes,
+  type HeadersLike,
+  headerValue,
+  type RawBody,
+  verifyWebhookSignature,
+  type WebhookResponse,
+} from './signature.js';
+import {
+  PARSE_WEBHOOK_DEFAULTS,
+  parseWebhook,
+  type WebhookUpdate,
+  webhookUpdates,
+} from './webhook.js';
+
+/** A webhook POST as any framework hands it over. */
+export interface WebhookRequest {
+  /** The raw body, exactly as received (signatures are over these bytes). */
+  readonly body: RawBody;
+  readonly headers: HeadersLike;
+  /** Aborts `enqueue` when the client goes away. */
+  readonly signal?: AbortSignal;
+}
+
+/** What {@link WebhookHandler} answered, and why. */
+export interface WebhookResult extends WebhookResponse {
+  /**
+   * - `enqueued`: new updates were handed to `enqueue` (200)
+   * - `duplicate`: every update was seen before (200, `enqueue` not called)
+   * - `unauthorized`: signature missing (401) or wrong (403)
+   * - `too_large`: body over `maxBodyBytes` (413)
+   * - `invalid`: the body does not fit the schema; dead-lettered (200) or refused (400)
+   * - `failed`: the store or `enqueue` failed (500): the sender will deliver it again
+   */
+  readonly outcome: 'enqueued' | 'duplicate' | 'unauthorized' | 'too_large' | 'invalid' | 'failed';
+  /** Updates handed to `enqueue`. */
+  readonly enqueued: number;
+  /** Updates dropped as already seen (or being handled by a concurrent delivery). */
+  readonly duplicates: number;
+  /** What went wrong, for `failed` and `invalid`. */
+  readonly error?: unknown;
+}
+
+/** A framework-neutral webhook endpoint: request in, response out. */
+export type WebhookHandler = (request: WebhookRequest) => Promise<WebhookResult>;
+
+/** Options of {@link createWebhookHandler}. */
+export interface WebhookHandlerOptions<U = WebhookUpdate> {
+  /**
+   * Meta app secret, for `X-Hub-Signature-256`. Required unless `verify` is given.
+   */
+  readonly appSecret?: string;
+  /**
+   * Custom authentication instead of Meta's signature (e.g. WASenderApi's
+   * `X-Webhook-Signature`). Answer `false` to refuse with 403.
+   *
+   * @example
+   * { verify: ({ headers }) => verifyWasenderSignature(headerValue(headers, 'x-webhook-signature'), secret) }
+   */
+  readonly verify?: (request: WebhookRequest) => boolean | Promise<boolean>;
+  /**
+   * Dedupe store: each update is claimed under its key, the claim completed once `enqueue`
+   * succeeds and released if it fails, so a redelivery of a failed batch is not swallowed.
+   */
+  readonly store: Pick<IdempotencyStore, 'claim' | 'complete' | 'release'>;
+  /**
+   * Receives the updates not seen before, in payload order; resolve once they are safe
+   * (queued, stored). A rejection answers 500 so that the sender redelivers.
+   *
+   * @example
+   * { enqueue: (updates) => queue.addBulk(updates.map((u) => ({ name: u.kind, data: u }))) }
+   */
+  readonly enqueue: (updates: readonly U[], context: { readonly signal?: AbortSignal }) => unknown;
+  /**
+   * Turns the raw body into updates. Throw `WebhookPayloadError` for a body that doesn't fit.
+   * @default the Cloud API format: `parseWebhook`, every message, status and error
+   */
+  readonly parse?: (body: RawBody, options: { readonly maxBytes: number }) => readonly U[];
+  /**
+   * The dedupe key of an update, or `undefined` to never dedupe it.
+   * @default `message:<wamid>` for messages, `status:<wamid>:<status>` for statuses; errors are not deduped
+   */
+  readonly dedupeKey?: (update: U) => string | undefined;
+  /**
+   * Bodies that don't fit the schema go here (reason `schema_mismatch`) and are answered 200.
+   * Without it they are answered 400, so the sender keeps redelivering them until fixed.
+   */
+  readonly dlq?: DeadLetterQueue<string>;
+  /**
+   * How long a delivered key is remembered, in milliseconds. Must outlive the sender's
+   * redelivery window (Meta: 7 days).
+   * @default 691_200_000 (8 days)
+   */
+  readonly dedupeTtlMs?: number;
+  /**
+   * How long a claim holds while `enqueue` runs, in milliseconds; a crashed handler's claims
+   * free up after it.
+   * @default 30_000
+   */
+  readonly leaseMs?: number;
+  /**
+   * Prefix of every dedupe key in the store.
+   * @default 'whatsapp:webhook:'
+   */
+  readonly keyPrefix?: string;
+  /**
+   * Largest body accepted, in bytes; larger ones are answered 413.
+   * @default 3_145_728 (3 MB, Meta's maximum)
+   */
+  readonly maxBodyBytes?: number;
+  /** Receives `idempotency_hit` (duplicates), `message_status` and `dead_letter` events. */
+  readonly onEvent?: EventListener;
+  /** Time source for events and dead letters. @default systemClock */
+  readonly clock?: Pick<Clock, 'now'>;
+}
+
+/** The defaults of {@link WebhookHandlerOptions}. */
+export const WEBHOOK_HANDLER_DEFAULTS = Object.freeze({
+  dedupeTtlMs: 8 * 24 * 60 * 60 * 1000,
+  leaseMs: 30_000,
+  keyPrefix: 'whatsapp:webhook:',
+  maxBodyBytes: PARSE_WEBHOOK_DEFAULTS.maxBytes,
+});
+
+/** The default dedupe key of a Cloud API update. */
+export function whatsAppDedupeKey(update: WebhookUpdate): string | undefined {
+  if (update.kind === 'message') return `message:${update.id}`;
+  if (update.kind === 'status') return `status:${update.id}:${update.status}`;
+  return undefined;
+}
+
+const defaultParse = (body: RawBody, options: { readonly maxBytes: number }): WebhookUpdate[] =>
+  webhookUpdates(parseWebhook(body, options));
+
+const ok = (
+  outcome: WebhookResult['outcome'],
+  enqueued: number,
+  duplicates: number,
+): WebhookResult => ({ status: 200, body: 'OK', outcome, enqueued, duplicates });
+
+const refuse = (
+  status: number,
+  outcome: WebhookResult['outcome'],
+  body: string,
+  error?: unknown,
+): WebhookResult => ({
+  status,
+  body,
+  outcome,
+  enqueued: 0,
+  duplicates: 0,
+  ...(error === undefined ? {} : { error }),
+});
+
+/**
+ * A webhook endpoint that works with any framework: give it the raw body and the headers, send
+ * back its `status` and `body`. It verifies the signature, parses the body, drops updates it
+ * has seen before (by wamid for messages, by wamid + status for statuses), hands the new ones
+ * to `enqueue` and answers 200 — as soon as `enqueue` resolves, so keep that a queue write.
+ * When the store or `enqueue` fails it answers 500 and forgets its claims, so the sender's
+ * redelivery is processed and nothing is lost.
+ *
+ * @example
+ * const handle = createWebhookHandler({ appSecret, store, enqueue: (u) => queue.addBulk(...) });
+ * app.post('/webhook', express.raw({ type: '*\/*' }), async (req, res) => {
+ *   const { status, body } = await handle({ body: req.body, headers: req.headers });
+ *   res.status(status).send(body);
+ * });
+ */
+export function createWebhookHandler(options: WebhookHandlerOptions<WebhookUpdate>): WebhookHandler;
+export function createWebhookHandler<U>(
+  options: WebhookHandlerOptions<U> & {
+    readonly parse: NonNullable<WebhookHandlerOptions<U>['parse']>;
+    readonly dedupeKey: NonNullable<WebhookHandlerOptions<U>['dedupeKey']>;
+  },
+): WebhookHandler;
+export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): WebhookHandler {
+  const { verify, store, enqueue, dlq, onEvent } = options;
+  if (verify === undefined) assertKey('appSecret', options.appSecret);
+  else assertFunction('verify', verify);
+  assertFunction('enqueue', enqueue);
+  if (typeof store !== 'object' || store === null) {
+    throw new TypeError(`store must be an IdempotencyStore, got ${String(store)}`);
+  }
+  const appSecret = options.appSecret ?? '';
+  const dedupeTtlMs = assertNumber(
+    'dedupeTtlMs',
+    options.dedupeTtlMs ?? WEBHOOK_HANDLER_DEFAULTS.dedupeTtlMs,
+    1,
+  );
+  const leaseMs = assertNumber('leaseMs', options.leaseMs ?? WEBHOOK_HANDLER_DEFAULTS.leaseMs, 1);
+  const keyPrefix = options.keyPrefix ?? WEBHOOK_HANDLER_DEFAULTS.keyPrefix;
+  if (typeof keyPrefix !== 'string') {
+    throw new TypeError(`keyPrefix must be a string, got ${String(keyPrefix)}`);
+  }
+  const maxBytes = assertInteger(
+    'maxBodyBytes',
+    options.maxBodyBytes ?? WEBHOOK_HANDLER_DEFAULTS.maxBodyBytes,
+    1,
+  );
+  const parse = (options.parse ?? defaultParse) as (
+    body: RawBody,
+    o: { readonly maxBytes: number },
+  ) => readonly U[];
+  const dedupeKey = (options.dedupeKey ?? whatsAppDedupeKey) as (update: U) => string | undefined;
+  const clock = options.clock ?? systemClock;
+
+  const authenticate = async (request: WebhookRequest): Promise<WebhookResult | undefined> => {
+    if (verify !== undefined) {
+      return (await verify(request)) ? undefined : refuse(403, 'unauthorized', 'Forbidden');
+    }
+    const signature = headerValue(request.headers, 'x-hub-signature-256');
+    if (signature === undefined) return refuse(401, 'unauthorized', 'Unauthorized');
+    const valid = await verifyWebhookSignature(request.body, signature, appSecret);
+    return valid ? undefined : refuse(403, 'unauthorized', 'Forbidden');
+  };
+
+  const deadLetter = async (request: WebhookRequest, error: unknown): Promise<WebhookResult> => {
+    if (dlq === undefined) return refuse(400, 'invalid', 'Bad Request', error);
+    const at = new Date(clock.now()).toISOString();
+    const payload =
+      typeof request.body === 'string'
+        ? request.body
+        : new TextDecoder().decode(bodyBytes(request.body));
+    try {
+      const entry = await dlq.add({
+        payload,
+        reason: 'schema_mismatch',
+        disposition: 'permanent',
+        attempts: [{ message: describe(error), reason: 'schema_mismatch', at }],
+        firstAttemptAt: at,
+        lastAttemptAt: at,
+        source: 'whatsapp.webhook',
+      });
+      emit(onEvent, {
+        type: 'dead_letter',
+        time: clock.now(),
+        id: entry.id,
+        reason: 'schema_mismatch',
+      });
+      return { ...ok('invalid', 0, 0), error };
+    } catch (dlqError) {
+      return refuse(500, 'failed', 'Internal Server Error', dlqError);
+    }
+  };
+
+  const releaseAll = (claims: ReadonlyArray<readonly [string, string]>): Promise<unknown> =>
+    Promise.allSettled(claims.map(([key, token]) => store.release(key, token)));
+
+  return async (request) => {
+    if (bodyBytes(request.body).byteLength > maxBytes) {
+      return refuse(413, 'too_large', 'Payload Too Large');
+    }
+    const denied = await authenticate(request);
+    if (denied !== undefined) return denied;
+
+    let updates: readonly U[];
+    try {
+      updates = parse(request.body, { maxBytes });
+    } catch (error) {
+      if (isWebhookPayloadError(error)) return deadLetter(request, error);
+      return refuse(500, 'failed', 'Internal Server Error', error);
+    }
+
+    const fresh: U[] = [];
+    const claims: (readonly [string, string])[] = [];
+    let duplicates = 0;
+    const verdicts = await Promise.allSettled(
+      updates.map(async (update) => {
+        const key = dedupeKey(update);
+        if (key === undefined) return { update, key, claim: undefined };
+        const claim = await store.claim(keyPrefix + key, { leaseMs });
+        return { update, key, claim };
+      }),
+    );
+    let storeError: unknown;
+    for (const verdict of verdicts) {
+      if (verdict.status === 'rejected') {
+        storeError ??= verdict.reason;
+        continue;
+      }
+      const { update, key, claim } = verdict.value;
+      if (claim === undefined) {
+        fresh.push(update);
+      } else if (claim.status === 'claimed') {
+        claims.push([keyPrefix + key, claim.token]);
+        fresh.push(update);
+      } else {
+        duplicates++;
+        emit(onEvent, {
+          type: 'idempotency_hit',
+          time: clock.now(),
+          key: keyPrefix + key,
+          status: claim.status === 'in_progress' ? 'in_progress' : 'duplicate',
+        });
+      }
+    }
+    if (storeError !== undefined) {
+      await releaseAll(claims);
+      return refuse(500, 'failed', 'Internal Server Error', storeError);
+    }
+    if (fresh.length === 0) return ok('duplicate', 0, duplicates);
+
+    try {
+      await enqueue(fresh, request.signal === undefined ? {} : { signal: request.signal });
+    } catch (error) {
+      await releaseAll(claims);
+      return refuse(500, 'failed', 'Internal Server Error', error);
+    }
+    // The updates are safe in the queue; a failed `complete` only lets a redelivery through
+    // after the lease (at least once, never lost), so the answer is 200 either way.
+    await Promise.allSettled(
+      claims.map(([key, token]) => store.complete(key, token, 1, { ttlMs: dedupeTtlMs })),
+    );
+    if (onEvent !== undefined) {
+      for (const update of fresh) {
+        const u = update as Partial<WebhookUpdate>;
+        if (u.kind === 'status' && u.id !== undefined && u.status !== undefined) {
+          emit(onEvent, {
+            type: 'message_status',
+            time: clock.now(),
+            messageId: u.id,
+            status: u.status,
+            ...(u.timestampMs === undefined ? {} : { timestampMs: u.timestampMs }),
+          });
+        }
+      }
+    }
+    return ok('enqueued', fresh.length, duplicates);
+  };
+}
