@@ -172,7 +172,7 @@ export function delayFor(
       d = v * random();
       break;
     case 'equal':
-      d = v / 2 + (v / 2) * random();
+      d = Math.min(v, v / 2 + (v / 2) * random());
       break;
     case 'proportional':
       d = v + o.jitterRatio * v * random();
@@ -181,7 +181,7 @@ export function delayFor(
       const low = Math.min(o.initialDelayMs, cap);
       const prev = previousDelayMs !== undefined && previousDelayMs > low ? previousDelayMs : low;
       const high = Math.min(prev * 3, cap);
-      d = low + (high - low) * random();
+      d = Math.min(high, low + (high - low) * random());
       break;
     }
     default:

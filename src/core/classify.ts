@@ -71,6 +71,9 @@ function header(headers: unknown, name: string): string | undefined {
   return undefined;
 }
 
+/** An HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`, or the obsolete forms naming GMT). */
+const HTTP_DATE = /^[A-Za-z]{3},|GMT$/;
+
 /** Epoch seconds later than this (2001-09-09) are read as a time, smaller values as a duration. */
 const EPOCH_SECONDS_THRESHOLD = 1_000_000_000;
 
@@ -86,7 +89,7 @@ export function parseRetryAfter(headers: unknown, now: number = Date.now()): num
   const retryAfter = header(headers, 'retry-after')?.trim();
   if (retryAfter !== undefined && retryAfter !== '') {
     if (/^\d+(\.\d+)?$/.test(retryAfter)) return Number(retryAfter) * 1000;
-    const date = Date.parse(retryAfter);
+    const date = HTTP_DATE.test(retryAfter) ? Date.parse(retryAfter) : Number.NaN;
     if (!Number.isNaN(date)) return Math.max(0, date - now);
   }
   const reset = header(headers, 'x-ratelimit-reset')?.trim();

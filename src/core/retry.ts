@@ -439,24 +439,35 @@ function succeeded(o: Resolved, attempt: number, attemptStart: number, start: nu
   });
 }
 
-function execute<T>(fn: (ctx: AttemptContext) => T | PromiseLike<T>, o: Resolved): Promise<T> {
+async function execute<T>(
+  fn: (ctx: AttemptContext) => T | PromiseLike<T>,
+  o: Resolved,
+): Promise<T> {
   if (o.signal?.aborted) {
     const reason: unknown = o.signal.reason;
-    return Promise.reject(
-      giveUp(o, o.clock.now(), { attempts: 0, error: reason, reason: 'aborted', cause: 'aborted' }),
-    );
+    throw giveUp(o, o.clock.now(), {
+      attempts: 0,
+      error: reason,
+      reason: 'aborted',
+      cause: 'aborted',
+    });
   }
   const start = o.clock.now();
   o.budget?.deposit();
-  if (o.onEvent !== undefined)
+  if (o.onEvent !== undefined) {
     emit(o.onEvent, { type: 'attempt_start', time: start, attempt: 0, elapsedMs: 0 });
-  const first = runAttempt(fn, o, 0, 0, undefined);
-  const onError = (error: unknown): Promise<T> => continueAfterFailure(fn, o, start, error);
-  if (o.onEvent === undefined && o.feedback === undefined) return first.then(undefined, onError);
-  return first.then((value) => {
-    succeeded(o, 0, start, start);
-    return value;
-  }, onError);
+  }
+  let value: T;
+  try {
+    value =
+      o.signal === undefined && o.attemptTimeoutMs === undefined
+        ? await fn({ attempt: 0, signal: NEVER_ABORTED, elapsedMs: 0, previousError: undefined })
+        : await runAttempt(fn, o, 0, 0, undefined);
+  } catch (error) {
+    return continueAfterFailure(fn, o, start, error);
+  }
+  if (o.feedback !== undefined || o.onEvent !== undefined) succeeded(o, 0, start, start);
+  return value;
 }
 
 /**

@@ -1,0 +1,47 @@
+import { describe, expectTypeOf, it } from 'vitest';
+import {
+  type AcquireResult,
+  type ClaimResult,
+  type Classification,
+  computeDelay,
+  createRetry,
+  isRetrykitError,
+  type Reason,
+  type RetrykitError,
+  retry,
+} from '../index.js';
+
+describe('public types', () => {
+  it('retry resolves to what the function returns', () => {
+    expectTypeOf(retry(async () => 42)).toEqualTypeOf<Promise<number>>();
+    expectTypeOf(retry(() => 'sync')).toEqualTypeOf<Promise<string>>();
+    const run = createRetry();
+    expectTypeOf(run(async ({ attempt, signal }) => ({ attempt, signal }))).toEqualTypeOf<
+      Promise<{ attempt: number; signal: AbortSignal }>
+    >();
+  });
+
+  it('computeDelay returns milliseconds as a number', () => {
+    expectTypeOf(computeDelay).returns.toEqualTypeOf<number>();
+  });
+
+  it('outcomes are discriminated unions', () => {
+    const acquire = {} as AcquireResult;
+    if (acquire.ok) expectTypeOf(acquire.remaining).toEqualTypeOf<number>();
+    else expectTypeOf(acquire.retryAfterMs).toEqualTypeOf<number>();
+    const claim = {} as ClaimResult<{ wamid: string }>;
+    if (claim.status === 'completed') expectTypeOf(claim.result).toEqualTypeOf<{ wamid: string }>();
+    if (claim.status === 'claimed') expectTypeOf(claim.token).toEqualTypeOf<string>();
+  });
+
+  it('isRetrykitError narrows unknown', () => {
+    const e: unknown = new Error('x');
+    if (isRetrykitError(e)) expectTypeOf(e).toEqualTypeOf<RetrykitError>();
+  });
+
+  it('reasons are a closed set of literals', () => {
+    expectTypeOf<'rate_limited'>().toExtend<Reason>();
+    expectTypeOf<'teapot'>().not.toExtend<Reason>();
+    expectTypeOf<Classification['retryAfterMs']>().toEqualTypeOf<number | undefined>();
+  });
+});
