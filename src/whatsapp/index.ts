@@ -7,4 +7,54 @@ export {
   whatsAppCodeRule,
 } from './classify.js';
 export type { HeaderRecord, WhatsAppErrorFields } from './errors.js';
-export { isWhatsAppApiError, parseErrorBody, WhatsAppApiError } from './errors.js';
+export {
+  isWebhookPayloadError,
+  isWhatsAppApiError,
+  parseErrorBody,
+  WebhookPayloadError,
+  WhatsAppApiError,
+} from './errors.js';
+export type {
+  HeadersLike,
+  RawBody,
+  VerificationQuery,
+  WebhookResponse,
+} from './signature.js';
+export {
+  handleVerificationRequest,
+  headerValue,
+  signWebhookBody,
+  timingSafeEqual,
+  verifyWasenderSignature,
+  verifyWebhookSignature,
+} from './signature.js';
+export type {
+  InboundMessage,
+  MessageStatus,
+  ParsedWebhook,
+  ParseWebhookOptions,
+  StatusPoint,
+  StatusUpdate,
+  WebhookErrorDetail,
+  WebhookErrorNotice,
+  WebhookOrigin,
+  WebhookUpdate,
+} from './webhook.js';
+export {
+  PARSE_WEBHOOK_DEFAULTS,
+  parseWebhook,
+  reduceStatus,
+  STATUS_RANK,
+  webhookUpdates,
+} from './webhook.js';
+export type {
+  WebhookHandler,
+  WebhookHandlerOptions,
+  WebhookRequest,
+  WebhookResult,
+} from './webhook-handler.js';
+export {
+  createWebhookHandler,
+  WEBHOOK_HANDLER_DEFAULTS,
+  whatsAppDedupeKey,
+} from './webhook-handler.js';

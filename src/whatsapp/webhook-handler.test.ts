@@ -1,0 +1,224 @@
+import { createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { DeadLetterQueue, NewDeadLetter } from '../core/dead-letter-types.js';
+import { StoreUnavailableError } from '../core/errors.js';
+import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
+import type { WebhookUpdate } from './webhook.js';
+import { createWebhookHandler, type WebhookHandlerOptions } from './webhook-handler.js';
+
+const SECRET = 'app-secret';
+
+/** A minimal in-memory claim store for these unit tests (the real ones have their own suite). */
+function fakeStore() {
+  const entries = new Map<string, { state: 'in_progress' | 'completed'; token: string }>();
+  let seq = 0;
+  let down = false;
+  const store: Pick<IdempotencyStore, 'claim' | 'complete' | 'release'> = {
+    async claim<R>(key: string): Promise<ClaimResult<R>> {
+      if (down) throw new StoreUnavailableError('claim', new Error('down'));
+      const entry = entries.get(key);
+      if (entry?.state === 'completed') return { status: 'completed', result: 1 as R };
+      if (entry?.state === 'in_progress') return { status: 'in_progress', retryAfterMs: 1000 };
+      const token = String(++seq);
+      entries.set(key, { state: 'in_progress', token });
+      return { status: 'claimed', token };
+    },
+    async complete(key, token) {
+      const entry = entries.get(key);
+      if (entry?.token !== token) return false;
+      entry.state = 'completed';
+      return true;
+    },
+    async release(key, token) {
+      if (entries.get(key)?.token !== token) return false;
+      entries.delete(key);
+      return true;
+    },
+  };
+  return {
+    store,
+    entries,
+    setDown: (value: boolean) => {
+      down = value;
+    },
+  };
+}
+
+function statusBody(statuses: { id: string; status: string; timestamp?: string }[]): string {
+  return JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [
+      {
+        id: 'WABA',
+        changes: [
+          {
+            field: 'messages',
+            value: {
+              messaging_product: 'whatsapp',
+              metadata: { display_phone_number: '1555', phone_number_id: 'PN1' },
+              statuses: statuses.map((s) => ({
+                recipient_id: '4915',
+                timestamp: '1700000000',
+                ...s,
+              })),
+            },
+          },
+        ],
+      },
+    ],
+  });
+}
+
+const sign = (body: string, secret = SECRET) =>
+  `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+
+function setup(overrides: Partial<WebhookHandlerOptions> = {}) {
+  const { store, entries, setDown } = fakeStore();
+  const queued: WebhookUpdate[] = [];
+  let failEnqueue = false;
+  const handle = createWebhookHandler({
+    appSecret: SECRET,
+    store,
+    enqueue: async (updates) => {
+      if (failEnqueue) throw new Error('queue down');
+      queued.push(...updates);
+    },
+    ...overrides,
+  });
+  const post = (body: string, signature = sign(body)) =>
+    handle({ body, headers: { 'x-hub-signature-256': signature } });
+  return {
+    handle,
+    post,
+    queued,
+    entries,
+    setDown,
+    failEnqueue: (v: boolean) => {
+      failEnqueue = v;
+    },
+  };
+}
+
+describe('createWebhookHandler', () => {
+  it('verifies, enqueues new updates and answers 200', async () => {
+    const { post, queued } = setup();
+    const result = await post(
+      statusBody([
+        { id: 'wamid.1', status: 'sent' },
+        { id: 'wamid.1', status: 'delivered' },
+      ]),
+    );
+    expect(result).toMatchObject({ status: 200, outcome: 'enqueued', enqueued: 2, duplicates: 0 });
+    expect(queued.map((u) => u.kind === 'status' && `${u.id}:${u.status}`)).toEqual([
+      'wamid.1:sent',
+      'wamid.1:delivered',
+    ]);
+  });
+
+  it('dedupes by wamid + status across deliveries and within one', async () => {
+    const { post, queued } = setup();
+    await post(statusBody([{ id: 'wamid.1', status: 'sent' }]));
+    const again = await post(statusBody([{ id: 'wamid.1', status: 'sent' }]));
+    expect(again).toMatchObject({ status: 200, outcome: 'duplicate', enqueued: 0, duplicates: 1 });
+    const mixed = await post(
+      statusBody([
+        { id: 'wamid.1', status: 'sent' },
+        { id: 'wamid.1', status: 'read' },
+        { id: 'wamid.1', status: 'read' },
+      ]),
+    );
+    expect(mixed).toMatchObject({ enqueued: 1, duplicates: 2 });
+    expect(queued).toHaveLength(2);
+  });
+
+  it('answers 401 without a signature and 403 with a wrong one, enqueuing nothing', async () => {
+    const { handle, post, queued } = setup();
+    const body = statusBody([{ id: 'wamid.1', status: 'sent' }]);
+    expect((await handle({ body, headers: {} })).status).toBe(401);
+    expect((await post(body, sign(body, 'other'))).status).toBe(403);
+    expect((await post(`${body} `, sign(body))).status).toBe(403);
+    expect(queued).toEqual([]);
+  });
+
+  it('answers 500 when enqueue fails, and processes the redelivery', async () => {
+    const { post, queued, failEnqueue, entries } = setup();
+    const body = statusBody([
+      { id: 'wamid.1', status: 'sent' },
+      { id: 'wamid.2', status: 'sent' },
+    ]);
+    failEnqueue(true);
+    expect(await post(body)).toMatchObject({ status: 500, outcome: 'failed' });
+    expect(entries.size).toBe(0);
+    failEnqueue(false);
+    expect(await post(body)).toMatchObject({ status: 200, enqueued: 2 });
+    expect(queued).toHaveLength(2);
+  });
+
+  it('answers 500 when the store is down, never treating that as "first time"', async () => {
+    const { post, queued, setDown } = setup();
+    setDown(true);
+    const result = await post(statusBody([{ id: 'wamid.1', status: 'sent' }]));
+    expect(result).toMatchObject({ status: 500, outcome: 'failed' });
+    expect(result.error).toBeInstanceOf(StoreUnavailableError);
+    expect(queued).toEqual([]);
+  });
+
+  it('refuses a body over maxBodyBytes with 413', async () => {
+    const { post } = setup({ maxBodyBytes: 100 });
+    expect((await post(statusBody([{ id: 'wamid.1', status: 'sent' }]))).status).toBe(413);
+  });
+
+  it('dead-letters a signed payload that does not fit the schema and answers 200', async () => {
+    const added: NewDeadLetter<string>[] = [];
+    const dlq = {
+      add: async (entry: NewDeadLetter<string>) => {
+        added.push(entry);
+        return { ...entry, id: 'dl1', deadAt: new Date(0).toISOString() };
+      },
+    } as unknown as DeadLetterQueue<string>;
+    const { post, queued } = setup({ dlq });
+    const body = statusBody([{ id: 'wamid.1', status: 'exploded' }]);
+    expect(await post(body)).toMatchObject({ status: 200, outcome: 'invalid' });
+    expect(added).toEqual([
+      expect.objectContaining({
+        payload: body,
+        reason: 'schema_mismatch',
+        disposition: 'permanent',
+        source: 'whatsapp.webhook',
+      }),
+    ]);
+    expect(queued).toEqual([]);
+    const { post: noDlq } = setup();
+    expect(await noDlq(body)).toMatchObject({ status: 400, outcome: 'invalid' });
+  });
+
+  it('accepts custom verification, parsing and keys (WASenderApi)', async () => {
+    const { store } = fakeStore();
+    const seen: string[][] = [];
+    const handle = createWebhookHandler<{ id: string }>({
+      verify: ({ headers }) => (headers as Record<string, string>)['x-webhook-signature'] === 'shh',
+      parse: (body) => [JSON.parse(String(body)) as { id: string }],
+      dedupeKey: (u) => u.id,
+      store,
+      enqueue: (updates) => void seen.push(updates.map((u) => u.id)),
+    });
+    const request = { body: '{"id":"m1"}', headers: { 'x-webhook-signature': 'shh' } };
+    expect((await handle(request)).status).toBe(200);
+    expect((await handle(request)).outcome).toBe('duplicate');
+    expect((await handle({ ...request, headers: { 'x-webhook-signature': 'no' } })).status).toBe(
+      403,
+    );
+    expect(seen).toEqual([['m1']]);
+  });
+
+  it('rejects bad options with errors naming them', () => {
+    const { store } = fakeStore();
+    expect(() => createWebhookHandler({ store, enqueue: () => {} })).toThrow(/appSecret/);
+    expect(() =>
+      createWebhookHandler({ appSecret: 's', store, enqueue: () => {}, dedupeTtlMs: -1 }),
+    ).toThrow(/dedupeTtlMs/);
+    expect(() => createWebhookHandler({ appSecret: 's', store, enqueue: 'x' as never })).toThrow(
+      /enqueue/,
+    );
+  });
+});
