@@ -6,6 +6,22 @@ export {
   WHATSAPP_ERROR_CODES,
   whatsAppCodeRule,
 } from './classify.js';
+export type {
+  SendOptions,
+  SendResult,
+  WhatsAppClient,
+  WhatsAppClientOptions,
+} from './client.js';
+export { createWhatsAppClient, WHATSAPP_CLIENT_DEFAULTS } from './client.js';
+export type {
+  CloudApiEndpointOptions,
+  CloudMessage,
+  EndpointRequest,
+  WasenderEndpointOptions,
+  WasenderMessage,
+  WhatsAppEndpoint,
+} from './endpoints.js';
+export { CLOUD_API_DEFAULTS, cloudApiEndpoint, wasenderEndpoint } from './endpoints.js';
 export type { HeaderRecord, WhatsAppErrorFields } from './errors.js';
 export {
   isWebhookPayloadError,

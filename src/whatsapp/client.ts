@@ -1,0 +1,448 @@
+import { composeClassifiers } from '../core/classify.js';
+import type { Classification, Reason } from '../core/classify-types.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import type { DeadLetterAttempt, DeadLetterQueue } from '../core/dead-letter-types.js';
+import { describe, PermanentError, RetryError, RetrykitError } from '../core/errors.js';
+import { type EventListener, emit } from '../core/events.js';
+import type { IdempotencyStore } from '../core/idempotency-types.js';
+import type { RateLimiter } from '../core/rate-limit-types.js';
+import {
+  type AttemptContext,
+  createRetry,
+  type RetryEvent,
+  type RetryOptions,
+  type ThrottleFeedback,
+} from '../core/retry.js';
+import { assertFunction, assertKey, assertNumber } from '../core/validate.js';
+import { classifyWhatsAppError } from './classify.js';
+import { type CloudMessage, cloudApiEndpoint, type WhatsAppEndpoint } from './endpoints.js';
+import { isWhatsAppApiError, WhatsAppApiError } from './errors.js';
+
+/** Options of {@link createWhatsAppClient}. */
+export interface WhatsAppClientOptions<P = CloudMessage> {
+  /**
+   * The business phone number ID: the Cloud API sender, and the key of `limiter` (WhatsApp's
+   * throughput limit is per phone number). For other endpoints, any stable sender ID.
+   */
+  readonly phoneNumberId: string;
+  /** Cloud API access token. Required unless `endpoint` is given. */
+  readonly accessToken?: string;
+  /** Cloud API base URL (point it at a fake in tests). @default 'https://graph.facebook.com' */
+  readonly baseUrl?: string;
+  /** Graph API version. @default 'v23.0' */
+  readonly apiVersion?: string;
+  /**
+   * Another sending API, e.g. `wasenderEndpoint({ apiKey })`, or your own.
+   * @default cloudApiEndpoint({ accessToken, phoneNumberId, baseUrl, apiVersion })
+   */
+  readonly endpoint?: WhatsAppEndpoint<P>;
+  /** The `fetch` to use. @default globalThis.fetch */
+  readonly fetch?: typeof globalThis.fetch;
+  /**
+   * Throughput limiter, keyed by `phoneNumberId`; every attempt (retries too) takes a token.
+   * An adaptive one slows down on 130429, 80007 and 4. E.g. `createTokenBucket(...)`.
+   */
+  readonly limiter?: RateLimiter;
+  /**
+   * Pair limiter, keyed by recipient (about 1 message per 6 s to one user); an adaptive one
+   * slows down on 131056.
+   */
+  readonly pairLimiter?: RateLimiter;
+  /**
+   * Idempotency store: with an `idempotencyKey`, a repeated or concurrent call with the same key
+   * returns the first call's message ID instead of sending again.
+   */
+  readonly store?: IdempotencyStore;
+  /**
+   * Failures land here: `permanent` ones at once (131026, 131047, …), `exhausted` ones when
+   * retries run out. The entry's payload is the send payload; its ID the idempotency key.
+   */
+  readonly dlq?: DeadLetterQueue<P>;
+  /**
+   * Retry settings. `classify` defaults to `composeClassifiers(classifyWhatsAppError)`,
+   * `onEvent` and `clock` to the client's.
+   * @default { maxAttempts: 5 } with the core backoff defaults
+   */
+  readonly retry?: RetryOptions;
+  /**
+   * Abort one HTTP request after this many milliseconds (a hung connection); the attempt
+   * counts as a `timeout` and is retried.
+   * @default 20_000
+   */
+  readonly requestTimeoutMs?: number;
+  /**
+   * How long an idempotency claim holds while a send (all its retries) runs, in milliseconds.
+   * @default 120_000
+   */
+  readonly leaseMs?: number;
+  /**
+   * How long a sent message's ID is remembered under its idempotency key, in milliseconds.
+   * @default 86_400_000 (1 day)
+   */
+  readonly resultTtlMs?: number;
+  /**
+   * How long a concurrent call with the same key waits for the first one's result, in
+   * milliseconds, before failing with `IDEMPOTENCY_IN_PROGRESS`.
+   * @default 10_000
+   */
+  readonly waitForResultMs?: number;
+  /**
+   * Receives retry events, `message_status` (`accepted`, with the wamid), `idempotency_hit`
+   * and `dead_letter`.
+   */
+  readonly onEvent?: EventListener;
+  /** Time source for timeouts, waits and dead-letter times. @default systemClock */
+  readonly clock?: Clock;
+}
+
+/** The defaults of {@link WhatsAppClientOptions}. */
+export const WHATSAPP_CLIENT_DEFAULTS = Object.freeze({
+  requestTimeoutMs: 20_000,
+  leaseMs: 120_000,
+  resultTtlMs: 86_400_000,
+  waitForResultMs: 10_000,
+  maxAttempts: 5,
+});
+
+/** Options of {@link WhatsAppClient.sendMessage}. */
+export interface SendOptions {
+  /**
+   * Makes the send happen once: a repeated call (a retried job, a double click) with the same
+   * key returns the first result. Needs the client's `store`. Use your own ID for the message,
+   * e.g. `order-42:shipped`.
+   */
+  readonly idempotencyKey?: string;
+  /** Aborts waiting, retrying and the request in flight. Nothing is dead-lettered then. */
+  readonly signal?: AbortSignal;
+}
+
+/** A message the API accepted. */
+export interface SendResult {
+  /** The message ID the API returned (a wamid for the Cloud API). */
+  readonly messageId: string;
+  /** HTTP requests made by this call; 0 when `deduplicated`. */
+  readonly attempts: number;
+  /** `true` when an earlier call with the same idempotency key had sent it already. */
+  readonly deduplicated: boolean;
+}
+
+/** A WhatsApp sender with rate limiting, retries, idempotency and dead letters. */
+export interface WhatsAppClient<P = CloudMessage> {
+  /**
+   * Sends one message: waits for the pair limiter (per recipient) and the phone number's
+   * limiter, retries transient failures (throttles, 5xx, timeouts, network) with backoff, and
+   * resolves with the message ID. Rejects with a `PermanentError` (a permanent failure, e.g.
+   * 131026) or a `RetryError` (retries ran out), after writing the dead letter; with the
+   * signal's reason on abort.
+   */
+  sendMessage(payload: P, options?: SendOptions): Promise<SendResult>;
+}
+
+interface StoredSend {
+  readonly messageId: string;
+}
+
+/** A 53-bit hash of the payload's JSON (cyrb53): the idempotency fingerprint. */
+function fingerprintOf(payload: unknown): string {
+  const text = JSON.stringify(payload) ?? '';
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
+}
+
+function codeOf(error: unknown): string | number | undefined {
+  if (isWhatsAppApiError(error)) return error.errorCode;
+  if (typeof error === 'object' && error !== null) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' || typeof code === 'number') return code;
+  }
+  return undefined;
+}
+
+function attemptRecord(error: unknown, reason: Reason, time: number): DeadLetterAttempt {
+  const code = codeOf(error);
+  return {
+    message: describe(error),
+    reason,
+    at: new Date(time).toISOString(),
+    ...(code === undefined ? {} : { code }),
+  };
+}
+
+async function readBody(response: Response): Promise<unknown> {
+  const text = await response.text();
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * Creates a WhatsApp sender. With only credentials it retries transient failures; add a
+ * `limiter` (and `pairLimiter`) to stay under WhatsApp's throughput limits, a `store` to send
+ * each idempotency key once, and a `dlq` to keep what failed for good.
+ *
+ * @example
+ * const whatsapp = createWhatsAppClient({
+ *   accessToken, phoneNumberId,
+ *   limiter: createTokenBucket(WHATSAPP_RATE_LIMITS.perPhoneNumber),
+ *   store: createMemoryIdempotencyStore(),
+ *   dlq: createMemoryDeadLetterQueue(),
+ * });
+ * const { messageId } = await whatsapp.sendMessage(
+ *   { to: '4915112345678', type: 'text', text: { body: 'Your order shipped' } },
+ *   { idempotencyKey: 'order-42:shipped' },
+ * );
+ */
+export function createWhatsAppClient(
+  options: Omit<WhatsAppClientOptions<CloudMessage>, 'endpoint'>,
+): WhatsAppClient<CloudMessage>;
+export function createWhatsAppClient<P>(
+  options: WhatsAppClientOptions<P> & { readonly endpoint: WhatsAppEndpoint<P> },
+): WhatsAppClient<P>;
+export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): WhatsAppClient<P> {
+  const phoneNumberId = assertKey('phoneNumberId', options.phoneNumberId);
+  const endpoint =
+    options.endpoint ??
+    (cloudApiEndpoint({
+      accessToken: options.accessToken as string,
+      phoneNumberId,
+      ...(options.baseUrl === undefined ? {} : { baseUrl: options.baseUrl }),
+      ...(options.apiVersion === undefined ? {} : { apiVersion: options.apiVersion }),
+    }) as unknown as WhatsAppEndpoint<P>);
+  const fetchFn = options.fetch ?? globalThis.fetch;
+  assertFunction('fetch', fetchFn);
+  const { limiter, pairLimiter, store, dlq, onEvent } = options;
+  const clock = options.clock ?? systemClock;
+  const requestTimeoutMs = assertNumber(
+    'requestTimeoutMs',
+    options.requestTimeoutMs ?? WHATSAPP_CLIENT_DEFAULTS.requestTimeoutMs,
+    1,
+  );
+  const leaseMs = assertNumber('leaseMs', options.leaseMs ?? WHATSAPP_CLIENT_DEFAULTS.leaseMs, 1);
+  const resultTtlMs = assertNumber(
+    'resultTtlMs',
+    options.resultTtlMs ?? WHATSAPP_CLIENT_DEFAULTS.resultTtlMs,
+    1,
+  );
+  const waitForResultMs = assertNumber(
+    'waitForResultMs',
+    options.waitForResultMs ?? WHATSAPP_CLIENT_DEFAULTS.waitForResultMs,
+    0,
+  );
+  const userRetry = options.retry ?? {};
+  const classify = userRetry.classify ?? composeClassifiers(classifyWhatsAppError);
+  const retry = createRetry({
+    maxAttempts: WHATSAPP_CLIENT_DEFAULTS.maxAttempts,
+    ...userRetry,
+    classify,
+    clock: userRetry.clock ?? clock,
+    ...(userRetry.onEvent === undefined && onEvent !== undefined ? { onEvent } : {}),
+  });
+  const numberFeedback = limiter?.feedback(phoneNumberId);
+
+  const feedbackFor = (recipient: string): ThrottleFeedback | undefined => {
+    if (numberFeedback === undefined && pairLimiter === undefined) return undefined;
+    const pairFeedback = pairLimiter?.feedback(recipient);
+    return {
+      // 131056 is the recipient's pair limit: slowing the whole number down would not help.
+      throttled(c: Classification) {
+        if (c.code === 131056) pairFeedback?.throttled(c);
+        else numberFeedback?.throttled(c);
+      },
+      succeeded() {
+        numberFeedback?.succeeded();
+        pairFeedback?.succeeded();
+      },
+    };
+  };
+
+  /** One HTTP request, aborted by the caller's signal or after `requestTimeoutMs`. */
+  const request = async (payload: P, signal: AbortSignal): Promise<StoredSend> => {
+    const spec = endpoint.buildRequest(payload);
+    const controller = new AbortController();
+    const stopTimer = new AbortController();
+    const onAbort = (): void => controller.abort(signal.reason);
+    if (signal.aborted) throw signal.reason;
+    signal.addEventListener('abort', onAbort, { once: true });
+    clock.sleep(requestTimeoutMs, stopTimer.signal).then(
+      () =>
+        controller.abort(
+          new DOMException(`Request timed out after ${requestTimeoutMs} ms`, 'TimeoutError'),
+        ),
+      () => {},
+    );
+    try {
+      const response = await fetchFn(spec.url, {
+        method: spec.method ?? 'POST',
+        headers: spec.headers,
+        body: spec.body,
+        signal: controller.signal,
+      });
+      const body = await readBody(response);
+      if (!response.ok)
+        throw WhatsAppApiError.fromResponse(response.status, body, response.headers);
+      return endpoint.parseResponse(body);
+    } catch (error) {
+      // fetch rejects with an AbortError; report why it was aborted instead.
+      if (controller.signal.aborted) throw controller.signal.reason;
+      throw error;
+    } finally {
+      stopTimer.abort();
+      signal.removeEventListener('abort', onAbort);
+    }
+  };
+
+  const deadLetter = async (
+    payload: P,
+    error: unknown,
+    earlier: readonly DeadLetterAttempt[],
+    firstAt: number,
+    id: string | undefined,
+  ): Promise<void> => {
+    if (dlq === undefined) return;
+    let reason: Reason;
+    let attempts: DeadLetterAttempt[];
+    const now = clock.now();
+    if (error instanceof RetryError) {
+      reason = error.reason;
+      attempts = error.errors.map((f) => attemptRecord(f.error, f.reason, f.time));
+    } else {
+      reason =
+        error instanceof PermanentError
+          ? (error.classification?.reason ?? classify(error.cause).reason)
+          : classify(error).reason;
+      const cause =
+        error instanceof PermanentError && error.cause !== undefined ? error.cause : error;
+      attempts = [...earlier, attemptRecord(cause, reason, now)];
+    }
+    const entry = await dlq.add({
+      payload,
+      reason,
+      disposition: error instanceof RetryError ? 'exhausted' : 'permanent',
+      attempts,
+      firstAttemptAt: new Date(firstAt).toISOString(),
+      lastAttemptAt: new Date(now).toISOString(),
+      source: 'whatsapp.send',
+      ...(id === undefined ? {} : { id }),
+    });
+    emit(onEvent, { type: 'dead_letter', time: clock.now(), id: entry.id, reason });
+  };
+
+  /** Limiter waits, retries and dead letters: one message, no idempotency. */
+  const send = async (
+    payload: P,
+    signal: AbortSignal | undefined,
+    idempotencyKey: string | undefined,
+  ): Promise<SendResult> => {
+    const recipient = endpoint.recipient(payload);
+    const earlier: DeadLetterAttempt[] = [];
+    const firstAt = clock.now();
+    let attempts = 0;
+    const attempt = async ({ signal: attemptSignal }: AttemptContext): Promise<StoredSend> => {
+      if (pairLimiter !== undefined)
+        await pairLimiter.acquire(recipient, 1, { signal: attemptSignal });
+      if (limiter !== undefined) await limiter.acquire(phoneNumberId, 1, { signal: attemptSignal });
+      attempts++;
+      return request(payload, attemptSignal);
+    };
+    const feedback = feedbackFor(recipient);
+    try {
+      const sent = await retry(attempt, {
+        ...(signal === undefined ? {} : { signal }),
+        ...(feedback === undefined ? {} : { feedback }),
+        onRetry: (event: RetryEvent) => {
+          earlier.push(attemptRecord(event.error, event.classification.reason, clock.now()));
+          userRetry.onRetry?.(event);
+        },
+      });
+      emit(onEvent, {
+        type: 'message_status',
+        time: clock.now(),
+        messageId: sent.messageId,
+        status: 'accepted',
+      });
+      return { messageId: sent.messageId, attempts, deduplicated: false };
+    } catch (error) {
+      if (signal?.aborted !== true) {
+        try {
+          await deadLetter(payload, error, earlier, firstAt, idempotencyKey);
+        } catch {
+          // The caller still gets the send failure: nothing is silently dropped.
+        }
+      }
+      throw error;
+    }
+  };
+
+  /** `send` under an idempotency claim: the first call sends, the others get its result. */
+  const sendOnce = async (
+    storeRef: IdempotencyStore,
+    key: string,
+    payload: P,
+    signal: AbortSignal | undefined,
+  ): Promise<SendResult> => {
+    const fingerprint = fingerprintOf(payload);
+    const start = clock.now();
+    for (;;) {
+      signal?.throwIfAborted();
+      const claim = await storeRef.claim<StoredSend>(key, { leaseMs, fingerprint });
+      if (claim.status === 'completed') {
+        emit(onEvent, { type: 'idempotency_hit', time: clock.now(), key, status: 'completed' });
+        return { messageId: claim.result.messageId, attempts: 0, deduplicated: true };
+      }
+      if (claim.status === 'mismatch') {
+        throw new RetrykitError(
+          'IDEMPOTENCY_KEY_REUSE',
+          `Idempotency key ${JSON.stringify(key)} was used for a different message`,
+        );
+      }
+      if (claim.status === 'in_progress') {
+        emit(onEvent, { type: 'idempotency_hit', time: clock.now(), key, status: 'in_progress' });
+        const left = waitForResultMs - (clock.now() - start);
+        if (left <= 0) {
+          throw new RetrykitError(
+            'IDEMPOTENCY_IN_PROGRESS',
+            `Another call is sending idempotency key ${JSON.stringify(key)}`,
+          );
+        }
+        await clock.sleep(Math.max(1, Math.min(claim.retryAfterMs, 250, left)), signal);
+        continue;
+      }
+      let result: SendResult;
+      try {
+        result = await send(payload, signal, key);
+      } catch (error) {
+        await storeRef.release(key, claim.token).catch(() => false);
+        throw error;
+      }
+      // Sent: a failure to record it only lets a later repeat through, so it is not an error.
+      await storeRef
+        .complete(key, claim.token, { messageId: result.messageId } satisfies StoredSend, {
+          ttlMs: resultTtlMs,
+        })
+        .catch(() => false);
+      return result;
+    }
+  };
+
+  return {
+    sendMessage(payload, sendOptions = {}) {
+      const { idempotencyKey, signal } = sendOptions;
+      if (idempotencyKey !== undefined) assertKey('idempotencyKey', idempotencyKey);
+      if (idempotencyKey !== undefined && store !== undefined) {
+        return sendOnce(store, idempotencyKey, payload, signal);
+      }
+      return send(payload, signal, idempotencyKey);
+    },
+  };
+}
