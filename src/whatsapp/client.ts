@@ -138,6 +138,9 @@ export interface WhatsAppClient<P = CloudMessage> {
   sendMessage(payload: P, options?: SendOptions): Promise<SendResult>;
 }
 
+/** Aborts a finished request's controller, which cancels its timeout timer. */
+const DONE = Symbol('request done');
+
 interface StoredSend {
   readonly messageId: string;
 }
@@ -268,19 +271,20 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
 
   /** One HTTP request, aborted by the caller's signal or after `requestTimeoutMs`. */
   const request = async (payload: P, signal: AbortSignal): Promise<StoredSend> => {
+    if (signal.aborted) throw signal.reason;
     const spec = endpoint.buildRequest(payload);
     const controller = new AbortController();
-    const stopTimer = new AbortController();
     const onAbort = (): void => controller.abort(signal.reason);
-    if (signal.aborted) throw signal.reason;
     signal.addEventListener('abort', onAbort, { once: true });
-    clock.sleep(requestTimeoutMs, stopTimer.signal).then(
+    // The same controller cancels the timer once the request is done.
+    clock.sleep(requestTimeoutMs, controller.signal).then(
       () =>
         controller.abort(
           new DOMException(`Request timed out after ${requestTimeoutMs} ms`, 'TimeoutError'),
         ),
       () => {},
     );
+    let settled = false;
     try {
       const response = await fetchFn(spec.url, {
         method: spec.method ?? 'POST',
@@ -289,16 +293,17 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
         signal: controller.signal,
       });
       const body = await readBody(response);
+      settled = true;
       if (!response.ok)
         throw WhatsAppApiError.fromResponse(response.status, body, response.headers);
       return endpoint.parseResponse(body);
     } catch (error) {
       // fetch rejects with an AbortError; report why it was aborted instead.
-      if (controller.signal.aborted) throw controller.signal.reason;
+      if (!settled && controller.signal.aborted) throw controller.signal.reason;
       throw error;
     } finally {
-      stopTimer.abort();
       signal.removeEventListener('abort', onAbort);
+      if (!controller.signal.aborted) controller.abort(DONE);
     }
   };
 
@@ -358,7 +363,9 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     const feedback = feedbackFor(recipient);
     try {
       const sent = await retry(attempt, {
-        ...(signal === undefined ? {} : { signal }),
+        // A signal of this call's own, so that limiter and request listeners never pile up on
+        // one shared never-aborting signal.
+        signal: signal ?? new AbortController().signal,
         ...(feedback === undefined ? {} : { feedback }),
         onRetry: (event: RetryEvent) => {
           earlier.push(attemptRecord(event.error, event.classification.reason, clock.now()));
@@ -393,6 +400,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
   ): Promise<SendResult> => {
     const fingerprint = fingerprintOf(payload);
     const start = clock.now();
+    let waiting = false;
     for (;;) {
       signal?.throwIfAborted();
       const claim = await storeRef.claim<StoredSend>(key, { leaseMs, fingerprint });
@@ -407,7 +415,10 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
         );
       }
       if (claim.status === 'in_progress') {
-        emit(onEvent, { type: 'idempotency_hit', time: clock.now(), key, status: 'in_progress' });
+        if (!waiting) {
+          waiting = true;
+          emit(onEvent, { type: 'idempotency_hit', time: clock.now(), key, status: 'in_progress' });
+        }
         const left = waitForResultMs - (clock.now() - start);
         if (left <= 0) {
           throw new RetrykitError(

@@ -1,0 +1,412 @@
+/**
+ * A loopback fake of the WhatsApp Cloud API (and of Meta's webhook sender) with fault
+ * injection, for tests, the demo and the examples. Not part of the package: it runs on
+ * node:http and is meant for 127.0.0.1.
+ *
+ * - `POST /{version}/{phoneNumberId}/messages`: accepts a message and answers a wamid, or
+ *   injects a fault: 503, 130429 with HTTP 400, 131026 for undeliverable recipients, or a hang
+ *   (no answer until the client gives up). A sliding one-second window per phone number
+ *   answers 130429 past `rateLimitPerSecond`, as Meta does.
+ * - `POST /api/send-message`: the same for WASenderApi's format, with 429 + `X-RateLimit-*`
+ *   and 503 (session reconnecting) faults.
+ * - Status webhooks (`sent`, `delivered`, `read`) for every accepted message, signed with the
+ *   app secret, posted in batches to `webhookUrl`: some duplicated, some out of order, and
+ *   redelivered (like Meta) when the receiver doesn't answer 200.
+ */
+import { createHmac } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** Fault probabilities per request, each in [0, 1]. */
+export interface FakeFaults {
+  /** Answer 503 (Cloud API code 2 / WASenderApi session reconnecting). */
+  readonly serverError?: number;
+  /** Answer 130429 with HTTP 400 (Cloud API) or 429 with `X-RateLimit-*` (WASenderApi). */
+  readonly rateLimit?: number;
+  /** Never answer: the client's request timeout has to fire. Nothing is sent. */
+  readonly hang?: number;
+}
+
+/** Options of {@link startFakeWhatsApp}. */
+export interface FakeWhatsAppOptions {
+  /** Expected bearer token; other tokens get code 190 (HTTP 401). @default 'test-token' */
+  readonly accessToken?: string;
+  /** Signs the status webhooks. @default 'test-app-secret' */
+  readonly appSecret?: string;
+  /** Where status webhooks go; none are sent without it. */
+  readonly webhookUrl?: string;
+  /** Meta's per-number throughput limit, over a sliding second. @default 80 */
+  readonly rateLimitPerSecond?: number;
+  readonly faults?: FakeFaults;
+  /** Recipients that always get 131026 (message undeliverable). @default none */
+  readonly undeliverable?: (to: string) => boolean;
+  /** Share of messages that also get a `read` status. @default 0.6 */
+  readonly readShare?: number;
+  /** Share of status events delivered twice. @default 0.1 */
+  readonly duplicateShare?: number;
+  /** Share of messages whose statuses are posted in random order. @default 0.3 */
+  readonly reorderShare?: number;
+  /** Statuses per webhook payload, at most. @default 20 */
+  readonly batchSize?: number;
+  /** Seed of the fault dice. @default 1 */
+  readonly seed?: number;
+}
+
+/** A message the fake accepted. */
+export interface AcceptedMessage {
+  readonly wamid: string;
+  readonly phoneNumberId: string;
+  readonly to: string;
+  /** The request body as sent. */
+  readonly payload: Record<string, unknown>;
+  /** Arrival time, epoch milliseconds. */
+  readonly at: number;
+}
+
+export interface FakeWhatsApp {
+  /** Base URL, e.g. `http://127.0.0.1:41234` (use as `baseUrl`). */
+  readonly url: string;
+  readonly accessToken: string;
+  readonly appSecret: string;
+  /** Every accepted message, in arrival order. */
+  readonly accepted: readonly AcceptedMessage[];
+  /** Arrival times (epoch ms) of every send request, per phone number. */
+  readonly arrivals: ReadonlyMap<string, readonly number[]>;
+  /** The last status the fake reported for each wamid: what a receiver must end up with. */
+  readonly finalStatus: ReadonlyMap<string, 'sent' | 'delivered' | 'read'>;
+  /** Injected faults by kind, and 130429s from the rate window. */
+  readonly faults: Readonly<Record<string, number>>;
+  /** Status events posted (duplicates included) and webhook requests answered non-200. */
+  readonly webhookStats: {
+    readonly events: number;
+    readonly posts: number;
+    readonly refused: number;
+  };
+  /** Most requests for `phoneNumberId` (all numbers when omitted) in any `windowMs` window. */
+  maxInWindow(windowMs?: number, phoneNumberId?: string): number;
+  /** Resolves once every scheduled webhook has been delivered (or given up). */
+  drainWebhooks(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function dice(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function json(res: ServerResponse, status: number, body: unknown, headers = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify(body));
+}
+
+function graphError(res: ServerResponse, status: number, code: number, message: string): void {
+  json(res, status, {
+    error: {
+      message: `(#${code}) ${message}`,
+      type: 'OAuthException',
+      code,
+      error_data: { messaging_product: 'whatsapp', details: message },
+      fbtrace_id: 'AfakeTrace',
+    },
+  });
+}
+
+interface StatusEvent {
+  readonly phoneNumberId: string;
+  readonly wamid: string;
+  readonly to: string;
+  readonly status: 'sent' | 'delivered' | 'read';
+  readonly timestamp: number;
+  readonly dueAt: number;
+}
+
+/** Starts the fake on 127.0.0.1 and a free port. */
+export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Promise<FakeWhatsApp> {
+  const accessToken = options.accessToken ?? 'test-token';
+  const appSecret = options.appSecret ?? 'test-app-secret';
+  const limit = options.rateLimitPerSecond ?? 80;
+  const faults = options.faults ?? {};
+  const random = dice(options.seed ?? 1);
+  const readShare = options.readShare ?? 0.6;
+  const duplicateShare = options.duplicateShare ?? 0.1;
+  const reorderShare = options.reorderShare ?? 0.3;
+  const batchSize = options.batchSize ?? 20;
+
+  const accepted: AcceptedMessage[] = [];
+  const finalStatus = new Map<string, 'sent' | 'delivered' | 'read'>();
+  const arrivals = new Map<string, number[]>();
+  const recent = new Map<string, number[]>();
+  const faultCounts: Record<string, number> = {};
+  const hung = new Set<ServerResponse>();
+  const pending: StatusEvent[] = [];
+  const webhookStats = { events: 0, posts: 0, refused: 0 };
+  let inFlight = 0;
+  let seq = 0;
+  const count = (kind: string): void => {
+    faultCounts[kind] = (faultCounts[kind] ?? 0) + 1;
+  };
+
+  /** Counts the request in the number's sliding second; `false` when over the limit. */
+  const admit = (phoneNumberId: string, now: number): boolean => {
+    const list = arrivals.get(phoneNumberId) ?? [];
+    arrivals.set(phoneNumberId, list);
+    list.push(now);
+    const window = recent.get(phoneNumberId) ?? [];
+    recent.set(phoneNumberId, window);
+    while (window.length > 0 && window[0]! <= now - 1000) window.shift();
+    window.push(now);
+    return window.length <= limit;
+  };
+
+  const scheduleStatuses = (message: AcceptedMessage): void => {
+    if (options.webhookUrl === undefined) return;
+    const statuses: StatusEvent['status'][] = ['sent', 'delivered'];
+    if (random() < readShare) statuses.push('read');
+    finalStatus.set(message.wamid, statuses[statuses.length - 1]!);
+    const seconds = Math.floor(message.at / 1000);
+    const shuffled = random() < reorderShare;
+    statuses.forEach((status, i) => {
+      const copies = random() < duplicateShare ? 2 : 1;
+      for (let c = 0; c < copies; c++) {
+        const delay = shuffled ? random() * 300 : 40 * (i + 1) + c * 150;
+        pending.push({
+          phoneNumberId: message.phoneNumberId,
+          wamid: message.wamid,
+          to: message.to,
+          status,
+          timestamp: seconds + i,
+          dueAt: Date.now() + delay,
+        });
+      }
+    });
+  };
+
+  const post = async (body: string): Promise<void> => {
+    const signature = createHmac('sha256', appSecret).update(body).digest('hex');
+    for (let attempt = 0; attempt < 6; attempt++) {
+      webhookStats.posts++;
+      try {
+        const res = await fetch(options.webhookUrl as string, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'x-hub-signature-256': `sha256=${signature}`,
+          },
+          body,
+        });
+        await res.arrayBuffer();
+        if (res.status === 200) return;
+      } catch {
+        // The receiver is down: try again, as Meta does.
+      }
+      webhookStats.refused++;
+      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+    }
+  };
+
+  const flush = (): void => {
+    const now = Date.now();
+    const due: StatusEvent[] = [];
+    const later: StatusEvent[] = [];
+    for (const e of pending) (e.dueAt <= now ? due : later).push(e);
+    if (due.length === 0) return;
+    pending.length = 0;
+    pending.push(...later);
+    for (let i = 0; i < due.length; i += batchSize) {
+      const batch = due.slice(i, i + batchSize);
+      const byNumber = new Map<string, StatusEvent[]>();
+      for (const e of batch)
+        byNumber.set(e.phoneNumberId, [...(byNumber.get(e.phoneNumberId) ?? []), e]);
+      const body = JSON.stringify({
+        object: 'whatsapp_business_account',
+        entry: [
+          {
+            id: 'FAKE_WABA',
+            changes: [...byNumber].map(([phoneNumberId, events]) => ({
+              field: 'messages',
+              value: {
+                messaging_product: 'whatsapp',
+                metadata: { display_phone_number: '15550000000', phone_number_id: phoneNumberId },
+                statuses: events.map((e) => ({
+                  id: e.wamid,
+                  status: e.status,
+                  timestamp: String(e.timestamp),
+                  recipient_id: e.to,
+                })),
+              },
+            })),
+          },
+        ],
+      });
+      webhookStats.events += batch.length;
+      inFlight++;
+      void post(body).finally(() => {
+        inFlight--;
+      });
+    }
+  };
+  const flusher = setInterval(flush, 50);
+  flusher.unref();
+
+  const handleCloud = async (req: IncomingMessage, res: ServerResponse, phoneNumberId: string) => {
+    const now = Date.now();
+    const body = await readBody(req);
+    if (req.headers.authorization !== `Bearer ${accessToken}`) {
+      return graphError(res, 401, 190, 'Error validating access token');
+    }
+    if (!admit(phoneNumberId, now)) {
+      count('rate_window');
+      return graphError(res, 400, 130429, 'Rate limit hit');
+    }
+    let payload: Record<string, unknown>;
+    try {
+      payload = JSON.parse(body) as Record<string, unknown>;
+    } catch {
+      return graphError(res, 400, 100, 'Invalid parameter');
+    }
+    const to = payload.to;
+    if (typeof to !== 'string' || payload.messaging_product !== 'whatsapp') {
+      return graphError(res, 400, 131008, 'Required parameter is missing');
+    }
+    const roll = random();
+    const { serverError = 0, rateLimit = 0, hang = 0 } = faults;
+    if (roll < serverError) {
+      count('server_error');
+      return graphError(res, 503, 2, 'Service temporarily unavailable');
+    }
+    if (roll < serverError + rateLimit) {
+      count('rate_limit');
+      return graphError(res, 400, 130429, 'Rate limit hit');
+    }
+    if (roll < serverError + rateLimit + hang) {
+      count('hang');
+      hung.add(res);
+      res.on('close', () => hung.delete(res));
+      return;
+    }
+    if (options.undeliverable?.(to)) {
+      count('undeliverable');
+      return graphError(res, 400, 131026, 'Message undeliverable');
+    }
+    const wamid = `wamid.FAKE${(++seq).toString(36).toUpperCase().padStart(8, '0')}`;
+    const message: AcceptedMessage = { wamid, phoneNumberId, to, payload, at: now };
+    accepted.push(message);
+    scheduleStatuses(message);
+    json(res, 200, {
+      messaging_product: 'whatsapp',
+      contacts: [{ input: to, wa_id: to.replace(/\D/g, '') }],
+      messages: [{ id: wamid, message_status: 'accepted' }],
+    });
+  };
+
+  const handleWasender = async (req: IncomingMessage, res: ServerResponse) => {
+    const now = Date.now();
+    const body = await readBody(req);
+    if (req.headers.authorization !== `Bearer ${accessToken}`) {
+      return json(res, 401, { success: false, message: 'Unauthenticated' });
+    }
+    const overLimit = !admit('wasender', now);
+    const roll = random();
+    const { serverError = 0, rateLimit = 0, hang = 0 } = faults;
+    if (overLimit || (roll >= serverError && roll < serverError + rateLimit)) {
+      count(overLimit ? 'rate_window' : 'rate_limit');
+      return json(
+        res,
+        429,
+        { success: false, message: 'Too many requests' },
+        {
+          'x-ratelimit-limit': String(limit),
+          'x-ratelimit-remaining': '0',
+          'x-ratelimit-reset': String(Math.ceil(now / 1000) + 1),
+        },
+      );
+    }
+    if (roll < serverError) {
+      count('server_error');
+      return json(res, 503, { success: false, message: 'Session is reconnecting' });
+    }
+    if (roll < serverError + rateLimit + hang) {
+      count('hang');
+      hung.add(res);
+      res.on('close', () => hung.delete(res));
+      return;
+    }
+    const payload = JSON.parse(body) as Record<string, unknown>;
+    const to = String(payload.to);
+    const wamid = String(++seq);
+    accepted.push({ wamid, phoneNumberId: 'wasender', to, payload, at: now });
+    json(res, 200, {
+      success: true,
+      data: { msgId: Number(wamid), jid: `${to}@s.whatsapp.net`, status: 'in_progress' },
+    });
+  };
+
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://fake');
+    const cloud = /^\/v[\d.]+\/([^/]+)\/messages$/.exec(url.pathname);
+    const route =
+      req.method === 'POST' && cloud
+        ? handleCloud(req, res, decodeURIComponent(cloud[1]!))
+        : req.method === 'POST' && url.pathname === '/api/send-message'
+          ? handleWasender(req, res)
+          : Promise.resolve(json(res, 404, { error: { message: 'Unknown path', code: 100 } }));
+    route.catch(() => {
+      if (!res.headersSent) json(res, 500, { error: { message: 'fake crashed', code: 1 } });
+    });
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    accessToken,
+    appSecret,
+    accepted,
+    finalStatus,
+    arrivals,
+    faults: faultCounts,
+    webhookStats,
+    maxInWindow(windowMs = 1000, phoneNumberId?: string) {
+      const times = (
+        phoneNumberId === undefined
+          ? [...arrivals.values()].flat()
+          : [...(arrivals.get(phoneNumberId) ?? [])]
+      ).sort((a, b) => a - b);
+      let best = 0;
+      let start = 0;
+      for (let end = 0; end < times.length; end++) {
+        while (times[end]! - times[start]! >= windowMs) start++;
+        best = Math.max(best, end - start + 1);
+      }
+      return best;
+    },
+    async drainWebhooks() {
+      while (pending.length > 0 || inFlight > 0) {
+        flush();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    async close() {
+      clearInterval(flusher);
+      for (const res of hung) res.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
