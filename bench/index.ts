@@ -2,8 +2,9 @@ import { writeFileSync } from 'node:fs';
 import { arch, cpus, platform } from 'node:os';
 import type { BenchSuite } from './harness.js';
 import { retrySuite } from './retry.js';
+import { whatsappSuite } from './whatsapp.js';
 
-const suites: BenchSuite[] = [retrySuite];
+const suites: BenchSuite[] = [retrySuite, whatsappSuite];
 
 const args = process.argv.slice(2);
 const write = args.includes('--write');

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   handleVerificationRequest,
+  loadHmac,
   signWebhookBody,
   timingSafeEqual,
   verifyWasenderSignature,
@@ -98,6 +99,30 @@ describe('verifyWebhookSignature', () => {
       { numRuns: 50 },
     );
   });
+});
+
+describe('both HMAC backends (node:crypto and Web Crypto)', () => {
+  for (const preferNode of [true, false]) {
+    it(`${preferNode ? 'node:crypto' : 'Web Crypto'} signs and verifies like createHmac`, async () => {
+      const backend = await loadHmac(preferNode);
+      await fc.assert(
+        fc.asyncProperty(
+          fc.uint8Array({ maxLength: 256 }),
+          fc.string({ minLength: 1 }),
+          async (body, secret) => {
+            const mac = createHmac('sha256', secret).update(body).digest();
+            expect(Buffer.from(await backend.sign(secret, body)).equals(mac)).toBe(true);
+            expect(await backend.verify(secret, new Uint8Array(mac), body)).toBe(true);
+            const wrong = new Uint8Array(mac);
+            wrong[0]! ^= 1;
+            expect(await backend.verify(secret, wrong, body)).toBe(false);
+            expect(await backend.verify(secret, new Uint8Array(mac.subarray(1)), body)).toBe(false);
+          },
+        ),
+        { numRuns: 30 },
+      );
+    });
+  }
 });
 
 describe('verifyWasenderSignature', () => {

@@ -174,12 +174,17 @@ function parseJson(body: RawBody, maxBytes: number): unknown {
     }
   }
   try {
-    return JSON.parse(source, (key, value: unknown) =>
-      FORBIDDEN_KEYS.has(key) ? undefined : value,
-    );
+    // The reviver costs about half the parse: run it only when a forbidden key can be there.
+    return /__proto__|constructor|prototype/.test(source)
+      ? JSON.parse(source, dropForbidden)
+      : JSON.parse(source);
   } catch (cause) {
     throw new WebhookPayloadError('$', 'body is not JSON', { cause });
   }
+}
+
+function dropForbidden(key: string, value: unknown): unknown {
+  return FORBIDDEN_KEYS.has(key) ? undefined : value;
 }
 
 function byteLength(s: string): number {
