@@ -41,7 +41,7 @@ export interface InboundMessage extends WebhookOrigin {
   readonly contactName: string | undefined;
   /** The wamid this message replies to (`context.id`), when it is a reply. */
   readonly replyTo: string | undefined;
-  /** The message object as parsed (keys `__proto__`, `constructor`, `prototype` removed). */
+  /** The message object as parsed (from text: keys `__proto__`, `constructor`, `prototype` removed). */
   readonly raw: Readonly<Record<string, unknown>>;
 }
 
@@ -59,7 +59,7 @@ export interface StatusUpdate extends WebhookOrigin {
   readonly errors: readonly WebhookErrorDetail[];
   /** `biz_opaque_callback_data` as sent with the message, when present. */
   readonly callbackData: string | undefined;
-  /** The status object as parsed (keys `__proto__`, `constructor`, `prototype` removed). */
+  /** The status object as parsed (from text: keys `__proto__`, `constructor`, `prototype` removed). */
   readonly raw: Readonly<Record<string, unknown>>;
 }
 

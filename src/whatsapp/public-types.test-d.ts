@@ -1,0 +1,49 @@
+import { describe, expectTypeOf, it } from 'vitest';
+import {
+  type CloudMessage,
+  createWebhookHandler,
+  createWhatsAppClient,
+  type MessageStatus,
+  reduceStatus,
+  type SendResult,
+  type StatusUpdate,
+  type WasenderMessage,
+  type WebhookUpdate,
+  wasenderEndpoint,
+} from './index.js';
+
+describe('retrykit/whatsapp public types', () => {
+  it('the client takes the payload type of its endpoint', () => {
+    const cloud = createWhatsAppClient({ accessToken: 't', phoneNumberId: 'p' });
+    expectTypeOf(cloud.sendMessage).parameter(0).toEqualTypeOf<CloudMessage>();
+    expectTypeOf(cloud.sendMessage({ to: '1', type: 'text' })).toEqualTypeOf<Promise<SendResult>>();
+    const wasender = createWhatsAppClient({
+      phoneNumberId: 'session',
+      endpoint: wasenderEndpoint({ apiKey: 'k' }),
+    });
+    expectTypeOf(wasender.sendMessage).parameter(0).toEqualTypeOf<WasenderMessage>();
+  });
+
+  it('webhook updates are a union discriminated on kind', () => {
+    const update = {} as WebhookUpdate;
+    if (update.kind === 'status') expectTypeOf(update.status).toEqualTypeOf<MessageStatus>();
+    if (update.kind === 'message') expectTypeOf(update.from).toEqualTypeOf<string>();
+    if (update.kind === 'error') expectTypeOf(update.code).toEqualTypeOf<number>();
+  });
+
+  it('reduceStatus keeps the caller type', () => {
+    expectTypeOf(reduceStatus<StatusUpdate>).returns.toEqualTypeOf<StatusUpdate>();
+  });
+
+  it('a custom webhook parser types enqueue', () => {
+    createWebhookHandler<{ id: string }>({
+      verify: () => true,
+      parse: () => [{ id: 'x' }],
+      dedupeKey: (u) => u.id,
+      store: {} as never,
+      enqueue: (updates) => {
+        expectTypeOf(updates).toEqualTypeOf<readonly { id: string }[]>();
+      },
+    });
+  });
+});
