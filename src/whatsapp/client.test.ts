@@ -234,9 +234,10 @@ describe('createWhatsAppClient', () => {
     });
     await send();
     expect(number.acquired).toEqual(['PN1', 'PN1', 'PN1']);
-    expect(pair.acquired).toEqual([MESSAGE.to, MESSAGE.to, MESSAGE.to]);
+    const pairKey = `PN1:${MESSAGE.to}`;
+    expect(pair.acquired).toEqual([pairKey, pairKey, pairKey]);
     expect(number.throttled.map(([k, c]) => [k, c.code])).toEqual([['PN1', 130429]]);
-    expect(pair.throttled.map(([k, c]) => [k, c.code])).toEqual([[MESSAGE.to, 131056]]);
+    expect(pair.throttled.map(([k, c]) => [k, c.code])).toEqual([[pairKey, 131056]]);
   });
 
   it('does not dead-letter when the caller aborts', async () => {

@@ -44,8 +44,8 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    */
   readonly limiter?: RateLimiter;
   /**
-   * Pair limiter, keyed by recipient (about 1 message per 6 s to one user); an adaptive one
-   * slows down on 131056.
+   * Pair limiter, keyed by `{phoneNumberId}:{recipient}` (about 1 message per 6 s from one
+   * business number to one user, bursts borrowing ahead); an adaptive one slows down on 131056.
    */
   readonly pairLimiter?: RateLimiter;
   /**
@@ -198,7 +198,8 @@ async function readBody(response: Response): Promise<unknown> {
  * const whatsapp = createWhatsAppClient({
  *   accessToken, phoneNumberId,
  *   limiter: createTokenBucket(WHATSAPP_RATE_LIMITS.perPhoneNumber),
- *   store: createMemoryIdempotencyStore(),
+ *   pairLimiter: createTokenBucket(WHATSAPP_RATE_LIMITS.pair),
+ *   store: createMemoryIdempotencyStore({ maxEntries: 100_000 }),
  *   dlq: createMemoryDeadLetterQueue(),
  * });
  * const { messageId } = await whatsapp.sendMessage(
@@ -253,9 +254,9 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
   });
   const numberFeedback = limiter?.feedback(phoneNumberId);
 
-  const feedbackFor = (recipient: string): ThrottleFeedback | undefined => {
+  const feedbackFor = (pairKey: string): ThrottleFeedback | undefined => {
     if (numberFeedback === undefined && pairLimiter === undefined) return undefined;
-    const pairFeedback = pairLimiter?.feedback(recipient);
+    const pairFeedback = pairLimiter?.feedback(pairKey);
     return {
       // 131056 is the recipient's pair limit: slowing the whole number down would not help.
       throttled(c: Classification) {
@@ -350,17 +351,18 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     idempotencyKey: string | undefined,
   ): Promise<SendResult> => {
     const recipient = endpoint.recipient(payload);
+    const pairKey = `${phoneNumberId}:${recipient}`;
     const earlier: DeadLetterAttempt[] = [];
     const firstAt = clock.now();
     let attempts = 0;
     const attempt = async ({ signal: attemptSignal }: AttemptContext): Promise<StoredSend> => {
       if (pairLimiter !== undefined)
-        await pairLimiter.acquire(recipient, 1, { signal: attemptSignal });
+        await pairLimiter.acquire(pairKey, 1, { signal: attemptSignal });
       if (limiter !== undefined) await limiter.acquire(phoneNumberId, 1, { signal: attemptSignal });
       attempts++;
       return request(payload, attemptSignal);
     };
-    const feedback = feedbackFor(recipient);
+    const feedback = feedbackFor(pairKey);
     try {
       const sent = await retry(attempt, {
         // A signal of this call's own, so that limiter and request listeners never pile up on
