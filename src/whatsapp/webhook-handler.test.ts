@@ -131,6 +131,16 @@ describe('createWebhookHandler', () => {
     expect(queued).toHaveLength(2);
   });
 
+  it('answers 200 without calling enqueue for a body with no updates', async () => {
+    const { post, queued } = setup();
+    const body = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [{ id: 'WABA', changes: [{ field: 'account_update', value: { event: 'VERIFIED' } }] }],
+    });
+    expect(await post(body)).toMatchObject({ status: 200, outcome: 'empty', enqueued: 0 });
+    expect(queued).toEqual([]);
+  });
+
   it('answers 401 without a signature and 403 with a wrong one, enqueuing nothing', async () => {
     const { handle, post, queued } = setup();
     const body = statusBody([{ id: 'wamid.1', status: 'sent' }]);

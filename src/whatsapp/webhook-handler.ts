@@ -34,12 +34,20 @@ export interface WebhookResult extends WebhookResponse {
   /**
    * - `enqueued`: new updates were handed to `enqueue` (200)
    * - `duplicate`: every update was seen before (200, `enqueue` not called)
+   * - `empty`: the body held no updates, e.g. only template or account changes (200)
    * - `unauthorized`: signature missing (401) or wrong (403)
    * - `too_large`: body over `maxBodyBytes` (413)
    * - `invalid`: the body does not fit the schema; dead-lettered (200) or refused (400)
    * - `failed`: the store or `enqueue` failed (500): the sender will deliver it again
    */
-  readonly outcome: 'enqueued' | 'duplicate' | 'unauthorized' | 'too_large' | 'invalid' | 'failed';
+  readonly outcome:
+    | 'enqueued'
+    | 'duplicate'
+    | 'empty'
+    | 'unauthorized'
+    | 'too_large'
+    | 'invalid'
+    | 'failed';
   /** Updates handed to `enqueue`. */
   readonly enqueued: number;
   /** Updates dropped as already seen (or being handled by a concurrent delivery). */
@@ -269,6 +277,7 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
       return refuse(500, 'failed', 'Internal Server Error', error);
     }
 
+    if (updates.length === 0) return ok('empty', 0, 0);
     const fresh: U[] = [];
     const claims: (readonly [string, string])[] = [];
     let duplicates = 0;
