@@ -67,7 +67,11 @@ function hmac(): Promise<Hmac> {
 export async function loadHmac(preferNode = isNodeLike()): Promise<Hmac> {
   if (preferNode) {
     try {
-      const { createHmac, timingSafeEqual } = await import('node:crypto');
+      // A computed specifier: bundlers for workers and browsers leave it alone.
+      const specifier = 'node:crypto';
+      const { createHmac, timingSafeEqual } = (await import(
+        /* @vite-ignore */ specifier
+      )) as typeof import('node:crypto');
       const digest = (secret: string, body: Uint8Array) =>
         createHmac('sha256', secret).update(body).digest();
       return {
