@@ -49,20 +49,27 @@ function positiveNumber(name: string, value: string | undefined, fallback: numbe
   return n;
 }
 
-const { values } = parseArgs({
-  options: {
-    scenario: { type: 'string', default: 'all' },
-    clients: { type: 'string' },
-    'outage-clients': { type: 'string' },
-    seeds: { type: 'string' },
-    strategy: { type: 'string' },
-    'outage-ms': { type: 'string' },
-    capacity: { type: 'string' },
-    svg: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-  strict: true,
-});
+function parse() {
+  try {
+    return parseArgs({ options: OPTIONS, strict: true });
+  } catch (error) {
+    return fail(error instanceof Error ? error.message : String(error));
+  }
+}
+
+const OPTIONS = {
+  scenario: { type: 'string', default: 'all' },
+  clients: { type: 'string' },
+  'outage-clients': { type: 'string' },
+  seeds: { type: 'string' },
+  strategy: { type: 'string' },
+  'outage-ms': { type: 'string' },
+  capacity: { type: 'string' },
+  svg: { type: 'string' },
+  help: { type: 'boolean', default: false },
+} as const;
+
+const { values } = parse();
 
 if (values.help) {
   process.stdout.write(HELP);
