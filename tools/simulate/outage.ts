@@ -48,6 +48,8 @@ export interface OutageResult {
   readonly pending: number;
   /** Highest arrival rate after the server came back, in requests per second (per 100 ms × 10). */
   readonly peakAfterRecoveryPerSecond: number;
+  /** When the last webhook was delivered or dead-lettered, in milliseconds from the start. */
+  readonly settledAtMs: number;
   /**
    * Milliseconds from the server's recovery until every webhook is delivered or dead-lettered
    * (0 if that happened during the outage); `Infinity` if some were still pending at the horizon.
@@ -180,6 +182,7 @@ export function runOutage(options: OutageOptions): OutageResult {
     deadLettered,
     pending,
     peakAfterRecoveryPerSecond: (peak * 1000) / BIN_MS,
+    settledAtMs: lastDoneAt,
     drainMs: pending > 0 ? Number.POSITIVE_INFINITY : Math.max(0, lastDoneAt - outageMs),
   };
 }

@@ -192,7 +192,12 @@ export function outageCharts(
   const reference = { label: `capacity (${formatNumber(perBin)} per 100 ms)`, value: perBin };
   const shade = { label: 'server down', from: 0, to: settings.outageMs / 1000 };
   const jittered = rows.filter((r) => !r.budget);
-  const xMax = (settings.outageMs * 4) / 1000;
+  const xMaxFor = (budget: boolean): number => {
+    if (!budget) return (settings.outageMs * 4) / 1000;
+    const ends = rows.filter((r) => r.budget).map((r) => r.sample.arrivals.length * BIN_MS);
+    return Math.max(settings.outageMs * 1.2, ...ends) / 1000;
+  };
+  const xMax = xMaxFor(false);
   const beyond = (r: OutageSummary): string => {
     const endS = (r.sample.arrivals.length * BIN_MS) / 1000;
     return endS > xMax ? ` (continues to ${formatNumber(endS)} s)` : '';
@@ -203,7 +208,10 @@ export function outageCharts(
     rows
       .filter((r) => r.budget === budget)
       .map((r) => ({
-        title: `${STRATEGY_LABELS[r.strategy]}: peak ${formatNumber(r.sample.peakAfterRecoveryPerSecond)} req/s after recovery, drained ${seconds(r.sample.drainMs)} s after it${beyond(r)}`,
+        title:
+          r.sample.delivered === 0
+            ? `${STRATEGY_LABELS[r.strategy]}: all ${formatNumber(r.sample.deadLettered)} dead-lettered by ${seconds(r.sample.settledAtMs)} s, nothing left to retry after recovery`
+            : `${STRATEGY_LABELS[r.strategy]}: peak ${formatNumber(r.sample.peakAfterRecoveryPerSecond)} req/s after recovery, drained ${seconds(r.sample.drainMs)} s after it${beyond(r)}`,
         series: [
           {
             label: 'requests arriving per 100 ms',
@@ -221,7 +229,7 @@ export function outageCharts(
       xLabel: 'seconds',
       yLabel: 'requests arriving per 100 ms',
       xStep: BIN_MS / 1000,
-      xMax,
+      xMax: xMaxFor(budget),
       panels: panels(budget),
       panelHeight: 110,
     });

@@ -145,6 +145,9 @@ export function lineChartSvg(chart: LineChart): string {
   const seen = new Set<string>();
   for (const panel of chart.panels) {
     for (const s of panel.series) {
+      const item = legendItems.find((i) => i.label === s.label);
+      // One label drawn in several colours (one per panel): show it in neutral grey.
+      if (item !== undefined && item.color !== s.color) item.color = '#555';
       if (!seen.has(s.label)) {
         seen.add(s.label);
         legendItems.push({ label: s.label, color: s.color, ...(s.dashed ? { dashed: true } : {}) });
