@@ -165,12 +165,12 @@ export function contentionCharts(rows: readonly ContentionSummary[]): Record<str
   const subtitle = `One row, optimistic concurrency, 10 ± 2 ms network; retrykit computeDelay with a 10 ms first delay, ×2, 2 s cap. Mean of ${seeds} seeds.`;
   return {
     'contention-calls.svg': barChartSvg({
-      title: 'Scenario 1: write calls until every client has written (lower is better)',
+      title: 'Scenario 1: write calls per client until every client has written (lower is better)',
       subtitle,
       xLabel: 'clients contending',
-      yLabel: 'write calls',
+      yLabel: 'write calls per client',
       categories,
-      series: series((r) => r.calls),
+      series: series((r) => r.calls / r.clients),
     }),
     'contention-time.svg': barChartSvg({
       title: 'Scenario 1: time until every client has written (lower is better)',
