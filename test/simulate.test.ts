@@ -166,7 +166,7 @@ describe('charts', () => {
   });
 
   it('writes every chart the docs show', () => {
-    const settings = { clients: 100, outageMs: 5000, capacityPerSecond: 50 };
+    const settings = { clients: 100, outageMs: 5000, capacityPerSecond: 50, maxDelayMs: 30_000 };
     const charts = {
       ...contentionCharts(contentionTable([10], ['none', 'full'], 2)),
       ...outageCharts(outageTable(['none', 'full'], 1, settings), settings),

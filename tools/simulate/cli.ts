@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { OUTAGE_DEFAULTS } from './outage.js';
+import { OUTAGE_DEFAULTS, OUTAGE_GROWTH } from './outage.js';
 import {
   contentionCharts,
   contentionTable,
@@ -26,6 +26,7 @@ const HELP = `Usage: npm run simulate -- [options]
   --strategy <list>         comma-separated subset of ${STRATEGIES.join(', ')} (default all)
   --outage-ms <ms>          scenario 2 outage length in milliseconds (default ${OUTAGE_DEFAULTS.outageMs})
   --capacity <n>            scenario 2 requests per second served after recovery (default ${OUTAGE_DEFAULTS.capacityPerSecond})
+  --max-delay-ms <ms>       scenario 2 cap on one retry delay in milliseconds (default ${OUTAGE_GROWTH.maxDelayMs})
   --svg <dir>               also write the charts as SVG files into <dir>
   --help                    show this help
 `;
@@ -65,6 +66,7 @@ const OPTIONS = {
   strategy: { type: 'string' },
   'outage-ms': { type: 'string' },
   capacity: { type: 'string' },
+  'max-delay-ms': { type: 'string' },
   svg: { type: 'string' },
   help: { type: 'boolean', default: false },
 } as const;
@@ -94,6 +96,7 @@ const settings = {
   clients: positiveInteger('outage-clients', values['outage-clients'], OUTAGE_DEFAULTS.clients),
   outageMs: positiveNumber('outage-ms', values['outage-ms'], OUTAGE_DEFAULTS.outageMs),
   capacityPerSecond: positiveNumber('capacity', values.capacity, OUTAGE_DEFAULTS.capacityPerSecond),
+  maxDelayMs: positiveNumber('max-delay-ms', values['max-delay-ms'], OUTAGE_GROWTH.maxDelayMs),
 };
 const charts: Record<string, string> = {};
 
@@ -110,7 +113,7 @@ if (scenario !== 'contention') {
   const seeds = positiveInteger('seeds', values.seeds, 5);
   const rows = outageTable(strategies, seeds, settings);
   process.stdout.write(
-    `## Scenario 2: outage and recovery (${settings.clients} clients, ${settings.outageMs / 1000} s down, then ${settings.capacityPerSecond} req/s; mean of ${seeds} seeds)\n\n${formatOutage(rows)}\n`,
+    `## Scenario 2: outage and recovery (${settings.clients} clients, ${settings.outageMs / 1000} s down, then ${settings.capacityPerSecond} req/s, ${settings.maxDelayMs / 1000} s delay cap; mean of ${seeds} seeds)\n\n${formatOutage(rows)}\n`,
   );
   Object.assign(charts, outageCharts(rows, settings));
 }

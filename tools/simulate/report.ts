@@ -1,5 +1,5 @@
 import { type ContentionSummary, summarizeContention } from './contention.js';
-import { BIN_MS, type OutageResult, runOutage } from './outage.js';
+import { BIN_MS, OUTAGE_GROWTH, type OutageResult, runOutage } from './outage.js';
 import { STRATEGY_COLORS, STRATEGY_LABELS, type Strategy } from './strategies.js';
 import { barChartSvg, formatNumber, type LinePanel, lineChartSvg } from './svg.js';
 
@@ -26,6 +26,8 @@ export interface OutageSettings {
   readonly clients: number;
   readonly outageMs: number;
   readonly capacityPerSecond: number;
+  /** Cap on a single retry delay, in milliseconds. */
+  readonly maxDelayMs: number;
 }
 
 /** Runs scenario 1 for every client count and strategy. */
@@ -64,6 +66,7 @@ export function outageTable(
           clients: settings.clients,
           outageMs: settings.outageMs,
           capacityPerSecond: settings.capacityPerSecond,
+          growth: { ...OUTAGE_GROWTH, maxDelayMs: settings.maxDelayMs },
           ...(budget ? { budget: {} } : {}),
         });
         sample ??= run;
@@ -203,7 +206,7 @@ export function outageCharts(
     return endS > xMax ? ` (continues to ${formatNumber(endS)} s)` : '';
   };
   const subtitle = (budget: boolean) =>
-    `${formatNumber(settings.clients)} clients, one webhook each; server down ${formatNumber(settings.outageMs / 1000)} s, then ${formatNumber(settings.capacityPerSecond)} req/s. 1 s first delay, ×2, 30 s cap; seed 1. ${budget ? 'Retry budget on (defaults, shared).' : 'No retry budget.'} Each panel has its own y scale.`;
+    `${formatNumber(settings.clients)} clients, one webhook each; server down ${formatNumber(settings.outageMs / 1000)} s, then ${formatNumber(settings.capacityPerSecond)} req/s. 1 s first delay, ×2, ${formatNumber(settings.maxDelayMs / 1000)} s cap; seed 1. ${budget ? 'Retry budget on (defaults, shared).' : 'No retry budget.'} Each panel has its own y scale.`;
   const panels = (budget: boolean): LinePanel[] =>
     rows
       .filter((r) => r.budget === budget)
