@@ -39,6 +39,7 @@ export type {
   AttemptSuccessEvent,
   DeadLetterEvent,
   EventListener,
+  EventScope,
   GiveUpEvent,
   IdempotencyHitEvent,
   MessageStatusEvent,
@@ -47,6 +48,7 @@ export type {
   RetrykitEvent,
   RetryScheduledEvent,
 } from './core/events.js';
+export { combineListeners, scopeListener } from './core/events.js';
 export type { ClaimOptions, ClaimResult, IdempotencyStore } from './core/idempotency-types.js';
 export type { AcquireOptions, AcquireResult, RateLimiter } from './core/rate-limit-types.js';
 export type {
