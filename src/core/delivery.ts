@@ -16,18 +16,6 @@ const FLAG: Readonly<Record<MessageStatusEvent['status'], number>> = {
   failed: FAILED,
 };
 
-interface Tracked {
-  flags: number;
-  /** Emitter-clock time the message left us (`accepted`) or was first reported `sent`. */
-  startTime: number;
-  /** The `sent` webhook's own timestamp. */
-  sentTs: number;
-  /** Emitter-clock time of the first delivered/read/played report. */
-  reachedTime: number;
-  /** That report's own timestamp. */
-  reachedTs: number;
-}
-
 /** What one status event changed. */
 export interface DeliveryObservation {
   /** The first report of this status for this message (duplicates are `false`). */
@@ -48,16 +36,34 @@ export interface DeliveryObservation {
  */
 export class DeliveryTracker {
   readonly #max: number;
-  readonly #messages = new Map<string, Tracked>();
+  /** Message ID → its slot in the arrays below. */
+  readonly #slots = new Map<string, number>();
+  /** Message ID per slot, in insertion order as a ring: `#next` is the oldest. */
+  readonly #ids: string[] = [];
+  readonly #flags: Uint8Array;
+  /** Emitter-clock time the message left us (`accepted`) or was first reported `sent`. */
+  readonly #startTime: Float64Array;
+  /** The `sent` webhook's own timestamp. */
+  readonly #sentTs: Float64Array;
+  /** Emitter-clock time of the first delivered/read/played report. */
+  readonly #reachedTime: Float64Array;
+  /** That report's own timestamp. */
+  readonly #reachedTs: Float64Array;
+  #next = 0;
   #dropped = 0;
 
   constructor(maxTracked: number) {
     this.#max = maxTracked;
+    this.#flags = new Uint8Array(maxTracked);
+    this.#startTime = new Float64Array(maxTracked);
+    this.#sentTs = new Float64Array(maxTracked);
+    this.#reachedTime = new Float64Array(maxTracked);
+    this.#reachedTs = new Float64Array(maxTracked);
   }
 
   /** Messages currently followed. */
   get size(): number {
-    return this.#messages.size;
+    return this.#slots.size;
   }
 
   /** Messages forgotten, to stay within `maxTracked`, before they were delivered or failed. */
@@ -65,58 +71,71 @@ export class DeliveryTracker {
     return this.#dropped;
   }
 
-  observe(event: MessageStatusEvent): DeliveryObservation {
-    let m = this.#messages.get(event.messageId);
-    if (m === undefined) {
-      if (this.#messages.size >= this.#max) {
-        const oldest = this.#messages.keys().next();
-        if (oldest.done !== true) {
-          const flags = this.#messages.get(oldest.value)?.flags ?? 0;
-          if ((flags & (REACHED | FAILED)) === 0) this.#dropped++;
-          this.#messages.delete(oldest.value);
-        }
-      }
-      m = {
-        flags: 0,
-        startTime: Number.NaN,
-        sentTs: Number.NaN,
-        reachedTime: Number.NaN,
-        reachedTs: Number.NaN,
-      };
-      this.#messages.set(event.messageId, m);
+  #slotFor(id: string): number {
+    const known = this.#slots.get(id);
+    if (known !== undefined) return known;
+    let i: number;
+    if (this.#ids.length < this.#max) {
+      i = this.#ids.length;
+      this.#ids.push(id);
+    } else {
+      i = this.#next;
+      this.#next = (i + 1) % this.#max;
+      if (((this.#flags[i] ?? 0) & (REACHED | FAILED)) === 0) this.#dropped++;
+      this.#slots.delete(this.#ids[i] as string);
+      this.#ids[i] = id;
     }
+    this.#slots.set(id, i);
+    this.#flags[i] = 0;
+    this.#startTime[i] = Number.NaN;
+    this.#sentTs[i] = Number.NaN;
+    this.#reachedTime[i] = Number.NaN;
+    this.#reachedTs[i] = Number.NaN;
+    return i;
+  }
+
+  observe(event: MessageStatusEvent): DeliveryObservation {
+    const i = this.#slotFor(event.messageId);
+    let flags = this.#flags[i] ?? 0;
     const flag = FLAG[event.status] ?? 0;
-    const first = (m.flags & flag) === 0;
-    m.flags |= flag;
+    const first = (flags & flag) === 0;
+    flags |= flag;
     let reached = false;
     let failed = false;
     switch (event.status) {
       case 'accepted':
-        if (first) m.startTime = event.time;
+        if (first) this.#startTime[i] = event.time;
         break;
       case 'sent':
         if (first) {
-          m.sentTs = event.timestampMs ?? Number.NaN;
-          if (Number.isNaN(m.startTime)) m.startTime = event.time;
+          this.#sentTs[i] = event.timestampMs ?? Number.NaN;
+          if (Number.isNaN(this.#startTime[i])) this.#startTime[i] = event.time;
         }
         break;
       case 'failed':
-        failed = first && (m.flags & REACHED) === 0;
+        failed = first && (flags & REACHED) === 0;
         break;
       default:
-        if ((m.flags & REACHED) === 0) {
-          m.flags |= REACHED;
-          m.reachedTime = event.time;
-          m.reachedTs = event.timestampMs ?? Number.NaN;
+        if ((flags & REACHED) === 0) {
+          flags |= REACHED;
+          this.#reachedTime[i] = event.time;
+          this.#reachedTs[i] = event.timestampMs ?? Number.NaN;
           reached = true;
         }
     }
     let latencyMs: number | undefined;
-    if ((m.flags & (REACHED | MEASURED)) === REACHED && !Number.isNaN(m.startTime)) {
-      m.flags |= MEASURED;
-      const payloadClock = !Number.isNaN(m.sentTs) && !Number.isNaN(m.reachedTs);
-      latencyMs = Math.max(0, payloadClock ? m.reachedTs - m.sentTs : m.reachedTime - m.startTime);
+    const start = this.#startTime[i] ?? Number.NaN;
+    if ((flags & (REACHED | MEASURED)) === REACHED && !Number.isNaN(start)) {
+      flags |= MEASURED;
+      const sentTs = this.#sentTs[i] ?? Number.NaN;
+      const reachedTs = this.#reachedTs[i] ?? Number.NaN;
+      const payloadClock = !Number.isNaN(sentTs) && !Number.isNaN(reachedTs);
+      latencyMs = Math.max(
+        0,
+        payloadClock ? reachedTs - sentTs : (this.#reachedTime[i] ?? Number.NaN) - start,
+      );
     }
+    this.#flags[i] = flags;
     return { first, reached, failed, latencyMs };
   }
 }

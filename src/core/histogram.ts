@@ -25,14 +25,11 @@ export const HISTOGRAM_RELATIVE_ERROR = 1 / (2 * SUB);
 /** The bucket of `ms` (negative and NaN count as 0). */
 export function bucketOf(ms: number): number {
   if (!(ms > 0)) return 0;
-  const u = Math.floor(ms >= HISTOGRAM_MAX_MS ? HISTOGRAM_MAX_MS - 1 : ms);
+  const u = ms >= HISTOGRAM_MAX_MS ? HISTOGRAM_MAX_MS - 1 : Math.floor(ms);
   if (u < LINEAR) return u;
-  let k = Math.floor(Math.log2(u));
-  // Math.log2 may round across a power of two; settle on the exact exponent.
-  if (2 ** k > u) k--;
-  else if (2 ** (k + 1) <= u) k++;
-  const shift = k - SUB_BITS;
-  const sub = Math.floor(u / 2 ** shift);
+  // u < 2^28, so the bit tricks are exact: k is the position of the highest set bit.
+  const k = 31 - Math.clz32(u);
+  const sub = u >>> (k - SUB_BITS);
   return LINEAR + (k - SUB_BITS - 1) * SUB + (sub - SUB);
 }
 
