@@ -1,12 +1,17 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { createManualClock } from '../testing/index.js';
 import type { Reason } from './classify-types.js';
 import type { GiveUpEvent, MessageStatusEvent, RetrykitEvent } from './events.js';
 import { HISTOGRAM_RELATIVE_ERROR } from './histogram.js';
-import { createMetrics, type HealthBreach, type HealthResolution } from './metrics.js';
+import {
+  createMetrics,
+  type HealthBreach,
+  type HealthResolution,
+  type MetricsSnapshot,
+} from './metrics.js';
 
 const ev = {
   start: (attempt = 0): RetrykitEvent => ({
@@ -578,5 +583,26 @@ describe('createMetrics: options', () => {
     const { onEvent, snapshot } = createMetrics({ clock: createManualClock() });
     onEvent(ev.start());
     expect(snapshot().calls.started).toBe(1);
+  });
+});
+
+describe('public types', () => {
+  it('narrow a breach on its check, and rates are nullable numbers', () => {
+    const show = (b: HealthBreach): string => {
+      if (b.check === 'queueRising') {
+        expectTypeOf(b.queue).toEqualTypeOf<string>();
+        return `${b.queue}: ${b.depth}`;
+      }
+      expectTypeOf(b.samples).toEqualTypeOf<number>();
+      // @ts-expect-error only a queue breach names a queue
+      return b.queue;
+    };
+    expect(show({ check: 'queueRising', value: 5, threshold: 5, queue: 'q', depth: 7 })).toBe(
+      'q: 7',
+    );
+    expectTypeOf<MetricsSnapshot['rates']['retry']>().toEqualTypeOf<number | null>();
+    expectTypeOf<MetricsSnapshot['giveUps']['byCause']>().toEqualTypeOf<
+      Readonly<Partial<Record<GiveUpEvent['cause'], number>>>
+    >();
   });
 });
