@@ -1,7 +1,13 @@
 import type { Reason } from './classify-types.js';
 import { type Clock, systemClock } from './clock.js';
 import { DeliveryTracker } from './delivery.js';
-import type { EventListener, GiveUpEvent, IdempotencyHitEvent, RetrykitEvent } from './events.js';
+import type {
+  EventListener,
+  GiveUpEvent,
+  IdempotencyHitEvent,
+  MessageStatusEvent,
+  RetrykitEvent,
+} from './events.js';
 import { bucketOf, HISTOGRAM_BUCKETS, HISTOGRAM_RELATIVE_ERROR, quantileOf } from './histogram.js';
 import { assertFunction, assertInteger, assertNumber, showValue } from './validate.js';
 
@@ -32,7 +38,14 @@ const IDEMPOTENCY: readonly IdempotencyHitEvent['status'][] = [
   'in_progress',
   'duplicate',
 ];
-const STATUSES = ['accepted', 'sent', 'delivered', 'read', 'played', 'failed'] as const;
+const STATUSES: readonly MessageStatusEvent['status'][] = [
+  'accepted',
+  'sent',
+  'delivered',
+  'read',
+  'played',
+  'failed',
+];
 
 const R = REASONS.length;
 const REASON_INDEX = new Map<string, number>(REASONS.map((r, i) => [r, i]));
@@ -307,7 +320,7 @@ export interface MetricsSnapshot {
     /** Accepted messages per minute over `coveredMs`. */
     readonly acceptedPerMinute: number | null;
     /** Status reports by status. */
-    readonly byStatus: Readonly<Partial<Record<(typeof STATUSES)[number], number>>>;
+    readonly byStatus: Readonly<Partial<Record<MessageStatusEvent['status'], number>>>;
     /** Messages that reached the phone (first of delivered, read, played). */
     readonly delivered: number;
     /** Messages that failed without reaching the phone. */
