@@ -39,6 +39,7 @@ export type {
   AttemptSuccessEvent,
   DeadLetterEvent,
   EventListener,
+  EventScope,
   GiveUpEvent,
   IdempotencyHitEvent,
   MessageStatusEvent,
@@ -47,7 +48,25 @@ export type {
   RetrykitEvent,
   RetryScheduledEvent,
 } from './core/events.js';
+export { combineListeners, scopeListener } from './core/events.js';
 export type { ClaimOptions, ClaimResult, IdempotencyStore } from './core/idempotency-types.js';
+export type {
+  HealthBreach,
+  HealthReport,
+  HealthResolution,
+  HealthThresholds,
+  LatencySummary,
+  MetricsHandle,
+  MetricsOptions,
+  MetricsSnapshot,
+  QueueSummary,
+} from './core/metrics.js';
+export {
+  createMetrics,
+  HEALTH_DEFAULTS,
+  LATENCY_PERCENTILE_ERROR,
+  METRICS_DEFAULTS,
+} from './core/metrics.js';
 export type { AcquireOptions, AcquireResult, RateLimiter } from './core/rate-limit-types.js';
 export type {
   AttemptContext,
