@@ -308,8 +308,8 @@ export async function idempotent<T>(
         const backoff = delayFor(pollBackoff, polls++, previousDelay, random);
         previousDelay = backoff;
         // Look again no later than the lease's end (a crashed holder's key can be taken over
-        // then) and the end of our wait; at least 1 ms so a clock that doesn't move can't spin.
-        const delay = Math.max(1, Math.min(backoff, claim.retryAfterMs + 1, left));
+        // then) nor the end of our wait, and not sooner than 1 ms (no busy loop).
+        const delay = Math.min(left, Math.max(1, Math.min(backoff, claim.retryAfterMs + 1)));
         await clock.sleep(delay, signal);
       }
     }
