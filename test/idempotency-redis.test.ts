@@ -100,7 +100,7 @@ describeRedis('createRedisIdempotencyStore', () => {
     if (claim.status !== 'claimed') throw new Error('expected a claim');
     await store.complete('k', claim.token, { ok: true }, { ttlMs: 8 * 86_400_000 });
     expect(await redis.pttl(key)).toBeGreaterThan(8 * 86_400_000 - 5000);
-    expect(await redis.hgetall(key)).toEqual({ s: 'c', r: '{"ok":true}' });
+    expect(await redis.get(key)).toBe('c0:{"ok":true}');
     await store.markOnce('wamid.1', 691_200_000);
     expect(await redis.get(`{${prefix}:wamid.1}:once`)).toBe('1');
     expect(await redis.pttl(`{${prefix}:wamid.1}:once`)).toBeGreaterThan(691_200_000 - 5000);
@@ -127,7 +127,7 @@ describeRedis('createRedisIdempotencyStore', () => {
         message,
       );
     }
-    expect(await redis.hgetall(`{${prefix}:k}`)).toEqual({ s: 'p', t: claim.token });
+    expect(await redis.get(`{${prefix}:k}`)).toBe(`p${claim.token}:`);
 
     let runs = 0;
     const fn = async () => ({ runs: ++runs, at: 2n });

@@ -239,7 +239,7 @@ describe('idempotent', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 60_000 }),
-        fc.integer({ min: 0, max: 5000 }),
+        fc.integer({ min: 50, max: 5000 }),
         fc.double({ min: 1, max: 4, noNaN: true }),
         fc.integer(),
         async (waitForResultMs, initialDelayMs, multiplier, seed) => {
@@ -258,8 +258,21 @@ describe('idempotent', () => {
           expect(clock.sleeps.at(-1)).toBeGreaterThan(0);
         },
       ),
-      { numRuns: 50 },
+      { numRuns: 30 },
     );
+  });
+
+  it('polls at least 1 ms apart even with a zero backoff', async () => {
+    const { clock, store } = setup();
+    await store.claim('k', { leaseMs: 60_000 });
+    const call = idempotent(store, 'k', async () => 1, {
+      clock,
+      waitForResultMs: 20,
+      pollBackoff: { initialDelayMs: 0 },
+    }).catch((e) => e);
+    await clock.runAll();
+    expect(await call).toBeInstanceOf(IdempotencyInProgressError);
+    expect(clock.sleeps).toEqual(Array(20).fill(1));
   });
 
   it('rejects bad arguments naming the option and the value', async () => {

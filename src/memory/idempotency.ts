@@ -48,6 +48,13 @@ type Entry =
     }
   | { readonly state: 'marked'; readonly expiresAt: number };
 
+interface Node {
+  readonly id: string;
+  entry: Entry;
+  older: Node | undefined;
+  newer: Node | undefined;
+}
+
 /** Expired entries looked at per write, from the least recently used end. */
 const SWEEP_BATCH = 4;
 
@@ -74,32 +81,63 @@ export function createMemoryIdempotencyStore(
   const clock = options.clock ?? systemClock;
   if (options.onEvent !== undefined) assertFunction('onEvent', options.onEvent);
   const onEvent = options.onEvent;
-  // Map iteration order is insertion order: re-inserting on use keeps the least recently used
-  // entry first. Claims and marks live in one map under distinct prefixes.
-  const entries = new Map<string, Entry>();
+  // A map for lookups plus a doubly linked list in order of use: `oldest` is the least
+  // recently used entry, `newest` the most recent. (A Map's own insertion order would do, but
+  // V8 leaves a hole per deleted entry that iteration from the front must skip, so an LRU on
+  // it slows down as it churns.) Claims and marks share one map under distinct prefixes.
+  const nodes = new Map<string, Node>();
+  let oldest: Node | undefined;
+  let newest: Node | undefined;
+
+  const unlink = (node: Node): void => {
+    if (node.older === undefined) oldest = node.newer;
+    else node.older.newer = node.newer;
+    if (node.newer === undefined) newest = node.older;
+    else node.newer.older = node.older;
+    node.older = undefined;
+    node.newer = undefined;
+  };
+
+  const append = (node: Node): void => {
+    node.older = newest;
+    if (newest === undefined) oldest = node;
+    else newest.newer = node;
+    newest = node;
+  };
+
+  const drop = (node: Node): void => {
+    unlink(node);
+    nodes.delete(node.id);
+  };
 
   const read = (id: string, now: number): Entry | undefined => {
-    const entry = entries.get(id);
-    if (entry === undefined) return undefined;
-    entries.delete(id);
-    if (entry.expiresAt <= now) return undefined;
-    entries.set(id, entry);
-    return entry;
+    const node = nodes.get(id);
+    if (node === undefined) return undefined;
+    if (node.entry.expiresAt <= now) {
+      drop(node);
+      return undefined;
+    }
+    unlink(node);
+    append(node);
+    return node.entry;
   };
 
   const write = (id: string, entry: Entry, now: number): void => {
-    entries.delete(id);
-    let swept = 0;
-    for (const [oldId, old] of entries) {
-      if (swept++ >= SWEEP_BATCH || old.expiresAt > now) break;
-      entries.delete(oldId);
+    const existing = nodes.get(id);
+    if (existing !== undefined) {
+      existing.entry = entry;
+      unlink(existing);
+      append(existing);
+      return;
     }
-    while (entries.size >= maxEntries) {
-      const oldest = entries.keys().next();
-      if (oldest.done) break;
-      entries.delete(oldest.value);
+    for (let swept = 0; swept < SWEEP_BATCH && oldest !== undefined; swept++) {
+      if (oldest.entry.expiresAt > now) break;
+      drop(oldest);
     }
-    entries.set(id, entry);
+    while (nodes.size >= maxEntries && oldest !== undefined) drop(oldest);
+    const node: Node = { id, entry, older: undefined, newer: undefined };
+    nodes.set(id, node);
+    append(node);
   };
 
   const hit = (key: string, status: 'completed' | 'in_progress' | 'duplicate', now: number) => {
@@ -108,10 +146,12 @@ export function createMemoryIdempotencyStore(
 
   return {
     get size() {
-      return entries.size;
+      return nodes.size;
     },
     clear() {
-      entries.clear();
+      nodes.clear();
+      oldest = undefined;
+      newest = undefined;
     },
 
     async claim<R = unknown>(key: string, claimOptions: ClaimOptions): Promise<ClaimResult<R>> {
@@ -160,8 +200,11 @@ export function createMemoryIdempotencyStore(
       checkToken(token);
       const id = `c:${key}`;
       const entry = read(id, clock.now());
-      if (entry?.state !== 'in_progress' || entry.token !== token) return false;
-      entries.delete(id);
+      const node = nodes.get(id);
+      if (node === undefined || entry?.state !== 'in_progress' || entry.token !== token) {
+        return false;
+      }
+      drop(node);
       return true;
     },
 

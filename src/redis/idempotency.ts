@@ -122,10 +122,9 @@ export function createRedisIdempotencyStore(
         leaseMs,
         fingerprint ?? '',
       ]);
+      if (reply === 1) return { status: 'claimed', token };
       if (!Array.isArray(reply)) throw unexpected('claim', reply);
       switch (reply[0]) {
-        case 'claimed':
-          return { status: 'claimed', token };
         case 'completed': {
           let result: R;
           try {

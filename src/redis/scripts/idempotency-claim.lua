@@ -1,32 +1,35 @@
 --[[
   Claims an idempotency key, or reports who holds it and what came of it.
 
-  KEYS[1]  the record: a hash { s = 'p' (in progress) | 'c' (completed), t = token,
-           f = fingerprint, r = serialised result }, expiring with the lease or the TTL
+  KEYS[1]  the record, a string that expires with the lease or the result's TTL:
+             in progress: 'p' .. token .. ':' .. fingerprint
+             completed:   'c' .. #fingerprint .. ':' .. fingerprint .. serialised result
+           (tokens never contain ':'; fingerprint is '' when none was given)
   ARGV[1]  the new fencing token
   ARGV[2]  lease, in milliseconds
-  ARGV[3]  fingerprint, or '' for none (the caller sends '' only when there is none)
+  ARGV[3]  fingerprint, or '' for none
 
-  Returns  { 'claimed' }
-           { 'in_progress', milliseconds left on the lease }
+  Returns  1                                  claimed
+           { 'in_progress', ms left on the lease }
            { 'completed', serialised result }
-           { 'mismatch' }
+           { 'mismatch' }                     a different fingerprint holds the key
 ]]
-local record = redis.call('HMGET', KEYS[1], 's', 'f', 'r')
-local state = record[1]
-if not state then
-  if ARGV[3] == '' then
-    redis.call('HSET', KEYS[1], 's', 'p', 't', ARGV[1])
-  else
-    redis.call('HSET', KEYS[1], 's', 'p', 't', ARGV[1], 'f', ARGV[3])
+local fingerprint = ARGV[3]
+if redis.call('SET', KEYS[1], 'p' .. ARGV[1] .. ':' .. fingerprint, 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+local record = redis.call('GET', KEYS[1])
+local colon = string.find(record, ':', 2, true)
+if string.sub(record, 1, 1) == 'c' then
+  local length = tonumber(string.sub(record, 2, colon - 1))
+  local stored = string.sub(record, colon + 1, colon + length)
+  if fingerprint ~= '' and stored ~= '' and stored ~= fingerprint then
+    return { 'mismatch' }
   end
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return { 'claimed' }
+  return { 'completed', string.sub(record, colon + length + 1) }
 end
-if ARGV[3] ~= '' and record[2] and record[2] ~= ARGV[3] then
+local stored = string.sub(record, colon + 1)
+if fingerprint ~= '' and stored ~= '' and stored ~= fingerprint then
   return { 'mismatch' }
-end
-if state == 'c' then
-  return { 'completed', record[3] }
 end
 return { 'in_progress', redis.call('PTTL', KEYS[1]) }
