@@ -292,6 +292,9 @@ describe('idempotent', () => {
       /onStoreError.*'throw', 'run'.*"ignore"/,
     );
     await expect(idempotent(null as never, 'k', fn)).rejects.toThrow(/store must be/);
+    await expect(idempotent(store, 'k', fn, { rememberFailures: 'yes' as never })).rejects.toThrow(
+      /rememberFailures must be a boolean, got "yes"/,
+    );
     expect(store.size).toBe(0);
   });
 

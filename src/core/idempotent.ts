@@ -49,6 +49,7 @@ export interface IdempotentContext {
 
 /** Why {@link idempotent} could not record a result that `fn` produced. */
 export interface NotRecordedInfo {
+  /** The idempotency key. */
   readonly key: string;
   /**
    * `lease_lost`: `fn` outlived its lease and the key was taken over, released or expired
@@ -140,6 +141,7 @@ export interface IdempotentOptions {
  */
 export class IdempotencyInProgressError extends RetrykitError {
   override readonly name = 'IdempotencyInProgressError' as const;
+  /** The idempotency key. */
   readonly key: string;
   /** Milliseconds left on the holder's lease at the last look. */
   readonly retryAfterMs: number;
@@ -160,6 +162,7 @@ export class IdempotencyInProgressError extends RetrykitError {
 /** The key was used before with a different `fingerprint`: a different request. */
 export class IdempotencyKeyReuseError extends RetrykitError {
   override readonly name = 'IdempotencyKeyReuseError' as const;
+  /** The idempotency key. */
   readonly key: string;
 
   constructor(key: string) {
@@ -173,10 +176,13 @@ export class IdempotencyKeyReuseError extends RetrykitError {
 
 /** A permanent failure as {@link idempotent} stores it with `rememberFailures`. */
 export interface StoredFailure {
+  /** The original error's `name` (of its `cause`, for a `PermanentError`). */
   readonly name: string;
+  /** The original error's message. */
   readonly message: string;
   /** The error's own `code`, when it had a string or number one. */
   readonly code?: string | number;
+  /** Why it failed, as classified. */
   readonly reason: Reason;
 }
 
@@ -266,6 +272,10 @@ export async function idempotent<T>(
   for (const name of ['classify', 'onNotRecorded', 'onEvent', 'random'] as const) {
     if (options[name] !== undefined) assertFunction(name, options[name]);
   }
+  const rememberFailures = options.rememberFailures ?? IDEMPOTENCY_DEFAULTS.rememberFailures;
+  if (typeof rememberFailures !== 'boolean') {
+    throw new TypeError(`rememberFailures must be a boolean, got ${showValue(rememberFailures)}`);
+  }
   const classify = options.classify ?? defaultClassify;
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
@@ -340,7 +350,7 @@ export async function idempotent<T>(
   }
 
   async function settleFailure(token: string, error: unknown): Promise<void> {
-    if (options.rememberFailures === true) {
+    if (rememberFailures) {
       const classification = classify(error);
       if (!classification.retryable) {
         const record = { [FAILURE]: describeFailure(error, classification) };
