@@ -1,6 +1,13 @@
 /**
  * Turns stored results into strings and back. The default, {@link jsonSerializer}, suits
  * plain data; plug in your own (e.g. superjson, MessagePack as base64) for richer values.
+ *
+ * @example
+ * import superjson from 'superjson';
+ * const serializer: Serializer = {
+ *   serialize: (value) => superjson.stringify(value),
+ *   deserialize: (text) => superjson.parse(text),
+ * };
  */
 export interface Serializer {
   /**
