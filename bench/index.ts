@@ -1,10 +1,11 @@
 import { writeFileSync } from 'node:fs';
 import { arch, cpus, platform } from 'node:os';
 import type { BenchSuite } from './harness.js';
+import { idempotencySuite } from './idempotency.js';
 import { metricsSuite } from './metrics.js';
 import { retrySuite } from './retry.js';
 
-const suites: BenchSuite[] = [retrySuite, metricsSuite];
+const suites: BenchSuite[] = [retrySuite, idempotencySuite, metricsSuite];
 
 const args = process.argv.slice(2);
 const write = args.includes('--write');

@@ -51,6 +51,18 @@ export type {
 export { combineListeners, scopeListener } from './core/events.js';
 export type { ClaimOptions, ClaimResult, IdempotencyStore } from './core/idempotency-types.js';
 export type {
+  IdempotentContext,
+  IdempotentOptions,
+  NotRecordedInfo,
+  StoredFailure,
+} from './core/idempotent.js';
+export {
+  IDEMPOTENCY_DEFAULTS,
+  IdempotencyInProgressError,
+  IdempotencyKeyReuseError,
+  idempotent,
+} from './core/idempotent.js';
+export type {
   HealthBreach,
   HealthReport,
   HealthResolution,
@@ -78,3 +90,8 @@ export type {
   ThrottleFeedback,
 } from './core/retry.js';
 export { createRetry, RETRY_DEFAULTS, retry } from './core/retry.js';
+export type {
+  MemoryIdempotencyStore,
+  MemoryIdempotencyStoreOptions,
+} from './memory/idempotency.js';
+export { createMemoryIdempotencyStore } from './memory/idempotency.js';
