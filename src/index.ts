@@ -19,6 +19,7 @@ export type {
   DeadLetterQueue,
   ListOptions,
   NewDeadLetter,
+  RedriveOptions,
   RedriveReport,
   RedriveSelector,
 } from './core/dead-letter-types.js';
