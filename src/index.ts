@@ -13,6 +13,8 @@ export { classify, classifyStatus, composeClassifiers, parseRetryAfter } from '.
 export type { Classification, Classifier, Reason } from './core/classify-types.js';
 export type { Clock, RandomSource } from './core/clock.js';
 export { MAX_TIMER_MS, systemClock } from './core/clock.js';
+export type { ToDeadLetterOptions } from './core/dead-letter.js';
+export { errorCodeOf, toDeadLetter } from './core/dead-letter.js';
 export type {
   DeadLetterAttempt,
   DeadLetterEntry,
@@ -50,6 +52,7 @@ export type {
 } from './core/events.js';
 export type { ClaimOptions, ClaimResult, IdempotencyStore } from './core/idempotency-types.js';
 export type { AcquireOptions, AcquireResult, RateLimiter } from './core/rate-limit-types.js';
+export { DEAD_LETTER_DEFAULTS } from './core/redrive.js';
 export type {
   AttemptContext,
   GiveUpInfo,
@@ -60,3 +63,16 @@ export type {
   ThrottleFeedback,
 } from './core/retry.js';
 export { createRetry, RETRY_DEFAULTS, retry } from './core/retry.js';
+export type { RetryRecord } from './core/retry-record.js';
+export {
+  InvalidRecordError,
+  parseRetryRecord,
+  REASONS,
+  serializeRetryRecord,
+  validateRetryRecord,
+} from './core/retry-record.js';
+export type { MemoryDeadLetterQueueOptions } from './memory/dead-letter.js';
+export {
+  createMemoryDeadLetterQueue,
+  MEMORY_DEAD_LETTER_DEFAULTS,
+} from './memory/dead-letter.js';
