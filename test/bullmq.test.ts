@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Job, Queue, Worker } from 'bullmq';
+import { Job, type Processor, Queue, Worker, type WorkerOptions } from 'bullmq';
 import { afterEach, expect, it } from 'vitest';
 import {
   createBackoffStrategy,
@@ -46,8 +46,8 @@ function setup(name: string) {
   const prefix = uniquePrefix(`bull-${name}`).replaceAll(':', '-');
   const queue = new Queue(name, { connection: connection(), prefix });
   closers.push(() => queue.close());
-  const startWorker = (processor: ConstructorParameters<typeof Worker>[1], opts = {}) => {
-    const worker = new Worker(name, processor, {
+  const startWorker = <R>(processor: Processor<unknown, R>, opts: WorkerOptions | object = {}) => {
+    const worker = new Worker<unknown, R>(name, processor, {
       connection: connection(),
       prefix,
       stalledInterval: 300,
@@ -60,10 +60,10 @@ function setup(name: string) {
   return { queue, prefix, startWorker };
 }
 
-function settled(worker: Worker, count = 1): Promise<Job[]> {
-  const done: Job[] = [];
+function settled<R>(worker: Worker<unknown, R>, count = 1): Promise<Job<unknown, R>[]> {
+  const done: Job<unknown, R>[] = [];
   return new Promise((resolve) => {
-    const on = (job: Job | undefined): void => {
+    const on = (job: Job<unknown, R> | undefined): void => {
       if (job === undefined) return;
       done.push(job);
       if (done.length === count) resolve(done);
@@ -237,7 +237,7 @@ describeRedis('BullMQ with retrykit', () => {
     await new Promise((resolve) => child.once('exit', resolve));
 
     const runs: string[] = [];
-    const worker = startWorker(async (job: Job) => {
+    const worker = startWorker(async (job) => {
       runs.push(job.id as string);
       if ((await redis.set(`${prefix}:effect:${job.id}`, 'parent', 'NX')) === 'OK') {
         await redis.incr(`${prefix}:effects`);
