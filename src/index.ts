@@ -13,7 +13,7 @@ export { classify, classifyStatus, composeClassifiers, parseRetryAfter } from '.
 export type { Classification, Classifier, Reason } from './core/classify-types.js';
 export type { Clock, RandomSource } from './core/clock.js';
 export { MAX_TIMER_MS, systemClock } from './core/clock.js';
-export type { ToDeadLetterOptions } from './core/dead-letter.js';
+export type { Sink, ToDeadLetterOptions } from './core/dead-letter.js';
 export { errorCodeOf, toDeadLetter } from './core/dead-letter.js';
 export type {
   DeadLetterAttempt,

@@ -2,7 +2,7 @@ import { type Job, type Processor, UnrecoverableError } from 'bullmq';
 import { classify as defaultClassify } from '../core/classify.js';
 import type { Classification } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { attemptOf, toDeadLetter } from '../core/dead-letter.js';
+import { attemptOf, type Sink, toDeadLetter } from '../core/dead-letter.js';
 import type { DeadLetterAttempt, NewDeadLetter } from '../core/dead-letter-types.js';
 import { describe } from '../core/errors.js';
 import { type EventListener, emit } from '../core/events.js';
@@ -16,15 +16,10 @@ import { assertFunction, assertInteger } from '../core/validate.js';
  */
 export const HISTORY_FIELD = '_retrykitFailures';
 
-/** Where {@link wrapProcessor} puts dead letters: a `DeadLetterQueue`, or any sink with `add`. */
-export interface DeadLetterSink<P> {
-  add(entry: NewDeadLetter<P>): Promise<unknown>;
-}
-
 /** Options of {@link wrapProcessor}. */
 export interface WrapProcessorOptions<P> {
-  /** Receives every job that fails for good. */
-  readonly dlq: DeadLetterSink<P>;
+  /** Receives every job that fails for good: a `DeadLetterQueue`, or any sink with `add`. */
+  readonly dlq: Sink<NewDeadLetter<P>>;
   /** Decides whether an error is worth retrying. Use the same one as `createBackoffStrategy`. @default classify */
   readonly classify?: (error: unknown) => Classification;
   /**

@@ -12,6 +12,11 @@ import {
   InvalidRecordError,
 } from './retry-record.js';
 
+/** Anything dead letters (or other records) can be written to: a `DeadLetterQueue`, a file sink. */
+export interface Sink<T> {
+  add(entry: T): Promise<unknown>;
+}
+
 /** Options of {@link toDeadLetter}. */
 export interface ToDeadLetterOptions<P> {
   /** The whole payload, enough to redo the work. */
