@@ -94,6 +94,7 @@ describeOwnRedis('createRedisDeadLetterQueue with Redis down', () => {
   it('rejects with StoreUnavailableError, never a wrong answer', async () => {
     const server = await ownRedisServer();
     const redis = connectRedis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
+    redis.on('error', () => {});
     await ready(redis);
     const dlq = createRedisDeadLetterQueue(redis, { prefix: 'down', timeoutMs: 500 });
     await dlq.add(letter(1));
