@@ -1,9 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { arch, cpus, platform } from 'node:os';
+import { deadLetterSuite } from './dead-letter.js';
 import type { BenchSuite } from './harness.js';
 import { retrySuite } from './retry.js';
 
-const suites: BenchSuite[] = [retrySuite];
+const suites: BenchSuite[] = [retrySuite, deadLetterSuite];
 
 const args = process.argv.slice(2);
 const write = args.includes('--write');

@@ -91,10 +91,10 @@ export function createBackoffStrategy(
     if (c.maxAttempts !== undefined && attemptsMade >= c.maxAttempts) return -1;
     let b = byReason[c.reason] ?? base;
     if (c.backoff !== undefined) b = resolveBackoff({ ...b, ...c.backoff });
-    // BullMQ doesn't keep a job's previous delay, so decorrelated jitter grows from the
-    // previous attempt's un-jittered delay.
+    // BullMQ doesn't keep a job's previous delay: jitters that grow from it (decorrelated,
+    // custom) get the previous attempt's un-jittered delay.
     const previous =
-      attemptsMade > 1
+      attemptsMade > 1 && (b.jitter === 'decorrelated' || typeof b.jitter === 'function')
         ? delayFor({ ...b, jitter: 'none' }, attemptsMade - 2, undefined, random)
         : undefined;
     let delayMs = delayFor(b, Math.max(0, attemptsMade - 1), previous, random);
