@@ -80,13 +80,25 @@ export interface RedriveReport {
 
 /** A dead-letter queue. Adapters: memory (`retrykit`), Redis (`retrykit/redis`). */
 export interface DeadLetterQueue<P = unknown> {
+  /**
+   * Stores `entry` (validated; `id` and `deadAt` filled in when absent) and resolves with
+   * what is stored: the earlier entry when one with the same id is already there. Rejects
+   * with `InvalidRecordError` for a malformed entry, `StoreUnavailableError` when the store
+   * can't take it.
+   */
   add(entry: NewDeadLetter<P>): Promise<DeadLetterEntry<P>>;
+  /** The entry with this id, or `undefined`. */
   get(id: string): Promise<DeadLetterEntry<P> | undefined>;
-  /** Oldest first, a page at a time. */
+  /**
+   * Oldest first (in the order they were added), a page at a time: pass a page's `cursor`
+   * to get the next; no `cursor` means this was the last page.
+   */
   list(
     options?: ListOptions,
   ): Promise<{ readonly entries: readonly DeadLetterEntry<P>[]; readonly cursor?: string }>;
+  /** How many entries there are. */
   size(): Promise<number>;
+  /** Removes the entry; `false` when there was none. */
   remove(id: string): Promise<boolean>;
   /**
    * Re-runs `handler` on the selected entries, one at a time, oldest first. Only a success
