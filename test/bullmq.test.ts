@@ -13,6 +13,7 @@ import {
   composeClassifiers,
   createMemoryDeadLetterQueue,
   type DeadLetterEntry,
+  StoreUnavailableError,
 } from '../src/index.js';
 import { connectRedis, describeRedis, redisUrl, uniquePrefix } from './support/redis.js';
 
@@ -209,6 +210,26 @@ describeRedis('BullMQ with retrykit', () => {
     ]);
     expect(entry.firstAttemptAt).toBe(entry.attempts[0]?.at);
     expect(entry.lastAttemptAt).toBe(entry.attempts[2]?.at);
+  });
+
+  it('keeps a job BullMQ-side, failed with the cause, when the dead-letter queue is down', async () => {
+    const { queue, startWorker } = setup('dlqdown');
+    const down = new StoreUnavailableError('deadLetter.add', new Error('ECONNREFUSED'));
+    const worker = startWorker(
+      wrapProcessor(
+        async (): Promise<void> => {
+          throw new SchemaError('bad payload');
+        },
+        { dlq: { add: () => Promise.reject(down) }, classify },
+      ),
+    );
+    const done = settled(worker);
+    const added = await queue.add('webhook', { id: 'wamid.4' }, { attempts: 1 });
+    await done;
+    const job = (await Job.fromId(queue, added.id as string)) as Job;
+    expect(await job.getState()).toBe('failed');
+    expect(job.failedReason).toBe(down.message);
+    expect(job.data).toEqual({ id: 'wamid.4' });
   });
 
   it('loses nothing when a worker is killed mid-job: another finishes it, the effect happens once', async () => {
