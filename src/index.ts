@@ -14,7 +14,7 @@ export type { Classification, Classifier, Reason } from './core/classify-types.j
 export type { Clock, RandomSource } from './core/clock.js';
 export { MAX_TIMER_MS, systemClock } from './core/clock.js';
 export type { Sink, ToDeadLetterOptions } from './core/dead-letter.js';
-export { errorCodeOf, toDeadLetter } from './core/dead-letter.js';
+export { toDeadLetter } from './core/dead-letter.js';
 export type {
   DeadLetterAttempt,
   DeadLetterEntry,
@@ -50,6 +50,7 @@ export type {
   RetrykitEvent,
   RetryScheduledEvent,
 } from './core/events.js';
+export { errorCodeOf } from './core/failure.js';
 export type { ClaimOptions, ClaimResult, IdempotencyStore } from './core/idempotency-types.js';
 export type { AcquireOptions, AcquireResult, RateLimiter } from './core/rate-limit-types.js';
 export { DEAD_LETTER_DEFAULTS } from './core/redrive.js';
@@ -63,11 +64,13 @@ export type {
   ThrottleFeedback,
 } from './core/retry.js';
 export { createRetry, RETRY_DEFAULTS, retry } from './core/retry.js';
-export type { RetryRecord } from './core/retry-record.js';
+export type { RetryRecord, RetryRecordOptions } from './core/retry-record.js';
 export {
+  createRetryRecord,
   InvalidRecordError,
   parseRetryRecord,
   REASONS,
+  recordFailure,
   serializeRetryRecord,
   validateRetryRecord,
 } from './core/retry-record.js';

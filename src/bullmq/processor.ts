@@ -2,10 +2,11 @@ import { type Job, type Processor, UnrecoverableError } from 'bullmq';
 import { classify as defaultClassify } from '../core/classify.js';
 import type { Classification } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { attemptOf, type Sink, toDeadLetter } from '../core/dead-letter.js';
+import { type Sink, toDeadLetter } from '../core/dead-letter.js';
 import type { DeadLetterAttempt, NewDeadLetter } from '../core/dead-letter-types.js';
 import { describe } from '../core/errors.js';
 import { type EventListener, emit } from '../core/events.js';
+import { attemptOf } from '../core/failure.js';
 import { expectAttempts } from '../core/retry-record.js';
 import { assertFunction, assertInteger } from '../core/validate.js';
 

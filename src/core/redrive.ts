@@ -1,6 +1,5 @@
 import type { Classification, Reason } from './classify-types.js';
 import type { Clock } from './clock.js';
-import { attemptOf } from './dead-letter.js';
 import type {
   DeadLetterEntry,
   ListOptions,
@@ -8,6 +7,7 @@ import type {
   RedriveReport,
   RedriveSelector,
 } from './dead-letter-types.js';
+import { attemptOf } from './failure.js';
 import { REASONS } from './retry-record.js';
 import { assertFunction, assertInteger, assertOneOf, showValue } from './validate.js';
 

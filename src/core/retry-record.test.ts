@@ -1,9 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { createManualClock } from '../testing/index.js';
 import {
+  createRetryRecord,
   InvalidRecordError,
   parseRetryRecord,
   type RetryRecord,
+  recordFailure,
   serializeRetryRecord,
 } from './retry-record.js';
 
@@ -115,5 +118,38 @@ describe('retry records', () => {
         else expect(() => parseRetryRecord(text)).toThrow(InvalidRecordError);
       }),
     );
+  });
+});
+
+describe('createRetryRecord and recordFailure', () => {
+  it('start at zero, then count each failure with its classified reason', async () => {
+    const clock = createManualClock(Date.parse('2026-05-01T12:00:00.000Z'));
+    const fresh = createRetryRecord('wamid.9', { text: 'hi' }, { clock });
+    expect(fresh).toEqual({
+      message_id: 'wamid.9',
+      retry_count: 0,
+      last_attempt: '2026-05-01T12:00:00.000Z',
+      original_payload: { text: 'hi' },
+      failures: [],
+    });
+    await clock.advance(1500);
+    const error = Object.assign(new Error('HTTP 429'), { status: 429, code: 130_429 });
+    const next = recordFailure(fresh, error, { clock });
+    expect(next).toEqual({
+      ...fresh,
+      retry_count: 1,
+      last_attempt: '2026-05-01T12:00:01.500Z',
+      failures: [
+        {
+          message: 'HTTP 429',
+          code: 130_429,
+          reason: 'rate_limited',
+          at: '2026-05-01T12:00:01.500Z',
+        },
+      ],
+    });
+    expect(fresh.failures).toEqual([]);
+    expect(parseRetryRecord(serializeRetryRecord(next))).toEqual(next);
+    expect(() => createRetryRecord('', 1)).toThrow('message_id must be a non-empty string, got ""');
   });
 });

@@ -1,6 +1,9 @@
-import type { Reason } from './classify-types.js';
+import { classify as defaultClassify } from './classify.js';
+import type { Classification, Reason } from './classify-types.js';
+import { type Clock, systemClock } from './clock.js';
 import type { DeadLetterAttempt } from './dead-letter-types.js';
 import { RetrykitError } from './errors.js';
+import { attemptOf } from './failure.js';
 import { showValue } from './validate.js';
 
 /**
@@ -165,4 +168,52 @@ export function parseRetryRecord<P = unknown>(text: string): RetryRecord<P> {
     });
   }
   return validateRetryRecord<P>(value);
+}
+
+/** Options of {@link createRetryRecord} and {@link recordFailure}. */
+export interface RetryRecordOptions {
+  /** Dates the attempt. @default systemClock */
+  readonly clock?: Clock;
+  /** Classifies the failure. @default classify */
+  readonly classify?: (error: unknown) => Classification;
+}
+
+/** A fresh record for `payload`, before any retry: `retry_count` 0, no failures. */
+export function createRetryRecord<P>(
+  messageId: string,
+  payload: P,
+  options: RetryRecordOptions = {},
+): RetryRecord<P> {
+  return validateRetryRecord<P>({
+    message_id: messageId,
+    retry_count: 0,
+    last_attempt: new Date((options.clock ?? systemClock).now()).toISOString(),
+    original_payload: payload,
+    failures: [],
+  });
+}
+
+/**
+ * The record after a failed attempt: the classified failure appended, `retry_count` up by
+ * one (the retry about to be scheduled) and `last_attempt` set to now. The record passed in
+ * is left as it was.
+ *
+ * @example
+ * const next = recordFailure(record, error, { classify: composeClassifiers(classifyWhatsAppError) });
+ * await queue.send(serializeRetryRecord(next), { delayMs: computeDelay(next.retry_count - 1) });
+ */
+export function recordFailure<P>(
+  record: RetryRecord<P>,
+  error: unknown,
+  options: RetryRecordOptions = {},
+): RetryRecord<P> {
+  const at = new Date((options.clock ?? systemClock).now()).toISOString();
+  const classification = (options.classify ?? defaultClassify)(error);
+  const failure = attemptOf(error, classification, at);
+  return {
+    ...record,
+    retry_count: record.retry_count + 1,
+    last_attempt: at,
+    failures: [...record.failures, failure],
+  };
 }
