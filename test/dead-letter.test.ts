@@ -64,6 +64,25 @@ describeRedis('createRedisDeadLetterQueue', () => {
     expect((await after.list({ reason: 'auth' })).entries.map((e) => e.id)).toEqual(['m-2']);
   });
 
+  it('redrives each entry once across workers on separate connections', async () => {
+    const prefix = uniquePrefix('dlq-workers');
+    const workers = [0, 1, 2].map(() => createRedisDeadLetterQueue(connectRedis(), { prefix }));
+    for (let n = 0; n < 60; n++) await workers[0]?.add(letter(n));
+    const runs: string[] = [];
+    const reports = await Promise.all(
+      workers.map((dlq) =>
+        dlq.redrive({}, async (entry) => {
+          runs.push(entry.id);
+          await new Promise((resolve) => setImmediate(resolve));
+        }),
+      ),
+    );
+    expect(runs).toHaveLength(60);
+    expect(new Set(runs).size).toBe(60);
+    expect(reports.flatMap((r) => r.redriven).sort()).toEqual([...runs].sort());
+    expect(await workers[1]?.size()).toBe(0);
+  });
+
   it('keeps every key of one queue under one hash tag (one cluster slot)', async () => {
     const prefix = uniquePrefix('dlq-slot');
     const dlq = createRedisDeadLetterQueue(redis, { prefix });
