@@ -1,11 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { arch, cpus, platform } from 'node:os';
+import { deadLetterSuite } from './dead-letter.js';
 import type { BenchSuite } from './harness.js';
 import { idempotencySuite } from './idempotency.js';
 import { metricsSuite } from './metrics.js';
 import { retrySuite } from './retry.js';
 
-const suites: BenchSuite[] = [retrySuite, idempotencySuite, metricsSuite];
+const suites: BenchSuite[] = [retrySuite, idempotencySuite, deadLetterSuite, metricsSuite];
 
 const args = process.argv.slice(2);
 const write = args.includes('--write');

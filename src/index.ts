@@ -13,12 +13,15 @@ export { classify, classifyStatus, composeClassifiers, parseRetryAfter } from '.
 export type { Classification, Classifier, Reason } from './core/classify-types.js';
 export type { Clock, RandomSource } from './core/clock.js';
 export { MAX_TIMER_MS, systemClock } from './core/clock.js';
+export type { Sink, ToDeadLetterOptions } from './core/dead-letter.js';
+export { toDeadLetter } from './core/dead-letter.js';
 export type {
   DeadLetterAttempt,
   DeadLetterEntry,
   DeadLetterQueue,
   ListOptions,
   NewDeadLetter,
+  RedriveOptions,
   RedriveReport,
   RedriveSelector,
 } from './core/dead-letter-types.js';
@@ -49,6 +52,7 @@ export type {
   RetryScheduledEvent,
 } from './core/events.js';
 export { combineListeners, scopeListener } from './core/events.js';
+export { errorCodeOf } from './core/failure.js';
 export type { ClaimOptions, ClaimResult, IdempotencyStore } from './core/idempotency-types.js';
 export type {
   IdempotentContext,
@@ -80,6 +84,7 @@ export {
   METRICS_DEFAULTS,
 } from './core/metrics.js';
 export type { AcquireOptions, AcquireResult, RateLimiter } from './core/rate-limit-types.js';
+export { DEAD_LETTER_DEFAULTS } from './core/redrive.js';
 export type {
   AttemptContext,
   GiveUpInfo,
@@ -90,6 +95,21 @@ export type {
   ThrottleFeedback,
 } from './core/retry.js';
 export { createRetry, RETRY_DEFAULTS, retry } from './core/retry.js';
+export type { RetryRecord, RetryRecordOptions } from './core/retry-record.js';
+export {
+  createRetryRecord,
+  InvalidRecordError,
+  parseRetryRecord,
+  REASONS,
+  recordFailure,
+  serializeRetryRecord,
+  validateRetryRecord,
+} from './core/retry-record.js';
+export type { MemoryDeadLetterQueueOptions } from './memory/dead-letter.js';
+export {
+  createMemoryDeadLetterQueue,
+  MEMORY_DEAD_LETTER_DEFAULTS,
+} from './memory/dead-letter.js';
 export type {
   MemoryIdempotencyStore,
   MemoryIdempotencyStoreOptions,
