@@ -1,10 +1,19 @@
 import { writeFileSync } from 'node:fs';
 import { arch, cpus, platform } from 'node:os';
+import { deadLetterSuite } from './dead-letter.js';
 import type { BenchSuite } from './harness.js';
+import { idempotencySuite } from './idempotency.js';
+import { metricsSuite } from './metrics.js';
 import { retrySuite } from './retry.js';
 import { whatsappSuite } from './whatsapp.js';
 
-const suites: BenchSuite[] = [retrySuite, whatsappSuite];
+const suites: BenchSuite[] = [
+  retrySuite,
+  idempotencySuite,
+  deadLetterSuite,
+  metricsSuite,
+  whatsappSuite,
+];
 
 const args = process.argv.slice(2);
 const write = args.includes('--write');

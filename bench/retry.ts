@@ -28,7 +28,9 @@ export const retrySuite: BenchSuite = {
     );
 
     const options = { initialDelayMs: 100, multiplier: 2, maxDelayMs: 30_000 } as const;
+    const decorrelated = { ...options, jitter: 'decorrelated' } as const;
     resolveBackoff(options);
+    resolveBackoff(decorrelated);
     let attempt = 0;
     const delays = await measure(
       {

@@ -13,12 +13,15 @@ export { classify, classifyStatus, composeClassifiers, parseRetryAfter } from '.
 export type { Classification, Classifier, Reason } from './core/classify-types.js';
 export type { Clock, RandomSource } from './core/clock.js';
 export { MAX_TIMER_MS, systemClock } from './core/clock.js';
+export type { Sink, ToDeadLetterOptions } from './core/dead-letter.js';
+export { toDeadLetter } from './core/dead-letter.js';
 export type {
   DeadLetterAttempt,
   DeadLetterEntry,
   DeadLetterQueue,
   ListOptions,
   NewDeadLetter,
+  RedriveOptions,
   RedriveReport,
   RedriveSelector,
 } from './core/dead-letter-types.js';
@@ -39,6 +42,7 @@ export type {
   AttemptSuccessEvent,
   DeadLetterEvent,
   EventListener,
+  EventScope,
   GiveUpEvent,
   IdempotencyHitEvent,
   MessageStatusEvent,
@@ -47,8 +51,40 @@ export type {
   RetrykitEvent,
   RetryScheduledEvent,
 } from './core/events.js';
+export { combineListeners, scopeListener } from './core/events.js';
+export { errorCodeOf } from './core/failure.js';
 export type { ClaimOptions, ClaimResult, IdempotencyStore } from './core/idempotency-types.js';
+export type {
+  IdempotentContext,
+  IdempotentOptions,
+  NotRecordedInfo,
+  StoredFailure,
+} from './core/idempotent.js';
+export {
+  IDEMPOTENCY_DEFAULTS,
+  IdempotencyInProgressError,
+  IdempotencyKeyReuseError,
+  idempotent,
+} from './core/idempotent.js';
+export type {
+  HealthBreach,
+  HealthReport,
+  HealthResolution,
+  HealthThresholds,
+  LatencySummary,
+  MetricsHandle,
+  MetricsOptions,
+  MetricsSnapshot,
+  QueueSummary,
+} from './core/metrics.js';
+export {
+  createMetrics,
+  HEALTH_DEFAULTS,
+  LATENCY_PERCENTILE_ERROR,
+  METRICS_DEFAULTS,
+} from './core/metrics.js';
 export type { AcquireOptions, AcquireResult, RateLimiter } from './core/rate-limit-types.js';
+export { DEAD_LETTER_DEFAULTS } from './core/redrive.js';
 export type {
   AttemptContext,
   GiveUpInfo,
@@ -59,3 +95,23 @@ export type {
   ThrottleFeedback,
 } from './core/retry.js';
 export { createRetry, RETRY_DEFAULTS, retry } from './core/retry.js';
+export type { RetryRecord, RetryRecordOptions } from './core/retry-record.js';
+export {
+  createRetryRecord,
+  InvalidRecordError,
+  parseRetryRecord,
+  REASONS,
+  recordFailure,
+  serializeRetryRecord,
+  validateRetryRecord,
+} from './core/retry-record.js';
+export type { MemoryDeadLetterQueueOptions } from './memory/dead-letter.js';
+export {
+  createMemoryDeadLetterQueue,
+  MEMORY_DEAD_LETTER_DEFAULTS,
+} from './memory/dead-letter.js';
+export type {
+  MemoryIdempotencyStore,
+  MemoryIdempotencyStoreOptions,
+} from './memory/idempotency.js';
+export { createMemoryIdempotencyStore } from './memory/idempotency.js';

@@ -46,11 +46,27 @@ export interface ListOptions {
   readonly reason?: Reason;
 }
 
-/** Which entries {@link DeadLetterQueue.redrive} re-runs. */
-export type RedriveSelector =
+/**
+ * Which entries {@link DeadLetterQueue.redrive} re-runs: these ids; entries with this reason
+ * (all when absent), at most `limit` of them, oldest first; or every entry the predicate keeps.
+ */
+export type RedriveSelector<P = unknown> =
   | { readonly ids: readonly string[] }
   | { readonly reason?: Reason; readonly limit?: number }
-  | ((entry: DeadLetterEntry) => boolean);
+  | ((entry: DeadLetterEntry<P>) => boolean);
+
+/** Options of {@link DeadLetterQueue.redrive}. */
+export interface RedriveOptions {
+  /**
+   * How long one entry stays claimed by this redrive, in milliseconds. Another consumer may
+   * take it over once the lease runs out (this one crashed), so make it longer than the
+   * handler takes.
+   * @default 60_000
+   */
+  readonly leaseMs?: number;
+  /** Stops the redrive before the next entry; it then rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
 
 /** What {@link DeadLetterQueue.redrive} did. */
 export interface RedriveReport {
@@ -58,24 +74,42 @@ export interface RedriveReport {
   readonly redriven: readonly string[];
   /** Ids whose handler threw: kept, with the new failure appended. */
   readonly failed: readonly string[];
-  /** Ids another consumer was redriving at the same time: left to it. */
+  /** Ids another consumer was redriving at the same time (left to it), or already gone. */
   readonly skipped: readonly string[];
 }
 
 /** A dead-letter queue. Adapters: memory (`retrykit`), Redis (`retrykit/redis`). */
 export interface DeadLetterQueue<P = unknown> {
+  /**
+   * Stores `entry` (validated; `id` and `deadAt` filled in when absent) and resolves with
+   * what is stored: the earlier entry when one with the same id is already there. Rejects
+   * with `InvalidRecordError` for a malformed entry, `StoreUnavailableError` when the store
+   * can't take it.
+   */
   add(entry: NewDeadLetter<P>): Promise<DeadLetterEntry<P>>;
+  /** The entry with this id, or `undefined`. */
   get(id: string): Promise<DeadLetterEntry<P> | undefined>;
-  /** Oldest first, a page at a time. */
+  /**
+   * Oldest first (in the order they were added), a page at a time: pass a page's `cursor`
+   * to get the next; no `cursor` means this was the last page.
+   */
   list(
     options?: ListOptions,
   ): Promise<{ readonly entries: readonly DeadLetterEntry<P>[]; readonly cursor?: string }>;
+  /** How many entries there are. */
   size(): Promise<number>;
+  /** Removes the entry; `false` when there was none. */
   remove(id: string): Promise<boolean>;
-  /** Re-runs `handler` on the selected entries; only a success removes an entry. */
+  /**
+   * Re-runs `handler` on the selected entries, one at a time, oldest first. Only a success
+   * removes an entry; a failure is appended to its `attempts`. Each entry is claimed under a
+   * lease first, so consumers redriving at once never run the same entry twice. Entries added
+   * after the redrive started are left for the next one.
+   */
   redrive(
-    selector: RedriveSelector,
+    selector: RedriveSelector<P>,
     handler: (entry: DeadLetterEntry<P>) => unknown,
+    options?: RedriveOptions,
   ): Promise<RedriveReport>;
   /** Removes every entry; resolves with how many there were. */
   purge(): Promise<number>;

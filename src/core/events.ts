@@ -17,8 +17,17 @@ export type RetrykitEvent =
   | QueueDepthEvent
   | MessageStatusEvent;
 
+/** Fields any event may carry, set by the emitter or added with {@link scopeListener}. */
+export interface EventScope {
+  /**
+   * The WhatsApp Business phone number ID the event concerns, when the emitter knows it.
+   * Exporters only turn it into a metric attribute when the user opts in (it multiplies series).
+   */
+  readonly phoneNumberId?: string;
+}
+
 /** An attempt is about to call the wrapped function. */
-export interface AttemptStartEvent {
+export interface AttemptStartEvent extends EventScope {
   readonly type: 'attempt_start';
   readonly time: number;
   /** 0-based attempt number. */
@@ -28,7 +37,7 @@ export interface AttemptStartEvent {
 }
 
 /** The wrapped function returned. */
-export interface AttemptSuccessEvent {
+export interface AttemptSuccessEvent extends EventScope {
   readonly type: 'attempt_success';
   readonly time: number;
   readonly attempt: number;
@@ -39,7 +48,7 @@ export interface AttemptSuccessEvent {
 }
 
 /** The wrapped function threw; `classification` says what happens next. */
-export interface AttemptFailureEvent {
+export interface AttemptFailureEvent extends EventScope {
   readonly type: 'attempt_failure';
   readonly time: number;
   readonly attempt: number;
@@ -49,7 +58,7 @@ export interface AttemptFailureEvent {
 }
 
 /** A retry will run after `delayMs`. */
-export interface RetryScheduledEvent {
+export interface RetryScheduledEvent extends EventScope {
   readonly type: 'retry_scheduled';
   readonly time: number;
   /** The attempt that will run next (0-based). */
@@ -60,7 +69,7 @@ export interface RetryScheduledEvent {
 }
 
 /** The call failed for good. */
-export interface GiveUpEvent {
+export interface GiveUpEvent extends EventScope {
   readonly type: 'give_up';
   readonly time: number;
   /** Calls made in all. */
@@ -74,7 +83,7 @@ export interface GiveUpEvent {
 }
 
 /** A rate limiter made a caller wait (or refused it). */
-export interface RateLimitWaitEvent {
+export interface RateLimitWaitEvent extends EventScope {
   readonly type: 'rate_limit_wait';
   readonly time: number;
   readonly key: string;
@@ -85,7 +94,7 @@ export interface RateLimitWaitEvent {
 }
 
 /** An idempotency check found the key already seen. */
-export interface IdempotencyHitEvent {
+export interface IdempotencyHitEvent extends EventScope {
   readonly type: 'idempotency_hit';
   readonly time: number;
   readonly key: string;
@@ -94,7 +103,7 @@ export interface IdempotencyHitEvent {
 }
 
 /** Something was written to a dead-letter queue. */
-export interface DeadLetterEvent {
+export interface DeadLetterEvent extends EventScope {
   readonly type: 'dead_letter';
   readonly time: number;
   readonly id: string;
@@ -102,7 +111,7 @@ export interface DeadLetterEvent {
 }
 
 /** A sampled queue depth (e.g. BullMQ waiting + delayed jobs). */
-export interface QueueDepthEvent {
+export interface QueueDepthEvent extends EventScope {
   readonly type: 'queue_depth';
   readonly time: number;
   readonly depth: number;
@@ -111,7 +120,7 @@ export interface QueueDepthEvent {
 }
 
 /** A WhatsApp message was sent, or a status webhook for it arrived. */
-export interface MessageStatusEvent {
+export interface MessageStatusEvent extends EventScope {
   readonly type: 'message_status';
   readonly time: number;
   /** The WhatsApp message ID (wamid). */
@@ -132,4 +141,39 @@ export function emit(listener: EventListener | undefined, event: RetrykitEvent):
   } catch {
     // A broken hook must not change the outcome of the call it observes.
   }
+}
+
+/**
+ * One listener that forwards every event to each of `listeners` in order (`undefined` entries
+ * are skipped). A listener that throws does not stop the others.
+ *
+ * @example
+ * const onEvent = combineListeners(metrics.onEvent, createOtelListener(), (e) => log.debug(e));
+ * const send = createRetry({ onEvent });
+ */
+export function combineListeners(
+  ...listeners: ReadonlyArray<EventListener | undefined>
+): EventListener {
+  const active = listeners.filter((l): l is EventListener => l !== undefined);
+  for (const [i, l] of active.entries()) {
+    if (typeof l !== 'function') throw new TypeError(`listeners[${i}] must be a function`);
+  }
+  if (active.length === 1) {
+    const only = active[0] as EventListener;
+    return (event) => emit(only, event);
+  }
+  return (event) => {
+    for (const l of active) emit(l, event);
+  };
+}
+
+/**
+ * Wraps `listener` so that every event it receives carries `scope` (e.g. the phone number ID
+ * a WhatsApp client sends from), unless the event already set those fields.
+ *
+ * @example
+ * const send = createRetry({ onEvent: scopeListener(metrics.onEvent, { phoneNumberId }) });
+ */
+export function scopeListener(listener: EventListener, scope: EventScope): EventListener {
+  return (event) => emit(listener, { ...scope, ...event } as RetrykitEvent);
 }

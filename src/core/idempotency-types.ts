@@ -15,14 +15,20 @@ export interface ClaimOptions {
 /** The outcome of {@link IdempotencyStore.claim}, a value for every expected case. */
 export type ClaimResult<R = unknown> =
   | {
-      readonly status: 'claimed' /** Fencing token: only its holder may complete or release. */;
+      readonly status: 'claimed';
+      /** Fencing token: only its holder may complete or release. */
       readonly token: string;
     }
   | {
-      readonly status: 'in_progress' /** Milliseconds until the current lease runs out. */;
+      readonly status: 'in_progress';
+      /** Milliseconds until the current lease runs out. */
       readonly retryAfterMs: number;
     }
-  | { readonly status: 'completed' /** What the first run stored. */; readonly result: R }
+  | {
+      readonly status: 'completed';
+      /** What the first run stored. */
+      readonly result: R;
+    }
   | { readonly status: 'mismatch' };
 
 /**

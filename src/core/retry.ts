@@ -170,6 +170,14 @@ interface Resolved {
 
 const NEVER_ABORTED: AbortSignal = new AbortController().signal;
 
+/** The context of every first attempt without a signal: shared, so the happy path allocates nothing. */
+const FIRST_ATTEMPT: AttemptContext = Object.freeze({
+  attempt: 0,
+  signal: NEVER_ABORTED,
+  elapsedMs: 0,
+  previousError: undefined,
+});
+
 function noop(): void {}
 
 function resolveOptions(options: RetryOptions): Resolved {
@@ -461,7 +469,7 @@ async function execute<T>(
   try {
     value =
       o.signal === undefined && o.attemptTimeoutMs === undefined
-        ? await fn({ attempt: 0, signal: NEVER_ABORTED, elapsedMs: 0, previousError: undefined })
+        ? await fn(FIRST_ATTEMPT)
         : await runAttempt(fn, o, 0, 0, undefined);
   } catch (error) {
     return continueAfterFailure(fn, o, start, error);

@@ -25,6 +25,12 @@ export function uniquePrefix(name: string): string {
   return `test:${name}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`;
 }
 
+/** Resolves once `client` is connected and ready for commands. */
+export function ready(client: Redis): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => client.once('ready', () => resolve()));
+}
+
 const servers: RedisServer[] = [];
 
 /** Starts a private `redis-server` for a fault test; stopped after the file. */

@@ -1,0 +1,102 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { computeDelay } from '../core/backoff.js';
+import type { RetrykitEvent } from '../core/events.js';
+import { seededRandom } from '../testing/index.js';
+import { createBackoffStrategy } from './backoff.js';
+
+function httpError(status: number, headers: Record<string, string> = {}): Error {
+  return Object.assign(new Error(`HTTP ${status}`), { status, headers });
+}
+
+describe('createBackoffStrategy', () => {
+  it('follows computeDelay for the attempt, 1-based as BullMQ counts', () => {
+    const events: RetrykitEvent[] = [];
+    const strategy = createBackoffStrategy({
+      backoff: { initialDelayMs: 100, multiplier: 2, jitter: 'none' },
+      onEvent: (e) => events.push(e),
+    });
+    expect([1, 2, 3, 4].map((n) => strategy(n, 'retrykit', httpError(503)))).toEqual([
+      100, 200, 400, 800,
+    ]);
+    expect(events[0]).toMatchObject({
+      type: 'retry_scheduled',
+      attempt: 1,
+      delayMs: 100,
+      reason: 'service_unavailable',
+    });
+  });
+
+  it('returns -1 ("fail now") for a permanent failure or past a reason attempt cap', () => {
+    const strategy = createBackoffStrategy({
+      classify: (e) =>
+        e instanceof TypeError
+          ? { retryable: true, reason: 'network', maxAttempts: 2 }
+          : { retryable: false, reason: 'schema_mismatch' },
+    });
+    expect(strategy(1, 'retrykit', new Error('bad payload'))).toBe(-1);
+    expect(strategy(1, 'retrykit', new TypeError('fetch failed'))).toBeGreaterThanOrEqual(0);
+    expect(strategy(2, 'retrykit', new TypeError('fetch failed'))).toBe(-1);
+    expect(createBackoffStrategy()(1, 'retrykit', httpError(400))).toBe(-1);
+  });
+
+  it('honours Retry-After, never retrying sooner than the server asked', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 3600 }), fc.integer({ min: 1, max: 10 }), (s, n) => {
+        const strategy = createBackoffStrategy({
+          backoff: { initialDelayMs: 10, maxDelayMs: 86_400_000 },
+          random: seededRandom(s),
+        });
+        const delay = strategy(n, 'retrykit', httpError(429, { 'retry-after': String(s) }));
+        expect(delay).toBeGreaterThanOrEqual(s * 1000);
+        // The longer of the server's wait (plus at most 1 s of spread) and the backoff.
+        expect(delay).toBeLessThanOrEqual(Math.max(s * 1000 + 1000, 10 * 2 ** (n - 1)));
+      }),
+    );
+  });
+
+  it('matches computeDelay under any options and jitter, and stays in bounds', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 60 }),
+        fc.integer({ min: 0, max: 10_000 }),
+        fc.double({ min: 1, max: 5, noNaN: true }),
+        fc.integer({ min: 0, max: 100_000 }),
+        fc.constantFrom('none', 'full', 'equal', 'decorrelated', 'proportional' as const),
+        fc.integer(),
+        (attemptsMade, initialDelayMs, multiplier, maxDelayMs, jitter, seed) => {
+          const backoff = { initialDelayMs, multiplier, maxDelayMs, jitter };
+          const strategy = createBackoffStrategy({ backoff, random: seededRandom(seed) });
+          const delay = strategy(attemptsMade, 'retrykit', httpError(500));
+          const previous =
+            attemptsMade > 1
+              ? computeDelay(attemptsMade - 2, { ...backoff, jitter: 'none' })
+              : undefined;
+          const expected = computeDelay(attemptsMade - 1, backoff, {
+            previousDelayMs: previous,
+            random: seededRandom(seed),
+          });
+          expect(delay).toBe(Math.round(expected));
+          expect(Number.isInteger(delay)).toBe(true);
+          expect(delay).toBeGreaterThanOrEqual(0);
+          expect(delay).toBeLessThanOrEqual(Math.round(maxDelayMs));
+        },
+      ),
+    );
+  });
+
+  it('uses per-reason overrides and validates its options', () => {
+    const strategy = createBackoffStrategy({
+      backoff: { initialDelayMs: 100, jitter: 'none' },
+      backoffByReason: { service_unavailable: { multiplier: 3 } },
+    });
+    expect(strategy(3, 'retrykit', httpError(503))).toBe(900);
+    expect(strategy(3, 'retrykit', httpError(500))).toBe(400);
+    expect(() => createBackoffStrategy({ backoff: { multiplier: 0 } })).toThrow(
+      'backoff.multiplier must be a finite number >= 1, got 0',
+    );
+    expect(() => createBackoffStrategy({ classify: 'x' as never })).toThrow(
+      'classify must be a function, got "x"',
+    );
+  });
+});

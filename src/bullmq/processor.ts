@@ -1,0 +1,155 @@
+import { type Job, type Processor, UnrecoverableError } from 'bullmq';
+import { classify as defaultClassify } from '../core/classify.js';
+import type { Classification } from '../core/classify-types.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { type Sink, toDeadLetter } from '../core/dead-letter.js';
+import type { DeadLetterAttempt, NewDeadLetter } from '../core/dead-letter-types.js';
+import { describe } from '../core/errors.js';
+import { type EventListener, emit } from '../core/events.js';
+import { attemptOf } from '../core/failure.js';
+import { expectAttempts } from '../core/retry-record.js';
+import { assertFunction, assertInteger } from '../core/validate.js';
+
+/**
+ * The field of `job.data` where {@link wrapProcessor} keeps the failures of earlier attempts
+ * (when `job.data` is an object), so that a dead letter carries the whole history even when
+ * each attempt ran on a different worker. It is left out of the dead letter's payload.
+ */
+export const HISTORY_FIELD = '_retrykitFailures';
+
+/** Options of {@link wrapProcessor}. */
+export interface WrapProcessorOptions<P> {
+  /** Receives every job that fails for good: a `DeadLetterQueue`, or any sink with `add`. */
+  readonly dlq: Sink<NewDeadLetter<P>>;
+  /** Decides whether an error is worth retrying. Use the same one as `createBackoffStrategy`. @default classify */
+  readonly classify?: (error: unknown) => Classification;
+  /**
+   * Attempts before a job is dead-lettered, counting the first. The job's own `attempts`
+   * option still caps it (BullMQ never runs more), and a classification's `maxAttempts`
+   * may lower it.
+   * @default the job's `attempts` option
+   */
+  readonly maxAttempts?: number;
+  /**
+   * The dead letter's id for a job. A stable id makes a second dead-lettering of the same
+   * job (a worker that crashed right after the first) harmless.
+   * @default `${job.queueName}:${job.id}`
+   */
+  readonly deadLetterId?: (job: Job) => string;
+  /** Receives `attempt_failure` for every failed attempt and `give_up` when a job is dead-lettered. */
+  readonly onEvent?: EventListener;
+  /** Dates failures. @default systemClock */
+  readonly clock?: Clock;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function historyOf(data: unknown): DeadLetterAttempt[] {
+  if (!isPlainObject(data) || data[HISTORY_FIELD] === undefined) return [];
+  try {
+    return expectAttempts(HISTORY_FIELD, data[HISTORY_FIELD]);
+  } catch {
+    return [];
+  }
+}
+
+function payloadOf<P>(data: unknown): P {
+  if (!isPlainObject(data) || !(HISTORY_FIELD in data)) return data as P;
+  const { [HISTORY_FIELD]: _history, ...payload } = data;
+  return payload as P;
+}
+
+/**
+ * Wraps a BullMQ processor so that jobs that fail for good land in a dead-letter queue:
+ * - a permanent failure (a 400 schema mismatch, a validation error, anything `classify` calls
+ *   not retryable) is dead-lettered at once and rethrown as BullMQ's `UnrecoverableError`, so
+ *   BullMQ never retries it;
+ * - a transient failure is recorded on the job (`job.data[HISTORY_FIELD]`) and rethrown, for
+ *   BullMQ to retry after the delay of `createBackoffStrategy`;
+ * - the last allowed attempt's failure is dead-lettered with every attempt's error.
+ * If the dead-letter queue can't take the entry, that error fails the job instead, which
+ * stays in BullMQ's failed set: nothing is dropped.
+ *
+ * @example
+ * const worker = new Worker(
+ *   'webhooks',
+ *   wrapProcessor(async (job) => handleWebhook(job.data), { dlq, maxAttempts: 6 }),
+ *   { connection, settings: { backoffStrategy: createBackoffStrategy() } },
+ * );
+ */
+export function wrapProcessor<T = unknown, R = unknown, N extends string = string>(
+  processor: Processor<T, R, N>,
+  options: WrapProcessorOptions<T>,
+): Processor<T, R, N> {
+  assertFunction('processor', processor);
+  if (typeof options?.dlq?.add !== 'function') {
+    throw new TypeError(`dlq must have an add(entry) method, got ${describe(options?.dlq)}`);
+  }
+  const maxAttempts =
+    options.maxAttempts === undefined
+      ? undefined
+      : assertInteger('maxAttempts', options.maxAttempts, 1);
+  for (const name of ['classify', 'deadLetterId', 'onEvent'] as const) {
+    if (options[name] !== undefined) assertFunction(name, options[name]);
+  }
+  const classify = options.classify ?? defaultClassify;
+  const clock = options.clock ?? systemClock;
+  const idOf = options.deadLetterId ?? ((job: Job) => `${job.queueName}:${job.id}`);
+
+  return async (job, token, signal) => {
+    const started = clock.now();
+    try {
+      return await processor(job, token, signal);
+    } catch (error) {
+      const now = clock.now();
+      const c = classify(error);
+      const attempt = job.attemptsMade;
+      emit(options.onEvent, {
+        type: 'attempt_failure',
+        time: now,
+        attempt,
+        durationMs: now - started,
+        error,
+        classification: c,
+      });
+      const jobAttempts = job.opts.attempts ?? 1;
+      let limit = Math.min(jobAttempts, maxAttempts ?? jobAttempts);
+      if (c.maxAttempts !== undefined) limit = Math.min(limit, c.maxAttempts);
+      const attempts = attempt + 1;
+      const permanent = !c.retryable || error instanceof UnrecoverableError;
+      const history = historyOf(job.data);
+      if (!permanent && attempts < limit) {
+        if (isPlainObject(job.data)) {
+          const failure = attemptOf(error, c, new Date(now).toISOString());
+          await job.updateData({ ...job.data, [HISTORY_FIELD]: [...history, failure] } as T);
+        }
+        throw error;
+      }
+      await options.dlq.add(
+        toDeadLetter<T>(error, {
+          payload: payloadOf<T>(job.data),
+          id: idOf(job as Job),
+          source: job.queueName,
+          history,
+          classify: () => (permanent ? { ...c, retryable: false } : c),
+          clock,
+        }),
+      );
+      emit(options.onEvent, {
+        type: 'give_up',
+        time: clock.now(),
+        attempts,
+        reason: c.reason,
+        cause: permanent ? 'permanent' : 'max_attempts',
+        error,
+        elapsedMs: now - job.timestamp,
+      });
+      if (!permanent && attempts >= jobAttempts) throw error;
+      const stop = new UnrecoverableError(describe(error));
+      (stop as { cause?: unknown }).cause = error;
+      throw stop;
+    }
+  };
+}

@@ -1,0 +1,137 @@
+import { classify as defaultClassify } from './classify.js';
+import type { Classification } from './classify-types.js';
+import { type Clock, systemClock } from './clock.js';
+import type { DeadLetterAttempt, DeadLetterEntry, NewDeadLetter } from './dead-letter-types.js';
+import { PermanentError, RetryError } from './errors.js';
+import { attemptOf } from './failure.js';
+import {
+  expectAttempts,
+  expectIsoTime,
+  expectObject,
+  expectReason,
+  expectString,
+  InvalidRecordError,
+} from './retry-record.js';
+
+/** Anything dead letters (or other records) can be written to: a `DeadLetterQueue`, a file sink. */
+export interface Sink<T> {
+  add(entry: T): Promise<unknown>;
+}
+
+/** Options of {@link toDeadLetter}. */
+export interface ToDeadLetterOptions<P> {
+  /** The whole payload, enough to redo the work. */
+  readonly payload: P;
+  /** The entry's id; the queue makes one up when absent. Use a stable id (a message id) to make adding twice harmless. */
+  readonly id?: string;
+  /** Where it came from (a queue name, `whatsapp.send`). */
+  readonly source?: string;
+  /**
+   * Earlier failures the error itself doesn't carry (e.g. kept on a queue job), oldest first.
+   * They come before the error's own.
+   */
+  readonly history?: readonly DeadLetterAttempt[];
+  /** Classifies an error that is neither a `RetryError` nor a `PermanentError` with a verdict. @default classify */
+  readonly classify?: (error: unknown) => Classification;
+  /** Dates the failure when the error doesn't. @default systemClock */
+  readonly clock?: Clock;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/**
+ * Builds the dead letter for a failure, ready for `dlq.add()`:
+ * - `RetryError` (retries ran out): disposition `exhausted`, one attempt per failure it kept;
+ * - `PermanentError` (not worth retrying): disposition `permanent`, the reason it was given;
+ * - anything else is classified: permanent when not retryable, otherwise exhausted.
+ *
+ * @example
+ * try {
+ *   await retry(() => send(message), options);
+ * } catch (error) {
+ *   await dlq.add(toDeadLetter(error, { payload: message, id: message.id, source: 'send' }));
+ * }
+ */
+export function toDeadLetter<P>(error: unknown, options: ToDeadLetterOptions<P>): NewDeadLetter<P> {
+  const clock = options.clock ?? systemClock;
+  const classify = options.classify ?? defaultClassify;
+  const history = options.history ?? [];
+  let own: DeadLetterAttempt[];
+  let disposition: 'permanent' | 'exhausted';
+  let reason: DeadLetterAttempt['reason'];
+  if (error instanceof RetryError) {
+    disposition = 'exhausted';
+    reason = error.reason;
+    own = error.errors.map((f) =>
+      attemptOf(f.error, { retryable: true, reason: f.reason }, iso(f.time)),
+    );
+    if (own.length === 0) own = [attemptOf(error, { retryable: true, reason }, iso(clock.now()))];
+  } else {
+    const c =
+      error instanceof PermanentError
+        ? (error.classification ?? { ...classify(error.cause), retryable: false })
+        : classify(error);
+    disposition = c.retryable ? 'exhausted' : 'permanent';
+    reason = c.reason;
+    const cause =
+      error instanceof PermanentError && error.cause !== undefined ? error.cause : error;
+    own = [attemptOf(cause, c, iso(clock.now()))];
+  }
+  const attempts = [...history, ...own];
+  const first = attempts[0] as DeadLetterAttempt;
+  const last = attempts[attempts.length - 1] as DeadLetterAttempt;
+  return {
+    ...(options.id === undefined ? {} : { id: options.id }),
+    payload: options.payload,
+    reason,
+    disposition,
+    attempts,
+    firstAttemptAt: first.at,
+    lastAttemptAt: last.at,
+    ...(options.source === undefined ? {} : { source: options.source }),
+  };
+}
+
+/** A random unique id (a UUID where the runtime has `crypto.randomUUID`). */
+export function newId(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  if (typeof c?.randomUUID === 'function') return c.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+}
+
+/**
+ * @internal Checks a new dead letter and completes it (`id`, `deadAt`): what every adapter
+ * stores. Throws {@link InvalidRecordError} naming the wrong field.
+ */
+export function completeDeadLetter<P>(entry: NewDeadLetter<P>, nowMs: number): DeadLetterEntry<P> {
+  const o = expectObject('entry', entry);
+  const id = o.id === undefined ? newId() : expectString('entry.id', o.id);
+  if (!('payload' in o) || o.payload === undefined) {
+    throw new InvalidRecordError('entry.payload', 'entry.payload must be present, got undefined');
+  }
+  const reason = expectReason('entry.reason', o.reason);
+  if (o.disposition !== 'permanent' && o.disposition !== 'exhausted') {
+    throw new InvalidRecordError(
+      'entry.disposition',
+      `entry.disposition must be 'permanent' or 'exhausted', got ${JSON.stringify(o.disposition)}`,
+    );
+  }
+  const attempts = expectAttempts('entry.attempts', o.attempts);
+  const firstAttemptAt = expectIsoTime('entry.firstAttemptAt', o.firstAttemptAt);
+  const lastAttemptAt = expectIsoTime('entry.lastAttemptAt', o.lastAttemptAt);
+  const deadAt = o.deadAt === undefined ? iso(nowMs) : expectIsoTime('entry.deadAt', o.deadAt);
+  const source = o.source === undefined ? undefined : expectString('entry.source', o.source);
+  return {
+    id,
+    payload: entry.payload,
+    reason,
+    disposition: o.disposition,
+    attempts,
+    firstAttemptAt,
+    lastAttemptAt,
+    deadAt,
+    ...(source === undefined ? {} : { source }),
+  };
+}

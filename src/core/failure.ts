@@ -1,0 +1,33 @@
+import type { Classification } from './classify-types.js';
+import type { DeadLetterAttempt } from './dead-letter-types.js';
+import { describe } from './errors.js';
+
+/** The platform or error code a failure carries (`130429`, `ECONNRESET`), if any. */
+export function errorCodeOf(
+  error: unknown,
+  classification?: Classification,
+): string | number | undefined {
+  if (classification?.code !== undefined) return classification.code;
+  for (let e = error, depth = 0; depth < 3; depth++) {
+    if (typeof e !== 'object' || e === null) return undefined;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' || (typeof code === 'number' && Number.isFinite(code))) {
+      return code;
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** One failed attempt as a dead letter (or a retry record) keeps it. */
+export function attemptOf(
+  error: unknown,
+  classification: Classification,
+  at: string,
+): DeadLetterAttempt {
+  const code = errorCodeOf(error, classification);
+  const message = describe(error);
+  return code === undefined
+    ? { message, reason: classification.reason, at }
+    : { message, code, reason: classification.reason, at };
+}

@@ -1,0 +1,180 @@
+import { type Clock, systemClock } from '../core/clock.js';
+import { StoreUnavailableError } from '../core/errors.js';
+import { type EventListener, emit } from '../core/events.js';
+import {
+  checkClaim,
+  checkCompleteOptions,
+  checkKey,
+  checkToken,
+  checkTtl,
+  fencingToken,
+} from '../core/idempotency-args.js';
+import type { ClaimOptions, ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
+import { assertFunction, assertKey, assertNumber } from '../core/validate.js';
+import type { RedisClientLike } from './client.js';
+import { defineScript, hashTag, runScript } from './script.js';
+import claimSource from './scripts/idempotency-claim.lua';
+import completeSource from './scripts/idempotency-complete.lua';
+import markOnceSource from './scripts/idempotency-mark-once.lua';
+import releaseSource from './scripts/idempotency-release.lua';
+import { jsonSerializer, type Serializer } from './serializer.js';
+
+const claimScript = defineScript('idempotency-claim', claimSource);
+const completeScript = defineScript('idempotency-complete', completeSource);
+const releaseScript = defineScript('idempotency-release', releaseSource);
+const markOnceScript = defineScript('idempotency-mark-once', markOnceSource);
+
+/** Options of {@link createRedisIdempotencyStore}. */
+export interface RedisIdempotencyStoreOptions {
+  /**
+   * Namespace of every key. A claim of `key` lives at `{prefix:key}` and a `markOnce` mark at
+   * `{prefix:key}:once`; the braces are a Redis Cluster hash tag.
+   *
+   * @example 'myapp:idem'
+   */
+  readonly prefix: string;
+  /** How results are stored. @default jsonSerializer */
+  readonly serializer?: Serializer;
+  /**
+   * Fail with `StoreUnavailableError` when Redis has not answered within this many
+   * milliseconds; 0 waits as long as the client does.
+   * @default 2000
+   */
+  readonly timeoutMs?: number;
+  /** Receives `idempotency_hit` events. */
+  readonly onEvent?: EventListener;
+  /**
+   * Time stamps of events only: leases and TTLs run on the Redis server's clock.
+   * @default systemClock
+   */
+  readonly clock?: Clock;
+}
+
+/** The defaults of {@link RedisIdempotencyStoreOptions}. */
+export const REDIS_IDEMPOTENCY_DEFAULTS = Object.freeze({
+  timeoutMs: 2000,
+});
+
+/**
+ * An {@link IdempotencyStore} on Redis, shared by every process that uses the same `prefix`.
+ * Each method is one atomic round trip (a Lua script through EVALSHA); leases and TTLs are
+ * Redis expiries (`PEXPIRE`), so a crashed worker's lease runs out on the server's clock and
+ * nothing needs cleaning up. Every key of one call shares a hash tag, so it works on Redis
+ * Cluster. Failures and timeouts reject with `StoreUnavailableError`, never with an answer.
+ *
+ * @example
+ * import { Redis } from 'ioredis';
+ * const store = createRedisIdempotencyStore(new Redis(), { prefix: 'myapp:idem' });
+ */
+export function createRedisIdempotencyStore(
+  client: RedisClientLike,
+  options: RedisIdempotencyStoreOptions,
+): IdempotencyStore {
+  if (
+    typeof client !== 'object' ||
+    client === null ||
+    typeof client.evalsha !== 'function' ||
+    typeof client.eval !== 'function'
+  ) {
+    throw new TypeError('client must be a Redis client with evalsha() and eval() (e.g. ioredis)');
+  }
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError('createRedisIdempotencyStore needs an options object with prefix');
+  }
+  const prefix = assertKey('prefix', options.prefix);
+  const serializer = options.serializer ?? jsonSerializer;
+  assertFunction('serializer.serialize', serializer.serialize);
+  assertFunction('serializer.deserialize', serializer.deserialize);
+  const timeoutMs = assertNumber(
+    'timeoutMs',
+    options.timeoutMs ?? REDIS_IDEMPOTENCY_DEFAULTS.timeoutMs,
+    0,
+  );
+  if (options.onEvent !== undefined) assertFunction('onEvent', options.onEvent);
+  const onEvent = options.onEvent;
+  const clock = options.clock ?? systemClock;
+
+  const run = (
+    operation: string,
+    script: typeof claimScript,
+    key: string,
+    args: readonly (string | number)[],
+  ): Promise<unknown> => runScript(client, script, [key], args, { operation, timeoutMs });
+
+  const hit = (key: string, status: 'completed' | 'in_progress' | 'duplicate'): void => {
+    if (onEvent !== undefined) {
+      emit(onEvent, { type: 'idempotency_hit', time: clock.now(), key, status });
+    }
+  };
+
+  const unexpected = (operation: string, reply: unknown): StoreUnavailableError =>
+    new StoreUnavailableError(
+      operation,
+      new Error(`unexpected reply from Redis: ${JSON.stringify(reply)}`),
+    );
+
+  return {
+    async claim<R = unknown>(key: string, claimOptions: ClaimOptions): Promise<ClaimResult<R>> {
+      const { leaseMs, fingerprint } = checkClaim(key, claimOptions);
+      const token = fencingToken();
+      const reply = await run('claim', claimScript, hashTag(prefix, key), [
+        token,
+        leaseMs,
+        fingerprint ?? '',
+      ]);
+      if (reply === 1) return { status: 'claimed', token };
+      if (!Array.isArray(reply)) throw unexpected('claim', reply);
+      switch (reply[0]) {
+        case 'completed': {
+          let result: R;
+          try {
+            result = serializer.deserialize(String(reply[1] ?? '')) as R;
+          } catch (error) {
+            throw new StoreUnavailableError('claim', error);
+          }
+          hit(key, 'completed');
+          return { status: 'completed', result };
+        }
+        case 'in_progress':
+          hit(key, 'in_progress');
+          return { status: 'in_progress', retryAfterMs: Math.max(0, Number(reply[1])) };
+        case 'mismatch':
+          return { status: 'mismatch' };
+        default:
+          throw unexpected('claim', reply);
+      }
+    },
+
+    async complete(key, token, result, completeOptions) {
+      checkKey(key);
+      checkToken(token);
+      const ttlMs = checkCompleteOptions(completeOptions);
+      const text = serializer.serialize(result);
+      if (typeof text !== 'string') {
+        throw new TypeError(`serializer.serialize must return a string, got ${typeof text}`);
+      }
+      const reply = await run('complete', completeScript, hashTag(prefix, key), [
+        token,
+        ttlMs,
+        text,
+      ]);
+      return reply === 1;
+    },
+
+    async release(key, token) {
+      checkKey(key);
+      checkToken(token);
+      const reply = await run('release', releaseScript, hashTag(prefix, key), [token]);
+      return reply === 1;
+    },
+
+    async markOnce(key, ttlMs) {
+      checkKey(key);
+      const ttl = checkTtl(ttlMs);
+      const reply = await run('markOnce', markOnceScript, `${hashTag(prefix, key)}:once`, [ttl]);
+      if (reply === 1) return true;
+      hit(key, 'duplicate');
+      return false;
+    },
+  };
+}

@@ -1,0 +1,28 @@
+--[[
+  Claims a dead letter for redrive under a lease, unless another consumer holds a live one.
+  Lease times come from the server's clock (TIME), so consumers' clocks never disagree.
+
+  KEYS[1] entries   hash: id -> entry JSON
+  KEYS[2] leases    hash: id -> "<expiresAtMs>:<token>"
+
+  ARGV[1] id
+  ARGV[2] token     this redrive's fencing token
+  ARGV[3] leaseMs   lease length in milliseconds
+
+  Returns {'claimed', json}, {'leased'} or {'missing'}.
+]]
+local json = redis.call('HGET', KEYS[1], ARGV[1])
+if not json then
+  return {'missing'}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = redis.call('HGET', KEYS[2], ARGV[1])
+if lease then
+  local expires = tonumber(string.match(lease, '^(%d+):'))
+  if expires and expires > now then
+    return {'leased'}
+  end
+end
+redis.call('HSET', KEYS[2], ARGV[1], (now + tonumber(ARGV[3])) .. ':' .. ARGV[2])
+return {'claimed', json}
