@@ -4,6 +4,7 @@ import type { DeadLetterQueue, NewDeadLetter } from '../core/dead-letter-types.j
 import { PermanentError, RetryError } from '../core/errors.js';
 import type { RetrykitEvent } from '../core/events.js';
 import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
+import { IdempotencyKeyReuseError } from '../core/idempotent.js';
 import type { RateLimiter } from '../core/rate-limit-types.js';
 import { createManualClock } from '../testing/index.js';
 import { createWhatsAppClient, type WhatsAppClientOptions } from './client.js';
@@ -212,7 +213,7 @@ describe('createWhatsAppClient', () => {
     const reuse = await send({ ...MESSAGE, to: 'other' }, { idempotencyKey: 'order-1' }).catch(
       (e) => e,
     );
-    expect(reuse).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSE' });
+    expect(reuse).toBeInstanceOf(IdempotencyKeyReuseError);
   });
 
   it('releases the key after a failure so that a later call can send', async () => {

@@ -2,9 +2,10 @@ import { composeClassifiers } from '../core/classify.js';
 import type { Classification, Reason } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { DeadLetterAttempt, DeadLetterQueue } from '../core/dead-letter-types.js';
-import { describe, PermanentError, RetryError, RetrykitError } from '../core/errors.js';
+import { describe, PermanentError, RetryError } from '../core/errors.js';
 import { type EventListener, emit } from '../core/events.js';
 import type { IdempotencyStore } from '../core/idempotency-types.js';
+import { idempotent } from '../core/idempotent.js';
 import type { RateLimiter } from '../core/rate-limit-types.js';
 import {
   type AttemptContext,
@@ -82,7 +83,7 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
   readonly resultTtlMs?: number;
   /**
    * How long a concurrent call with the same key waits for the first one's result, in
-   * milliseconds, before failing with `IDEMPOTENCY_IN_PROGRESS`.
+   * milliseconds, before failing with `IdempotencyInProgressError`.
    * @default 10_000
    */
   readonly waitForResultMs?: number;
@@ -393,59 +394,32 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     }
   };
 
-  /** `send` under an idempotency claim: the first call sends, the others get its result. */
+  /** `send` under `idempotent()`: the first call with a key sends, the others get its wamid. */
   const sendOnce = async (
     storeRef: IdempotencyStore,
     key: string,
     payload: P,
     signal: AbortSignal | undefined,
   ): Promise<SendResult> => {
-    const fingerprint = fingerprintOf(payload);
-    const start = clock.now();
-    let waiting = false;
-    for (;;) {
-      signal?.throwIfAborted();
-      const claim = await storeRef.claim<StoredSend>(key, { leaseMs, fingerprint });
-      if (claim.status === 'completed') {
-        emit(onEvent, { type: 'idempotency_hit', time: clock.now(), key, status: 'completed' });
-        return { messageId: claim.result.messageId, attempts: 0, deduplicated: true };
-      }
-      if (claim.status === 'mismatch') {
-        throw new RetrykitError(
-          'IDEMPOTENCY_KEY_REUSE',
-          `Idempotency key ${JSON.stringify(key)} was used for a different message`,
-        );
-      }
-      if (claim.status === 'in_progress') {
-        if (!waiting) {
-          waiting = true;
-          emit(onEvent, { type: 'idempotency_hit', time: clock.now(), key, status: 'in_progress' });
-        }
-        const left = waitForResultMs - (clock.now() - start);
-        if (left <= 0) {
-          throw new RetrykitError(
-            'IDEMPOTENCY_IN_PROGRESS',
-            `Another call is sending idempotency key ${JSON.stringify(key)}`,
-          );
-        }
-        await clock.sleep(Math.max(1, Math.min(claim.retryAfterMs, 250, left)), signal);
-        continue;
-      }
-      let result: SendResult;
-      try {
-        result = await send(payload, signal, key);
-      } catch (error) {
-        await storeRef.release(key, claim.token).catch(() => false);
-        throw error;
-      }
-      // Sent: a failure to record it only lets a later repeat through, so it is not an error.
-      await storeRef
-        .complete(key, claim.token, { messageId: result.messageId } satisfies StoredSend, {
-          ttlMs: resultTtlMs,
-        })
-        .catch(() => false);
-      return result;
-    }
+    let sent: SendResult | undefined;
+    const stored = await idempotent<StoredSend>(
+      storeRef,
+      key,
+      async () => {
+        sent = await send(payload, signal, key);
+        return { messageId: sent.messageId };
+      },
+      {
+        leaseMs,
+        ttlMs: resultTtlMs,
+        waitForResultMs,
+        fingerprint: fingerprintOf(payload),
+        clock,
+        ...(signal === undefined ? {} : { signal }),
+        ...(onEvent === undefined ? {} : { onEvent }),
+      },
+    );
+    return sent ?? { messageId: stored.messageId, attempts: 0, deduplicated: true };
   };
 
   return {
