@@ -48,6 +48,10 @@ export type {
   RetryScheduledEvent,
 } from './core/events.js';
 export type { ClaimOptions, ClaimResult, IdempotencyStore } from './core/idempotency-types.js';
+export {
+  RateLimitAbortedError,
+  RateLimitTimeoutError,
+} from './core/rate-limit-errors.js';
 export type { AcquireOptions, AcquireResult, RateLimiter } from './core/rate-limit-types.js';
 export type {
   AttemptContext,
@@ -59,3 +63,14 @@ export type {
   ThrottleFeedback,
 } from './core/retry.js';
 export { createRetry, RETRY_DEFAULTS, retry } from './core/retry.js';
+export type { BucketState, TakeOutcome } from './core/token-bucket-math.js';
+export { cubicRate, msUntil, refill, takeTokens } from './core/token-bucket-math.js';
+export type {
+  AdaptiveOptions,
+  TokenBucketBaseOptions,
+  TokenBucketLimits,
+} from './core/token-bucket-options.js';
+export { ADAPTIVE_DEFAULTS } from './core/token-bucket-options.js';
+export { WHATSAPP_RATE_LIMITS } from './core/whatsapp-rate-limits.js';
+export type { TokenBucket, TokenBucketOptions } from './memory/token-bucket.js';
+export { createTokenBucket, TOKEN_BUCKET_DEFAULTS } from './memory/token-bucket.js';
