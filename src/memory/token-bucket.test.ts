@@ -47,7 +47,13 @@ describe('createTokenBucket', () => {
   it('reads the clock once per tryAcquire', () => {
     const manual = createManualClock(1_000);
     let reads = 0;
-    const clock: Clock = { now: () => (reads++, manual.now()), sleep: manual.sleep };
+    const clock: Clock = {
+      now: () => {
+        reads++;
+        return manual.now();
+      },
+      sleep: manual.sleep,
+    };
     const bucket = createTokenBucket({ capacity: 2, refillPerSecond: 1, clock, maxKeys: 4 });
     for (let i = 0; i < 10; i++) bucket.tryAcquire(`k${i % 6}`);
     expect(reads).toBe(10);
