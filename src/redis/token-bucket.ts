@@ -248,11 +248,12 @@ export function createRedisTokenBucket(
           if (onStoreError === 'reject') throw error;
           if (onStoreError === 'allow') return clock.now() - start;
           const spent = clock.now() - start;
-          const rest = maxWaitMs - spent;
-          const fallbackOptions: AcquireOptions =
-            signal === undefined
-              ? { maxWaitMs: Math.max(0, rest) }
-              : { signal, maxWaitMs: Math.max(0, rest) };
+          const fallbackOptions: AcquireOptions = {
+            ...(signal === undefined ? {} : { signal }),
+            ...(maxWaitMs === Number.POSITIVE_INFINITY
+              ? {}
+              : { maxWaitMs: Math.max(0, maxWaitMs - spent) }),
+          };
           return spent + (await onStoreError.acquire(key, tokens, fallbackOptions));
         }
         const now = clock.now();
