@@ -1,9 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { arch, cpus, platform } from 'node:os';
 import type { BenchSuite } from './harness.js';
+import { limiterSuite } from './limiter.js';
 import { retrySuite } from './retry.js';
 
-const suites: BenchSuite[] = [retrySuite];
+const suites: BenchSuite[] = [retrySuite, limiterSuite];
 
 const args = process.argv.slice(2);
 const write = args.includes('--write');

@@ -145,24 +145,20 @@ const grants: AcquireResult[] = [];
 const refusals: AcquireResult[] = [];
 
 /**
- * `{ ok: true, remaining }`. Results are frozen, and the common ones are shared, so the hot
- * path allocates nothing.
+ * `{ ok: true, remaining }`. Results below 4,096 are frozen and shared, so the hot path
+ * allocates nothing.
  */
 export function granted(remaining: number): AcquireResult {
-  const cached = grants[remaining];
-  if (cached !== undefined) return cached;
-  const result: AcquireResult = Object.freeze({ ok: true, remaining });
-  if (remaining < CACHED) grants[remaining] = result;
-  return result;
+  if (remaining >= CACHED) return { ok: true, remaining };
+  return grants[remaining] ?? (grants[remaining] = Object.freeze({ ok: true, remaining }));
 }
 
 /** `{ ok: false, retryAfterMs }`, shared like {@link granted}. */
 export function refused(retryAfterMs: number): AcquireResult {
-  const cached = refusals[retryAfterMs];
-  if (cached !== undefined) return cached;
-  const result: AcquireResult = Object.freeze({ ok: false, retryAfterMs });
-  if (retryAfterMs < CACHED) refusals[retryAfterMs] = result;
-  return result;
+  if (retryAfterMs >= CACHED) return { ok: false, retryAfterMs };
+  return (
+    refusals[retryAfterMs] ?? (refusals[retryAfterMs] = Object.freeze({ ok: false, retryAfterMs }))
+  );
 }
 
 /** The feedback of a limiter that does not adapt. */

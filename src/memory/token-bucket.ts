@@ -80,15 +80,10 @@ interface Throttle {
   readonly throttledAtMs: number;
 }
 
-interface Bucket {
-  tokens: number;
-  /** Latest clock reading seen, in milliseconds. */
-  at: number;
-  /** Position in the LRU order (see `touch`). */
-  stamp: number;
-  line: Line | undefined;
-  throttle: Throttle | undefined;
-}
+/** Flag bits of a slot. */
+const HAS_LINE = 1;
+const THROTTLED = 2;
+const INITIAL_SLOTS = 1024;
 
 const RESOLVED_ZERO: Promise<number> = Promise.resolve(0);
 
@@ -120,17 +115,44 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
   const minRefillPerMs =
     adaptive === undefined ? refillPerMs : refillPerMs * adaptive.minRefillRatio;
 
-  const buckets = new Map<string, Bucket>();
+  // Each key owns a slot in a few typed arrays (about 25 bytes a key, no object per key);
+  // the rare keys with waiters or a throttle keep those in side maps, flagged in `flags`.
+  const slots = new Map<string, number>();
+  let tokensAt = new Float64Array(INITIAL_SLOTS);
+  let seenAt = new Float64Array(INITIAL_SLOTS);
+  let stamps = new Float64Array(INITIAL_SLOTS);
+  let flags = new Uint8Array(INITIAL_SLOTS);
+  const freeSlots: number[] = [];
+  let usedSlots = 0;
+  const lines = new Map<number, Line>();
+  const throttles = new Map<number, Throttle>();
   // LRU with lazy promotion: a hit moves its key to the back of the map only once the key has
   // drifted into the older half, so most hits cost one lookup. The front of the map is then a
   // key unused for at least maxKeys/2 insertions or promotions.
+  const capped = maxKeys !== Number.POSITIVE_INFINITY;
   const promoteAfter = Math.floor(maxKeys / 2);
   let tick = 0;
-  let sweeper: MapIterator<[string, Bucket]> | undefined;
+  let sweeper: MapIterator<[string, number]> | undefined;
 
-  const rateOf = (b: Bucket, now: number): number => {
-    const t = b.throttle;
-    if (t === undefined || adaptive === undefined) return refillPerMs;
+  const grow = (): void => {
+    const size = tokensAt.length * 2;
+    const t = new Float64Array(size);
+    t.set(tokensAt);
+    tokensAt = t;
+    const a = new Float64Array(size);
+    a.set(seenAt);
+    seenAt = a;
+    const s = new Float64Array(size);
+    s.set(stamps);
+    stamps = s;
+    const f = new Uint8Array(size);
+    f.set(flags);
+    flags = f;
+  };
+
+  const rateOf = (slot: number, now: number): number => {
+    if ((flags[slot]! & THROTTLED) === 0 || adaptive === undefined) return refillPerMs;
+    const t = throttles.get(slot)!;
     const rate = cubicRate(
       t.rateAtThrottle,
       now - t.throttledAtMs,
@@ -139,8 +161,18 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
       minRefillPerMs,
       refillPerMs,
     );
-    if (rate === refillPerMs) b.throttle = undefined;
+    if (rate === refillPerMs) {
+      throttles.delete(slot);
+      flags[slot] = flags[slot]! & ~THROTTLED;
+    }
     return rate;
+  };
+
+  const release = (key: string, slot: number): void => {
+    slots.delete(key);
+    throttles.delete(slot);
+    flags[slot] = 0;
+    freeSlots.push(slot);
   };
 
   /** Drops up to two idle keys whose bucket is full again (nothing would change if kept). */
@@ -148,53 +180,54 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     for (let i = 0; i < 2; i++) {
       let step = sweeper?.next();
       if (step === undefined || step.done) {
-        sweeper = buckets.entries();
+        sweeper = slots.entries();
         step = sweeper.next();
         if (step.done) return;
       }
-      const [key, b] = step.value;
+      const [key, slot] = step.value;
       if (
-        b.line === undefined &&
-        b.throttle === undefined &&
-        refill(b.tokens, b.at, now, capacity, refillPerMs) >= capacity
+        flags[slot] === 0 &&
+        refill(tokensAt[slot]!, seenAt[slot]!, now, capacity, refillPerMs) >= capacity
       ) {
-        buckets.delete(key);
+        release(key, slot);
       }
     }
   };
 
   const evictOne = (): void => {
-    for (const [key, b] of buckets) {
-      if (b.line === undefined) {
-        buckets.delete(key);
+    for (const [key, slot] of slots) {
+      if ((flags[slot]! & HAS_LINE) === 0) {
+        release(key, slot);
         return;
       }
     }
   };
 
-  const insert = (key: string, now: number): Bucket => {
+  const insert = (key: string, now: number): number => {
     sweep(now);
-    if (buckets.size >= maxKeys) evictOne();
-    const b: Bucket = {
-      tokens: capacity,
-      at: now,
-      stamp: ++tick,
-      line: undefined,
-      throttle: undefined,
-    };
-    buckets.set(key, b);
-    return b;
+    if (slots.size >= maxKeys) evictOne();
+    let slot = freeSlots.pop();
+    if (slot === undefined) {
+      slot = usedSlots++;
+      if (slot === tokensAt.length) grow();
+    }
+    tokensAt[slot] = capacity;
+    seenAt[slot] = now;
+    stamps[slot] = ++tick;
+    flags[slot] = 0;
+    slots.set(key, slot);
+    return slot;
   };
 
-  const bucketFor = (key: string, now: number): Bucket => {
-    const b = buckets.get(key);
-    if (b === undefined) return insert(key, now);
-    if (tick - b.stamp > promoteAfter) {
-      buckets.delete(key);
-      buckets.set(key, b);
-      b.stamp = ++tick;
+  const slotFor = (key: string, now: number): number => {
+    const slot = slots.get(key);
+    if (slot === undefined) return insert(key, now);
+    if (capped && tick - stamps[slot]! > promoteAfter) {
+      slots.delete(key);
+      slots.set(key, slot);
+      stamps[slot] = ++tick;
     }
-    return b;
+    return slot;
   };
 
   const refuse = (key: string, now: number, retryAfterMs: number): AcquireResult => {
@@ -214,19 +247,20 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     if (typeof key !== 'string' || key.length === 0) rejectKey(key);
     if (tokens !== 1 && !validTokens(tokens, capacity)) rejectTokens(tokens, capacity);
     const now = clock.now();
-    const b = bucketFor(key, now);
-    const rate = b.throttle === undefined ? refillPerMs : rateOf(b, now);
-    const available = refill(b.tokens, b.at, now, capacity, rate);
-    if (now > b.at) b.at = now;
-    const line = b.line;
-    if (line === undefined && available >= tokens) {
+    const slot = slotFor(key, now);
+    const f = flags[slot]!;
+    const rate = f === 0 ? refillPerMs : rateOf(slot, now);
+    const last = seenAt[slot]!;
+    const available = refill(tokensAt[slot]!, last, now, capacity, rate);
+    if (now > last) seenAt[slot] = now;
+    if ((f & HAS_LINE) === 0 && available >= tokens) {
       const left = available - tokens;
-      b.tokens = left;
+      tokensAt[slot] = left;
       return granted(Math.floor(left));
     }
-    b.tokens = available;
+    tokensAt[slot] = available;
     // Waiters are served first: a caller who doesn't wait must not overtake them.
-    const ahead = line === undefined ? 0 : line.queued;
+    const ahead = (f & HAS_LINE) === 0 ? 0 : lines.get(slot)!.queued;
     return refuse(key, now, msUntil(available, ahead + tokens, rate));
   };
 
@@ -242,14 +276,14 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
   };
 
   /** Serves `key`'s line in order; one sleep at a time, until the line is empty. */
-  const pump = async (key: string, b: Bucket, line: Line): Promise<void> => {
+  const pump = async (key: string, slot: number, line: Line): Promise<void> => {
     line.pumping = true;
     while (line.queue.length > 0) {
       const now = clock.now();
-      const rate = rateOf(b, now);
-      let available = refill(b.tokens, b.at, now, capacity, rate);
-      if (now > b.at) b.at = now;
-      let head = line.queue[0]!;
+      const rate = rateOf(slot, now);
+      let available = refill(tokensAt[slot]!, seenAt[slot]!, now, capacity, rate);
+      if (now > seenAt[slot]!) seenAt[slot] = now;
+      let head = line.queue[0];
       while (head !== undefined && available >= head.tokens) {
         available -= head.tokens;
         remove(line, 0);
@@ -264,9 +298,9 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
           });
         }
         head.resolve(waitedMs);
-        head = line.queue[0]!;
+        head = line.queue[0];
       }
-      b.tokens = available;
+      tokensAt[slot] = available;
       if (head === undefined) break;
       // Give up now on behalf of those whose turn can't come before their deadline.
       let demand = 0;
@@ -290,7 +324,7 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
           demand += w.tokens;
         }
       }
-      head = line.queue[0]!;
+      head = line.queue[0];
       if (head === undefined) break;
       const wake = new AbortController();
       line.wake = wake;
@@ -302,7 +336,10 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
       line.wake = undefined;
     }
     line.pumping = false;
-    if (b.line === line) b.line = undefined;
+    if (lines.get(slot) === line) {
+      lines.delete(slot);
+      flags[slot] = flags[slot]! & ~HAS_LINE;
+    }
   };
 
   const acquire = (key: string, tokens = 1, options?: AcquireOptions): Promise<number> => {
@@ -324,17 +361,17 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     if (signal?.aborted)
       return Promise.reject(new RateLimitAbortedError({ key, tokens }, signal.reason));
     const now = clock.now();
-    const b = bucketFor(key, now);
-    const rate = rateOf(b, now);
-    const available = refill(b.tokens, b.at, now, capacity, rate);
-    if (now > b.at) b.at = now;
-    if (b.line === undefined && available >= tokens) {
-      b.tokens = available - tokens;
+    const slot = slotFor(key, now);
+    const rate = rateOf(slot, now);
+    const available = refill(tokensAt[slot]!, seenAt[slot]!, now, capacity, rate);
+    if (now > seenAt[slot]!) seenAt[slot] = now;
+    let line = lines.get(slot);
+    if (line === undefined && available >= tokens) {
+      tokensAt[slot] = available - tokens;
       return RESOLVED_ZERO;
     }
-    b.tokens = available;
-    const ahead = b.line === undefined ? 0 : b.line.queued;
-    const eta = msUntil(available, ahead + tokens, rate);
+    tokensAt[slot] = available;
+    const eta = msUntil(available, (line === undefined ? 0 : line.queued) + tokens, rate);
     if (eta > maxWaitMs) {
       if (onEvent !== undefined) {
         emit(onEvent, { type: 'rate_limit_wait', time: now, key, waitMs: eta, granted: false });
@@ -343,10 +380,10 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
         new RateLimitTimeoutError({ key, tokens, maxWaitMs, retryAfterMs: eta }),
       );
     }
-    let line = b.line;
     if (line === undefined) {
       line = { queue: [], queued: 0, pumping: false, wake: undefined };
-      b.line = line;
+      lines.set(slot, line);
+      flags[slot] = flags[slot]! | HAS_LINE;
     }
     const current = line;
     return new Promise<number>((resolve, reject) => {
@@ -372,24 +409,25 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
       }
       current.queue.push(w);
       current.queued += tokens;
-      if (!current.pumping) void pump(key, b, current);
+      if (!current.pumping) void pump(key, slot, current);
     });
   };
 
   const throttled = (key: string, retryAfterMs: number | undefined): void => {
     if (adaptive === undefined) return;
     const now = clock.now();
-    const b = bucketFor(key, now);
-    const last = b.throttle;
+    const slot = slotFor(key, now);
+    const last = throttles.get(slot);
     if (last !== undefined && now - last.throttledAtMs < adaptive.throttleWindowMs) return;
-    const rate = rateOf(b, now);
+    const rate = rateOf(slot, now);
     const next = Math.max(rate * adaptive.decreaseFactor, minRefillPerMs);
-    b.throttle = { rateAtThrottle: rate, throttledAtMs: now };
-    if (now > b.at) b.at = now;
+    throttles.set(slot, { rateAtThrottle: rate, throttledAtMs: now });
+    flags[slot] = flags[slot]! | THROTTLED;
+    if (now > seenAt[slot]!) seenAt[slot] = now;
     // The server says the burst is spent: empty the bucket, and keep it empty for as long as
     // the server asked, if it did.
-    b.tokens = retryAfterMs !== undefined && retryAfterMs > 0 ? -retryAfterMs * next : 0;
-    b.line?.wake?.abort();
+    tokensAt[slot] = retryAfterMs !== undefined && retryAfterMs > 0 ? -retryAfterMs * next : 0;
+    lines.get(slot)?.wake?.abort();
   };
 
   return {
@@ -405,11 +443,11 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     },
     effectiveRefillPerSecond(key: string): number {
       if (typeof key !== 'string' || key.length === 0) rejectKey(key);
-      const b = buckets.get(key);
-      return b === undefined ? refillPerMs * 1000 : rateOf(b, clock.now()) * 1000;
+      const slot = slots.get(key);
+      return slot === undefined ? refillPerMs * 1000 : rateOf(slot, clock.now()) * 1000;
     },
     get size() {
-      return buckets.size;
+      return slots.size;
     },
   };
 }
