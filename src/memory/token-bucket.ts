@@ -1,3 +1,4 @@
+import { watchAbort } from '../core/abort-watch.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { type EventListener, emit } from '../core/events.js';
 import { RateLimitAbortedError, RateLimitTimeoutError } from '../core/rate-limit-errors.js';
@@ -60,8 +61,8 @@ interface Waiter {
   readonly maxWaitMs: number;
   readonly resolve: (waitedMs: number) => void;
   readonly reject: (error: unknown) => void;
-  readonly signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
+  /** Stops watching `signal`. */
+  unwatch: (() => void) | undefined;
 }
 
 /** The FIFO line of one key, and its single timer. */
@@ -115,12 +116,13 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
   const minRefillPerMs =
     adaptive === undefined ? refillPerMs : refillPerMs * adaptive.minRefillRatio;
 
-  // Each key owns a slot in a few typed arrays (about 25 bytes a key, no object per key);
-  // the rare keys with waiters or a throttle keep those in side maps, flagged in `flags`.
+  const capped = maxKeys !== Number.POSITIVE_INFINITY;
+  // Each key owns a slot in a few typed arrays (17 bytes a key, 25 with maxKeys; no object per
+  // key); the rare keys with waiters or a throttle keep those in side maps, flagged in `flags`.
   const slots = new Map<string, number>();
   let tokensAt = new Float64Array(INITIAL_SLOTS);
   let seenAt = new Float64Array(INITIAL_SLOTS);
-  let stamps = new Float64Array(INITIAL_SLOTS);
+  let stamps = new Float64Array(capped ? INITIAL_SLOTS : 0);
   let flags = new Uint8Array(INITIAL_SLOTS);
   const freeSlots: number[] = [];
   let usedSlots = 0;
@@ -129,7 +131,6 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
   // LRU with lazy promotion: a hit moves its key to the back of the map only once the key has
   // drifted into the older half, so most hits cost one lookup. The front of the map is then a
   // key unused for at least maxKeys/2 insertions or promotions.
-  const capped = maxKeys !== Number.POSITIVE_INFINITY;
   const promoteAfter = Math.floor(maxKeys / 2);
   let tick = 0;
   let sweeper: MapIterator<[string, number]> | undefined;
@@ -142,9 +143,11 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     const a = new Float64Array(size);
     a.set(seenAt);
     seenAt = a;
-    const s = new Float64Array(size);
-    s.set(stamps);
-    stamps = s;
+    if (capped) {
+      const s = new Float64Array(size);
+      s.set(stamps);
+      stamps = s;
+    }
     const f = new Uint8Array(size);
     f.set(flags);
     flags = f;
@@ -213,7 +216,7 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     }
     tokensAt[slot] = capacity;
     seenAt[slot] = now;
-    stamps[slot] = ++tick;
+    if (capped) stamps[slot] = ++tick;
     flags[slot] = 0;
     slots.set(key, slot);
     return slot;
@@ -265,7 +268,7 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
   };
 
   const settle = (w: Waiter): void => {
-    if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
+    w.unwatch?.();
   };
 
   const remove = (line: Line, index: number): Waiter => {
@@ -394,18 +397,16 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
         maxWaitMs,
         resolve,
         reject,
-        signal,
-        onAbort: undefined,
+        unwatch: undefined,
       };
       if (signal !== undefined) {
-        w.onAbort = () => {
+        w.unwatch = watchAbort(signal, () => {
           const index = current.queue.indexOf(w);
           if (index < 0) return;
           remove(current, index);
           reject(new RateLimitAbortedError({ key, tokens }, signal.reason));
           if (index === 0) current.wake?.abort();
-        };
-        signal.addEventListener('abort', w.onAbort, { once: true });
+        });
       }
       current.queue.push(w);
       current.queued += tokens;

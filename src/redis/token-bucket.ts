@@ -1,3 +1,4 @@
+import { watchAbort } from '../core/abort-watch.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import { type EventListener, emit } from '../core/events.js';
@@ -206,11 +207,10 @@ export function createRedisTokenBucket(
       signal === undefined
         ? NEVER
         : new Promise<never>((_, reject) => {
-            const onAbort = () => reject(new RateLimitAbortedError({ key, tokens }, signal.reason));
-            signal.addEventListener('abort', onAbort, { once: true });
-            stop.signal.addEventListener('abort', () =>
-              signal.removeEventListener('abort', onAbort),
+            const unwatch = watchAbort(signal, () =>
+              reject(new RateLimitAbortedError({ key, tokens }, signal.reason)),
             );
+            stop.signal.addEventListener('abort', unwatch);
           });
     timeout.catch(() => {});
     aborted.catch(() => {});

@@ -2,8 +2,8 @@
 -- if they are there; a refusal takes (and writes) nothing. The maths is `refill` and
 -- `msUntil` of src/core/token-bucket-math.ts, step for step.
 --
--- KEYS[1]  the bucket, a hash: t = tokens held, at = latest time seen (ms). It expires once
---          the bucket would be full again, which is the state a missing key stands for.
+-- KEYS[1]  the bucket, a string "<tokens> <latest time seen, ms>". It expires once the
+--          bucket would be full again, which is the state a missing key stands for.
 -- KEYS[2]  optional: the request's id key. A call re-sent by a reconnecting client finds it
 --          and gets the first answer back instead of taking tokens twice.
 -- ARGV[1]  capacity (tokens)
@@ -40,10 +40,13 @@ else
   now = tonumber(ARGV[4])
 end
 
-local state = redis.call('HMGET', KEYS[1], 't', 'at')
-local tokens = tonumber(state[1])
-local at = tonumber(state[2])
-if tokens == nil or at == nil then
+local tokens, at
+local state = redis.call('GET', KEYS[1])
+if state then
+  local space = string.find(state, ' ', 1, true)
+  tokens = tonumber(string.sub(state, 1, space - 1))
+  at = tonumber(string.sub(state, space + 1))
+else
   tokens = capacity
   at = now
 end
@@ -63,9 +66,9 @@ if tokens < requested then
 end
 
 tokens = tokens - requested
-redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 'at', string.format('%.17g', at))
 -- msUntilFull(tokens, capacity, refillPerMs)
-redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((capacity - tokens) / refill_per_ms)))
+local full_in_ms = math.max(1, math.ceil((capacity - tokens) / refill_per_ms))
+redis.call('SET', KEYS[1], string.format('%.17g %.17g', tokens, at), 'PX', full_in_ms)
 local remaining = math.floor(tokens)
 if KEYS[2] then
   redis.call('SET', KEYS[2], remaining, 'PX', ARGV[5])
