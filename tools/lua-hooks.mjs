@@ -6,5 +6,9 @@ import { readFile } from 'node:fs/promises';
 export async function load(url, context, nextLoad) {
   if (!url.endsWith('.lua')) return nextLoad(url, context);
   const source = await readFile(new URL(url), 'utf8');
-  return { format: 'module', source: `export default ${JSON.stringify(source)};`, shortCircuit: true };
+  return {
+    format: 'module',
+    source: `export default ${JSON.stringify(source)};`,
+    shortCircuit: true,
+  };
 }

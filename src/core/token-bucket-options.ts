@@ -150,15 +150,23 @@ const refusals: AcquireResult[] = [];
  */
 export function granted(remaining: number): AcquireResult {
   if (remaining >= CACHED) return { ok: true, remaining };
-  return grants[remaining] ?? (grants[remaining] = Object.freeze({ ok: true, remaining }));
+  let result = grants[remaining];
+  if (result === undefined) {
+    result = Object.freeze({ ok: true, remaining });
+    grants[remaining] = result;
+  }
+  return result;
 }
 
 /** `{ ok: false, retryAfterMs }`, shared like {@link granted}. */
 export function refused(retryAfterMs: number): AcquireResult {
   if (retryAfterMs >= CACHED) return { ok: false, retryAfterMs };
-  return (
-    refusals[retryAfterMs] ?? (refusals[retryAfterMs] = Object.freeze({ ok: false, retryAfterMs }))
-  );
+  let result = refusals[retryAfterMs];
+  if (result === undefined) {
+    result = Object.freeze({ ok: false, retryAfterMs });
+    refusals[retryAfterMs] = result;
+  }
+  return result;
 }
 
 /** The feedback of a limiter that does not adapt. */
