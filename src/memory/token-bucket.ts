@@ -255,13 +255,13 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     const rate = f === 0 ? refillPerMs : rateOf(slot, now);
     const last = seenAt[slot]!;
     const available = refill(tokensAt[slot]!, last, now, capacity, rate);
-    if (now > last) seenAt[slot] = now;
     if ((f & HAS_LINE) === 0 && available >= tokens) {
       const left = available - tokens;
       tokensAt[slot] = left;
+      if (now > last) seenAt[slot] = now;
       return granted(Math.floor(left));
     }
-    tokensAt[slot] = available;
+    // A refusal changes nothing: refilling later from the stored state gives the same tokens.
     // Waiters are served first: a caller who doesn't wait must not overtake them.
     const ahead = (f & HAS_LINE) === 0 ? 0 : lines.get(slot)!.queued;
     return refuse(key, now, msUntil(available, ahead + tokens, rate));
