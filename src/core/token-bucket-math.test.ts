@@ -53,8 +53,8 @@ describe('token bucket maths', () => {
       fc.property(limits, fc.integer({ min: 1, max: 10 }), ({ capacity, refillPerMs }, want) => {
         // Retry-after is in whole milliseconds: a bucket needs room for one millisecond of
         // refill above the request, or the rounding spills over the cap.
-        const requested = Math.min(want, capacity - refillPerMs);
-        if (requested <= 0) return;
+        const requested = Math.min(want, Math.floor(capacity - refillPerMs));
+        if (requested < 1) return;
         // The caller asks again exactly when told to, for 2,000 grants' worth of time.
         const durationMs = Math.ceil((2000 * requested) / refillPerMs);
         let state: BucketState = { tokens: 0, updatedAtMs: 0 };
