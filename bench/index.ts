@@ -3,10 +3,17 @@ import { arch, cpus, platform } from 'node:os';
 import { deadLetterSuite } from './dead-letter.js';
 import type { BenchSuite } from './harness.js';
 import { idempotencySuite } from './idempotency.js';
+import { limiterSuite } from './limiter.js';
 import { metricsSuite } from './metrics.js';
 import { retrySuite } from './retry.js';
 
-const suites: BenchSuite[] = [retrySuite, idempotencySuite, deadLetterSuite, metricsSuite];
+const suites: BenchSuite[] = [
+  retrySuite,
+  limiterSuite,
+  idempotencySuite,
+  deadLetterSuite,
+  metricsSuite,
+];
 
 const args = process.argv.slice(2);
 const write = args.includes('--write');

@@ -83,6 +83,10 @@ export {
   LATENCY_PERCENTILE_ERROR,
   METRICS_DEFAULTS,
 } from './core/metrics.js';
+export {
+  RateLimitAbortedError,
+  RateLimitTimeoutError,
+} from './core/rate-limit-errors.js';
 export type { AcquireOptions, AcquireResult, RateLimiter } from './core/rate-limit-types.js';
 export { DEAD_LETTER_DEFAULTS } from './core/redrive.js';
 export type {
@@ -105,6 +109,15 @@ export {
   serializeRetryRecord,
   validateRetryRecord,
 } from './core/retry-record.js';
+export type { BucketState, TakeOutcome } from './core/token-bucket-math.js';
+export { cubicRate, msUntil, refill, takeTokens } from './core/token-bucket-math.js';
+export type {
+  AdaptiveOptions,
+  TokenBucketBaseOptions,
+  TokenBucketLimits,
+} from './core/token-bucket-options.js';
+export { ADAPTIVE_DEFAULTS } from './core/token-bucket-options.js';
+export { WHATSAPP_RATE_LIMITS } from './core/whatsapp-rate-limits.js';
 export type { MemoryDeadLetterQueueOptions } from './memory/dead-letter.js';
 export {
   createMemoryDeadLetterQueue,
@@ -115,3 +128,5 @@ export type {
   MemoryIdempotencyStoreOptions,
 } from './memory/idempotency.js';
 export { createMemoryIdempotencyStore } from './memory/idempotency.js';
+export type { TokenBucket, TokenBucketOptions } from './memory/token-bucket.js';
+export { createTokenBucket, TOKEN_BUCKET_DEFAULTS } from './memory/token-bucket.js';
