@@ -11,6 +11,7 @@ export type { RetryBudget, RetryBudgetOptions } from './core/budget.js';
 export { createRetryBudget, RETRY_BUDGET_DEFAULTS } from './core/budget.js';
 export { classify, classifyStatus, composeClassifiers, parseRetryAfter } from './core/classify.js';
 export type { Classification, Classifier, Reason } from './core/classify-types.js';
+export { REASONS } from './core/classify-types.js';
 export type { Clock, RandomSource } from './core/clock.js';
 export { MAX_TIMER_MS, systemClock } from './core/clock.js';
 export type { Sink, ToDeadLetterOptions } from './core/dead-letter.js';
@@ -104,7 +105,6 @@ export {
   createRetryRecord,
   InvalidRecordError,
   parseRetryRecord,
-  REASONS,
   recordFailure,
   serializeRetryRecord,
   validateRetryRecord,
