@@ -3,12 +3,14 @@ import { arch, cpus, platform } from 'node:os';
 import { deadLetterSuite } from './dead-letter.js';
 import type { BenchSuite } from './harness.js';
 import { idempotencySuite } from './idempotency.js';
+import { limiterSuite } from './limiter.js';
 import { metricsSuite } from './metrics.js';
 import { retrySuite } from './retry.js';
 import { whatsappSuite } from './whatsapp.js';
 
 const suites: BenchSuite[] = [
   retrySuite,
+  limiterSuite,
   idempotencySuite,
   deadLetterSuite,
   metricsSuite,

@@ -11,6 +11,7 @@ export type { RetryBudget, RetryBudgetOptions } from './core/budget.js';
 export { createRetryBudget, RETRY_BUDGET_DEFAULTS } from './core/budget.js';
 export { classify, classifyStatus, composeClassifiers, parseRetryAfter } from './core/classify.js';
 export type { Classification, Classifier, Reason } from './core/classify-types.js';
+export { REASONS } from './core/classify-types.js';
 export type { Clock, RandomSource } from './core/clock.js';
 export { MAX_TIMER_MS, systemClock } from './core/clock.js';
 export type { Sink, ToDeadLetterOptions } from './core/dead-letter.js';
@@ -83,6 +84,10 @@ export {
   LATENCY_PERCENTILE_ERROR,
   METRICS_DEFAULTS,
 } from './core/metrics.js';
+export {
+  RateLimitAbortedError,
+  RateLimitTimeoutError,
+} from './core/rate-limit-errors.js';
 export type { AcquireOptions, AcquireResult, RateLimiter } from './core/rate-limit-types.js';
 export { DEAD_LETTER_DEFAULTS } from './core/redrive.js';
 export type {
@@ -100,11 +105,19 @@ export {
   createRetryRecord,
   InvalidRecordError,
   parseRetryRecord,
-  REASONS,
   recordFailure,
   serializeRetryRecord,
   validateRetryRecord,
 } from './core/retry-record.js';
+export type { BucketState, TakeOutcome } from './core/token-bucket-math.js';
+export { cubicRate, msUntil, refill, takeTokens } from './core/token-bucket-math.js';
+export type {
+  AdaptiveOptions,
+  TokenBucketBaseOptions,
+  TokenBucketLimits,
+} from './core/token-bucket-options.js';
+export { ADAPTIVE_DEFAULTS } from './core/token-bucket-options.js';
+export { WHATSAPP_RATE_LIMITS } from './core/whatsapp-rate-limits.js';
 export type { MemoryDeadLetterQueueOptions } from './memory/dead-letter.js';
 export {
   createMemoryDeadLetterQueue,
@@ -115,3 +128,5 @@ export type {
   MemoryIdempotencyStoreOptions,
 } from './memory/idempotency.js';
 export { createMemoryIdempotencyStore } from './memory/idempotency.js';
+export type { TokenBucket, TokenBucketOptions } from './memory/token-bucket.js';
+export { createTokenBucket, TOKEN_BUCKET_DEFAULTS } from './memory/token-bucket.js';

@@ -15,6 +15,22 @@ export type Reason =
   | 'budget_exhausted'
   | 'unknown';
 
+/** Every {@link Reason}, in a fixed order (for validation and per-reason counters). */
+export const REASONS: readonly Reason[] = Object.freeze([
+  'rate_limited',
+  'server_error',
+  'service_unavailable',
+  'timeout',
+  'network',
+  'client_error',
+  'schema_mismatch',
+  'auth',
+  'policy',
+  'aborted',
+  'budget_exhausted',
+  'unknown',
+] satisfies Reason[]);
+
 /** The verdict on one failure. */
 export interface Classification {
   /** Whether trying again can help. */

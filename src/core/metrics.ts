@@ -1,4 +1,4 @@
-import type { Reason } from './classify-types.js';
+import { REASONS, type Reason } from './classify-types.js';
 import { type Clock, systemClock } from './clock.js';
 import { DeliveryTracker } from './delivery.js';
 import type {
@@ -11,21 +11,6 @@ import type {
 import { bucketOf, HISTOGRAM_BUCKETS, HISTOGRAM_RELATIVE_ERROR, quantileOf } from './histogram.js';
 import { assertFunction, assertInteger, assertNumber, showValue } from './validate.js';
 
-/** Every {@link Reason}, in the order metrics store them. */
-const REASONS: readonly Reason[] = [
-  'rate_limited',
-  'server_error',
-  'service_unavailable',
-  'timeout',
-  'network',
-  'client_error',
-  'schema_mismatch',
-  'auth',
-  'policy',
-  'aborted',
-  'budget_exhausted',
-  'unknown',
-];
 const CAUSES: readonly GiveUpEvent['cause'][] = [
   'permanent',
   'max_attempts',

@@ -1,4 +1,5 @@
 import type { Classification, Reason } from './classify-types.js';
+import { REASONS } from './classify-types.js';
 import type { Clock } from './clock.js';
 import type {
   DeadLetterEntry,
@@ -8,7 +9,6 @@ import type {
   RedriveSelector,
 } from './dead-letter-types.js';
 import { attemptOf } from './failure.js';
-import { REASONS } from './retry-record.js';
 import { assertFunction, assertInteger, assertOneOf, showValue } from './validate.js';
 
 /** The defaults of {@link RedriveOptions} and of listing. */

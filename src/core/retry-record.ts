@@ -1,5 +1,5 @@
 import { classify as defaultClassify } from './classify.js';
-import type { Classification, Reason } from './classify-types.js';
+import { type Classification, REASONS, type Reason } from './classify-types.js';
 import { type Clock, systemClock } from './clock.js';
 import type { DeadLetterAttempt } from './dead-letter-types.js';
 import { RetrykitError } from './errors.js';
@@ -47,22 +47,6 @@ export class InvalidRecordError extends RetrykitError {
     this.field = field;
   }
 }
-
-/** Every {@link Reason}, for validating records read back from storage. */
-export const REASONS: readonly Reason[] = Object.freeze([
-  'rate_limited',
-  'server_error',
-  'service_unavailable',
-  'timeout',
-  'network',
-  'client_error',
-  'schema_mismatch',
-  'auth',
-  'policy',
-  'aborted',
-  'budget_exhausted',
-  'unknown',
-] satisfies Reason[]);
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 

@@ -6,3 +6,5 @@ export type { RedisIdempotencyStoreOptions } from './idempotency.js';
 export { createRedisIdempotencyStore, REDIS_IDEMPOTENCY_DEFAULTS } from './idempotency.js';
 export type { Serializer } from './serializer.js';
 export { jsonSerializer } from './serializer.js';
+export type { RedisTokenBucket, RedisTokenBucketOptions } from './token-bucket.js';
+export { createRedisTokenBucket, REDIS_TOKEN_BUCKET_DEFAULTS } from './token-bucket.js';

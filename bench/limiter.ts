@@ -1,0 +1,252 @@
+import { setMaxListeners } from 'node:events';
+import Bottleneck from 'bottleneck';
+import { Redis } from 'ioredis';
+import { TokenBucket as LimiterBucket } from 'limiter';
+import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
+import { createTokenBucket, type RateLimiter } from '../src/index.js';
+import { createRedisTokenBucket } from '../src/redis/index.js';
+import { type BenchSuite, type Measured, measure, ratioTable } from './harness.js';
+
+const KEY = '+4915112345678';
+const noop = (): void => {};
+
+/** `limiter` keeps one bucket per instance: keyed use needs a map of them. */
+function keyedLimiter(bucketSize: number, perSecond: number): (key: string) => boolean {
+  const buckets = new Map<string, LimiterBucket>();
+  return (key) => {
+    let bucket = buckets.get(key);
+    if (bucket === undefined) {
+      bucket = new LimiterBucket({ bucketSize, tokensPerInterval: perSecond, interval: 'second' });
+      buckets.set(key, bucket);
+    }
+    return bucket.tryRemoveTokens(1);
+  };
+}
+
+/**
+ * Measures `cases` in three rounds and keeps each case's best: on a shared machine a
+ * neighbour's burst of work otherwise decides which case looks faster.
+ */
+async function bestOf(cases: Record<string, () => unknown>, timeMs: number): Promise<Measured[]> {
+  let best: Measured[] = [];
+  for (let round = 0; round < 3; round++) {
+    const results = await measure(cases, { timeMs: Math.max(100, timeMs / 2) });
+    best =
+      best.length === 0
+        ? results
+        : results.map((r, i) => ((best[i]?.hz ?? 0) >= r.hz ? (best[i] as Measured) : r));
+  }
+  return best;
+}
+
+const BATCH = 1000;
+
+/**
+ * Runs a synchronous check `BATCH` times per sample and scales the result back to single
+ * calls: a check takes under 100 ns, less than the harness's own timing of each sample, which
+ * would otherwise flatten every ratio towards 1.
+ */
+function batched(fn: () => unknown): () => void {
+  return () => {
+    for (let i = 0; i < BATCH; i++) fn();
+  };
+}
+
+async function memoryCases(timeMs: number, capacity: number, perSecond: number) {
+  const retrykit = createTokenBucket({ capacity, refillPerSecond: perSecond });
+  const limiterBucket = new LimiterBucket({
+    bucketSize: capacity,
+    tokensPerInterval: perSecond,
+    interval: 'second',
+  });
+  const limiterKeyed = keyedLimiter(capacity, perSecond);
+  const flexible = new RateLimiterMemory({ points: capacity, duration: capacity / perSecond });
+  const bottleneck = new Bottleneck({
+    reservoir: capacity,
+    reservoirIncreaseAmount: Math.max(1, Math.round(perSecond / 4)),
+    reservoirIncreaseInterval: 250,
+    reservoirIncreaseMaximum: capacity,
+  });
+  const sync = await bestOf(
+    {
+      'retrykit createTokenBucket': batched(() => retrykit.tryAcquire(KEY)),
+      'limiter TokenBucket (one bucket, no key)': batched(() => limiterBucket.tryRemoveTokens(1)),
+      'limiter TokenBucket per key (Map of buckets)': batched(() => limiterKeyed(KEY)),
+    },
+    timeMs,
+  );
+  // The asynchronous peers can't be batched without changing what they do: one call a sample.
+  const async = await bestOf(
+    {
+      'rate-limiter-flexible RateLimiterMemory': () => flexible.consume(KEY).catch(noop),
+      'Bottleneck check()': () => bottleneck.check(),
+    },
+    timeMs,
+  );
+  return [...sync.map((r) => ({ ...r, hz: r.hz * BATCH, meanNs: r.meanNs / BATCH })), ...async];
+}
+
+async function redisCases(timeMs: number, url: string) {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  const prefix = `bench:${process.pid}`;
+  const capacity = 1e9;
+  const withDedupe = createRedisTokenBucket(redis, { prefix, capacity, refillPerSecond: 1e9 });
+  const noDedupe = createRedisTokenBucket(redis, {
+    prefix: `${prefix}:n`,
+    capacity,
+    refillPerSecond: 1e9,
+    dedupe: false,
+  });
+  const flexible = new RateLimiterRedis({
+    storeClient: redis,
+    keyPrefix: `${prefix}:rlf`,
+    points: capacity,
+    duration: 1,
+  });
+  const trivial = 'return 1';
+  const sha = (await redis.script('LOAD', trivial)) as string;
+  await withDedupe.tryAcquire(KEY);
+  await noDedupe.tryAcquire(KEY);
+  const cases = {
+    'raw EVALSHA of `return 1` (the floor)': () => redis.evalsha(sha, 1, KEY),
+    'retrykit createRedisTokenBucket': () => withDedupe.tryAcquire(KEY),
+    'retrykit createRedisTokenBucket, dedupe: false': () => noDedupe.tryAcquire(KEY),
+    'rate-limiter-flexible RateLimiterRedis': () => flexible.consume(KEY).catch(noop),
+  };
+  try {
+    return await bestOf(cases, timeMs);
+  } finally {
+    const keys = await redis.keys(`*${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  }
+}
+
+/** 1,000 callers wait on one key at 80/s for `seconds`; returns the grant times in ms. */
+async function waiters(limiter: RateLimiter, seconds: number): Promise<number[]> {
+  const controller = new AbortController();
+  setMaxListeners(2000, controller.signal);
+  // Date.now: the clock the limiters themselves read, so windows are measured alike.
+  const start = Date.now();
+  const grants: number[] = [];
+  const all = Array.from({ length: 1000 }, () =>
+    limiter
+      .acquire(KEY, 1, { signal: controller.signal })
+      .then(() => grants.push(Date.now() - start), noop),
+  );
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  controller.abort();
+  await Promise.all(all);
+  return grants.filter((t) => t <= seconds * 1000);
+}
+
+function rateReport(name: string, grants: number[], seconds: number, capacity: number): string {
+  // The bucket starts full: the rate is measured after the first second.
+  const steady = grants.filter((t) => t >= 1000).length / (seconds - 1);
+  let burst = 0;
+  for (let i = 0, j = 0; j < grants.length; j++) {
+    while ((grants[j] as number) - (grants[i] as number) >= 1000) i++;
+    burst = Math.max(burst, j - i + 1);
+  }
+  const error = ((steady - 80) / 80) * 100;
+  return `| ${name} | ${grants.length} | ${steady.toFixed(1)}/s | ${error >= 0 ? '+' : ''}${error.toFixed(2)} % | ${burst} (bound ${capacity + 80}) |`;
+}
+
+function ratio(results: readonly Measured[], a: string, b: string): string {
+  const x = results.find((r) => r.name === a)?.hz ?? 0;
+  const y = results.find((r) => r.name === b)?.hz ?? 0;
+  return y > 0 ? `${(x / y).toFixed(2)}×` : 'n/a';
+}
+
+export const limiterSuite: BenchSuite = {
+  name: 'limiter',
+  async run({ timeMs }) {
+    const granted = await memoryCases(timeMs, 1000, 1e9);
+    const saturated = await memoryCases(timeMs, 80, 80);
+    const fastestPeer = (results: readonly Measured[]) =>
+      results
+        .filter((r) => !r.name.startsWith('retrykit'))
+        .reduce((best, r) => (r.hz > best.hz ? r : best));
+    const sections = [
+      '## Rate limiter: memory `tryAcquire`',
+      '',
+      'One key, called back to back. `limiter` has no keys: its bare bucket is the floor of a',
+      'check, and a `Map` of its buckets is the like-for-like comparison. Bottleneck is a job',
+      'scheduler with no synchronous check: `check()` (async, takes nothing) is its nearest.',
+      'Target: retrykit at least 1.5× the fastest peer.',
+      '',
+      '### Always granted (capacity 1,000, refill 10⁹/s)',
+      '',
+      ratioTable(granted, fastestPeer(granted).name),
+      '',
+      '### Saturated (capacity 80, refill 80/s: almost every call is refused)',
+      '',
+      ratioTable(saturated, fastestPeer(saturated).name),
+    ];
+
+    const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+    probe.on('error', noop);
+    const haveRedis = await probe.connect().then(
+      () => true,
+      () => false,
+    );
+    probe.disconnect();
+    if (haveRedis) {
+      const redis = await redisCases(timeMs, url);
+      sections.push(
+        '',
+        '## Rate limiter: Redis `tryAcquire`',
+        '',
+        `One call at a time against ${url}: each case is bound by the round trip. The floor is a`,
+        'raw EVALSHA of a script that does nothing. Target: retrykit at least 80 % of the floor.',
+        '',
+        ratioTable(redis, 'raw EVALSHA of `return 1` (the floor)'),
+        '',
+        `retrykit vs rate-limiter-flexible: ${ratio(redis, 'retrykit createRedisTokenBucket', 'rate-limiter-flexible RateLimiterRedis')}.`,
+      );
+    } else {
+      sections.push('', `_Redis benchmarks skipped: nothing answers at ${url}._`);
+    }
+
+    const seconds = Math.max(3, Math.round(timeMs / 250));
+    const capacity = 8;
+    const rows = [
+      rateReport(
+        'memory',
+        await waiters(createTokenBucket({ capacity, refillPerSecond: 80 }), seconds),
+        seconds,
+        capacity,
+      ),
+    ];
+    if (haveRedis) {
+      const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+      const prefix = `bench:${process.pid}:waiters`;
+      rows.push(
+        rateReport(
+          'Redis',
+          await waiters(
+            createRedisTokenBucket(redis, { prefix, capacity, refillPerSecond: 80 }),
+            seconds,
+          ),
+          seconds,
+          capacity,
+        ),
+      );
+      redis.disconnect();
+    }
+    sections.push(
+      '',
+      '## Rate limiter: 1,000 waiters at 80/s',
+      '',
+      `1,000 concurrent \`acquire\` calls on one key (capacity ${capacity}, 80/s), real time for ${seconds} s.`,
+      'The rate is counted after the first second (the bucket starts full); the burst is the most',
+      'grants in any one-second window. Target: the rate within 1 % of the setting.',
+      '',
+      '| limiter | grants | rate | vs 80/s | largest 1 s burst |',
+      '|---|---:|---:|---:|---:|',
+      ...rows,
+    );
+    return sections.join('\n');
+  },
+};

@@ -1,0 +1,47 @@
+import { RetrykitError } from './errors.js';
+
+/** Details shared by the rate limiter's errors. */
+interface RateLimitErrorDetails {
+  /** The limiter key the caller waited on. */
+  readonly key: string;
+  /** Tokens the caller asked for. */
+  readonly tokens: number;
+}
+
+/**
+ * `acquire` gave up because the grant would come later than `maxWaitMs`. Nothing was taken.
+ */
+export class RateLimitTimeoutError extends RetrykitError {
+  override readonly name = 'RateLimitTimeoutError' as const;
+  readonly key: string;
+  readonly tokens: number;
+  /** The `maxWaitMs` that could not be met, in milliseconds. */
+  readonly maxWaitMs: number;
+  /** Milliseconds until the grant could have come, as estimated when giving up. */
+  readonly retryAfterMs: number;
+
+  constructor(details: RateLimitErrorDetails & { maxWaitMs: number; retryAfterMs: number }) {
+    super(
+      'RATE_LIMIT_TIMEOUT',
+      `Rate limit for "${details.key}": ${details.tokens} token(s) not available within ` +
+        `maxWaitMs ${details.maxWaitMs} (about ${details.retryAfterMs} ms needed)`,
+    );
+    this.key = details.key;
+    this.tokens = details.tokens;
+    this.maxWaitMs = details.maxWaitMs;
+    this.retryAfterMs = details.retryAfterMs;
+  }
+}
+
+/** `acquire` was aborted by its `signal` while waiting. Nothing was taken; `cause` is the reason. */
+export class RateLimitAbortedError extends RetrykitError {
+  override readonly name = 'RateLimitAbortedError' as const;
+  readonly key: string;
+  readonly tokens: number;
+
+  constructor(details: RateLimitErrorDetails, cause: unknown) {
+    super('RATE_LIMIT_ABORTED', `Waiting for rate limit "${details.key}" was aborted`, { cause });
+    this.key = details.key;
+    this.tokens = details.tokens;
+  }
+}

@@ -1,0 +1,176 @@
+import type { Clock } from './clock.js';
+import type { EventListener } from './events.js';
+import type { AcquireResult } from './rate-limit-types.js';
+import type { ThrottleFeedback } from './retry.js';
+import { assertNumber, showValue } from './validate.js';
+
+/** The size and speed of a token bucket; shared by the memory and the Redis limiter. */
+export interface TokenBucketLimits {
+  /** Most tokens a bucket holds: the largest burst. A new key starts full. */
+  readonly capacity: number;
+  /** Tokens added per second (fractions allowed: 1/6 is one token every 6 seconds). */
+  readonly refillPerSecond: number;
+}
+
+/** Options every token-bucket limiter takes. */
+export interface TokenBucketBaseOptions extends TokenBucketLimits {
+  /**
+   * Time source for the bucket maths (memory limiter) and for waiting in `acquire`.
+   * @default systemClock
+   */
+  readonly clock?: Clock;
+  /** Receives a `rate_limit_wait` event when `acquire` waited, or a caller was refused. */
+  readonly onEvent?: EventListener;
+}
+
+/**
+ * Tuning of adaptive mode. After a throttle the key's refill drops to `decreaseFactor` times
+ * its current value, then recovers along a cubic curve (see `cubicRate`), never above
+ * `refillPerSecond` and never below `minRefillRatio · refillPerSecond`.
+ */
+export interface AdaptiveOptions {
+  /**
+   * Multiplier applied to the effective refill on a throttle (0 < β < 1).
+   * @default 0.7
+   */
+  readonly decreaseFactor?: number;
+  /**
+   * Lowest effective refill, as a fraction of `refillPerSecond` (0 < r ≤ 1).
+   * @default 0.05
+   */
+  readonly minRefillRatio?: number;
+  /**
+   * Milliseconds the recovery takes to climb back to the rate the key had when throttled;
+   * after that it keeps rising, faster and faster, up to `refillPerSecond`.
+   * @default 10_000
+   */
+  readonly recoveryMs?: number;
+  /**
+   * Throttles reported within this many milliseconds of the last decrease count as the same
+   * one: a burst of in-flight requests failing together lowers the rate once, not once each.
+   * @default 1_000
+   */
+  readonly throttleWindowMs?: number;
+}
+
+/** The defaults of {@link AdaptiveOptions}. */
+export const ADAPTIVE_DEFAULTS = Object.freeze({
+  decreaseFactor: 0.7,
+  minRefillRatio: 0.05,
+  recoveryMs: 10_000,
+  throttleWindowMs: 1_000,
+});
+
+/** {@link AdaptiveOptions} with every field set. */
+export type ResolvedAdaptiveOptions = Required<AdaptiveOptions>;
+
+/** Validates `capacity` and `refillPerSecond`; returns the refill in tokens per millisecond. */
+export function validateLimits(options: TokenBucketLimits, prefix = ''): number {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`${prefix || 'options'} must be an object, got ${showValue(options)}`);
+  }
+  const capacity = assertNumber(`${prefix}capacity`, options.capacity, 0);
+  if (capacity === 0) throw new RangeError(`${prefix}capacity must be > 0, got 0`);
+  const refillPerSecond = assertNumber(`${prefix}refillPerSecond`, options.refillPerSecond, 0);
+  if (refillPerSecond === 0) throw new RangeError(`${prefix}refillPerSecond must be > 0, got 0`);
+  return refillPerSecond / 1000;
+}
+
+/** Resolves `adaptive` (`true`, an object, or `false`/`undefined` for off). */
+export function resolveAdaptive(
+  adaptive: boolean | AdaptiveOptions | undefined,
+): ResolvedAdaptiveOptions | undefined {
+  if (adaptive === undefined || adaptive === false) return undefined;
+  if (adaptive !== true && (typeof adaptive !== 'object' || adaptive === null)) {
+    throw new TypeError(`adaptive must be a boolean or an object, got ${showValue(adaptive)}`);
+  }
+  const o = adaptive === true ? {} : adaptive;
+  const decreaseFactor = assertNumber(
+    'adaptive.decreaseFactor',
+    o.decreaseFactor ?? ADAPTIVE_DEFAULTS.decreaseFactor,
+    0,
+    1,
+  );
+  if (decreaseFactor === 0 || decreaseFactor === 1) {
+    throw new RangeError(
+      `adaptive.decreaseFactor must be between 0 and 1 (exclusive), got ${decreaseFactor}`,
+    );
+  }
+  const minRefillRatio = assertNumber(
+    'adaptive.minRefillRatio',
+    o.minRefillRatio ?? ADAPTIVE_DEFAULTS.minRefillRatio,
+    0,
+    1,
+  );
+  if (minRefillRatio === 0) throw new RangeError('adaptive.minRefillRatio must be > 0, got 0');
+  const recoveryMs = assertNumber(
+    'adaptive.recoveryMs',
+    o.recoveryMs ?? ADAPTIVE_DEFAULTS.recoveryMs,
+    1,
+  );
+  const throttleWindowMs = assertNumber(
+    'adaptive.throttleWindowMs',
+    o.throttleWindowMs ?? ADAPTIVE_DEFAULTS.throttleWindowMs,
+    0,
+  );
+  return { decreaseFactor, minRefillRatio, recoveryMs, throttleWindowMs };
+}
+
+/** Throws the error a bad key deserves. */
+export function rejectKey(key: unknown): never {
+  if (typeof key !== 'string') throw new TypeError(`key must be a string, got ${showValue(key)}`);
+  throw new RangeError('key must not be empty');
+}
+
+/** Throws the error a bad token count deserves. */
+export function rejectTokens(tokens: unknown, capacity: number): never {
+  if (typeof tokens !== 'number' || Number.isNaN(tokens)) {
+    throw new TypeError(`tokens must be a number, got ${showValue(tokens)}`);
+  }
+  if (tokens > capacity) {
+    throw new RangeError(
+      `tokens must be at most the capacity ${capacity} (it could never be granted), got ${tokens}`,
+    );
+  }
+  throw new RangeError(`tokens must be a finite number > 0, got ${tokens}`);
+}
+
+/** `true` when `tokens` is a request the bucket can ever grant. */
+export function validTokens(tokens: unknown, capacity: number): tokens is number {
+  return typeof tokens === 'number' && tokens > 0 && tokens <= capacity;
+}
+
+const CACHED = 4096;
+const grants: AcquireResult[] = [];
+const refusals: AcquireResult[] = [];
+
+/**
+ * `{ ok: true, remaining }`. Results below 4,096 are frozen and shared, so the hot path
+ * allocates nothing.
+ */
+export function granted(remaining: number): AcquireResult {
+  if (remaining >= CACHED) return { ok: true, remaining };
+  let result = grants[remaining];
+  if (result === undefined) {
+    result = Object.freeze({ ok: true, remaining });
+    grants[remaining] = result;
+  }
+  return result;
+}
+
+/** `{ ok: false, retryAfterMs }`, shared like {@link granted}. */
+export function refused(retryAfterMs: number): AcquireResult {
+  if (retryAfterMs >= CACHED) return { ok: false, retryAfterMs };
+  let result = refusals[retryAfterMs];
+  if (result === undefined) {
+    result = Object.freeze({ ok: false, retryAfterMs });
+    refusals[retryAfterMs] = result;
+  }
+  return result;
+}
+
+/** The feedback of a limiter that does not adapt. */
+export const NO_FEEDBACK: ThrottleFeedback = Object.freeze({
+  throttled() {},
+  succeeded() {},
+});

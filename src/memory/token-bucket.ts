@@ -1,0 +1,454 @@
+import { watchAbort } from '../core/abort-watch.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { type EventListener, emit } from '../core/events.js';
+import { RateLimitAbortedError, RateLimitTimeoutError } from '../core/rate-limit-errors.js';
+import type { AcquireOptions, AcquireResult, RateLimiter } from '../core/rate-limit-types.js';
+import type { ThrottleFeedback } from '../core/retry.js';
+import { cubicRate, msUntil, refill } from '../core/token-bucket-math.js';
+import {
+  type AdaptiveOptions,
+  granted,
+  NO_FEEDBACK,
+  type ResolvedAdaptiveOptions,
+  refused,
+  rejectKey,
+  rejectTokens,
+  resolveAdaptive,
+  type TokenBucketBaseOptions,
+  validateLimits,
+  validTokens,
+} from '../core/token-bucket-options.js';
+import { assertNumber, showValue } from '../core/validate.js';
+
+/** Options of {@link createTokenBucket}. */
+export interface TokenBucketOptions extends TokenBucketBaseOptions {
+  /**
+   * Most keys held at once. When a new key would exceed it, the least recently used key
+   * without waiters is dropped (it starts over with a full bucket if it comes back), so set
+   * it above the number of keys active within `capacity / refillPerSecond` seconds. Idle
+   * keys whose bucket is full again are dropped anyway, without a cap.
+   * @default Infinity
+   */
+  readonly maxKeys?: number;
+  /**
+   * Slow a key down when `retry` reports that the server throttled it (pass
+   * `bucket.feedback(key)` as `retry`'s `feedback`). `true` uses {@link ADAPTIVE_DEFAULTS}.
+   * @default false
+   */
+  readonly adaptive?: boolean | AdaptiveOptions;
+}
+
+/** The defaults of {@link TokenBucketOptions}. */
+export const TOKEN_BUCKET_DEFAULTS = Object.freeze({
+  maxKeys: Number.POSITIVE_INFINITY,
+  adaptive: false,
+});
+
+/** A per-key token bucket held in memory; `tryAcquire` is synchronous. */
+export interface TokenBucket extends RateLimiter {
+  tryAcquire(key: string, tokens?: number): AcquireResult;
+  /** The refill `key` gets now, in tokens per second: below the setting after throttles. */
+  effectiveRefillPerSecond(key: string): number;
+  /** Keys currently held. */
+  readonly size: number;
+}
+
+interface Waiter {
+  readonly tokens: number;
+  readonly startMs: number;
+  /** Absolute clock time by which the grant must come; `Infinity` without `maxWaitMs`. */
+  readonly deadlineMs: number;
+  readonly maxWaitMs: number;
+  readonly resolve: (waitedMs: number) => void;
+  readonly reject: (error: unknown) => void;
+  /** Stops watching `signal`. */
+  unwatch: (() => void) | undefined;
+}
+
+/** The FIFO line of one key, and its single timer. */
+interface Line {
+  readonly queue: Waiter[];
+  /** Tokens asked for by everyone in `queue`. */
+  queued: number;
+  pumping: boolean;
+  /** Aborts the current sleep so that the line is looked at again at once. */
+  wake: AbortController | undefined;
+}
+
+interface Throttle {
+  /** Effective refill when throttled, in tokens per millisecond. */
+  readonly rateAtThrottle: number;
+  readonly throttledAtMs: number;
+}
+
+/** Flag bits of a slot. */
+const HAS_LINE = 1;
+const THROTTLED = 2;
+const INITIAL_SLOTS = 1024;
+
+const RESOLVED_ZERO: Promise<number> = Promise.resolve(0);
+
+/**
+ * A per-key token bucket in memory: each key holds up to `capacity` tokens and gains
+ * `refillPerSecond`; a new key starts full. `tryAcquire` answers at once; `acquire` waits in
+ * a first-come-first-served line per key, so a request for many tokens is not starved by
+ * small ones. There is no timer per key: buckets refill on reading, full idle ones are dropped
+ * as new keys arrive, and `maxKeys` caps the map.
+ *
+ * @example
+ * const perNumber = createTokenBucket(WHATSAPP_RATE_LIMITS.perPhoneNumber);
+ * await perNumber.acquire(phoneNumberId, 1, { maxWaitMs: 10_000 });
+ * await sendMessage(phoneNumberId, message);
+ */
+export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
+  const refillPerMs = validateLimits(options);
+  const { capacity } = options;
+  const clock: Clock = options.clock ?? systemClock;
+  const maxKeys =
+    options.maxKeys === undefined
+      ? TOKEN_BUCKET_DEFAULTS.maxKeys
+      : assertNumber('maxKeys', options.maxKeys, 1);
+  if (maxKeys !== Number.POSITIVE_INFINITY && !Number.isInteger(maxKeys)) {
+    throw new RangeError(`maxKeys must be an integer, got ${showValue(maxKeys)}`);
+  }
+  const adaptive: ResolvedAdaptiveOptions | undefined = resolveAdaptive(options.adaptive);
+  const onEvent: EventListener | undefined = options.onEvent;
+  const minRefillPerMs =
+    adaptive === undefined ? refillPerMs : refillPerMs * adaptive.minRefillRatio;
+
+  const capped = maxKeys !== Number.POSITIVE_INFINITY;
+  // Each key owns a slot in a few typed arrays (17 bytes a key, 25 with maxKeys; no object per
+  // key); the rare keys with waiters or a throttle keep those in side maps, flagged in `flags`.
+  const slots = new Map<string, number>();
+  let tokensAt = new Float64Array(INITIAL_SLOTS);
+  let seenAt = new Float64Array(INITIAL_SLOTS);
+  let stamps = new Float64Array(capped ? INITIAL_SLOTS : 0);
+  let flags = new Uint8Array(INITIAL_SLOTS);
+  const freeSlots: number[] = [];
+  let usedSlots = 0;
+  const lines = new Map<number, Line>();
+  const throttles = new Map<number, Throttle>();
+  // LRU with lazy promotion: a hit moves its key to the back of the map only once the key has
+  // drifted into the older half, so most hits cost one lookup. The front of the map is then a
+  // key unused for at least maxKeys/2 insertions or promotions.
+  const promoteAfter = Math.floor(maxKeys / 2);
+  let tick = 0;
+  let sweeper: MapIterator<[string, number]> | undefined;
+
+  const grow = (): void => {
+    const size = tokensAt.length * 2;
+    const t = new Float64Array(size);
+    t.set(tokensAt);
+    tokensAt = t;
+    const a = new Float64Array(size);
+    a.set(seenAt);
+    seenAt = a;
+    if (capped) {
+      const s = new Float64Array(size);
+      s.set(stamps);
+      stamps = s;
+    }
+    const f = new Uint8Array(size);
+    f.set(flags);
+    flags = f;
+  };
+
+  const rateOf = (slot: number, now: number): number => {
+    if ((flags[slot]! & THROTTLED) === 0 || adaptive === undefined) return refillPerMs;
+    const t = throttles.get(slot)!;
+    const rate = cubicRate(
+      t.rateAtThrottle,
+      now - t.throttledAtMs,
+      adaptive.decreaseFactor,
+      adaptive.recoveryMs,
+      minRefillPerMs,
+      refillPerMs,
+    );
+    if (rate === refillPerMs) {
+      throttles.delete(slot);
+      flags[slot] = flags[slot]! & ~THROTTLED;
+    }
+    return rate;
+  };
+
+  const release = (key: string, slot: number): void => {
+    slots.delete(key);
+    throttles.delete(slot);
+    flags[slot] = 0;
+    freeSlots.push(slot);
+  };
+
+  /** Drops up to two idle keys whose bucket is full again (nothing would change if kept). */
+  const sweep = (now: number): void => {
+    for (let i = 0; i < 2; i++) {
+      let step = sweeper?.next();
+      if (step === undefined || step.done) {
+        sweeper = slots.entries();
+        step = sweeper.next();
+        if (step.done) return;
+      }
+      const [key, slot] = step.value;
+      if (
+        flags[slot] === 0 &&
+        refill(tokensAt[slot]!, seenAt[slot]!, now, capacity, refillPerMs) >= capacity
+      ) {
+        release(key, slot);
+      }
+    }
+  };
+
+  const evictOne = (): void => {
+    for (const [key, slot] of slots) {
+      if ((flags[slot]! & HAS_LINE) === 0) {
+        release(key, slot);
+        return;
+      }
+    }
+  };
+
+  const insert = (key: string, now: number): number => {
+    sweep(now);
+    if (slots.size >= maxKeys) evictOne();
+    let slot = freeSlots.pop();
+    if (slot === undefined) {
+      slot = usedSlots++;
+      if (slot === tokensAt.length) grow();
+    }
+    tokensAt[slot] = capacity;
+    seenAt[slot] = now;
+    if (capped) stamps[slot] = ++tick;
+    flags[slot] = 0;
+    slots.set(key, slot);
+    return slot;
+  };
+
+  const slotFor = (key: string, now: number): number => {
+    const slot = slots.get(key);
+    if (slot === undefined) return insert(key, now);
+    if (capped && tick - stamps[slot]! > promoteAfter) {
+      slots.delete(key);
+      slots.set(key, slot);
+      stamps[slot] = ++tick;
+    }
+    return slot;
+  };
+
+  const refuse = (key: string, now: number, retryAfterMs: number): AcquireResult => {
+    if (onEvent !== undefined) {
+      emit(onEvent, {
+        type: 'rate_limit_wait',
+        time: now,
+        key,
+        waitMs: retryAfterMs,
+        granted: false,
+      });
+    }
+    return refused(retryAfterMs);
+  };
+
+  const tryAcquire = (key: string, tokens = 1): AcquireResult => {
+    if (typeof key !== 'string' || key.length === 0) rejectKey(key);
+    if (tokens !== 1 && !validTokens(tokens, capacity)) rejectTokens(tokens, capacity);
+    const now = clock.now();
+    const slot = slotFor(key, now);
+    const f = flags[slot]!;
+    const rate = f === 0 ? refillPerMs : rateOf(slot, now);
+    const last = seenAt[slot]!;
+    const available = refill(tokensAt[slot]!, last, now, capacity, rate);
+    if ((f & HAS_LINE) === 0 && available >= tokens) {
+      const left = available - tokens;
+      tokensAt[slot] = left;
+      if (now > last) seenAt[slot] = now;
+      return granted(Math.floor(left));
+    }
+    // A refusal changes nothing: refilling later from the stored state gives the same tokens.
+    // Waiters are served first: a caller who doesn't wait must not overtake them.
+    const ahead = (f & HAS_LINE) === 0 ? 0 : lines.get(slot)!.queued;
+    return refuse(key, now, msUntil(available, ahead + tokens, rate));
+  };
+
+  const settle = (w: Waiter): void => {
+    w.unwatch?.();
+  };
+
+  const remove = (line: Line, index: number): Waiter => {
+    const [w] = line.queue.splice(index, 1) as [Waiter];
+    line.queued -= w.tokens;
+    settle(w);
+    return w;
+  };
+
+  /** Serves `key`'s line in order; one sleep at a time, until the line is empty. */
+  const pump = async (key: string, slot: number, line: Line): Promise<void> => {
+    line.pumping = true;
+    while (line.queue.length > 0) {
+      const now = clock.now();
+      const rate = rateOf(slot, now);
+      let available = refill(tokensAt[slot]!, seenAt[slot]!, now, capacity, rate);
+      if (now > seenAt[slot]!) seenAt[slot] = now;
+      let head = line.queue[0];
+      while (head !== undefined && available >= head.tokens) {
+        available -= head.tokens;
+        remove(line, 0);
+        const waitedMs = now - head.startMs;
+        if (onEvent !== undefined) {
+          emit(onEvent, {
+            type: 'rate_limit_wait',
+            time: now,
+            key,
+            waitMs: waitedMs,
+            granted: true,
+          });
+        }
+        head.resolve(waitedMs);
+        head = line.queue[0];
+      }
+      tokensAt[slot] = available;
+      if (head === undefined) break;
+      // Give up now on behalf of those whose turn can't come before their deadline.
+      let demand = 0;
+      for (let i = 0; i < line.queue.length; i++) {
+        const w = line.queue[i]!;
+        const eta = msUntil(available, demand + w.tokens, rate);
+        if (now + eta > w.deadlineMs) {
+          remove(line, i--);
+          if (onEvent !== undefined) {
+            emit(onEvent, { type: 'rate_limit_wait', time: now, key, waitMs: eta, granted: false });
+          }
+          w.reject(
+            new RateLimitTimeoutError({
+              key,
+              tokens: w.tokens,
+              maxWaitMs: w.maxWaitMs,
+              retryAfterMs: eta,
+            }),
+          );
+        } else {
+          demand += w.tokens;
+        }
+      }
+      head = line.queue[0];
+      if (head === undefined) break;
+      const wake = new AbortController();
+      line.wake = wake;
+      try {
+        await clock.sleep(msUntil(available, head.tokens, rate), wake.signal);
+      } catch {
+        // Woken early: the line changed.
+      }
+      line.wake = undefined;
+    }
+    line.pumping = false;
+    if (lines.get(slot) === line) {
+      lines.delete(slot);
+      flags[slot] = flags[slot]! & ~HAS_LINE;
+    }
+  };
+
+  const acquire = (key: string, tokens = 1, options?: AcquireOptions): Promise<number> => {
+    try {
+      if (typeof key !== 'string' || key.length === 0) rejectKey(key);
+      if (tokens !== 1 && !validTokens(tokens, capacity)) rejectTokens(tokens, capacity);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const signal = options?.signal;
+    let maxWaitMs = Number.POSITIVE_INFINITY;
+    if (options?.maxWaitMs !== undefined) {
+      try {
+        maxWaitMs = assertNumber('maxWaitMs', options.maxWaitMs, 0);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    if (signal?.aborted)
+      return Promise.reject(new RateLimitAbortedError({ key, tokens }, signal.reason));
+    const now = clock.now();
+    const slot = slotFor(key, now);
+    const rate = rateOf(slot, now);
+    const available = refill(tokensAt[slot]!, seenAt[slot]!, now, capacity, rate);
+    if (now > seenAt[slot]!) seenAt[slot] = now;
+    let line = lines.get(slot);
+    if (line === undefined && available >= tokens) {
+      tokensAt[slot] = available - tokens;
+      return RESOLVED_ZERO;
+    }
+    tokensAt[slot] = available;
+    const eta = msUntil(available, (line === undefined ? 0 : line.queued) + tokens, rate);
+    if (eta > maxWaitMs) {
+      if (onEvent !== undefined) {
+        emit(onEvent, { type: 'rate_limit_wait', time: now, key, waitMs: eta, granted: false });
+      }
+      return Promise.reject(
+        new RateLimitTimeoutError({ key, tokens, maxWaitMs, retryAfterMs: eta }),
+      );
+    }
+    if (line === undefined) {
+      line = { queue: [], queued: 0, pumping: false, wake: undefined };
+      lines.set(slot, line);
+      flags[slot] = flags[slot]! | HAS_LINE;
+    }
+    const current = line;
+    return new Promise<number>((resolve, reject) => {
+      const w: Waiter = {
+        tokens,
+        startMs: now,
+        deadlineMs: now + maxWaitMs,
+        maxWaitMs,
+        resolve,
+        reject,
+        unwatch: undefined,
+      };
+      if (signal !== undefined) {
+        w.unwatch = watchAbort(signal, () => {
+          const index = current.queue.indexOf(w);
+          if (index < 0) return;
+          remove(current, index);
+          reject(new RateLimitAbortedError({ key, tokens }, signal.reason));
+          if (index === 0) current.wake?.abort();
+        });
+      }
+      current.queue.push(w);
+      current.queued += tokens;
+      if (!current.pumping) void pump(key, slot, current);
+    });
+  };
+
+  const throttled = (key: string, retryAfterMs: number | undefined): void => {
+    if (adaptive === undefined) return;
+    const now = clock.now();
+    const slot = slotFor(key, now);
+    const last = throttles.get(slot);
+    if (last !== undefined && now - last.throttledAtMs < adaptive.throttleWindowMs) return;
+    const rate = rateOf(slot, now);
+    const next = Math.max(rate * adaptive.decreaseFactor, minRefillPerMs);
+    throttles.set(slot, { rateAtThrottle: rate, throttledAtMs: now });
+    flags[slot] = flags[slot]! | THROTTLED;
+    if (now > seenAt[slot]!) seenAt[slot] = now;
+    // The server says the burst is spent: empty the bucket, and keep it empty for as long as
+    // the server asked, if it did.
+    tokensAt[slot] = retryAfterMs !== undefined && retryAfterMs > 0 ? -retryAfterMs * next : 0;
+    lines.get(slot)?.wake?.abort();
+  };
+
+  return {
+    tryAcquire,
+    acquire,
+    feedback(key: string): ThrottleFeedback {
+      if (typeof key !== 'string' || key.length === 0) rejectKey(key);
+      if (adaptive === undefined) return NO_FEEDBACK;
+      return {
+        throttled: (classification) => throttled(key, classification?.retryAfterMs),
+        succeeded() {},
+      };
+    },
+    effectiveRefillPerSecond(key: string): number {
+      if (typeof key !== 'string' || key.length === 0) rejectKey(key);
+      const slot = slots.get(key);
+      return slot === undefined ? refillPerMs * 1000 : rateOf(slot, clock.now()) * 1000;
+    },
+    get size() {
+      return slots.size;
+    },
+  };
+}

@@ -1,0 +1,76 @@
+-- Token bucket, one atomic step: refill the bucket up to now, then take the tokens asked for
+-- if they are there; a refusal takes (and writes) nothing. The maths is `refill` and
+-- `msUntil` of src/core/token-bucket-math.ts, step for step.
+--
+-- KEYS[1]  the bucket, a string "<tokens> <latest time seen, ms>". It expires once the
+--          bucket would be full again, which is the state a missing key stands for.
+-- KEYS[2]  optional: the request's id key. A call re-sent by a reconnecting client finds it
+--          and gets the first answer back instead of taking tokens twice.
+-- ARGV[1]  capacity (tokens)
+-- ARGV[2]  refill (tokens per millisecond)
+-- ARGV[3]  tokens requested
+-- ARGV[4]  now in milliseconds from the client's clock, or "" to use the server's TIME
+-- ARGV[5]  milliseconds to keep the request id (used with KEYS[2])
+--
+-- Returns {1, remaining}     granted; remaining = whole tokens left
+--         {0, retryAfterMs}  refused; whole milliseconds until the request would fit
+
+if redis.replicate_commands then
+  -- Redis 3.2 to 4 replicate scripts verbatim unless told otherwise, and then forbid TIME
+  -- before a write. Redis 5+ replicates effects by default.
+  redis.replicate_commands()
+end
+
+if KEYS[2] then
+  local seen = redis.call('GET', KEYS[2])
+  if seen then
+    return { 1, tonumber(seen) }
+  end
+end
+
+local capacity = tonumber(ARGV[1])
+local refill_per_ms = tonumber(ARGV[2])
+local requested = tonumber(ARGV[3])
+
+local now
+if ARGV[4] == '' then
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+else
+  now = tonumber(ARGV[4])
+end
+
+local tokens, at
+local state = redis.call('GET', KEYS[1])
+if state then
+  local space = string.find(state, ' ', 1, true)
+  tokens = tonumber(string.sub(state, 1, space - 1))
+  at = tonumber(string.sub(state, space + 1))
+else
+  tokens = capacity
+  at = now
+end
+
+-- refill(tokens, at, now, capacity, refillPerMs)
+local elapsed = now - at
+if elapsed > 0 then
+  tokens = math.min(tokens + elapsed * refill_per_ms, capacity)
+end
+if now > at then
+  at = now
+end
+
+if tokens < requested then
+  -- msUntil(tokens, requested, refillPerMs)
+  return { 0, math.ceil((requested - tokens) / refill_per_ms) }
+end
+
+tokens = tokens - requested
+-- msUntilFull(tokens, capacity, refillPerMs)
+local full_in_ms = math.max(1, math.ceil((capacity - tokens) / refill_per_ms))
+redis.call('SET', KEYS[1], string.format('%.17g %.17g', tokens, at), 'PX', full_in_ms)
+local remaining = math.floor(tokens)
+if KEYS[2] then
+  redis.call('SET', KEYS[2], remaining, 'PX', ARGV[5])
+end
+return { 1, remaining }

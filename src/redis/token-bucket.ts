@@ -1,0 +1,310 @@
+import { watchAbort } from '../core/abort-watch.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { StoreUnavailableError } from '../core/errors.js';
+import { type EventListener, emit } from '../core/events.js';
+import { RateLimitAbortedError, RateLimitTimeoutError } from '../core/rate-limit-errors.js';
+import type { AcquireOptions, AcquireResult, RateLimiter } from '../core/rate-limit-types.js';
+import type { ThrottleFeedback } from '../core/retry.js';
+import {
+  granted,
+  NO_FEEDBACK,
+  refused,
+  rejectKey,
+  rejectTokens,
+  type TokenBucketBaseOptions,
+  validateLimits,
+  validTokens,
+} from '../core/token-bucket-options.js';
+import {
+  assertInteger,
+  assertKey,
+  assertNumber,
+  assertOneOf,
+  showValue,
+} from '../core/validate.js';
+import type { RedisClientLike } from './client.js';
+import { defineScript, hashTag, runScript } from './script.js';
+import source from './scripts/token-bucket.lua';
+
+const SCRIPT = defineScript('token-bucket', source);
+
+/** Options of {@link createRedisTokenBucket}. */
+export interface RedisTokenBucketOptions extends TokenBucketBaseOptions {
+  /**
+   * Prefix of every key; a bucket lives at `{prefix:key}` (one hash tag per bucket, so it
+   * works on Redis Cluster).
+   * @default 'retrykit:rate'
+   */
+  readonly prefix?: string;
+  /**
+   * Whose clock the bucket maths reads. `'redis'`: the server's `TIME`, one clock for every
+   * instance however skewed their own clocks are. `'client'`: this process's `clock.now()`,
+   * for managed Redis that forbids `TIME` in scripts; keep the clients in sync with NTP.
+   * @default 'redis'
+   */
+  readonly timeSource?: 'redis' | 'client';
+  /**
+   * Milliseconds to wait for Redis before treating it as unavailable (see `onStoreError`),
+   * so that a hung server doesn't hang callers. 0 waits for ever.
+   * @default 1_000
+   */
+  readonly commandTimeoutMs?: number;
+  /**
+   * What to do when Redis can't answer. `'reject'`: fail with `StoreUnavailableError`.
+   * `'allow'`: grant (`remaining: 0`), trading the limit for availability. A `RateLimiter`
+   * (say a `createTokenBucket` sized for one instance): ask it instead.
+   * @default 'reject'
+   */
+  readonly onStoreError?: 'reject' | 'allow' | RateLimiter;
+  /**
+   * Tag every call with a request id the script remembers for `2 × commandTimeoutMs` (at least
+   * 2 s), so that a call a reconnecting client re-sends (ioredis does, by default) is not
+   * charged twice. Costs one short-lived key per grant; turn it off only for clients that
+   * never re-send (ioredis: `autoResendUnfulfilledCommands: false`).
+   * @default true
+   */
+  readonly dedupe?: boolean;
+}
+
+/** The defaults of {@link RedisTokenBucketOptions}. */
+export const REDIS_TOKEN_BUCKET_DEFAULTS = Object.freeze({
+  prefix: 'retrykit:rate',
+  timeSource: 'redis',
+  commandTimeoutMs: 1_000,
+  onStoreError: 'reject',
+  dedupe: true,
+});
+
+/** A per-key token bucket kept in Redis, shared by every process that uses the same prefix. */
+export interface RedisTokenBucket extends RateLimiter {
+  tryAcquire(key: string, tokens?: number): Promise<AcquireResult>;
+}
+
+const NEVER = new Promise<never>(() => {});
+
+function isRateLimiter(value: unknown): value is RateLimiter {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as RateLimiter).tryAcquire === 'function' &&
+    typeof (value as RateLimiter).acquire === 'function'
+  );
+}
+
+/**
+ * A per-key token bucket in Redis with the same interface as `createTokenBucket`: every
+ * process sharing `prefix` shares the limit. Each `tryAcquire` is one EVALSHA of
+ * `token-bucket.lua`; `acquire` waits for the `retryAfterMs` Redis reports, serving this
+ * process's callers on a key first come, first served.
+ *
+ * @example
+ * const redis = new Redis(process.env.REDIS_URL);
+ * const perNumber = createRedisTokenBucket(redis, {
+ *   prefix: 'wa:rate',
+ *   ...WHATSAPP_RATE_LIMITS.perPhoneNumber,
+ *   onStoreError: createTokenBucket({ capacity: 2, refillPerSecond: 20 }),
+ * });
+ * await perNumber.acquire(phoneNumberId, 1, { maxWaitMs: 10_000 });
+ */
+export function createRedisTokenBucket(
+  client: RedisClientLike,
+  options: RedisTokenBucketOptions,
+): RedisTokenBucket {
+  if (typeof client !== 'object' || client === null || typeof client.evalsha !== 'function') {
+    throw new TypeError(`client must be a Redis client with evalsha(), got ${showValue(client)}`);
+  }
+  const refillPerMs = validateLimits(options);
+  const { capacity } = options;
+  const D = REDIS_TOKEN_BUCKET_DEFAULTS;
+  const prefix = assertKey('prefix', options.prefix ?? D.prefix);
+  const timeSource = assertOneOf('timeSource', options.timeSource ?? D.timeSource, [
+    'redis',
+    'client',
+  ] as const);
+  const commandTimeoutMs = assertInteger(
+    'commandTimeoutMs',
+    options.commandTimeoutMs ?? D.commandTimeoutMs,
+    0,
+  );
+  const onStoreError = options.onStoreError ?? D.onStoreError;
+  if (!isRateLimiter(onStoreError)) assertOneOf('onStoreError', onStoreError, ['reject', 'allow']);
+  const dedupe = options.dedupe ?? D.dedupe;
+  if (typeof dedupe !== 'boolean') {
+    throw new TypeError(`dedupe must be a boolean, got ${showValue(dedupe)}`);
+  }
+  const clock: Clock = options.clock ?? systemClock;
+  const onEvent: EventListener | undefined = options.onEvent;
+  const rememberMs = commandTimeoutMs > 0 ? Math.max(2 * commandTimeoutMs, 2_000) : 60_000;
+  const instance = Math.random().toString(36).slice(2, 10);
+  let sequence = 0;
+
+  /** One EVALSHA; throws StoreUnavailableError. */
+  const take = async (key: string, tokens: number): Promise<AcquireResult> => {
+    const bucket = hashTag(prefix, key);
+    const keys = dedupe ? [bucket, `${bucket}:r:${instance}:${++sequence}`] : [bucket];
+    const reply = await runScript(
+      client,
+      SCRIPT,
+      keys,
+      [capacity, refillPerMs, tokens, timeSource === 'client' ? clock.now() : '', rememberMs],
+      { operation: 'tryAcquire', timeoutMs: commandTimeoutMs },
+    );
+    if (!Array.isArray(reply) || typeof reply[1] !== 'number') {
+      throw new StoreUnavailableError(
+        'tryAcquire',
+        new Error(`unexpected reply ${showValue(reply)}`),
+      );
+    }
+    return reply[0] === 1 ? granted(reply[1]) : refused(reply[1]);
+  };
+
+  const validate = (key: string, tokens: number): void => {
+    if (typeof key !== 'string' || key.length === 0) rejectKey(key);
+    if (tokens !== 1 && !validTokens(tokens, capacity)) rejectTokens(tokens, capacity);
+  };
+
+  const tryAcquire = async (key: string, tokens = 1): Promise<AcquireResult> => {
+    validate(key, tokens);
+    try {
+      const result = await take(key, tokens);
+      if (!result.ok && onEvent !== undefined) {
+        emit(onEvent, {
+          type: 'rate_limit_wait',
+          time: clock.now(),
+          key,
+          waitMs: result.retryAfterMs,
+          granted: false,
+        });
+      }
+      return result;
+    } catch (error) {
+      if (onStoreError === 'reject') throw error;
+      if (onStoreError === 'allow') return granted(0);
+      return onStoreError.tryAcquire(key, tokens);
+    }
+  };
+
+  /** The tail of each key's line in this process. */
+  const lines = new Map<string, Promise<void>>();
+
+  /** Resolves when `turn` does; rejects on abort or when `deadlineMs` passes first. */
+  const waitTurn = async (
+    turn: Promise<void>,
+    key: string,
+    tokens: number,
+    signal: AbortSignal | undefined,
+    deadlineMs: number,
+    maxWaitMs: number,
+  ): Promise<void> => {
+    const stop = new AbortController();
+    const timeout =
+      deadlineMs === Number.POSITIVE_INFINITY
+        ? NEVER
+        : clock.sleep(Math.max(0, deadlineMs - clock.now()), stop.signal).then(() => {
+            throw new RateLimitTimeoutError({ key, tokens, maxWaitMs, retryAfterMs: maxWaitMs });
+          });
+    const aborted =
+      signal === undefined
+        ? NEVER
+        : new Promise<never>((_, reject) => {
+            const unwatch = watchAbort(signal, () =>
+              reject(new RateLimitAbortedError({ key, tokens }, signal.reason)),
+            );
+            stop.signal.addEventListener('abort', unwatch);
+          });
+    timeout.catch(() => {});
+    aborted.catch(() => {});
+    try {
+      await Promise.race([turn, timeout, aborted]);
+    } finally {
+      stop.abort();
+    }
+  };
+
+  const acquire = async (key: string, tokens = 1, options?: AcquireOptions): Promise<number> => {
+    validate(key, tokens);
+    const signal = options?.signal;
+    const maxWaitMs =
+      options?.maxWaitMs === undefined
+        ? Number.POSITIVE_INFINITY
+        : assertNumber('maxWaitMs', options.maxWaitMs, 0);
+    if (signal?.aborted) throw new RateLimitAbortedError({ key, tokens }, signal.reason);
+    const start = clock.now();
+    const deadlineMs = start + maxWaitMs;
+    const ahead = lines.get(key);
+    let leave!: () => void;
+    const done = new Promise<void>((resolve) => {
+      leave = resolve;
+    });
+    const tail = ahead === undefined ? done : ahead.then(() => done);
+    lines.set(key, tail);
+    try {
+      if (ahead !== undefined) await waitTurn(ahead, key, tokens, signal, deadlineMs, maxWaitMs);
+      for (;;) {
+        let result: AcquireResult;
+        try {
+          result = await take(key, tokens);
+        } catch (error) {
+          if (onStoreError === 'reject') throw error;
+          if (onStoreError === 'allow') return clock.now() - start;
+          const spent = clock.now() - start;
+          const fallbackOptions: AcquireOptions = {
+            ...(signal === undefined ? {} : { signal }),
+            ...(maxWaitMs === Number.POSITIVE_INFINITY
+              ? {}
+              : { maxWaitMs: Math.max(0, maxWaitMs - spent) }),
+          };
+          return spent + (await onStoreError.acquire(key, tokens, fallbackOptions));
+        }
+        const now = clock.now();
+        if (result.ok) {
+          const waitedMs = now - start;
+          if (waitedMs > 0 && onEvent !== undefined) {
+            emit(onEvent, {
+              type: 'rate_limit_wait',
+              time: now,
+              key,
+              waitMs: waitedMs,
+              granted: true,
+            });
+          }
+          return waitedMs;
+        }
+        if (now + result.retryAfterMs > deadlineMs) {
+          if (onEvent !== undefined) {
+            emit(onEvent, {
+              type: 'rate_limit_wait',
+              time: now,
+              key,
+              waitMs: now - start + result.retryAfterMs,
+              granted: false,
+            });
+          }
+          throw new RateLimitTimeoutError({
+            key,
+            tokens,
+            maxWaitMs,
+            retryAfterMs: now - start + result.retryAfterMs,
+          });
+        }
+        try {
+          await clock.sleep(result.retryAfterMs, signal);
+        } catch (reason) {
+          throw new RateLimitAbortedError({ key, tokens }, reason);
+        }
+      }
+    } finally {
+      leave();
+      if (lines.get(key) === tail) lines.delete(key);
+    }
+  };
+
+  return {
+    tryAcquire,
+    acquire,
+    feedback(key: string): ThrottleFeedback {
+      if (typeof key !== 'string' || key.length === 0) rejectKey(key);
+      return NO_FEEDBACK;
+    },
+  };
+}

@@ -1,0 +1,19 @@
+import { createTokenBucket } from '../src/index.js';
+import { createRedisTokenBucket } from '../src/redis/index.js';
+import { rateLimiterContract } from './support/rate-limiter-contract.js';
+import { connectRedis, describeRedis, uniquePrefix } from './support/redis.js';
+
+rateLimiterContract('memory token bucket', (limits, clock) =>
+  createTokenBucket({ ...limits, clock }),
+);
+
+describeRedis('Redis', () => {
+  rateLimiterContract('Redis token bucket (client clock)', (limits, clock) =>
+    createRedisTokenBucket(connectRedis(), {
+      ...limits,
+      clock,
+      timeSource: 'client',
+      prefix: uniquePrefix('contract'),
+    }),
+  );
+});

@@ -1,0 +1,308 @@
+import { spawn } from 'node:child_process';
+import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { expect, it } from 'vitest';
+import { createTokenBucket, StoreUnavailableError } from '../src/index.js';
+import { createRedisTokenBucket } from '../src/redis/index.js';
+import {
+  connectRedis,
+  describeOwnRedis,
+  describeRedis,
+  ownRedisServer,
+  redisUrl,
+  uniquePrefix,
+} from './support/redis.js';
+
+const root = new URL('..', import.meta.url).pathname;
+
+function runWorker(args: string[]): Promise<{ granted: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--import',
+        './tools/lua-loader.mjs',
+        'test/fixtures/limiter-worker.ts',
+        ...args,
+      ],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    child.on('exit', (code) => {
+      if (code === 0) resolve(JSON.parse(out.trim().split('\n').pop() as string));
+      else reject(new Error(`worker exited with ${code}: ${err}`));
+    });
+  });
+}
+
+describeRedis('createRedisTokenBucket', () => {
+  it('keeps several processes sharing one bucket within capacity + rate·t, and near it', async () => {
+    const prefix = uniquePrefix('multi');
+    const start = Date.now() + 4_000;
+    const durationMs = 3_000;
+    const results = await Promise.all(
+      [1, 2, 3].map(() =>
+        runWorker([redisUrl, prefix, String(start), String(start + durationMs), '4']),
+      ),
+    );
+    const total = results.reduce((sum, r) => sum + r.granted, 0);
+    const bound = 20 + 100 * (durationMs / 1000);
+    expect(total).toBeLessThanOrEqual(bound);
+    expect(total).toBeGreaterThanOrEqual(0.95 * bound);
+    for (const r of results) expect(r.granted).toBeGreaterThan(0);
+  });
+
+  it('uses Redis TIME by default, names keys with a hash tag and lets them expire once full', async () => {
+    const redis = connectRedis();
+    const prefix = uniquePrefix('keys');
+    const limiter = createRedisTokenBucket(redis, {
+      prefix,
+      capacity: 10,
+      refillPerSecond: 5,
+      dedupe: false,
+    });
+    expect(await limiter.tryAcquire('+4915112345678', 4)).toEqual({ ok: true, remaining: 6 });
+    const key = `{${prefix}:+4915112345678}`;
+    const ttl = await redis.pttl(key);
+    expect(ttl).toBeGreaterThan(700);
+    expect(ttl).toBeLessThanOrEqual(800);
+    const [tokens, at] = ((await redis.get(key)) ?? '').split(' ').map(Number);
+    expect(tokens).toBe(6);
+    const [seconds] = await redis.time();
+    expect(Math.abs((at as number) - Number(seconds) * 1000)).toBeLessThan(5_000);
+    expect(await redis.keys(`*${prefix}*`)).toEqual([key]);
+  });
+
+  it('charges a re-sent call once: the script remembers the request id', async () => {
+    const redis = connectRedis();
+    const prefix = uniquePrefix('dedupe');
+    const limiter = createRedisTokenBucket(redis, { prefix, capacity: 5, refillPerSecond: 0.001 });
+    expect(await limiter.tryAcquire('k', 2)).toEqual({ ok: true, remaining: 3 });
+    const [ridKey] = await redis.keys(`{${prefix}:k}:r:*`);
+    expect(ridKey).toBeDefined();
+    expect(await redis.pttl(ridKey as string)).toBeGreaterThan(1000);
+    // Replay the very same EVALSHA, as a reconnecting client would.
+    const { defineScript } = await import('../src/redis/script.js');
+    const source = (await import('../src/redis/scripts/token-bucket.lua')).default;
+    const script = defineScript('token-bucket', source);
+    const replay = await redis.evalsha(
+      script.sha,
+      2,
+      `{${prefix}:k}`,
+      ridKey as string,
+      5,
+      0.000001,
+      2,
+      '',
+      2000,
+    );
+    expect(replay).toEqual([1, 3]);
+    expect(await limiter.tryAcquire('k', 3)).toEqual({ ok: true, remaining: 0 });
+  });
+
+  it('rejects bad options, naming the value', () => {
+    const redis = connectRedis();
+    expect(() => createRedisTokenBucket(redis, { capacity: 0, refillPerSecond: 1 })).toThrow(
+      /capacity must be > 0/,
+    );
+    expect(() =>
+      createRedisTokenBucket(redis, { capacity: 1, refillPerSecond: Number.NaN }),
+    ).toThrow(/NaN/);
+    expect(() =>
+      createRedisTokenBucket(redis, { capacity: 1, refillPerSecond: 1, prefix: '' }),
+    ).toThrow(/prefix/);
+    expect(() =>
+      createRedisTokenBucket(redis, {
+        capacity: 1,
+        refillPerSecond: 1,
+        onStoreError: 'ignore' as 'allow',
+      }),
+    ).toThrow(/onStoreError.*"ignore"/);
+    expect(() =>
+      createRedisTokenBucket(redis, {
+        capacity: 1,
+        refillPerSecond: 1,
+        timeSource: 'local' as 'client',
+      }),
+    ).toThrow(/timeSource.*"local"/);
+    expect(() => createRedisTokenBucket({} as never, { capacity: 1, refillPerSecond: 1 })).toThrow(
+      /client/,
+    );
+  });
+});
+
+/** A TCP proxy that can drop the connection instead of passing on the next reply. */
+function dropNextReplyProxy(
+  port: number,
+): Promise<{ port: number; dropNext(): void; server: Server }> {
+  let drop = false;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = tcpConnect(port, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.on('data', (d) => upstream.write(d));
+    upstream.on('data', (d) => {
+      if (drop) {
+        drop = false;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(d);
+    });
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', close).on('close', close);
+    upstream.on('error', close).on('close', close);
+  });
+  server.on('close', () => {
+    for (const s of sockets) s.destroy();
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      resolve({
+        port: typeof address === 'object' && address !== null ? address.port : 0,
+        dropNext: () => {
+          drop = true;
+        },
+        server,
+      });
+    });
+  });
+}
+
+describeOwnRedis('createRedisTokenBucket when Redis is in trouble', () => {
+  const limits = { capacity: 1, refillPerSecond: 0.01, commandTimeoutMs: 300 } as const;
+
+  it('does not double-charge when ioredis re-sends a call whose reply was lost', async () => {
+    const server = await ownRedisServer();
+    const proxy = await dropNextReplyProxy(server.port);
+    const redis = connectRedis(`redis://127.0.0.1:${proxy.port}`, { maxRetriesPerRequest: 3 });
+    const direct = connectRedis(server.url);
+    const prefix = uniquePrefix('resend');
+    const limiter = createRedisTokenBucket(redis, {
+      prefix,
+      capacity: 5,
+      refillPerSecond: 0.001,
+      commandTimeoutMs: 5_000,
+    });
+    await limiter.tryAcquire('warm-up');
+    proxy.dropNext();
+    expect(await limiter.tryAcquire('k', 2)).toEqual({ ok: true, remaining: 3 });
+    const [tokens] = ((await direct.get(`{${prefix}:k}`)) ?? '').split(' ').map(Number);
+    expect(tokens).toBeCloseTo(3, 2);
+
+    const careless = createRedisTokenBucket(redis, {
+      prefix,
+      capacity: 5,
+      refillPerSecond: 0.001,
+      dedupe: false,
+      commandTimeoutMs: 5_000,
+    });
+    proxy.dropNext();
+    expect(await careless.tryAcquire('other', 2)).toEqual({ ok: true, remaining: 1 });
+    proxy.server.close();
+  });
+
+  it("'reject' fails fast with StoreUnavailableError when the server is stopped, frozen or paused", async () => {
+    const server = await ownRedisServer();
+    const redis = quiet(connectRedis(server.url, { maxRetriesPerRequest: 0 }));
+    const limiter = createRedisTokenBucket(redis, { ...limits, prefix: uniquePrefix('reject') });
+    expect((await limiter.tryAcquire('k')).ok).toBe(true);
+
+    server.freeze();
+    let started = Date.now();
+    await expect(limiter.tryAcquire('k')).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(limiter.acquire('k')).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    server.thaw();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const admin = quiet(connectRedis(server.url));
+    await admin.client('PAUSE', 3000, 'ALL');
+    started = Date.now();
+    await expect(limiter.tryAcquire('k')).rejects.toMatchObject({
+      name: 'StoreUnavailableError',
+      operation: 'tryAcquire',
+    });
+    expect(Date.now() - started).toBeLessThan(2_500);
+
+    await server.stop();
+    await expect(limiter.tryAcquire('k')).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(limiter.acquire('k', 1, { maxWaitMs: 100 })).rejects.toBeInstanceOf(
+      StoreUnavailableError,
+    );
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it("'allow' grants while the server is down, and limits again once it is back", async () => {
+    const server = await ownRedisServer();
+    const redis = quiet(connectRedis(server.url, { maxRetriesPerRequest: 0 }));
+    const limiter = createRedisTokenBucket(redis, {
+      ...limits,
+      prefix: uniquePrefix('allow'),
+      onStoreError: 'allow',
+    });
+    expect(await limiter.tryAcquire('k')).toEqual({ ok: true, remaining: 0 });
+    expect((await limiter.tryAcquire('k')).ok).toBe(false);
+    await server.stop();
+    expect(await limiter.tryAcquire('k')).toEqual({ ok: true, remaining: 0 });
+    expect(await limiter.acquire('k')).toBeGreaterThanOrEqual(0);
+    await server.start();
+    // The restarted server is empty (no persistence) and has no scripts: NOSCRIPT → EVAL.
+    await waitForReconnect(
+      async () => (await limiter.tryAcquire('k')).ok && !(await limiter.tryAcquire('k')).ok,
+    );
+  });
+
+  it('a fallback limiter takes over while the server is down', async () => {
+    const server = await ownRedisServer();
+    const redis = quiet(
+      connectRedis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false }),
+    );
+    const fallback = createTokenBucket({ capacity: 2, refillPerSecond: 0.01 });
+    const limiter = createRedisTokenBucket(redis, {
+      ...limits,
+      prefix: uniquePrefix('fallback'),
+      onStoreError: fallback,
+    });
+    await server.stop();
+    expect(await limiter.tryAcquire('k')).toEqual({ ok: true, remaining: 1 });
+    expect(await limiter.acquire('k')).toBeGreaterThanOrEqual(0);
+    expect((await limiter.tryAcquire('k')).ok).toBe(false);
+    await expect(limiter.acquire('k', 1, { maxWaitMs: 50 })).rejects.toMatchObject({
+      code: 'RATE_LIMIT_TIMEOUT',
+    });
+    server.freeze();
+  });
+});
+
+async function waitForReconnect(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // Still reconnecting.
+    }
+    if (Date.now() > deadline) throw new Error('the limiter did not recover after the restart');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Connection errors are what these tests provoke: keep ioredis from logging each one. */
+function quiet<T extends { on(event: 'error', listener: () => void): unknown }>(client: T): T {
+  client.on('error', () => {});
+  return client;
+}

@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import type { RateLimiter, TokenBucketLimits } from '../../src/index.js';
+import { RateLimitAbortedError, RateLimitTimeoutError } from '../../src/index.js';
+import { createManualClock, type ManualClock } from '../../src/testing/index.js';
+
+/** Makes a limiter under test, driven by `clock`. */
+export type MakeLimiter = (limits: TokenBucketLimits, clock: ManualClock) => RateLimiter;
+
+/** Polls `condition` in real time (I/O may be in flight) until it holds. */
+export async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/** Runs the cases every `RateLimiter` must pass. */
+export function rateLimiterContract(name: string, make: MakeLimiter): void {
+  describe(`RateLimiter contract: ${name}`, () => {
+    const setup = (limits: TokenBucketLimits) => {
+      const clock = createManualClock(1_700_000_000_000);
+      return { clock, limiter: make(limits, clock) };
+    };
+
+    it('starts a new key full, then refuses with the milliseconds until the next token', async () => {
+      const { limiter } = setup({ capacity: 3, refillPerSecond: 4 });
+      expect(await limiter.tryAcquire('a')).toEqual({ ok: true, remaining: 2 });
+      expect(await limiter.tryAcquire('a', 2)).toEqual({ ok: true, remaining: 0 });
+      expect(await limiter.tryAcquire('a')).toEqual({ ok: false, retryAfterMs: 250 });
+      expect(await limiter.tryAcquire('b', 3)).toEqual({ ok: true, remaining: 0 });
+    });
+
+    it('refills with time, never beyond capacity, and a refusal takes nothing', async () => {
+      const { limiter, clock } = setup({ capacity: 2, refillPerSecond: 10 });
+      await limiter.tryAcquire('k', 2);
+      await clock.advance(50);
+      expect(await limiter.tryAcquire('k')).toEqual({ ok: false, retryAfterMs: 50 });
+      await clock.advance(50);
+      expect(await limiter.tryAcquire('k')).toEqual({ ok: true, remaining: 0 });
+      await clock.advance(60_000);
+      expect(await limiter.tryAcquire('k', 2)).toEqual({ ok: true, remaining: 0 });
+      expect(await limiter.tryAcquire('k')).toEqual({ ok: false, retryAfterMs: 100 });
+    });
+
+    it('grants exactly capacity + rate·t over time', async () => {
+      const { limiter, clock } = setup({ capacity: 5, refillPerSecond: 20 });
+      let grantedCount = 0;
+      for (let step = 0; step < 200; step++) {
+        while ((await limiter.tryAcquire('k')).ok) grantedCount++;
+        await clock.advance(10);
+      }
+      // The last check is at 1,990 ms: the initial 5 plus 39.8 tokens refilled at 20/s.
+      expect(grantedCount).toBe(5 + 39);
+    });
+
+    it('rejects bad input, naming the value', async () => {
+      const { limiter } = setup({ capacity: 5, refillPerSecond: 1 });
+      await expect(async () => limiter.tryAcquire('')).rejects.toThrow(/key must not be empty/);
+      await expect(async () => limiter.tryAcquire('k', 6)).rejects.toThrow(/capacity 5.*got 6/);
+      await expect(async () => limiter.tryAcquire('k', Number.NaN)).rejects.toThrow(/got NaN/);
+      await expect(limiter.acquire('k', 1, { maxWaitMs: -1 })).rejects.toThrow(/maxWaitMs.*-1/);
+    });
+
+    it('acquire waits for the refill, first come first served', async () => {
+      const { limiter, clock } = setup({ capacity: 4, refillPerSecond: 10 });
+      expect(await limiter.acquire('k', 4)).toBe(0);
+      const order: string[] = [];
+      const big = limiter.acquire('k', 4).then((ms) => order.push(`big ${ms}`));
+      await until(() => clock.pending().length > 0);
+      const small = limiter.acquire('k', 1).then((ms) => order.push(`small ${ms}`));
+      for (let i = 0; i < 60 && order.length < 2; i++) {
+        await until(() => clock.pending().length > 0 || order.length === 2);
+        await clock.advance(10);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      await Promise.all([big, small]);
+      expect(order[0]).toBe('big 400');
+      expect(order[1]).toMatch(/^small (49|50)\d$/);
+    });
+
+    it('acquire gives up with RateLimitTimeoutError when maxWaitMs cannot be met, taking nothing', async () => {
+      const { limiter } = setup({ capacity: 1, refillPerSecond: 1 });
+      await limiter.acquire('k');
+      const error = await limiter.acquire('k', 1, { maxWaitMs: 500 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(RateLimitTimeoutError);
+      expect(error).toMatchObject({ code: 'RATE_LIMIT_TIMEOUT', key: 'k', maxWaitMs: 500 });
+      expect(await limiter.tryAcquire('k')).toEqual({ ok: false, retryAfterMs: 1000 });
+    });
+
+    it('acquire rejects with RateLimitAbortedError on abort, taking nothing', async () => {
+      const { limiter, clock } = setup({ capacity: 1, refillPerSecond: 1 });
+      await limiter.acquire('k');
+      const controller = new AbortController();
+      const waiting = limiter
+        .acquire('k', 1, { signal: controller.signal })
+        .catch((e: unknown) => e);
+      await until(() => clock.pending().length > 0);
+      controller.abort(new Error('bye'));
+      const error = await waiting;
+      expect(error).toBeInstanceOf(RateLimitAbortedError);
+      expect(error).toMatchObject({ code: 'RATE_LIMIT_ABORTED', cause: new Error('bye') });
+      await clock.advance(1000);
+      expect(await limiter.tryAcquire('k')).toEqual({ ok: true, remaining: 0 });
+    });
+
+    it('gives a no-op feedback when not adaptive', async () => {
+      const { limiter } = setup({ capacity: 2, refillPerSecond: 1 });
+      const feedback = limiter.feedback('k');
+      feedback.throttled({ retryable: true, reason: 'rate_limited' });
+      feedback.succeeded();
+      expect(await limiter.tryAcquire('k', 2)).toEqual({ ok: true, remaining: 0 });
+    });
+  });
+}
