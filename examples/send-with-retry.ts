@@ -1,0 +1,74 @@
+/**
+ * Sending WhatsApp messages that survive throttling, outages and double submits: a client with
+ * a per-number rate limiter, an idempotency store and a dead-letter queue, against a loopback
+ * fake of the Cloud API that answers some requests with 503 and some with 130429 (HTTP 400).
+ *
+ *   npx tsx examples/send-with-retry.ts
+ */
+import {
+  createMemoryDeadLetterQueue,
+  createMemoryIdempotencyStore,
+  createTokenBucket,
+  isRetrykitError,
+} from '../src/index.js';
+import { type CloudMessage, createWhatsAppClient } from '../src/whatsapp/index.js';
+import { startFakeWhatsApp } from './support/fake-whatsapp.js';
+
+// Stands in for graph.facebook.com. In your app: leave out `baseUrl`.
+const api = await startFakeWhatsApp({
+  faults: { serverError: 0.25, rateLimit: 0.25 },
+  undeliverable: (to) => to === '4915100000000',
+  seed: 4,
+});
+
+const deadLetters = createMemoryDeadLetterQueue<CloudMessage>();
+const whatsapp = createWhatsAppClient({
+  accessToken: api.accessToken,
+  phoneNumberId: '106540352242922',
+  baseUrl: api.url,
+  // 20 messages/s with a burst of 2; WHATSAPP_RATE_LIMITS has the platform's presets.
+  limiter: createTokenBucket({ capacity: 2, refillPerSecond: 20 }),
+  store: createMemoryIdempotencyStore({ maxEntries: 10_000 }),
+  dlq: deadLetters,
+  retry: { maxAttempts: 6, backoff: { initialDelayMs: 100, maxDelayMs: 2000 } },
+  onEvent: (event) => {
+    if (event.type === 'retry_scheduled') {
+      console.log(`  retry in ${Math.round(event.delayMs)} ms (${event.reason})`);
+    }
+  },
+});
+
+const text = (to: string, body: string): CloudMessage => ({ to, type: 'text', text: { body } });
+
+for (const [key, message] of [
+  ['order-1:shipped', text('4915112345678', 'Order 1 has shipped')],
+  ['order-2:shipped', text('4915187654321', 'Order 2 has shipped')],
+  // The same key again, as a retried job would: answered from the store, not sent again.
+  ['order-1:shipped', text('4915112345678', 'Order 1 has shipped')],
+  // An undeliverable recipient (131026): permanent, dead-lettered at once.
+  ['order-3:shipped', text('4915100000000', 'Order 3 has shipped')],
+] as const) {
+  console.log(`send ${key}`);
+  try {
+    const { messageId, attempts, deduplicated } = await whatsapp.sendMessage(message, {
+      idempotencyKey: key,
+    });
+    console.log(
+      deduplicated
+        ? `  already sent as ${messageId}: not sent again`
+        : `  accepted as ${messageId} after ${attempts} attempt${attempts === 1 ? '' : 's'}`,
+    );
+  } catch (error) {
+    console.log(
+      `  failed for good: ${isRetrykitError(error) ? error.name : 'Error'} — ${(error as Error).message}`,
+    );
+  }
+}
+
+const { entries } = await deadLetters.list();
+for (const entry of entries) {
+  const last = entry.attempts.at(-1);
+  console.log(`dead letter ${entry.id}: ${entry.reason}, ${entry.disposition}, code ${last?.code}`);
+}
+console.log(`the API accepted ${api.accepted.length} messages`);
+await api.close();
