@@ -1,8 +1,16 @@
 import type { Classification } from './classify-types.js';
 import type { DeadLetterAttempt } from './dead-letter-types.js';
-import { describe } from './errors.js';
+import { describe, isRetrykitError } from './errors.js';
 
-/** The platform or error code a failure carries (`130429`, `ECONNRESET`), if any. */
+function isCode(value: unknown): value is string | number {
+  return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
+}
+
+/**
+ * The platform or error code a failure carries (`130429`, `ECONNRESET`), if any: the
+ * classification's `code`, else an `errorCode` field (e.g. `WhatsAppApiError`), else `code`,
+ * looking through `cause` (a retrykit error's own `code` names its family, so it is skipped).
+ */
 export function errorCodeOf(
   error: unknown,
   classification?: Classification,
@@ -10,10 +18,9 @@ export function errorCodeOf(
   if (classification?.code !== undefined) return classification.code;
   for (let e = error, depth = 0; depth < 3; depth++) {
     if (typeof e !== 'object' || e === null) return undefined;
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' || (typeof code === 'number' && Number.isFinite(code))) {
-      return code;
-    }
+    const { errorCode, code } = e as { errorCode?: unknown; code?: unknown };
+    if (isCode(errorCode)) return errorCode;
+    if (!isRetrykitError(e) && isCode(code)) return code;
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;

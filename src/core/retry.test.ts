@@ -453,3 +453,12 @@ describe('retry with jitter', () => {
     expect(await run()).toEqual(a);
   });
 });
+
+describe('attempt signals', () => {
+  it('gives every call its own signal, so listeners never pile up on a shared one', async () => {
+    const run = createRetry();
+    const signals = await Promise.all(Array.from({ length: 3 }, () => run(({ signal }) => signal)));
+    expect(new Set(signals).size).toBe(3);
+    expect(signals.every((s) => !s.aborted)).toBe(true);
+  });
+});

@@ -168,15 +168,22 @@ interface Resolved {
   readonly random: RandomSource;
 }
 
-const NEVER_ABORTED: AbortSignal = new AbortController().signal;
+/**
+ * The context of a first attempt without a caller signal or timeout. Its `signal` never aborts
+ * and is made only when the function reads it, so the happy path allocates almost nothing and
+ * listeners added to it (fetch, limiters) die with the call instead of piling up on a shared one.
+ */
+class FirstAttempt implements AttemptContext {
+  readonly attempt = 0;
+  readonly elapsedMs = 0;
+  readonly previousError = undefined;
+  private lazySignal: AbortSignal | undefined = undefined;
 
-/** The context of every first attempt without a signal: shared, so the happy path allocates nothing. */
-const FIRST_ATTEMPT: AttemptContext = Object.freeze({
-  attempt: 0,
-  signal: NEVER_ABORTED,
-  elapsedMs: 0,
-  previousError: undefined,
-});
+  get signal(): AbortSignal {
+    this.lazySignal ??= new AbortController().signal;
+    return this.lazySignal;
+  }
+}
 
 function noop(): void {}
 
@@ -254,7 +261,8 @@ function runAttempt<T>(
   const { signal, attemptTimeoutMs } = o;
   if (signal === undefined && attemptTimeoutMs === undefined) {
     try {
-      return Promise.resolve(fn({ attempt, signal: NEVER_ABORTED, elapsedMs, previousError }));
+      const never = new AbortController().signal;
+      return Promise.resolve(fn({ attempt, signal: never, elapsedMs, previousError }));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -292,7 +300,7 @@ function runAttempt<T>(
     try {
       result = fn({
         attempt,
-        signal: controller?.signal ?? signal ?? NEVER_ABORTED,
+        signal: controller?.signal ?? signal ?? new AbortController().signal,
         elapsedMs,
         previousError,
       });
@@ -469,7 +477,7 @@ async function execute<T>(
   try {
     value =
       o.signal === undefined && o.attemptTimeoutMs === undefined
-        ? await fn(FIRST_ATTEMPT)
+        ? await fn(new FirstAttempt())
         : await runAttempt(fn, o, 0, 0, undefined);
   } catch (error) {
     return continueAfterFailure(fn, o, start, error);
