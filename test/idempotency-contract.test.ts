@@ -22,4 +22,14 @@ describeRedis('redis', () => {
       advance: (ms) => advanceRedisTime(redis, prefix, ms),
     };
   });
+
+  idempotencyStoreContract('redis, scripts only (a client without set)', async () => {
+    const redis = connectRedis();
+    const prefix = uniquePrefix('idem-contract-scripts');
+    const scriptsOnly = { evalsha: redis.evalsha.bind(redis), eval: redis.eval.bind(redis) };
+    return {
+      store: createRedisIdempotencyStore(scriptsOnly, { prefix }),
+      advance: (ms) => advanceRedisTime(redis, prefix, ms),
+    };
+  });
 });

@@ -12,7 +12,7 @@ import {
 import type { ClaimOptions, ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
 import { assertFunction, assertKey, assertNumber } from '../core/validate.js';
 import type { RedisClientLike } from './client.js';
-import { defineScript, hashTag, runScript } from './script.js';
+import { defineScript, hashTag, runCommand, runScript } from './script.js';
 import claimSource from './scripts/idempotency-claim.lua';
 import completeSource from './scripts/idempotency-complete.lua';
 import markOnceSource from './scripts/idempotency-mark-once.lua';
@@ -57,7 +57,8 @@ export const REDIS_IDEMPOTENCY_DEFAULTS = Object.freeze({
 
 /**
  * An {@link IdempotencyStore} on Redis, shared by every process that uses the same `prefix`.
- * Each method is one atomic round trip (a Lua script through EVALSHA); leases and TTLs are
+ * Each method is one atomic round trip (a plain `SET NX PX` where that does the job and the
+ * client has `set`, else a Lua script through EVALSHA); leases and TTLs are
  * Redis expiries (`PEXPIRE`), so a crashed worker's lease runs out on the server's clock and
  * nothing needs cleaning up. Every key of one call shares a hash tag, so it works on Redis
  * Cluster. Failures and timeouts reject with `StoreUnavailableError`, never with an answer.
@@ -94,6 +95,7 @@ export function createRedisIdempotencyStore(
   const onEvent = options.onEvent;
   const clock = options.clock ?? systemClock;
 
+  const set = client.set?.bind(client);
   const run = (
     operation: string,
     script: typeof claimScript,
@@ -117,11 +119,14 @@ export function createRedisIdempotencyStore(
     async claim<R = unknown>(key: string, claimOptions: ClaimOptions): Promise<ClaimResult<R>> {
       const { leaseMs, fingerprint } = checkClaim(key, claimOptions);
       const token = fencingToken();
-      const reply = await run('claim', claimScript, hashTag(prefix, key), [
-        token,
-        leaseMs,
-        fingerprint ?? '',
-      ]);
+      const recordKey = hashTag(prefix, key);
+      if (set !== undefined) {
+        const first = await runCommand({ operation: 'claim', timeoutMs }, () =>
+          set(recordKey, `p${token}:${fingerprint ?? ''}`, 'PX', leaseMs, 'NX'),
+        );
+        if (first === 'OK') return { status: 'claimed', token };
+      }
+      const reply = await run('claim', claimScript, recordKey, [token, leaseMs, fingerprint ?? '']);
       if (reply === 1) return { status: 'claimed', token };
       if (!Array.isArray(reply)) throw unexpected('claim', reply);
       switch (reply[0]) {
@@ -171,8 +176,14 @@ export function createRedisIdempotencyStore(
     async markOnce(key, ttlMs) {
       checkKey(key);
       const ttl = checkTtl(ttlMs);
-      const reply = await run('markOnce', markOnceScript, `${hashTag(prefix, key)}:once`, [ttl]);
-      if (reply === 1) return true;
+      const markKey = `${hashTag(prefix, key)}:once`;
+      const first =
+        set === undefined
+          ? (await run('markOnce', markOnceScript, markKey, [ttl])) === 1
+          : (await runCommand({ operation: 'markOnce', timeoutMs }, () =>
+              set(markKey, '1', 'PX', ttl, 'NX'),
+            )) === 'OK';
+      if (first) return true;
       hit(key, 'duplicate');
       return false;
     },

@@ -60,21 +60,31 @@ function withTimeout<T>(promise: Promise<T>, timeoutMs: number, operation: strin
  * timeout, rejects with {@link StoreUnavailableError}. Scripts report expected outcomes as
  * return values, never as errors.
  */
-export async function runScript(
+export function runScript(
   client: RedisClientLike,
   script: LuaScript,
   keys: readonly string[],
   args: readonly (string | number)[],
   options: RunScriptOptions,
 ): Promise<unknown> {
-  const call = async (): Promise<unknown> => {
+  return runCommand(options, async () => {
     try {
       return await client.evalsha(script.sha, keys.length, ...keys, ...args);
     } catch (error) {
       if (!isNoScript(error)) throw error;
       return client.eval(script.source, keys.length, ...keys, ...args);
     }
-  };
+  });
+}
+
+/**
+ * Runs one Redis call under the same rules as {@link runScript}: a timeout, and any failure
+ * mapped to {@link StoreUnavailableError}.
+ */
+export async function runCommand(
+  options: RunScriptOptions,
+  call: () => Promise<unknown>,
+): Promise<unknown> {
   try {
     return await withTimeout(call(), options.timeoutMs, options.operation);
   } catch (error) {
