@@ -104,7 +104,7 @@ describeRedis('createRedisTokenBucket', () => {
       '',
       2000,
     );
-    expect(replay).toEqual([1, 3]);
+    expect(replay).toBe(3);
     expect(await limiter.tryAcquire('k', 3)).toEqual({ ok: true, remaining: 0 });
   });
 

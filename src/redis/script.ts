@@ -29,31 +29,6 @@ function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT');
 }
 
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number, operation: string): Promise<T> {
-  if (!(timeoutMs > 0)) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(
-        new StoreUnavailableError(
-          operation,
-          new Error(`Redis did not answer within ${timeoutMs} ms`),
-        ),
-      );
-    }, timeoutMs);
-    (timer as { unref?: () => void }).unref?.();
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
-}
-
 /**
  * Runs `script` with EVALSHA, falling back to EVAL when the server doesn't have it cached
  * (NOSCRIPT: first use, or after a restart or `SCRIPT FLUSH`). Any other failure, and a
@@ -67,30 +42,63 @@ export function runScript(
   args: readonly (string | number)[],
   options: RunScriptOptions,
 ): Promise<unknown> {
-  return runCommand(options, async () => {
-    try {
-      return await client.evalsha(script.sha, keys.length, ...keys, ...args);
-    } catch (error) {
-      if (!isNoScript(error)) throw error;
-      return client.eval(script.source, keys.length, ...keys, ...args);
-    }
-  });
+  return runCommand(options, () =>
+    client
+      .evalsha(script.sha, keys.length, ...keys, ...args)
+      .catch((error: unknown) =>
+        isNoScript(error)
+          ? client.eval(script.source, keys.length, ...keys, ...args)
+          : Promise.reject(error),
+      ),
+  );
 }
 
 /**
  * Runs one Redis call under the same rules as {@link runScript}: a timeout, and any failure
- * mapped to {@link StoreUnavailableError}.
+ * mapped to {@link StoreUnavailableError}. One promise and at most one timer per call: this
+ * sits on the hot path of every limiter and store operation.
  */
-export async function runCommand(
+export function runCommand(
   options: RunScriptOptions,
   call: () => Promise<unknown>,
 ): Promise<unknown> {
+  const { operation, timeoutMs } = options;
+  let pending: Promise<unknown>;
   try {
-    return await withTimeout(call(), options.timeoutMs, options.operation);
+    pending = call();
   } catch (error) {
-    if (error instanceof StoreUnavailableError) throw error;
-    throw new StoreUnavailableError(options.operation, error);
+    return Promise.reject(unavailable(operation, error));
   }
+  return new Promise((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (timeoutMs > 0) {
+      timer = setTimeout(() => {
+        reject(
+          new StoreUnavailableError(
+            operation,
+            new Error(`Redis did not answer within ${timeoutMs} ms`),
+          ),
+        );
+      }, timeoutMs);
+      (timer as { unref?: () => void }).unref?.();
+    }
+    pending.then(
+      (value) => {
+        if (timer !== undefined) clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        if (timer !== undefined) clearTimeout(timer);
+        reject(unavailable(operation, error));
+      },
+    );
+  });
+}
+
+function unavailable(operation: string, error: unknown): StoreUnavailableError {
+  return error instanceof StoreUnavailableError
+    ? error
+    : new StoreUnavailableError(operation, error);
 }
 
 /**

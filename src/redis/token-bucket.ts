@@ -91,6 +91,17 @@ function isRateLimiter(value: unknown): value is RateLimiter {
   );
 }
 
+/** The script's reply: remaining tokens (≥ 0) when granted, -retryAfterMs when refused. */
+function toResult(reply: unknown): AcquireResult {
+  if (typeof reply !== 'number') {
+    throw new StoreUnavailableError(
+      'tryAcquire',
+      new Error(`unexpected reply ${showValue(reply)}`),
+    );
+  }
+  return reply >= 0 ? granted(reply) : refused(-reply);
+}
+
 /**
  * A per-key token bucket in Redis with the same interface as `createTokenBucket`: every
  * process sharing `prefix` shares the limit. Each `tryAcquire` is one EVALSHA of
@@ -138,24 +149,17 @@ export function createRedisTokenBucket(
   const instance = Math.random().toString(36).slice(2, 10);
   let sequence = 0;
 
-  /** One EVALSHA; throws StoreUnavailableError. */
-  const take = async (key: string, tokens: number): Promise<AcquireResult> => {
+  /** One EVALSHA; rejects with StoreUnavailableError. */
+  const take = (key: string, tokens: number): Promise<AcquireResult> => {
     const bucket = hashTag(prefix, key);
     const keys = dedupe ? [bucket, `${bucket}:r:${instance}:${++sequence}`] : [bucket];
-    const reply = await runScript(
+    return runScript(
       client,
       SCRIPT,
       keys,
       [capacity, refillPerMs, tokens, timeSource === 'client' ? clock.now() : '', rememberMs],
       { operation: 'tryAcquire', timeoutMs: commandTimeoutMs },
-    );
-    if (!Array.isArray(reply) || typeof reply[1] !== 'number') {
-      throw new StoreUnavailableError(
-        'tryAcquire',
-        new Error(`unexpected reply ${showValue(reply)}`),
-      );
-    }
-    return reply[0] === 1 ? granted(reply[1]) : refused(reply[1]);
+    ).then(toResult);
   };
 
   const validate = (key: string, tokens: number): void => {
@@ -163,25 +167,31 @@ export function createRedisTokenBucket(
     if (tokens !== 1 && !validTokens(tokens, capacity)) rejectTokens(tokens, capacity);
   };
 
-  const tryAcquire = async (key: string, tokens = 1): Promise<AcquireResult> => {
-    validate(key, tokens);
+  const tryAcquire = (key: string, tokens = 1): Promise<AcquireResult> => {
     try {
-      const result = await take(key, tokens);
-      if (!result.ok && onEvent !== undefined) {
-        emit(onEvent, {
-          type: 'rate_limit_wait',
-          time: clock.now(),
-          key,
-          waitMs: result.retryAfterMs,
-          granted: false,
-        });
-      }
-      return result;
+      validate(key, tokens);
     } catch (error) {
-      if (onStoreError === 'reject') throw error;
-      if (onStoreError === 'allow') return granted(0);
-      return onStoreError.tryAcquire(key, tokens);
+      return Promise.reject(error);
     }
+    return take(key, tokens).then(
+      (result) => {
+        if (!result.ok && onEvent !== undefined) {
+          emit(onEvent, {
+            type: 'rate_limit_wait',
+            time: clock.now(),
+            key,
+            waitMs: result.retryAfterMs,
+            granted: false,
+          });
+        }
+        return result;
+      },
+      (error: unknown) => {
+        if (onStoreError === 'reject') throw error;
+        if (onStoreError === 'allow') return granted(0);
+        return onStoreError.tryAcquire(key, tokens);
+      },
+    );
   };
 
   /** The tail of each key's line in this process. */

@@ -12,8 +12,10 @@
 -- ARGV[4]  now in milliseconds from the client's clock, or "" to use the server's TIME
 -- ARGV[5]  milliseconds to keep the request id (used with KEYS[2])
 --
--- Returns {1, remaining}     granted; remaining = whole tokens left
---         {0, retryAfterMs}  refused; whole milliseconds until the request would fit
+-- Returns remaining ≥ 0       granted; whole tokens left
+--         -retryAfterMs < 0  refused; whole milliseconds until the request would fit (≥ 1)
+--         One integer rather than a table: this script runs on every call, and building a
+--         reply table costs Redis more than the rest of the maths.
 
 if redis.replicate_commands then
   -- Redis 3.2 to 4 replicate scripts verbatim unless told otherwise, and then forbid TIME
@@ -24,7 +26,7 @@ end
 if KEYS[2] then
   local seen = redis.call('GET', KEYS[2])
   if seen then
-    return { 1, tonumber(seen) }
+    return tonumber(seen)
   end
 end
 
@@ -62,7 +64,7 @@ end
 
 if tokens < requested then
   -- msUntil(tokens, requested, refillPerMs)
-  return { 0, math.ceil((requested - tokens) / refill_per_ms) }
+  return -math.ceil((requested - tokens) / refill_per_ms)
 end
 
 tokens = tokens - requested
@@ -73,4 +75,4 @@ local remaining = math.floor(tokens)
 if KEYS[2] then
   redis.call('SET', KEYS[2], remaining, 'PX', ARGV[5])
 end
-return { 1, remaining }
+return remaining
