@@ -141,8 +141,10 @@ export function validTokens(tokens: unknown, capacity: number): tokens is number
 }
 
 const CACHED = 4096;
-const grants: AcquireResult[] = [];
-const refusals: AcquireResult[] = [];
+// Filled up front: a first write at a high index (a bucket of capacity 2,000 starts at 1,999)
+// would otherwise turn a sparse array into a slow dictionary.
+const grants: (AcquireResult | undefined)[] = new Array(CACHED).fill(undefined);
+const refusals: (AcquireResult | undefined)[] = new Array(CACHED).fill(undefined);
 
 /**
  * `{ ok: true, remaining }`. Results below 4,096 are frozen and shared, so the hot path
