@@ -1,4 +1,5 @@
 import { Bench } from 'tinybench';
+import { startRedisServer } from '../test/support/redis-server.js';
 
 /** One measured case. */
 export interface Measured {
@@ -65,4 +66,54 @@ export function ratioTable(results: readonly Measured[], baseline: string): stri
   return [`| case | throughput | margin | vs ${baseline} |`, '|---|---:|---:|---:|', ...rows].join(
     '\n',
   );
+}
+
+/** REDIS_URL, or a throwaway `redis-server` of our own. */
+export async function redisForBench(): Promise<{ url: string; stop: () => Promise<void> }> {
+  if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, stop: async () => {} };
+  const server = await startRedisServer();
+  return { url: server.url, stop: () => server.stop() };
+}
+
+/**
+ * Runs the cases round-robin, one operation at a time, for `timeMs` in all: each case sees the
+ * same load on a busy machine, which sequential tinybench runs don't give latency-bound Redis
+ * calls. The margin is the 95 % interval of the per-batch rates (20 batches).
+ */
+export async function interleaved(
+  cases: Record<string, () => Promise<unknown>>,
+  timeMs: number,
+): Promise<Measured[]> {
+  const names = Object.keys(cases);
+  const batches = 20;
+  const rates = new Map<string, number[]>(names.map((name) => [name, []]));
+  for (const name of names) await cases[name]?.(); // warm up: load scripts, open sockets
+  for (let batch = 0; batch < batches; batch++) {
+    const spent = new Map<string, { ms: number; ops: number }>(
+      names.map((name) => [name, { ms: 0, ops: 0 }]),
+    );
+    const end = performance.now() + timeMs / batches;
+    for (let i = 0; performance.now() < end; i++) {
+      const name = names[i % names.length] as string;
+      const start = performance.now();
+      await cases[name]?.();
+      const entry = spent.get(name);
+      if (entry !== undefined) {
+        entry.ms += performance.now() - start;
+        entry.ops++;
+      }
+    }
+    for (const [name, { ms, ops }] of spent) rates.get(name)?.push((ops / ms) * 1000);
+  }
+  return names.map((name) => {
+    const r = rates.get(name) ?? [];
+    const mean = r.reduce((a, b) => a + b, 0) / r.length;
+    const sd = Math.sqrt(r.reduce((a, b) => a + (b - mean) ** 2, 0) / (r.length - 1));
+    return {
+      name,
+      hz: mean,
+      meanNs: 1e9 / mean,
+      rme: ((1.96 * sd) / Math.sqrt(r.length) / mean) * 100,
+    };
+  });
 }
