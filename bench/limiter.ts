@@ -219,7 +219,7 @@ export const limiterSuite: BenchSuite = {
         '## Rate limiter: Redis `tryAcquire`',
         '',
         'One call at a time on one connection, against the same `redis-server` in the same run,',
-        'the cases interleaved call by call so that all see the same load; each number is bound by',
+        'the cases interleaved call by call (a new random order each turn) so that all see the same load; each number is bound by',
         'the round trip. The floor is a raw EVALSHA of a script that does nothing.',
         'Target: retrykit at least 80 % of the floor.',
         '',

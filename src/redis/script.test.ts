@@ -25,7 +25,7 @@ describe('runCommand timeouts', () => {
     expect(failedAt).toBe(start + 1000);
     const error = await call;
     expect(error).toBeInstanceOf(StoreUnavailableError);
-    expect(String(error.cause)).toMatch(/did not answer within 1000 ms/);
+    expect(String((error as Error).cause)).toMatch(/did not answer within 1000 ms/);
   });
 
   it('keeps no timer once every call has settled', async () => {
