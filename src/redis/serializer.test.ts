@@ -30,5 +30,7 @@ describe('jsonSerializer', () => {
     );
     expect(() => jsonSerializer.serialize({ a: {}, b: new Set([1]) })).toThrow('result.b is a Set');
     expect(() => jsonSerializer.serialize(() => 1)).toThrow(TypeError);
+    expect(() => jsonSerializer.serialize(Number.NaN)).toThrow('result is the number NaN');
+    expect(() => jsonSerializer.serialize(-Infinity)).toThrow('result is the number -Infinity');
   });
 });

@@ -38,6 +38,16 @@ function kind(value: unknown): string | undefined {
   }
 }
 
+/** A value JSON stores as is, with no walk needed: a string, boolean, finite number or null. */
+function isPlainScalar(value: unknown): boolean {
+  return (
+    value === null ||
+    typeof value === 'string' ||
+    typeof value === 'boolean' ||
+    (typeof value === 'number' && Number.isFinite(value))
+  );
+}
+
 /**
  * JSON, strictly: a value that JSON would silently change or drop (functions, symbols,
  * bigints, NaN and ±Infinity, Maps and Sets, cycles) is refused with a `TypeError` naming where
@@ -47,6 +57,7 @@ function kind(value: unknown): string | undefined {
 export const jsonSerializer: Serializer = Object.freeze({
   serialize(value: unknown): string {
     if (value === undefined) return '';
+    if (isPlainScalar(value)) return JSON.stringify(value);
     const path: string[] = [];
     const parents: unknown[] = [];
     let text: string | undefined;
@@ -56,9 +67,9 @@ export const jsonSerializer: Serializer = Object.freeze({
           parents.pop();
           path.pop();
         }
-        const where = key === '' ? 'result' : `result${[...path, key].map(segment).join('')}`;
         const problem = kind(v);
         if (problem !== undefined) {
+          const where = key === '' ? 'result' : `result${[...path, key].map(segment).join('')}`;
           throw new TypeError(`${where} is ${problem}, which JSON can't store`);
         }
         if (typeof v === 'object' && v !== null && !(v instanceof Date)) {
