@@ -11,6 +11,11 @@ export interface Measured {
   readonly meanNs: number;
   /** Relative margin of error, in percent. */
   readonly rme: number;
+  /**
+   * From {@link interleaved} only: the speed relative to its first case, as the mean of the
+   * per-batch ratios. Pairing each batch's numbers removes the load swings they share.
+   */
+  readonly paired?: { readonly baseline: string; readonly ratio: number };
 }
 
 /** A benchmark suite: returns a Markdown section (a `##` heading and its tables). */
@@ -61,7 +66,12 @@ function formatHz(hz: number): string {
 export function ratioTable(results: readonly Measured[], baseline: string): string {
   const base = results.find((r) => r.name === baseline);
   const rows = results.map((r) => {
-    const ratio = base && base.hz > 0 ? (r.hz / base.hz).toFixed(2) : 'n/a';
+    const ratio =
+      r.paired?.baseline === baseline
+        ? r.paired.ratio.toFixed(2)
+        : base && base.hz > 0
+          ? (r.hz / base.hz).toFixed(2)
+          : 'n/a';
     return `| ${r.name} | ${formatHz(r.hz)} ops/s | ±${r.rme.toFixed(1)} % | ${ratio}× |`;
   });
   return [`| case | throughput | margin | vs ${baseline} |`, '|---|---:|---:|---:|', ...rows].join(
@@ -81,7 +91,7 @@ export async function redisForBench(): Promise<{ url: string; stop: () => Promis
  * same load on a busy machine, which sequential tinybench runs don't give latency-bound Redis
  * calls. Each turn takes the cases in a new random order, since a fixed order measurably
  * favours some positions (about 1.5 % here). The margin is the 95 % interval of the
- * per-batch rates (20 batches).
+ * per-batch rates (20 batches); the ratios to the first case are paired batch by batch.
  */
 export async function interleaved(
   cases: Record<string, () => Promise<unknown>>,
@@ -111,15 +121,19 @@ export async function interleaved(
     }
     for (const [name, { ms, ops }] of spent) rates.get(name)?.push((ops / ms) * 1000);
   }
+  const baseline = names[0] as string;
+  const base = rates.get(baseline) ?? [];
   return names.map((name) => {
     const r = rates.get(name) ?? [];
     const mean = r.reduce((a, b) => a + b, 0) / r.length;
     const sd = Math.sqrt(r.reduce((a, b) => a + (b - mean) ** 2, 0) / (r.length - 1));
+    const ratio = r.reduce((sum, rate, i) => sum + rate / (base[i] as number), 0) / r.length;
     return {
       name,
       hz: mean,
       meanNs: 1e9 / mean,
       rme: ((1.96 * sd) / Math.sqrt(r.length) / mean) * 100,
+      paired: { baseline, ratio },
     };
   });
 }

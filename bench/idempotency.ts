@@ -70,10 +70,9 @@ export const idempotencySuite: BenchSuite = {
     await redis.quit();
     await server.stop();
 
-    const rate = (name: string, list = oneByOne) => list.find((r) => r.name === name)?.hz ?? 0;
-    const perTrip = (hz: number, trips: number, floor: number) =>
-      floor > 0 ? ((hz * trips) / floor).toFixed(2) : 'n/a';
-    const floor = rate('raw SET NX PX');
+    /** Speed relative to the floor, paired batch by batch (see `interleaved`). */
+    const vsFloor = (name: string) => oneByOne.find((r) => r.name === name)?.paired?.ratio ?? 0;
+    const perTrip = (name: string, trips: number) => (vsFloor(name) * trips).toFixed(2);
     return [
       '## Idempotency: Redis against a raw `SET NX PX`',
       '',
@@ -87,7 +86,7 @@ export const idempotencySuite: BenchSuite = {
       '',
       ratioTable(oneByOne, 'raw SET NX PX'),
       '',
-      `Per round trip against the floor: markOnce ${perTrip(rate('markOnce'), 1, floor)}, claim + complete ${perTrip(rate('claim + complete'), 2, floor)}, idempotent() ${perTrip(rate('idempotent() (claim + fn + complete)'), 2, floor)}.`,
+      `Per round trip against the floor: markOnce ${perTrip('markOnce', 1)}, claim + complete ${perTrip('claim + complete', 2)}, idempotent() ${perTrip('idempotent() (claim + fn + complete)', 2)}.`,
       '',
       `### ${inFlight} operations in flight`,
       '',
