@@ -33,7 +33,7 @@ export const idempotencySuite: BenchSuite = {
         'idempotent() (claim + fn + complete)': () =>
           idempotent(store, `i:${n++}`, async () => 'ok', { ttlMs: ttl }),
       },
-      timeMs * 5,
+      timeMs * 12,
     );
 
     const inFlight = 64;

@@ -125,7 +125,7 @@ async function redisCases(timeMs: number, url: string) {
     'rate-limiter-flexible RateLimiterRedis': () => flexible.consume(KEY).catch(noop),
   };
   try {
-    return await interleaved(cases, timeMs * 8);
+    return await interleaved(cases, timeMs * 12);
   } finally {
     const keys = await redis.keys(`*${prefix}*`);
     if (keys.length > 0) await redis.del(...keys);
