@@ -52,6 +52,31 @@ describe('toDeadLetter', () => {
     });
   });
 
+  it('keeps the transient failures retry saw before the permanent one', async () => {
+    const clock = createManualClock(Date.parse('2026-03-01T10:00:00.000Z'));
+    const statuses = [503, 422];
+    let call = 0;
+    const result = retry(
+      () => {
+        throw httpError(statuses[call++] as number);
+      },
+      { clock, backoff: { initialDelayMs: 1000, jitter: 'none' } },
+    ).catch((e: unknown) => e);
+    await clock.runAll();
+    await clock.advance(5000);
+    const letter = toDeadLetter(await result, { payload: 'p', clock });
+    expect(letter).toMatchObject({
+      reason: 'schema_mismatch',
+      disposition: 'permanent',
+      attempts: [
+        { message: 'HTTP 503', reason: 'service_unavailable', at: '2026-03-01T10:00:00.000Z' },
+        { message: 'HTTP 422', reason: 'schema_mismatch', at: '2026-03-01T10:00:01.000Z' },
+      ],
+      firstAttemptAt: '2026-03-01T10:00:00.000Z',
+      lastAttemptAt: '2026-03-01T10:00:01.000Z',
+    });
+  });
+
   it('turns a permanent failure into a permanent dead letter, after any history', async () => {
     const clock = createManualClock(Date.parse('2026-03-01T10:00:00.000Z'));
     const error = await retry(

@@ -44,7 +44,8 @@ function iso(ms: number): string {
 /**
  * Builds the dead letter for a failure, ready for `dlq.add()`:
  * - `RetryError` (retries ran out): disposition `exhausted`, one attempt per failure it kept;
- * - `PermanentError` (not worth retrying): disposition `permanent`, the reason it was given;
+ * - `PermanentError` (not worth retrying): disposition `permanent`, the reason it was given,
+ *   after the transient failures `retry` saw before it;
  * - anything else is classified: permanent when not retryable, otherwise exhausted.
  *
  * @example
@@ -75,9 +76,14 @@ export function toDeadLetter<P>(error: unknown, options: ToDeadLetterOptions<P>)
         : classify(error);
     disposition = c.retryable ? 'exhausted' : 'permanent';
     reason = c.reason;
+    const earlier = error instanceof PermanentError ? (error.errors?.slice(0, -1) ?? []) : [];
+    const last = error instanceof PermanentError ? error.errors?.at(-1) : undefined;
     const cause =
       error instanceof PermanentError && error.cause !== undefined ? error.cause : error;
-    own = [attemptOf(cause, c, iso(clock.now()))];
+    own = [
+      ...earlier.map((f) => attemptOf(f.error, { retryable: true, reason: f.reason }, iso(f.time))),
+      attemptOf(cause, c, iso(last?.time ?? clock.now())),
+    ];
   }
   const attempts = [...history, ...own];
   const first = attempts[0] as DeadLetterAttempt;

@@ -90,16 +90,27 @@ export class PermanentError extends RetrykitError {
   override readonly name = 'PermanentError' as const;
   /** The classification that made the failure permanent, when `retry` produced it. */
   readonly classification: Classification | undefined;
-  /** How many attempts ran before it, when `retry` produced it. */
+  /** How many attempts ran, this one included, when `retry` produced it. */
   readonly attempts: number | undefined;
+  /**
+   * Every failure `retry` saw, oldest first, this one last, when `retry` produced it: the
+   * transient failures before a permanent one stay on record (dead letters keep them).
+   */
+  readonly errors: readonly AttemptFailure[] | undefined;
 
   constructor(
     cause: unknown,
-    options: { message?: string; classification?: Classification; attempts?: number } = {},
+    options: {
+      message?: string;
+      classification?: Classification;
+      attempts?: number;
+      errors?: readonly AttemptFailure[];
+    } = {},
   ) {
     super('PERMANENT', options.message ?? describe(cause), { cause });
     this.classification = options.classification;
     this.attempts = options.attempts;
+    this.errors = options.errors;
   }
 }
 

@@ -119,6 +119,28 @@ describe('retry', () => {
     expect(clock.sleeps).toEqual([]);
   });
 
+  it('keeps the transient failures before a permanent one on the PermanentError', async () => {
+    const clock = createManualClock();
+    const statuses = [503, 502, 400];
+    let call = 0;
+    const result = retry(
+      async () => {
+        throw http(statuses[call++] as number);
+      },
+      { clock, maxAttempts: 10, backoff: { initialDelayMs: 100, jitter: 'none' } },
+    ).catch((e: unknown) => e);
+    await clock.runAll();
+    const error = (await result) as PermanentError;
+    expect(error).toBeInstanceOf(PermanentError);
+    expect(error.attempts).toBe(3);
+    expect(error.errors?.map((f) => [f.attempt, f.reason, f.time])).toEqual([
+      [0, 'service_unavailable', 0],
+      [1, 'server_error', 100],
+      [2, 'client_error', 300],
+    ]);
+    expect(error.errors?.at(-1)?.error).toBe(error.cause);
+  });
+
   it('rethrows a PermanentError thrown by user code as it is', async () => {
     const clock = createManualClock();
     const thrown = permanent(new Error('invalid phone number'));

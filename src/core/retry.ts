@@ -386,7 +386,7 @@ async function continueAfterFailure<T>(
       const out =
         error instanceof PermanentError
           ? error
-          : new PermanentError(error, { classification: c, attempts });
+          : new PermanentError(error, { classification: c, attempts, errors: failures });
       throw giveUp(o, start, { attempts, error: out, reason: c.reason, cause: 'permanent' });
     }
     const limit =
