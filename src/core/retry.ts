@@ -502,7 +502,8 @@ export function createRetry(options: RetryOptions = {}): RetryFunction {
 /**
  * Calls `fn` until it succeeds, a failure is classified permanent, or a limit is reached.
  * Rejects with {@link RetryError} when retries run out, with {@link PermanentError} (wrapping
- * the original) for a permanent failure, and with the signal's reason on abort.
+ * the original, with every failure before it in `errors`) for a permanent failure, and with
+ * the signal's reason on abort.
  *
  * @example
  * const res = await retry(({ signal }) => fetch(url, { signal }), { maxAttempts: 4 });
