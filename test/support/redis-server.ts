@@ -1,5 +1,8 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** A `redis-server` this test process started and controls. */
 export interface RedisServer {
@@ -15,6 +18,23 @@ export interface RedisServer {
   freeze(): void;
   /** Thaws a frozen server (SIGCONT). */
   thaw(): void;
+  /**
+   * `CLIENT PAUSE ms mode`: the server holds every client's commands (or only writes) for `ms`
+   * milliseconds, then runs them. Resolves once the pause is in force.
+   */
+  pause(ms: number, mode?: 'ALL' | 'WRITE'): Promise<void>;
+  /** Sends one command to the server over a connection of its own; resolves with the raw reply. */
+  command(...args: string[]): Promise<string>;
+}
+
+/** Options of {@link startRedisServer}. */
+export interface RedisServerOptions {
+  /**
+   * Persist with an append-only file (`appendonly yes`, `appendfsync always`) in a temporary
+   * directory, so that a restart after SIGKILL reloads what was written.
+   * @default false
+   */
+  readonly appendonly?: boolean;
 }
 
 /** `true` when a `redis-server` binary is on the PATH. */
@@ -41,8 +61,21 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Sends one RESP command on a fresh connection and resolves with the first reply chunk. */
+function sendCommand(port: number, args: readonly string[]): Promise<string> {
+  const frame = `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => socket.write(frame));
+    socket.once('data', (data) => {
+      socket.destroy();
+      resolve(data.toString());
+    });
+    socket.once('error', reject);
+  });
+}
+
 async function waitForPort(port: number, child: ChildProcess): Promise<void> {
-  const { connect } = await import('node:net');
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`);
@@ -63,9 +96,19 @@ async function waitForPort(port: number, child: ChildProcess): Promise<void> {
   }
 }
 
-/** Starts a throwaway `redis-server` on a free port, with no persistence. */
-export async function startRedisServer(): Promise<RedisServer> {
+/** Starts a throwaway `redis-server` on a free port, with no persistence unless asked. */
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
   const port = await freePort();
+  const persistence = options.appendonly
+    ? [
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--dir',
+        mkdtempSync(join(tmpdir(), 'retrykit-redis-')),
+      ]
+    : ['--appendonly', 'no'];
   let child: ChildProcess | undefined;
   const launch = async (): Promise<void> => {
     child = spawn(
@@ -77,8 +120,7 @@ export async function startRedisServer(): Promise<RedisServer> {
         '127.0.0.1',
         '--save',
         '',
-        '--appendonly',
-        'no',
+        ...persistence,
         '--daemonize',
         'no',
       ],
@@ -103,5 +145,10 @@ export async function startRedisServer(): Promise<RedisServer> {
     start: launch,
     freeze: () => child?.kill('SIGSTOP'),
     thaw: () => child?.kill('SIGCONT'),
+    pause: async (ms, mode = 'ALL') => {
+      const reply = await sendCommand(port, ['CLIENT', 'PAUSE', String(ms), mode]);
+      if (!reply.startsWith('+OK')) throw new Error(`CLIENT PAUSE failed: ${reply}`);
+    },
+    command: (...args) => sendCommand(port, args),
   };
 }

@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { afterAll, describe, inject } from 'vitest';
-import { type RedisServer, startRedisServer } from './redis-server.js';
+import { type RedisServer, type RedisServerOptions, startRedisServer } from './redis-server.js';
 
 /** URL of the shared test Redis, or `''` when there is none (suites then skip, loudly). */
 export const redisUrl: string = inject('redisUrl');
@@ -8,8 +8,12 @@ export const redisUrl: string = inject('redisUrl');
 /** `describe` that runs only when a Redis is available. */
 export const describeRedis = redisUrl ? describe : describe.skip;
 
-/** `describe` that runs only when tests may spawn their own `redis-server` (fault tests). */
-export const describeOwnRedis = inject('canSpawnRedis') ? describe : describe.skip;
+/**
+ * `describe` that runs only when tests may spawn their own `redis-server` (fault tests). Under
+ * `CI=true` it always runs, so a missing `redis-server` fails the suite instead of skipping it.
+ */
+export const describeOwnRedis =
+  inject('canSpawnRedis') || process.env.CI === 'true' ? describe : describe.skip;
 
 const clients: Redis[] = [];
 
@@ -34,8 +38,8 @@ export function ready(client: Redis): Promise<void> {
 const servers: RedisServer[] = [];
 
 /** Starts a private `redis-server` for a fault test; stopped after the file. */
-export async function ownRedisServer(): Promise<RedisServer> {
-  const server = await startRedisServer();
+export async function ownRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
+  const server = await startRedisServer(options);
   servers.push(server);
   return server;
 }
