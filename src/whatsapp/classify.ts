@@ -53,7 +53,7 @@ const CALL_LIMIT_BACKOFF: Partial<BackoffOptions> = Object.freeze({
  * sending rate (133015, 134101) are `service_unavailable`.
  */
 export const WHATSAPP_ERROR_CODES: Readonly<Record<number, WhatsAppCodeRule>> = Object.freeze({
-  // Graph API "Handling errors" (and the WhatsApp page, where it lists the same code).
+  // Graph API codes, from the WhatsApp page and the Graph "Handling errors" page.
   0: permanent(
     'auth',
     'AuthException: unable to authenticate the app user; get a new access token',
