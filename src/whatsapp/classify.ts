@@ -30,56 +30,155 @@ const transient = (
 ): WhatsAppCodeRule => Object.freeze({ reason, retryable: true, meaning, ...pacing });
 
 /**
- * Every WhatsApp Cloud API error code retrykit knows, with its verdict and pacing. Codes in
- * ranges (permissions 200–299, templates 132000–132016) are resolved by
- * {@link whatsAppCodeRule}. Sources: Meta's error-code reference; see docs/whatsapp.md.
+ * Backoff for the Graph API's app- and account-level call limits (4, 17, 341, 80007, 80008):
+ * Meta says "wait and retry" without a window, and usage headers, when sent, say how long.
+ */
+const CALL_LIMIT_BACKOFF: Partial<BackoffOptions> = Object.freeze({
+  initialDelayMs: MINUTE_MS,
+  multiplier: 2,
+  jitter: 'proportional',
+});
+
+/**
+ * Every WhatsApp Cloud API error code retrykit knows, with its verdict, pacing and the meaning
+ * Meta documents for it. Sources, by group below: Meta's "WhatsApp error codes" page, the Graph
+ * API "Handling errors" page (the Cloud API is a Graph API), the Marketing Messages API's
+ * errors and the message-templates endpoint reference; docs/whatsapp.md names the source of
+ * each row. Codes in ranges (permissions 200–299, templates 132000–132016) are resolved by
+ * {@link whatsAppCodeRule}.
+ *
+ * Only `rate_limited` rules reach an adaptive limiter's `feedback()`, which also keeps the
+ * bucket empty for a verdict's `retryAfterMs`; so a `rate_limited` rule never sets a fixed
+ * `retryAfterMs` (that would stop every send of the number), and waits that are not about the
+ * sending rate (133015, 134101) are `service_unavailable`.
  */
 export const WHATSAPP_ERROR_CODES: Readonly<Record<number, WhatsAppCodeRule>> = Object.freeze({
-  0: permanent('auth', 'Auth exception: get a new access token'),
-  1: transient('server_error', 'API unknown: invalid request or possible server error', {
+  // Graph API codes, from the WhatsApp page and the Graph "Handling errors" page.
+  0: permanent(
+    'auth',
+    'AuthException: unable to authenticate the app user; get a new access token',
+  ),
+  1: transient('server_error', 'API Unknown: invalid request or possible server error', {
     maxAttempts: 3,
   }),
-  2: transient('service_unavailable', 'API service: temporary downtime or overload'),
-  3: permanent('auth', 'API method: capability or permission missing'),
-  4: transient('rate_limited', 'Too many calls at app level', {
-    backoff: { initialDelayMs: 60_000, multiplier: 2, jitter: 'proportional' },
+  2: transient('service_unavailable', 'API Service: temporary downtime or overload'),
+  3: permanent('auth', 'API Method: capability or permissions issue'),
+  4: transient('rate_limited', 'API Too Many Calls: the app reached its call rate limit', {
+    backoff: CALL_LIMIT_BACKOFF,
   }),
-  10: permanent('auth', 'Permission denied'),
-  33: permanent('client_error', 'Parameter value invalid (e.g. deleted phone number)'),
-  100: permanent('client_error', 'Invalid parameter'),
-  190: permanent('auth', 'Access token expired: refresh it'),
-  368: permanent('policy', 'Temporarily blocked for policy violations'),
-  80007: transient('rate_limited', 'WhatsApp Business Account rate limit hit', {
-    backoff: { initialDelayMs: 60_000, multiplier: 2, jitter: 'proportional' },
+  10: permanent('auth', 'Permission Denied: permission not granted or removed'),
+  17: transient('rate_limited', 'API User Too Many Calls: temporary throttling, wait and retry', {
+    backoff: CALL_LIMIT_BACKOFF,
   }),
-  130429: transient('rate_limited', 'Cloud API throughput rate limit hit'),
-  130472: permanent('client_error', "Recipient's number is part of an experiment"),
+  33: permanent(
+    'client_error',
+    'Parameter value is not valid: the business phone number was deleted',
+  ),
+  100: permanent('client_error', 'Invalid parameter: unsupported or misspelled parameter'),
+  102: permanent(
+    'auth',
+    'API Session: login status or access token expired or revoked; get a new token',
+  ),
+  // 190 stays a permanent failure; a "hold until the token is refreshed" disposition is planned.
+  190: permanent('auth', 'Access token has expired: get a new access token'),
+  341: transient(
+    'rate_limited',
+    'Application limit reached: temporary downtime or throttling, wait and retry',
+    { backoff: CALL_LIMIT_BACKOFF },
+  ),
+  // Meta disagrees with itself: the Graph page says "wait and retry the operation", the
+  // WhatsApp page says the business account was restricted or disabled for a policy violation
+  // and points to policy enforcement. retrykit follows the WhatsApp page: a WhatsApp
+  // restriction lasts days or for good, far beyond a retry budget, and hammering a restricted
+  // account does not lift it; the message is dead-lettered and can be redriven once it is.
+  368: permanent(
+    'policy',
+    'Temporarily blocked for policy violations: account restricted or disabled',
+  ),
+  506: permanent('client_error', 'Duplicate Post: change the content and try again'),
+  1609005: permanent('client_error', 'Error Posting Link: the link could not be scraped; check it'),
+
+  // WhatsApp error codes: throttling.
+  80007: transient(
+    'rate_limited',
+    'Rate limit issues: the WhatsApp Business Account hit its rate limit',
+    {
+      backoff: CALL_LIMIT_BACKOFF,
+    },
+  ),
+  130429: transient('rate_limited', 'Rate limit hit: Cloud API message throughput reached'),
+  131048: permanent(
+    'policy',
+    'Spam rate limit hit: too many messages blocked or flagged; do not hammer',
+  ),
+  131056: transient(
+    'rate_limited',
+    'Pair rate limit hit: too many messages to the same recipient',
+    {
+      backoff: { initialDelayMs: 1000, multiplier: 4, jitter: 'proportional' },
+    },
+  ),
+  133016: transient('rate_limited', 'Register/deregister rate limit exceeded for this number', {
+    backoff: { initialDelayMs: 15 * MINUTE_MS, multiplier: 2, jitter: 'proportional' },
+  }),
+
+  // WhatsApp error codes: integrity.
   130497: permanent('policy', 'Business account restricted from messaging users in this country'),
-  131000: transient('server_error', 'Something went wrong'),
-  131005: permanent('auth', 'Access denied'),
-  131008: permanent('schema_mismatch', 'Required parameter missing'),
-  131009: permanent('schema_mismatch', 'Parameter value invalid'),
-  131016: transient('service_unavailable', 'Service unavailable'),
-  131021: permanent('client_error', 'Recipient cannot be the sender'),
-  131026: permanent('client_error', 'Message undeliverable'),
-  131030: permanent('client_error', 'Recipient not in the allowed list (test number)'),
-  131031: permanent('policy', 'Business account locked'),
+  131031: permanent(
+    'policy',
+    'Account has been locked (policy, or request data such as the PIN did not match)',
+  ),
+
+  // WhatsApp error codes: other.
+  130472: permanent('client_error', "Recipient's number is part of an experiment"),
+  131000: transient('server_error', 'Something went wrong: message failed for an unknown reason'),
+  131005: permanent('auth', 'Access denied: permission not granted or removed'),
+  131008: permanent('schema_mismatch', 'Required parameter is missing'),
+  131009: permanent('schema_mismatch', 'Parameter value is not valid'),
+  131016: transient(
+    'service_unavailable',
+    'Service unavailable: a service is temporarily unavailable',
+  ),
+  131021: permanent('client_error', 'Recipient cannot be sender'),
+  131026: permanent(
+    'client_error',
+    'Message undeliverable: not a WhatsApp number, old client or terms not accepted',
+  ),
+  131030: permanent('client_error', 'Recipient phone number not in allowed list (test number)'),
   131037: permanent('client_error', 'Display name needs approval'),
-  131042: permanent('client_error', 'Payment or eligibility issue'),
-  131045: permanent('client_error', 'Incorrect certificate: register the number again'),
-  131047: permanent('policy', 'Re-engagement: the 24-hour window is closed, send a template'),
-  131048: permanent('policy', 'Spam rate limit hit: pause sending, do not hammer'),
-  131049: permanent('policy', 'Held back for ecosystem health: wait at least 24 h to resend'),
+  131042: permanent('client_error', 'Business eligibility payment issue'),
+  131045: permanent('client_error', 'Incorrect certificate: phone number registration error'),
+  131047: permanent(
+    'policy',
+    'Re-engagement message: the 24-hour window is closed, send a template',
+  ),
+  131049: permanent(
+    'policy',
+    'Meta chose not to deliver (ecosystem health): wait at least 24 h to resend',
+  ),
   131050: permanent('policy', 'User stopped marketing messages: never retry'),
   131051: permanent('client_error', 'Unsupported message type'),
-  131052: permanent('client_error', 'Media download error'),
-  131053: permanent('client_error', 'Media upload error'),
-  131056: transient('rate_limited', 'Pair rate limit: too many messages to this recipient', {
-    backoff: { initialDelayMs: 1000, multiplier: 4, jitter: 'proportional' },
-  }),
-  131057: transient('service_unavailable', 'Account in maintenance (e.g. throughput upgrade)'),
+  131052: permanent(
+    'client_error',
+    'Media download error: the media the user sent could not be downloaded',
+  ),
+  131053: permanent(
+    'client_error',
+    'Media upload error: the media in the message could not be uploaded',
+  ),
+  131057: transient('service_unavailable', 'Account in maintenance mode (e.g. throughput upgrade)'),
+  132000: permanent('schema_mismatch', 'Template parameter count mismatch'),
+  132001: permanent(
+    'schema_mismatch',
+    'Template does not exist in this language or is not approved',
+  ),
+  132005: permanent('schema_mismatch', 'Template hydrated text too long'),
+  132007: permanent('schema_mismatch', 'Template format character policy violated'),
+  132012: permanent('schema_mismatch', 'Template parameter format mismatch'),
+  132015: permanent('schema_mismatch', 'Template is paused for low quality'),
+  132016: permanent('schema_mismatch', 'Template is disabled for low quality'),
   132068: permanent('policy', 'Flow is blocked'),
-  132069: transient('rate_limited', 'Flow throttled: 10 messages per flow per hour', {
+  132069: transient('rate_limited', 'Flow is throttled: 10 messages per flow in the last hour', {
     backoff: {
       initialDelayMs: 6 * MINUTE_MS,
       multiplier: 2,
@@ -87,7 +186,7 @@ export const WHATSAPP_ERROR_CODES: Readonly<Record<number, WhatsAppCodeRule>> = 
       jitter: 'proportional',
     },
   }),
-  133000: permanent('client_error', 'Incomplete deregistration'),
+  133000: permanent('client_error', 'Incomplete deregistration: deregister the number again'),
   133004: transient('service_unavailable', 'Server temporarily unavailable'),
   133005: permanent('client_error', 'Two-step verification PIN mismatch'),
   133006: permanent('client_error', 'Phone number needs to be verified again'),
@@ -101,14 +200,41 @@ export const WHATSAPP_ERROR_CODES: Readonly<Record<number, WhatsAppCodeRule>> = 
   133015: transient('service_unavailable', 'Number recently deleted: wait 5 minutes', {
     retryAfterMs: 5 * MINUTE_MS,
   }),
-  133016: transient('rate_limited', 'Register/deregister rate limit exceeded', {
-    backoff: { initialDelayMs: 15 * MINUTE_MS, multiplier: 2, jitter: 'proportional' },
-  }),
   135000: permanent('client_error', 'Generic user error'),
+
+  // Marketing Messages API.
+  131055: permanent('client_error', 'Method not allowed: this API sends marketing templates only'),
+  // "Wait a few minutes and try again" (HTTP 400): the template is still syncing. A wait about
+  // one template, not about the sending rate, so not `rate_limited` (see above).
+  134101: transient(
+    'service_unavailable',
+    'Template still syncing: wait a few minutes and try again',
+    {
+      backoff: {
+        initialDelayMs: 2 * MINUTE_MS,
+        multiplier: 2,
+        maxDelayMs: 10 * MINUTE_MS,
+        jitter: 'proportional',
+      },
+    },
+  ),
+  134102: permanent(
+    'client_error',
+    "Template unavailable for this API: check the account's eligibility",
+  ),
+
+  // Message-templates endpoint reference.
+  80008: transient(
+    'rate_limited',
+    'Too many calls to this WhatsApp Business Account: wait and retry',
+    {
+      backoff: CALL_LIMIT_BACKOFF,
+    },
+  ),
 });
 
-const PERMISSION_RANGE = permanent('auth', 'Permission denied (200–299)');
-const TEMPLATE_RANGE = permanent('schema_mismatch', 'Template error (132000–132016)');
+const PERMISSION_RANGE = permanent('auth', 'API Permission: permission not granted or removed');
+const TEMPLATE_RANGE = permanent('schema_mismatch', 'Template error without a row of its own');
 
 /** The rule for `code`, including the ranges; `undefined` for a code retrykit doesn't know. */
 export function whatsAppCodeRule(code: number): WhatsAppCodeRule | undefined {
@@ -275,16 +401,18 @@ export function createWhatsAppClassifier(options: WhatsAppClassifierOptions = {}
 
 /**
  * Classifies a WhatsApp Cloud API or WASenderApi failure on Meta's `error.code`, not just the
- * HTTP status (throttling codes 4, 80007, 130429 and 131056 come back with HTTP 400). Accepts a
- * {@link WhatsAppApiError}, a Graph API error body (`{ error: { code } }`) or a webhook error
- * object (`{ code, title }`); a `WebhookPayloadError` is `schema_mismatch`, never retried.
- * Unknown codes fall back on the HTTP status; WASenderApi's 429
- * honours `X-RateLimit-Reset`, its 503 (session reconnecting) is `service_unavailable`.
+ * HTTP status (throttling codes such as 4, 17, 341, 80007, 130429 and 131056 come back with
+ * HTTP 400). Accepts a {@link WhatsAppApiError}, a Graph API error body (`{ error: { code } }`)
+ * or a webhook error object (`{ code, title }`); a `WebhookPayloadError` is `schema_mismatch`,
+ * never retried. Codes outside {@link WHATSAPP_ERROR_CODES} fall back on the HTTP status (5xx
+ * and 429 retried, other 4xx permanent); WASenderApi's 429 honours `X-RateLimit-Reset`, its
+ * 503 (session reconnecting) is `service_unavailable`.
  * Returns `undefined` for anything else, so that {@link composeClassifiers} falls through to
  * the core classifier (network errors, timeouts).
  *
- * Pacing: 131056 backs off 4^X seconds; 133015 waits 5 minutes; 132069 up to an hour; code 1
- * gets 3 attempts; 131048 and 131049 are never retried automatically.
+ * Pacing: the call limits (4, 17, 341, 80007, 80008) back off from a minute, doubling; 131056
+ * backs off 4^X seconds; 133015 waits 5 minutes; 134101 from 2 minutes, up to 10; 132069 up to
+ * an hour; code 1 gets 3 attempts; 131048 and 131049 are never retried automatically.
  *
  * @example
  * const classify = composeClassifiers(classifyWhatsAppError);
