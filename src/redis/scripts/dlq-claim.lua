@@ -1,15 +1,16 @@
 --[[
-  Claims a dead letter for redrive under a lease, unless another consumer holds a live one.
-  Lease times come from the server's clock (TIME), so consumers' clocks never disagree.
+  Claims a dead letter for redrive under a lease, unless another consumer holds a live one or
+  the entry is not due yet (a failed redrive left its not-before time, "<notBeforeMs>:").
+  Times come from the server's clock (TIME), so consumers' clocks never disagree.
 
   KEYS[1] entries   hash: id -> entry JSON
-  KEYS[2] leases    hash: id -> "<expiresAtMs>:<token>"
+  KEYS[2] leases    hash: id -> "<expiresAtMs>:<token>", or "<notBeforeMs>:" after a failure
 
   ARGV[1] id
   ARGV[2] token     this redrive's fencing token
-  ARGV[3] leaseMs   lease length in milliseconds
+  ARGV[3] holdMs    how long the claim holds the entry, in milliseconds
 
-  Returns {'claimed', json}, {'leased'} or {'missing'}.
+  Returns {'claimed', json}, {'leased'} (held or not due) or {'missing'}.
 ]]
 local json = redis.call('HGET', KEYS[1], ARGV[1])
 if not json then
