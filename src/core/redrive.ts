@@ -50,7 +50,8 @@ export interface RedrivePort<P> {
   ): Promise<{ readonly items: readonly Positioned<P>[]; readonly more: boolean; tail: number }>;
   /**
    * Claims `id` under `token` for `holdMs` (on the store's clock), unless another claim holds
-   * it or its not-before time hasn't passed (`leased`).
+   * it or its not-before time hasn't passed (`leased`). Claiming again under the token that
+   * holds it sets a new hold from now.
    */
   claim(
     id: string,
@@ -154,14 +155,16 @@ export async function runRedrive<P>(
   const one = async (id: string, failures: number | undefined): Promise<void> => {
     signal?.throwIfAborted();
     let delayMs = Math.ceil(computeDelay(failures ?? 0, backoff));
-    const claim = await port.claim(id, context.token, Math.max(leaseMs, delayMs));
+    let claim = await port.claim(id, context.token, Math.max(leaseMs, delayMs));
+    const redriveFailures = claim.status === 'claimed' ? (claim.entry.redriveFailures ?? 0) + 1 : 0;
+    if (claim.status === 'claimed' && redriveFailures - 1 !== (failures ?? 0)) {
+      // Selected by id, or failed elsewhere since the scan: hold it for its own backoff.
+      delayMs = Math.ceil(computeDelay(redriveFailures - 1, backoff));
+      claim = await port.claim(id, context.token, Math.max(leaseMs, delayMs));
+    }
     if (claim.status !== 'claimed') {
       skipped.push(id);
       return;
-    }
-    const redriveFailures = (claim.entry.redriveFailures ?? 0) + 1;
-    if (redriveFailures - 1 !== (failures ?? 0)) {
-      delayMs = Math.ceil(computeDelay(redriveFailures - 1, backoff));
     }
     try {
       await handler(claim.entry);

@@ -80,7 +80,8 @@ export function createMemoryDeadLetterQueue<P = unknown>(
       const slot = slots.get(id);
       if (slot === undefined) return { status: 'missing' };
       const now = clock.now();
-      if (slot.lease !== undefined && slot.lease.expiresAt > now) return { status: 'leased' };
+      const held = slot.lease !== undefined && slot.lease.expiresAt > now;
+      if (held && slot.lease?.token !== token) return { status: 'leased' };
       slot.lease = { token, expiresAt: now + holdMs };
       return { status: 'claimed', entry: slot.entry };
     },

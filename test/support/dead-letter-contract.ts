@@ -332,6 +332,30 @@ export function deadLetterContract(name: string, make: SubjectFactory): void {
       expect(await dlq.size()).toBe(0);
     });
 
+    it('holds an entry redriven by id for the backoff of its own failure count', async () => {
+      const { dlq, passTime } = await make({});
+      await dlq.add(letter(0, 'server_error', { redriveFailures: 2 }));
+      const backoff = { initialDelayMs: 1_000, multiplier: 2, jitter: 'none' } as const;
+      let started = (): void => {};
+      const running = new Promise<void>((resolve) => {
+        started = resolve;
+      });
+      void dlq.redrive(
+        { ids: ['m-0'] },
+        () => {
+          started();
+          return new Promise<void>(() => {});
+        },
+        { leaseMs: LEASE_MS, backoff },
+      );
+      await running;
+      const ok = async (): Promise<void> => {};
+      await passTime(2_000);
+      expect((await dlq.redrive({ ids: ['m-0'] }, ok, { backoff })).skipped).toEqual(['m-0']);
+      await passTime(2_000);
+      expect((await dlq.redrive({ ids: ['m-0'] }, ok, { backoff })).redriven).toEqual(['m-0']);
+    });
+
     it('stops a redrive when its signal aborts', async () => {
       const { dlq } = await make({});
       for (let n = 0; n < 5; n++) await dlq.add(letter(n));

@@ -1,6 +1,7 @@
 --[[
   Claims a dead letter for redrive under a lease, unless another consumer holds a live one or
   the entry is not due yet (a failed redrive left its not-before time, "<notBeforeMs>:").
+  Claiming again under the token that holds the lease sets a new hold from now.
   Times come from the server's clock (TIME), so consumers' clocks never disagree.
 
   KEYS[1] entries   hash: id -> entry JSON
@@ -21,7 +22,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = redis.call('HGET', KEYS[2], ARGV[1])
 if lease then
   local expires = tonumber(string.match(lease, '^(%d+):'))
-  if expires and expires > now then
+  if expires and expires > now and string.sub(lease, -(#ARGV[2] + 1)) ~= (':' .. ARGV[2]) then
     return {'leased'}
   end
 end
