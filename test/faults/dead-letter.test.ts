@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import type { DeadLetterEntry } from '../../src/index.js';
 import { createRedisDeadLetterQueue } from '../../src/redis/index.js';
@@ -98,5 +100,62 @@ describeOwnRedis('dead-letter redrive when a consumer is cut off mid-run', () =>
     });
     expect(again.skipped).toEqual(['m-0', 'm-1']);
     expect(runs).toEqual(['m-1']);
+  });
+
+  it('a consumer process SIGKILLed mid-run: the entry stays, and waits out its backoff', async () => {
+    const server = await ownRedisServer();
+    const direct = connectRedis(server.url);
+    await ready(direct);
+    const prefix = 'killed';
+    const dlq = createRedisDeadLetterQueue<{ n: number }>(direct, { prefix });
+    await dlq.add(letter(1));
+    await dlq.add(letter(2));
+
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--import',
+        './tools/lua-loader.mjs',
+        'test/fixtures/redrive-worker.ts',
+        server.url,
+        prefix,
+        String(LEASE_MS),
+        String(backoff.initialDelayMs),
+      ],
+      {
+        cwd: fileURLToPath(new URL('../..', import.meta.url)),
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    await new Promise<void>((resolve, reject) => {
+      child.stdout?.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('running m-1')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`redrive child exited early (${code})`)));
+    });
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+
+    const runs = (): Promise<string[]> => direct.lrange(`${prefix}:runs`, 0, -1);
+    const record = async (entry: DeadLetterEntry<{ n: number }>): Promise<void> => {
+      await direct.rpush(`${prefix}:runs`, entry.id);
+    };
+    const options = { leaseMs: LEASE_MS, backoff };
+    expect(await dlq.redrive({}, record, options)).toEqual({
+      redriven: ['m-2'],
+      failed: [],
+      skipped: ['m-1'],
+    });
+    await passRedisTime(direct, prefix, LEASE_MS);
+    expect((await dlq.redrive({}, record, options)).skipped).toEqual(['m-1']);
+    expect(await runs()).toEqual(['m-1', 'm-2']);
+    expect(await dlq.get('m-1')).toMatchObject({ id: 'm-1', payload: { n: 1 } });
+
+    await passRedisTime(direct, prefix, backoff.initialDelayMs);
+    expect((await dlq.redrive({}, record, options)).redriven).toEqual(['m-1']);
+    expect(await runs()).toEqual(['m-1', 'm-2', 'm-1']);
+    expect(await dlq.size()).toBe(0);
   });
 });
