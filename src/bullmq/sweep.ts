@@ -60,7 +60,8 @@ const STALLED: Classification = Object.freeze({ retryable: true, reason: 'timeou
  * Moves the jobs BullMQ failed as stalled (by default, see {@link BULLMQ_STALLED_REASONS})
  * from its failed set into a dead-letter queue. BullMQ fails such a job inside its own scripts
  * without calling the processor, so `wrapProcessor` never dead-letters it; run this sweep on
- * an interval (every minute, say) in one or more processes.
+ * an interval (every minute, say) in one or more processes. The sweep can only find jobs that
+ * BullMQ keeps: leave `removeOnFail` off, or let it keep failed jobs longer than the interval.
  *
  * Each job becomes one dead letter keyed by `deadLetterId` (`<queue>:<job id>`), carrying the
  * job's data as payload, the failures `wrapProcessor` kept on it, and the stall as the last
