@@ -3,9 +3,11 @@ import { fileURLToPath } from 'node:url';
 import { Job, type Processor, Queue, Worker, type WorkerOptions } from 'bullmq';
 import { afterEach, expect, it } from 'vitest';
 import {
+  BULLMQ_STALLED_REASONS,
   createBackoffStrategy,
   HISTORY_FIELD,
   RETRYKIT_BACKOFF,
+  sweepStalledJobs,
   wrapProcessor,
 } from '../src/bullmq/index.js';
 import {
@@ -59,6 +61,36 @@ function setup(name: string) {
     return worker;
   };
   return { queue, prefix, startWorker };
+}
+
+function spawnStallingWorker(prefix: string, name: string): ChildProcess {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      fileURLToPath(new URL('./fixtures/stalling-worker.ts', import.meta.url)),
+      redisUrl,
+      prefix,
+      name,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  children.push(child);
+  return child;
+}
+
+function effectStarted(child: ChildProcess, jobId: string | undefined): Promise<void> {
+  return new Promise<void>((resolve) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes(`effect ${jobId}`)) resolve();
+    });
+  });
+}
+
+async function kill(child: ChildProcess): Promise<void> {
+  child.kill('SIGKILL');
+  await new Promise((resolve) => child.once('exit', resolve));
 }
 
 function settled<R>(worker: Worker<unknown, R>, count = 1): Promise<Job<unknown, R>[]> {
@@ -272,5 +304,99 @@ describeRedis('BullMQ with retrykit', () => {
     expect(runs).toEqual([added.id]);
     expect(await redis.get(`${prefix}:effects`)).toBe('1');
     expect(await redis.get(`${prefix}:effect:${added.id}`)).toBe('child');
+  });
+
+  it('sweeps a job BullMQ failed as stalled into the dead-letter queue, once', async () => {
+    const { queue, prefix, startWorker } = setup('swept');
+    const child = spawnStallingWorker(prefix, 'swept');
+    const added = await queue.add('webhook', { id: 'wamid.5' }, { attempts: 3 });
+    await effectStarted(child, added.id);
+    await kill(child);
+
+    const dlq = createMemoryDeadLetterQueue();
+    const runs: string[] = [];
+    const worker = startWorker(
+      wrapProcessor(
+        async (job) => {
+          runs.push(job.id as string);
+        },
+        { dlq },
+      ),
+      { maxStalledCount: 0 },
+    );
+    const [failed] = await settled(worker);
+    expect(failed?.failedReason).toBe(BULLMQ_STALLED_REASONS[0]);
+    expect(runs).toEqual([]);
+    expect(await dlq.size()).toBe(0);
+    await worker.close();
+
+    const crash = new Error('process died after the add');
+    const crashing = {
+      add: (e: Parameters<typeof dlq.add>[0]) => dlq.add(e).then(() => Promise.reject(crash)),
+    };
+    await expect(sweepStalledJobs(queue, { dlq: crashing })).rejects.toBe(crash);
+    expect(await queue.getFailedCount()).toBe(1);
+    expect(await dlq.size()).toBe(1);
+
+    const other = new Queue('swept', { connection: connection(), prefix });
+    closers.push(() => other.close());
+    const reports = await Promise.all([
+      sweepStalledJobs(queue, { dlq }),
+      sweepStalledJobs(other, { dlq }),
+    ]);
+    expect(reports.flatMap((r) => r.moved)).toEqual([added.id]);
+    expect(await dlq.size()).toBe(1);
+    const entry = (await dlq.get(`swept:${added.id}`)) as DeadLetterEntry;
+    expect(entry).toMatchObject({
+      payload: { id: 'wamid.5' },
+      reason: 'timeout',
+      disposition: 'exhausted',
+      source: 'swept',
+      attempts: [{ message: 'job stalled more than allowable limit', reason: 'timeout' }],
+    });
+    expect(entry.lastAttemptAt).toBe(new Date(failed?.finishedOn as number).toISOString());
+    expect(await queue.getFailedCount()).toBe(0);
+    expect(await sweepStalledJobs(queue, { dlq })).toEqual({ moved: [] });
+    expect(await dlq.size()).toBe(1);
+  });
+
+  it('leaves other failures alone, and keeps the job when the dead-letter queue is down', async () => {
+    const { queue, startWorker } = setup('sweepother');
+    const worker = startWorker(async () => {
+      throw new Error('HTTP 400');
+    });
+    const done = settled(worker, 2);
+    const kept = await queue.add('webhook', { id: 'wamid.6' });
+    const stalled = await queue.add('webhook', { id: 'wamid.7' });
+    await done;
+    const job = (await Job.fromId(queue, stalled.id as string)) as Job;
+    await job.updateData({ id: 'wamid.7', [HISTORY_FIELD]: [] });
+    const client = await queue.client;
+    await client.hset(queue.toKey(stalled.id as string), {
+      failedReason: BULLMQ_STALLED_REASONS[1] as string,
+    });
+    const down = new StoreUnavailableError('deadLetter.add', new Error('ECONNREFUSED'));
+    await expect(
+      sweepStalledJobs(queue, { dlq: { add: () => Promise.reject(down) } }),
+    ).rejects.toBe(down);
+    expect(await queue.getFailedCount()).toBe(2);
+    const dlq = createMemoryDeadLetterQueue();
+    expect(await sweepStalledJobs(queue, { dlq, batchSize: 1 })).toEqual({ moved: [stalled.id] });
+    expect((await dlq.get(`sweepother:${stalled.id}`))?.payload).toEqual({ id: 'wamid.7' });
+    expect((await queue.getFailed()).map((j) => j.id)).toEqual([kept.id]);
+  });
+
+  it('validates the sweep options', async () => {
+    const { queue } = setup('sweepbad');
+    const dlq = createMemoryDeadLetterQueue();
+    await expect(sweepStalledJobs(queue, { dlq: {} as never })).rejects.toThrow(
+      'dlq must have an add(entry) method',
+    );
+    await expect(sweepStalledJobs(queue, { dlq, batchSize: 0 })).rejects.toThrow(
+      /^batchSize must be a finite number between 1 and 10000, got 0$/,
+    );
+    await expect(sweepStalledJobs(queue, { dlq, reasons: 'x' as never })).rejects.toThrow(
+      'reasons must be an array of strings, got "x"',
+    );
   });
 });

@@ -1,8 +1,19 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createMemoryDeadLetterQueue, StoreUnavailableError } from '../src/index.js';
+import {
+  computeDelay,
+  createMemoryDeadLetterQueue,
+  DEAD_LETTER_DEFAULTS,
+  StoreUnavailableError,
+} from '../src/index.js';
 import { createRedisDeadLetterQueue } from '../src/redis/index.js';
 import { createManualClock } from '../src/testing/index.js';
-import { deadLetterContract, LEASE_MS, letter } from './support/dead-letter-contract.js';
+import {
+  deadLetterContract,
+  LEASE_MS,
+  letter,
+  passRedisTime,
+} from './support/dead-letter-contract.js';
 import {
   connectRedis,
   describeOwnRedis,
@@ -18,7 +29,11 @@ deadLetterContract('memory', async ({ onEvent }) => {
     clock,
     ...(onEvent === undefined ? {} : { onEvent }),
   });
-  return { dlq, expireLeases: () => clock.advance(LEASE_MS) };
+  return {
+    dlq,
+    expireLeases: () => clock.advance(LEASE_MS),
+    passTime: (ms) => clock.advance(ms),
+  };
 });
 
 describe('createMemoryDeadLetterQueue', () => {
@@ -29,6 +44,72 @@ describe('createMemoryDeadLetterQueue', () => {
     await expect(dlq.add(letter(3))).rejects.toBeInstanceOf(StoreUnavailableError);
     expect(await dlq.add(letter(2))).toMatchObject({ id: 'm-2' });
     expect(await dlq.size()).toBe(2);
+  });
+
+  it('keeps a failed entry from every redrive for exactly its backoff delay', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 10_000_000 }),
+        fc.double({ min: 1, max: 4, noNaN: true }),
+        fc.integer({ min: 1, max: 100_000_000 }),
+        fc.integer({ min: 1, max: 6 }),
+        async (initialDelayMs, multiplier, maxDelayMs, failures) => {
+          const clock = createManualClock(0);
+          const dlq = createMemoryDeadLetterQueue<{ n: number }>({ clock });
+          await dlq.add(letter(0));
+          const backoff = { initialDelayMs, multiplier, maxDelayMs, jitter: 'none' } as const;
+          const fail = (): never => {
+            throw new Error('down');
+          };
+          for (let k = 0; k < failures; k++) {
+            expect((await dlq.redrive({}, fail, { backoff })).failed).toEqual(['m-0']);
+            const delay = Math.ceil(computeDelay(k, backoff));
+            const entry = await dlq.get('m-0');
+            expect(entry?.redriveFailures).toBe(k + 1);
+            expect(Date.parse(entry?.notBefore ?? '')).toBe(clock.now() + delay);
+            if (delay > 1) {
+              await clock.advance(delay - 1);
+              expect((await dlq.redrive({}, fail, { backoff })).skipped).toEqual(['m-0']);
+              await clock.advance(1);
+            } else {
+              await clock.advance(delay);
+            }
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('uses a 1 min redrive backoff by default, doubling up to 1 h', async () => {
+    const clock = createManualClock(0);
+    const dlq = createMemoryDeadLetterQueue<{ n: number }>({ clock });
+    await dlq.add(letter(0));
+    const waits: number[] = [];
+    for (let k = 0; k < 8; k++) {
+      await dlq.redrive({}, () => Promise.reject(new Error('down')));
+      const notBefore = Date.parse((await dlq.get('m-0'))?.notBefore ?? '');
+      waits.push(notBefore - clock.now());
+      await clock.advance(notBefore - clock.now());
+    }
+    expect(waits).toEqual([
+      60_000, 120_000, 240_000, 480_000, 960_000, 1_920_000, 3_600_000, 3_600_000,
+    ]);
+    expect(DEAD_LETTER_DEFAULTS.backoff).toEqual({
+      initialDelayMs: 60_000,
+      multiplier: 2,
+      maxDelayMs: 3_600_000,
+      jitter: 'none',
+    });
+  });
+
+  it('keeps the not-before time of an entry added with one', async () => {
+    const clock = createManualClock(Date.parse('2026-01-02T00:00:00Z'));
+    const dlq = createMemoryDeadLetterQueue<{ n: number }>({ clock });
+    await dlq.add(letter(0, 'timeout', { notBefore: '2026-01-02T00:00:10.000Z' }));
+    expect((await dlq.redrive({}, () => {})).skipped).toEqual(['m-0']);
+    await clock.advance(10_000);
+    expect((await dlq.redrive({}, () => {})).redriven).toEqual(['m-0']);
   });
 
   it('validates its options', () => {
@@ -44,13 +125,15 @@ describe('createMemoryDeadLetterQueue', () => {
 describeRedis('createRedisDeadLetterQueue', () => {
   const redis = connectRedis();
   deadLetterContract('redis', async ({ onEvent }) => {
+    const prefix = uniquePrefix('dlq');
     const dlq = createRedisDeadLetterQueue<{ n: number; text?: string }>(redis, {
-      prefix: uniquePrefix('dlq'),
+      prefix,
       ...(onEvent === undefined ? {} : { onEvent }),
     });
     return {
       dlq,
       expireLeases: () => new Promise((resolve) => setTimeout(resolve, LEASE_MS + 10)),
+      passTime: (ms) => passRedisTime(redis, prefix, ms),
     };
   });
 
@@ -81,6 +164,40 @@ describeRedis('createRedisDeadLetterQueue', () => {
     expect(new Set(runs).size).toBe(60);
     expect(reports.flatMap((r) => r.redriven).sort()).toEqual([...runs].sort());
     expect(await workers[1]?.size()).toBe(0);
+  });
+
+  it('runs each always-failing entry once per round with 4 consumers on separate connections', async () => {
+    const prefix = uniquePrefix('dlq-rounds');
+    const workers = [0, 1, 2, 3].map(() => createRedisDeadLetterQueue(connectRedis(), { prefix }));
+    for (let n = 0; n < 80; n++) await workers[0]?.add(letter(n));
+    const backoff = { initialDelayMs: 5_000, jitter: 'none' } as const;
+    const round = async (): Promise<number[]> => {
+      const runs = new Map<string, number>();
+      await Promise.all(
+        workers.map((dlq) =>
+          dlq.redrive(
+            {},
+            async (entry) => {
+              runs.set(entry.id, (runs.get(entry.id) ?? 0) + 1);
+              await new Promise((resolve) => setImmediate(resolve));
+              throw new Error('still down');
+            },
+            { backoff },
+          ),
+        ),
+      );
+      return [...runs.values()];
+    };
+    for (let r = 0; r < 3; r++) {
+      const counts = await round();
+      expect(counts).toHaveLength(80);
+      expect(counts.every((count) => count === 1)).toBe(true);
+      expect(await round()).toEqual([]);
+      await passRedisTime(redis, prefix, backoff.initialDelayMs * 2 ** r);
+    }
+    const entry = await workers[2]?.get('m-7');
+    expect(entry?.redriveFailures).toBe(3);
+    expect(entry?.attempts).toHaveLength(4);
   });
 
   it('keeps every key of one queue under one hash tag (one cluster slot)', async () => {

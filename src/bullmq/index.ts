@@ -2,3 +2,5 @@ export type { BackoffStrategyOptions, RetrykitBackoffStrategy } from './backoff.
 export { createBackoffStrategy, RETRYKIT_BACKOFF } from './backoff.js';
 export type { WrapProcessorOptions } from './processor.js';
 export { HISTORY_FIELD, wrapProcessor } from './processor.js';
+export type { SweepReport, SweepStalledJobsOptions } from './sweep.js';
+export { BULLMQ_STALLED_REASONS, SWEEP_DEFAULTS, sweepStalledJobs } from './sweep.js';

@@ -17,6 +17,11 @@ import { assertFunction, assertInteger } from '../core/validate.js';
  */
 export const HISTORY_FIELD = '_retrykitFailures';
 
+/** @internal The default dead-letter id of a job: `<queue name>:<job id>`. */
+export function jobDeadLetterId(job: Job): string {
+  return `${job.queueName}:${job.id}`;
+}
+
 /** Options of {@link wrapProcessor}. */
 export interface WrapProcessorOptions<P> {
   /** Receives every job that fails for good: a `DeadLetterQueue`, or any sink with `add`. */
@@ -46,7 +51,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function historyOf(data: unknown): DeadLetterAttempt[] {
+/** @internal The failures `wrapProcessor` kept on a job's data, oldest first. */
+export function historyOf(data: unknown): DeadLetterAttempt[] {
   if (!isPlainObject(data) || data[HISTORY_FIELD] === undefined) return [];
   try {
     return expectAttempts(HISTORY_FIELD, data[HISTORY_FIELD]);
@@ -55,7 +61,8 @@ function historyOf(data: unknown): DeadLetterAttempt[] {
   }
 }
 
-function payloadOf<P>(data: unknown): P {
+/** @internal A job's data without the failures kept on it. */
+export function payloadOf<P>(data: unknown): P {
   if (!isPlainObject(data) || !(HISTORY_FIELD in data)) return data as P;
   const { [HISTORY_FIELD]: _history, ...payload } = data;
   return payload as P;
@@ -96,7 +103,7 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
   }
   const classify = options.classify ?? defaultClassify;
   const clock = options.clock ?? systemClock;
-  const idOf = options.deadLetterId ?? ((job: Job) => `${job.queueName}:${job.id}`);
+  const idOf = options.deadLetterId ?? jobDeadLetterId;
 
   return async (job, token, signal) => {
     const started = clock.now();

@@ -1,3 +1,4 @@
+import type { BackoffOptions } from './backoff.js';
 import type { Reason } from './classify-types.js';
 
 /** One failed attempt as a dead letter remembers it. */
@@ -28,6 +29,14 @@ export interface DeadLetterEntry<P = unknown> {
   readonly deadAt: string;
   /** Where it came from (a queue name, `whatsapp.send`). */
   readonly source?: string;
+  /** How many redrives of this entry failed so far; absent before the first failure. */
+  readonly redriveFailures?: number;
+  /**
+   * ISO 8601 time before which no redrive runs this entry again: set by a failed redrive to
+   * the failure time plus its redrive backoff ({@link RedriveOptions.backoff}). The Redis queue
+   * enforces it on the Redis server's clock; this field is the failing consumer's reckoning.
+   */
+  readonly notBefore?: string;
 }
 
 /** A new dead letter: `id` and `deadAt` are filled in when absent. */
@@ -64,6 +73,15 @@ export interface RedriveOptions {
    * @default 60_000
    */
   readonly leaseMs?: number;
+  /**
+   * The redrive backoff: after the n-th failed redrive of an entry (n = 1, 2, …), no consumer
+   * runs it again for `computeDelay(n - 1, backoff)` milliseconds. A claimed entry is held for
+   * the longer of `leaseMs` and the delay it would get if this run failed, so a consumer that
+   * dies mid-run hands the entry over no sooner than a failure would have. Every entry's
+   * handler therefore runs at most once per backoff period, whatever the number of consumers.
+   * @default { initialDelayMs: 60_000, multiplier: 2, maxDelayMs: 3_600_000, jitter: 'none' } (1 min, doubling, up to 1 h)
+   */
+  readonly backoff?: BackoffOptions;
   /** Stops the redrive before the next entry; it then rejects with the signal's reason. */
   readonly signal?: AbortSignal;
 }
@@ -74,7 +92,10 @@ export interface RedriveReport {
   readonly redriven: readonly string[];
   /** Ids whose handler threw: kept, with the new failure appended. */
   readonly failed: readonly string[];
-  /** Ids another consumer was redriving at the same time (left to it), or already gone. */
+  /**
+   * Ids another consumer was redriving at the same time (left to it), not due yet (a failed
+   * redrive's backoff hasn't passed), or already gone.
+   */
   readonly skipped: readonly string[];
 }
 
@@ -102,9 +123,11 @@ export interface DeadLetterQueue<P = unknown> {
   remove(id: string): Promise<boolean>;
   /**
    * Re-runs `handler` on the selected entries, one at a time, oldest first. Only a success
-   * removes an entry; a failure is appended to its `attempts`. Each entry is claimed under a
-   * lease first, so consumers redriving at once never run the same entry twice. Entries added
-   * after the redrive started are left for the next one.
+   * removes an entry; a failure is appended to its `attempts`, counted in `redriveFailures`
+   * and sets its `notBefore` (the redrive backoff). Each entry is claimed under a lease first,
+   * and an entry whose `notBefore` hasn't passed is skipped, so consumers redriving at once
+   * run each entry at most once per backoff period, failing or not. Entries added after the
+   * redrive started are left for the next one.
    */
   redrive(
     selector: RedriveSelector<P>,

@@ -129,6 +129,20 @@ export function completeDeadLetter<P>(entry: NewDeadLetter<P>, nowMs: number): D
   const lastAttemptAt = expectIsoTime('entry.lastAttemptAt', o.lastAttemptAt);
   const deadAt = o.deadAt === undefined ? iso(nowMs) : expectIsoTime('entry.deadAt', o.deadAt);
   const source = o.source === undefined ? undefined : expectString('entry.source', o.source);
+  const redriveFailures = o.redriveFailures;
+  if (
+    redriveFailures !== undefined &&
+    (typeof redriveFailures !== 'number' ||
+      !Number.isSafeInteger(redriveFailures) ||
+      redriveFailures < 0)
+  ) {
+    throw new InvalidRecordError(
+      'entry.redriveFailures',
+      `entry.redriveFailures must be a non-negative integer, got ${JSON.stringify(redriveFailures)}`,
+    );
+  }
+  const notBefore =
+    o.notBefore === undefined ? undefined : expectIsoTime('entry.notBefore', o.notBefore);
   return {
     id,
     payload: entry.payload,
@@ -139,5 +153,7 @@ export function completeDeadLetter<P>(entry: NewDeadLetter<P>, nowMs: number): D
     lastAttemptAt,
     deadAt,
     ...(source === undefined ? {} : { source }),
+    ...(redriveFailures === undefined ? {} : { redriveFailures }),
+    ...(notBefore === undefined ? {} : { notBefore }),
   };
 }

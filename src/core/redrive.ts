@@ -1,3 +1,4 @@
+import { type BackoffOptions, computeDelay, resolveBackoff } from './backoff.js';
 import type { Classification, Reason } from './classify-types.js';
 import { REASONS } from './classify-types.js';
 import type { Clock } from './clock.js';
@@ -17,6 +18,16 @@ export const DEAD_LETTER_DEFAULTS = Object.freeze({
   listLimit: 100,
   /** Lease on an entry being redriven, in milliseconds. */
   leaseMs: 60_000,
+  /**
+   * The redrive backoff: 1 min after the first failed redrive of an entry, doubling, up to
+   * 1 h. No jitter, so the wait is exactly what `notBefore` says.
+   */
+  backoff: Object.freeze({
+    initialDelayMs: 60_000,
+    multiplier: 2,
+    maxDelayMs: 3_600_000,
+    jitter: 'none',
+  }) as Readonly<BackoffOptions>,
 });
 
 /** @internal One entry with its position in the queue (insertion order). */
@@ -37,19 +48,27 @@ export interface RedrivePort<P> {
     reason: Reason | undefined,
     upTo: number,
   ): Promise<{ readonly items: readonly Positioned<P>[]; readonly more: boolean; tail: number }>;
-  /** Claims `id` for `leaseMs` under `token`. */
+  /**
+   * Claims `id` under `token` for `holdMs` (on the store's clock), unless another claim holds
+   * it or its not-before time hasn't passed (`leased`). Claiming again under the token that
+   * holds it sets a new hold from now.
+   */
   claim(
     id: string,
     token: string,
-    leaseMs: number,
+    holdMs: number,
   ): Promise<
     | { readonly status: 'claimed'; readonly entry: DeadLetterEntry<P> }
     | { readonly status: 'leased' | 'missing' }
   >;
   /** The handler succeeded: removes the entry. */
   succeed(id: string, token: string): Promise<void>;
-  /** The handler failed: stores `entry` (the failure appended) and ends the lease. */
-  fail(id: string, token: string, entry: DeadLetterEntry<P>): Promise<void>;
+  /**
+   * The handler failed: if `token` still holds the claim, stores `entry` (the failure
+   * appended) and replaces the claim by a not-before time `delayMs` from now (on the store's
+   * clock).
+   */
+  fail(id: string, token: string, entry: DeadLetterEntry<P>, delayMs: number): Promise<void>;
 }
 
 /** @internal Reads a `list` cursor: the position of the last entry of the previous page. */
@@ -125,15 +144,24 @@ export async function runRedrive<P>(
 ): Promise<RedriveReport> {
   assertFunction('handler', handler);
   const leaseMs = assertInteger('leaseMs', options.leaseMs ?? DEAD_LETTER_DEFAULTS.leaseMs, 1);
+  const backoff = options.backoff ?? DEAD_LETTER_DEFAULTS.backoff;
+  resolveBackoff(backoff, 'backoff');
   const { signal } = options;
   const sel = selectorKind(selector);
   const redriven: string[] = [];
   const failed: string[] = [];
   const skipped: string[] = [];
 
-  const one = async (id: string): Promise<void> => {
+  const one = async (id: string, failures: number | undefined): Promise<void> => {
     signal?.throwIfAborted();
-    const claim = await port.claim(id, context.token, leaseMs);
+    let delayMs = Math.ceil(computeDelay(failures ?? 0, backoff));
+    let claim = await port.claim(id, context.token, Math.max(leaseMs, delayMs));
+    const redriveFailures = claim.status === 'claimed' ? (claim.entry.redriveFailures ?? 0) + 1 : 0;
+    if (claim.status === 'claimed' && redriveFailures - 1 !== (failures ?? 0)) {
+      // Selected by id, or failed elsewhere since the scan: hold it for its own backoff.
+      delayMs = Math.ceil(computeDelay(redriveFailures - 1, backoff));
+      claim = await port.claim(id, context.token, Math.max(leaseMs, delayMs));
+    }
     if (claim.status !== 'claimed') {
       skipped.push(id);
       return;
@@ -141,17 +169,16 @@ export async function runRedrive<P>(
     try {
       await handler(claim.entry);
     } catch (error) {
-      const attempt = attemptOf(
-        error,
-        context.classify(error),
-        new Date(context.clock.now()).toISOString(),
-      );
+      const now = context.clock.now();
+      const attempt = attemptOf(error, context.classify(error), new Date(now).toISOString());
       const entry: DeadLetterEntry<P> = {
         ...claim.entry,
         attempts: [...claim.entry.attempts, attempt],
         lastAttemptAt: attempt.at,
+        redriveFailures,
+        notBefore: new Date(now + delayMs).toISOString(),
       };
-      await port.fail(id, context.token, entry);
+      await port.fail(id, context.token, entry, delayMs);
       failed.push(id);
       return;
     }
@@ -160,7 +187,7 @@ export async function runRedrive<P>(
   };
 
   if (sel.kind === 'ids') {
-    for (const id of sel.ids) await one(id);
+    for (const id of sel.ids) await one(id, undefined);
     return { redriven, failed, skipped };
   }
   let after = 0;
@@ -173,7 +200,7 @@ export async function runRedrive<P>(
     for (const { seq, entry } of page.items) {
       after = seq;
       if (redriven.length + failed.length >= sel.limit) return { redriven, failed, skipped };
-      if (sel.keep(entry)) await one(entry.id);
+      if (sel.keep(entry)) await one(entry.id, entry.redriveFailures);
     }
     if (!page.more || redriven.length + failed.length >= sel.limit) break;
   }

@@ -30,7 +30,8 @@ export const MEMORY_DEAD_LETTER_DEFAULTS = Object.freeze({ maxEntries: 10_000 })
 interface Slot<P> {
   readonly seq: number;
   entry: DeadLetterEntry<P>;
-  lease?: { readonly token: string; readonly expiresAt: number };
+  /** A redrive's claim (`token`), or a failed redrive's not-before time (no token), until `expiresAt`. */
+  lease?: { readonly token: string | undefined; readonly expiresAt: number };
 }
 
 /**
@@ -75,22 +76,23 @@ export function createMemoryDeadLetterQueue<P = unknown>(
 
   const port: RedrivePort<P> = {
     scan: async (after, limit, reason, upTo) => scan(after, limit, reason, upTo),
-    async claim(id, token, leaseMs) {
+    async claim(id, token, holdMs) {
       const slot = slots.get(id);
       if (slot === undefined) return { status: 'missing' };
       const now = clock.now();
-      if (slot.lease !== undefined && slot.lease.expiresAt > now) return { status: 'leased' };
-      slot.lease = { token, expiresAt: now + leaseMs };
+      const held = slot.lease !== undefined && slot.lease.expiresAt > now;
+      if (held && slot.lease?.token !== token) return { status: 'leased' };
+      slot.lease = { token, expiresAt: now + holdMs };
       return { status: 'claimed', entry: slot.entry };
     },
     async succeed(id) {
       slots.delete(id);
     },
-    async fail(id, token, entry) {
+    async fail(id, token, entry, delayMs) {
       const slot = slots.get(id);
       if (slot === undefined || slot.lease?.token !== token) return;
       slot.entry = entry;
-      delete slot.lease;
+      slot.lease = { token: undefined, expiresAt: clock.now() + delayMs };
     },
   };
 
@@ -105,7 +107,12 @@ export function createMemoryDeadLetterQueue<P = unknown>(
           new Error(`the memory dead-letter queue is full (maxEntries ${maxEntries})`),
         );
       }
-      slots.set(entry.id, { seq: ++seq, entry });
+      const notBefore = entry.notBefore === undefined ? Number.NaN : Date.parse(entry.notBefore);
+      slots.set(entry.id, {
+        seq: ++seq,
+        entry,
+        ...(notBefore > clock.now() ? { lease: { token: undefined, expiresAt: notBefore } } : {}),
+      });
       emit(options.onEvent, {
         type: 'dead_letter',
         time: clock.now(),

@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from '../core/clock.js';
 import { completeDeadLetter, type Sink } from '../core/dead-letter.js';
 import type { DeadLetterEntry, DeadLetterQueue, NewDeadLetter } from '../core/dead-letter-types.js';
-import { isRetrykitError } from '../core/errors.js';
+import { describe, isRetrykitError, StoreUnavailableError } from '../core/errors.js';
 
 /** Options of {@link withFallback}. */
 export interface FallbackOptions<T> {
@@ -28,7 +28,10 @@ function isDeadLetterQueue<P>(sink: unknown): sink is DeadLetterQueue<P> {
 /**
  * A dead-letter queue that writes to `fallback` (a `createFileSink` file) whenever the
  * primary rejects with `StoreUnavailableError`, so a dead letter is never lost to a Redis
- * outage; other errors (bad input) still reject. The entry's `id` and `deadAt` are fixed
+ * outage; other errors (bad input) still reject. When the fallback fails too, `add` rejects
+ * with a `StoreUnavailableError` whose `cause` is an `AggregateError` holding both errors,
+ * the primary's first (`error.cause.errors`): nothing is stored then, and a `withFallback`
+ * around this one still falls back. The entry's `id` and `deadAt` are fixed
  * before the first try, so replaying the file into the queue later (`replayFile(path,
  * (e) => dlq.add(e))`) keeps every id, and replaying one twice is harmless. Everything but
  * `add` goes to the primary.
@@ -66,7 +69,17 @@ export function withFallback<T>(
   const clock = options.clock ?? systemClock;
   const divert = async (entry: T, error: unknown): Promise<void> => {
     if (!isStoreUnavailable(error)) throw error;
-    await fallback.add(entry);
+    try {
+      await fallback.add(entry);
+    } catch (fallbackError) {
+      throw new StoreUnavailableError(
+        `${(error as StoreUnavailableError).operation} (and its fallback)`,
+        new AggregateError(
+          [error, fallbackError],
+          `the primary was unavailable (${describe(error)}) and the fallback failed too (${describe(fallbackError)})`,
+        ),
+      );
+    }
     try {
       options.onFallback?.(entry, error);
     } catch {

@@ -132,6 +132,49 @@ describe('replayFile', () => {
     expect(seen).toEqual([0, 1, 2, 100, 101, 102]);
   });
 
+  it('runs overlapping calls on one path one after the other: each entry handed over once', async () => {
+    const sink = createFileSink<{ n: number }>(path);
+    for (let n = 0; n < 20; n++) await sink.add({ n });
+    const seen: number[] = [];
+    const stop = new Error('store down');
+    await expect(
+      replayFile<{ n: number }>(path, (e) => {
+        if (e.n === 5) throw stop;
+        seen.push(e.n);
+      }),
+    ).rejects.toBe(stop);
+    for (let n = 20; n < 25; n++) await sink.add({ n });
+    const slow = async (e: { n: number }): Promise<void> => {
+      seen.push(e.n);
+      await new Promise((resolve) => setImmediate(resolve));
+    };
+    const reports = await Promise.all([
+      replayFile(path, slow),
+      replayFile(path, slow),
+      replayFile(path, slow),
+    ]);
+    expect(seen).toEqual(Array.from({ length: 25 }, (_, n) => n));
+    expect(reports.map((r) => r.replayed)).toEqual([20, 0, 0]);
+    await expect(stat(`${path}.replaying`)).rejects.toThrow();
+  });
+
+  it('lets the next overlapping call resume where a failed one stopped', async () => {
+    const sink = createFileSink<{ n: number }>(path);
+    for (let n = 0; n < 4; n++) await sink.add({ n });
+    const seen: number[] = [];
+    const boom = new Error('store down');
+    const [first, second] = await Promise.allSettled([
+      replayFile<{ n: number }>(path, (e) => {
+        if (e.n === 2) throw boom;
+        seen.push(e.n);
+      }),
+      replayFile<{ n: number }>(path, (e) => seen.push(e.n)),
+    ]);
+    expect(first).toEqual({ status: 'rejected', reason: boom });
+    expect(second).toEqual({ status: 'fulfilled', value: { replayed: 2, rejected: 0 } });
+    expect(seen).toEqual([0, 1, 2, 3]);
+  });
+
   it('reads lines longer than its read buffer and multi-byte text intact', async () => {
     const text = 'é€😀'.repeat(30_000);
     await appendFile(path, `${JSON.stringify({ text })}\n${JSON.stringify({ text: 'b' })}\n`);
@@ -179,5 +222,30 @@ describe('withFallback', () => {
     const broken = withFallback({ add: () => Promise.reject(new Error('bug')) }, sink);
     await expect(broken.add({})).rejects.toThrow('bug');
     expect(() => withFallback({} as never, sink)).toThrow('primary must have an add(entry) method');
+  });
+
+  it('keeps both errors when the fallback fails too, and still lets an outer fallback take it', async () => {
+    const full = new Error('ENOSPC: no space left on device');
+    const dlq = withFallback(
+      { ...createMemoryDeadLetterQueue(), add: () => Promise.reject(down) },
+      { add: () => Promise.reject(full) },
+    );
+    const error = await dlq.add(letter(1)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    expect(error).toMatchObject({
+      operation: 'add (and its fallback)',
+      message: expect.stringContaining('ENOSPC'),
+    });
+    const cause = (error as Error).cause as AggregateError;
+    expect(cause).toBeInstanceOf(AggregateError);
+    expect(cause.errors).toEqual([down, full]);
+    expect(cause.message).toContain('ECONNREFUSED');
+
+    const outer = withFallback(dlq, createFileSink(path));
+    await outer.add(letter(2));
+    expect((await lines(path)).map((l) => JSON.parse(l).id)).toEqual(['m-2']);
   });
 });

@@ -151,7 +151,8 @@ async function writeRejected(path: string, text: string): Promise<void> {
  * with one id): then no entry is lost and none takes effect twice. A handler that throws
  * stops the replay with its error; the next call resumes at that entry. Lines that aren't
  * JSON (a torn write) go to `<path>.rejected` for a person to look at. Entries appended
- * while the replay runs are left for the next call. Only replay a file in the process that
+ * while the replay runs are left for the next call. Calls on one path in one process run one
+ * after the other: a second call starts once the first has settled. Only replay a file in the process that
  * writes it, or while no process writes it: the rename is coordinated with `createFileSink`
  * within one process.
  *
@@ -169,23 +170,25 @@ export async function replayFile<T = unknown>(
   assertKey('path', path);
   assertFunction('handler', handler);
   const { signal } = options;
-  const replaying = `${path}.replaying`;
-  const counts = { replayed: 0, rejected: 0 };
-  const rejectedPath = `${path}.rejected`;
   signal?.throwIfAborted();
-  if (!(await replayOne(replaying, handler, signal, counts, rejectedPath))) {
-    await rm(`${replaying}.offset`, { force: true });
-  }
-  const moved = await withPathLock(path, async () => {
-    try {
-      await rename(path, replaying);
-      await syncDirectory(path);
-      return true;
-    } catch (error) {
-      if (isMissing(error)) return false;
-      throw error;
+  return withPathLock(`${path}.replaying`, async () => {
+    const replaying = `${path}.replaying`;
+    const counts = { replayed: 0, rejected: 0 };
+    const rejectedPath = `${path}.rejected`;
+    if (!(await replayOne(replaying, handler, signal, counts, rejectedPath))) {
+      await rm(`${replaying}.offset`, { force: true });
     }
+    const moved = await withPathLock(path, async () => {
+      try {
+        await rename(path, replaying);
+        await syncDirectory(path);
+        return true;
+      } catch (error) {
+        if (isMissing(error)) return false;
+        throw error;
+      }
+    });
+    if (moved) await replayOne(replaying, handler, signal, counts, rejectedPath);
+    return counts;
   });
-  if (moved) await replayOne(replaying, handler, signal, counts, rejectedPath);
-  return counts;
 }

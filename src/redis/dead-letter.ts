@@ -54,11 +54,13 @@ export interface RedisDeadLetterQueueOptions {
 export const REDIS_DEAD_LETTER_DEFAULTS = Object.freeze({ timeoutMs: 2_000 });
 
 /**
- * A dead-letter queue in Redis: it outlives worker restarts, and several consumers may
- * redrive it at once. Each operation is one atomic script; a redrive claims an entry under a
- * lease (timed by the Redis server's clock) before running the handler, so an entry is
- * redriven by one consumer only, and a consumer that crashes mid-redrive leaves the entry to
- * be taken over once its lease runs out. Entries are listed in the order they were added.
+ * A dead-letter queue in Redis: it outlives worker restarts (with `appendonly yes`: see
+ * docs/redis-settings.md), and several consumers may redrive it at once. Each operation is
+ * one atomic script; a redrive claims an entry under a lease (timed by the Redis server's
+ * clock) before running the handler, so an entry is redriven by one consumer only; a failed
+ * redrive leaves a not-before time (the redrive backoff, also on the server's clock) that
+ * every consumer's claim respects; and a consumer that crashes mid-redrive leaves the entry to
+ * be taken over once its hold runs out. Entries are listed in the order they were added.
  * Every method rejects with `StoreUnavailableError` when Redis can't be reached.
  *
  * @example
@@ -137,12 +139,12 @@ export function createRedisDeadLetterQueue<P = unknown>(
 
   const port: RedrivePort<P> = {
     scan,
-    async claim(id, token, leaseMs) {
+    async claim(id, token, holdMs) {
       const reply = (await run(
         'claim',
         scripts.claim,
         [keys.entries, keys.leases],
-        [id, token, leaseMs],
+        [id, token, holdMs],
       )) as [string, string?];
       if (reply[0] === 'claimed') return { status: 'claimed', entry: parse(reply[1]) };
       return { status: reply[0] === 'leased' ? 'leased' : 'missing' };
@@ -150,12 +152,12 @@ export function createRedisDeadLetterQueue<P = unknown>(
     async succeed(id) {
       await remove(id);
     },
-    async fail(id, token, entry) {
+    async fail(id, token, entry, delayMs) {
       await run(
         'release',
         scripts.release,
         [keys.entries, keys.leases],
-        [id, token, JSON.stringify(entry)],
+        [id, token, JSON.stringify(entry), delayMs],
       );
     },
   };
@@ -173,8 +175,14 @@ export function createRedisDeadLetterQueue<P = unknown>(
           keys.reasonOf,
           keys.reasons,
           keys.reasonIndex + entry.reason,
+          keys.leases,
         ],
-        [entry.id, JSON.stringify(entry), entry.reason],
+        [
+          entry.id,
+          JSON.stringify(entry),
+          entry.reason,
+          entry.notBefore === undefined ? '' : Date.parse(entry.notBefore),
+        ],
       )) as [number, string];
       if (reply[0] !== 1) return parse(reply[1]);
       emit(options.onEvent, {

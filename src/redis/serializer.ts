@@ -19,8 +19,14 @@ export interface Serializer {
   deserialize(text: string): unknown;
 }
 
+/**
+ * Why JSON would store `value` as something else, or `undefined` when it stores it
+ * faithfully. `value` is the property as it sits in its holder, before any `toJSON`.
+ */
 function kind(value: unknown): string | undefined {
   switch (typeof value) {
+    case 'undefined':
+      return 'undefined';
     case 'function':
       return 'a function';
     case 'symbol':
@@ -30,12 +36,34 @@ function kind(value: unknown): string | undefined {
     case 'number':
       return Number.isFinite(value) ? undefined : `the number ${value}`;
     case 'object':
-      if (value instanceof Map) return 'a Map';
-      if (value instanceof Set) return 'a Set';
-      return undefined;
+      return value === null ? undefined : objectKind(value);
     default:
       return undefined;
   }
+}
+
+function objectKind(value: object): string | undefined {
+  if (Array.isArray(value)) return undefined;
+  if (value instanceof Date) {
+    return Number.isNaN(value.getTime()) ? 'an invalid Date' : undefined;
+  }
+  if (value instanceof Map) return 'a Map';
+  if (value instanceof Set) return 'a Set';
+  if (value instanceof Error) return `an Error (${value.name})`;
+  if (ArrayBuffer.isView(value)) return `a ${value.constructor?.name ?? 'typed array'}`;
+  if (value instanceof ArrayBuffer) return 'an ArrayBuffer';
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) {
+    const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
+    return typeof name === 'string' && name !== ''
+      ? `an instance of ${name}`
+      : 'an instance of a class';
+  }
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+    return 'an object with a toJSON method';
+  }
+  if (Object.getOwnPropertySymbols(value).length > 0) return 'an object with symbol keys';
+  return undefined;
 }
 
 /** A value JSON stores as is, with no walk needed: a string, boolean, finite number or null. */
@@ -49,10 +77,16 @@ function isPlainScalar(value: unknown): boolean {
 }
 
 /**
- * JSON, strictly: a value that JSON would silently change or drop (functions, symbols,
- * bigints, NaN and ±Infinity, Maps and Sets, cycles) is refused with a `TypeError` naming where
- * it sits, instead of being stored as something else. Dates become ISO strings, as in
- * `JSON.stringify`. `undefined` (a function that returns nothing) round-trips as `undefined`.
+ * JSON, strictly: a value that JSON would silently change or drop is refused with a
+ * `TypeError` naming where it sits (`result.items[1] is undefined`), instead of being stored
+ * as something else: functions, symbols, bigints, NaN and ±Infinity, `undefined` inside an
+ * object or array (JSON drops the property, or makes it `null`), Errors, Maps and Sets, typed
+ * arrays, Buffers and ArrayBuffers, class instances and objects with `toJSON` (JSON keeps only
+ * their own enumerable fields), objects with symbol keys, invalid Dates, and cycles. Plain
+ * objects, arrays, strings, finite numbers, booleans and `null` are stored as they are. The
+ * two mappings: a valid Date becomes its ISO string, as in `JSON.stringify`, and comes back as
+ * that string; `-0` comes back as `0`. A top-level `undefined` (a function that returns nothing) round-trips as
+ * `undefined`.
  */
 export const jsonSerializer: Serializer = Object.freeze({
   serialize(value: unknown): string {
@@ -67,12 +101,12 @@ export const jsonSerializer: Serializer = Object.freeze({
           parents.pop();
           path.pop();
         }
-        const problem = kind(v);
+        const problem = kind((this as Record<string, unknown>)[key]);
         if (problem !== undefined) {
           const where = key === '' ? 'result' : `result${[...path, key].map(segment).join('')}`;
           throw new TypeError(`${where} is ${problem}, which JSON can't store`);
         }
-        if (typeof v === 'object' && v !== null && !(v instanceof Date)) {
+        if (typeof v === 'object' && v !== null) {
           if (key !== '') path.push(key);
           parents.push(v);
         }

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import {
   type DeadLetterEntry,
@@ -15,6 +16,8 @@ export interface ContractSubject {
   readonly dlq: DeadLetterQueue<{ n: number; text?: string }>;
   /** Makes every lease taken with `leaseMs: LEASE_MS` run out. */
   expireLeases(): Promise<void>;
+  /** Moves every claim and not-before time `ms` milliseconds closer, as if that much time passed. */
+  passTime(ms: number): Promise<void>;
 }
 
 /** The lease used by the takeover tests, in milliseconds. */
@@ -245,7 +248,7 @@ export function deadLetterContract(name: string, make: SubjectFactory): void {
             unblock = resolve;
           });
         },
-        { leaseMs: LEASE_MS },
+        { leaseMs: LEASE_MS, backoff: { initialDelayMs: LEASE_MS, jitter: 'none' } },
       );
       await running;
       const ok = async (): Promise<void> => {};
@@ -255,6 +258,102 @@ export function deadLetterContract(name: string, make: SubjectFactory): void {
       unblock();
       expect((await stuck).redriven).toEqual(['m-0']);
       expect(await dlq.size()).toBe(0);
+    });
+
+    it('runs a failing entry at most once per redrive backoff, however many consumers redrive', async () => {
+      const { dlq, passTime } = await make({});
+      for (let n = 0; n < 12; n++) await dlq.add(letter(n));
+      const backoff = { initialDelayMs: 1_000, multiplier: 2, jitter: 'none' } as const;
+      const round = async (): Promise<{ runs: Map<number, number>; failed: string[] }> => {
+        const runs = new Map<number, number>();
+        const reports = await Promise.all(
+          [0, 1, 2, 3].map(() =>
+            dlq.redrive(
+              {},
+              async (entry) => {
+                runs.set(entry.payload.n, (runs.get(entry.payload.n) ?? 0) + 1);
+                await new Promise((resolve) => setImmediate(resolve));
+                throw httpError(503);
+              },
+              { backoff },
+            ),
+          ),
+        );
+        return { runs, failed: reports.flatMap((r) => r.failed) };
+      };
+      const everyOnce = (runs: Map<number, number>): void => {
+        expect(runs.size).toBe(12);
+        expect([...runs.values()].every((count) => count === 1)).toBe(true);
+      };
+
+      const first = await round();
+      everyOnce(first.runs);
+      expect(first.failed.sort()).toEqual(Array.from({ length: 12 }, (_, n) => `m-${n}`).sort());
+      const entry = (await dlq.get('m-0')) as DeadLetterEntry;
+      expect(entry.redriveFailures).toBe(1);
+      expect(Date.parse(entry.notBefore as string) - Date.parse(entry.lastAttemptAt)).toBe(1_000);
+      expect((await round()).runs.size).toBe(0);
+      expect((await dlq.redrive({ ids: ['m-0'] }, () => {}, { backoff })).skipped).toEqual(['m-0']);
+
+      await passTime(1_000);
+      everyOnce((await round()).runs);
+      expect((await dlq.get('m-0'))?.redriveFailures).toBe(2);
+      await passTime(1_000);
+      expect((await round()).runs.size).toBe(0);
+      await passTime(1_000);
+      everyOnce((await round()).runs);
+      expect(await dlq.size()).toBe(12);
+    });
+
+    it('holds a claimed entry for its backoff, so a consumer that dies mid-run is not followed at once', async () => {
+      const { dlq, passTime } = await make({});
+      await dlq.add(letter(0));
+      const backoff = { initialDelayMs: 1_000, jitter: 'none' } as const;
+      let started = (): void => {};
+      const running = new Promise<void>((resolve) => {
+        started = resolve;
+      });
+      void dlq.redrive(
+        {},
+        () => {
+          started();
+          return new Promise<void>(() => {});
+        },
+        { leaseMs: LEASE_MS, backoff },
+      );
+      await running;
+      const ok = async (): Promise<void> => {};
+      await passTime(LEASE_MS);
+      expect(await dlq.redrive({}, ok, { leaseMs: LEASE_MS, backoff })).toMatchObject({
+        skipped: ['m-0'],
+      });
+      await passTime(1_000);
+      expect(await dlq.redrive({}, ok, { backoff })).toMatchObject({ redriven: ['m-0'] });
+      expect(await dlq.size()).toBe(0);
+    });
+
+    it('holds an entry redriven by id for the backoff of its own failure count', async () => {
+      const { dlq, passTime } = await make({});
+      await dlq.add(letter(0, 'server_error', { redriveFailures: 2 }));
+      const backoff = { initialDelayMs: 1_000, multiplier: 2, jitter: 'none' } as const;
+      let started = (): void => {};
+      const running = new Promise<void>((resolve) => {
+        started = resolve;
+      });
+      void dlq.redrive(
+        { ids: ['m-0'] },
+        () => {
+          started();
+          return new Promise<void>(() => {});
+        },
+        { leaseMs: LEASE_MS, backoff },
+      );
+      await running;
+      const ok = async (): Promise<void> => {};
+      await passTime(2_000);
+      expect((await dlq.redrive({ ids: ['m-0'] }, ok, { backoff })).skipped).toEqual(['m-0']);
+      await passTime(2_000);
+      expect((await dlq.redrive({ ids: ['m-0'] }, ok, { backoff })).redriven).toEqual(['m-0']);
     });
 
     it('stops a redrive when its signal aborts', async () => {
@@ -300,7 +399,29 @@ export function deadLetterContract(name: string, make: SubjectFactory): void {
       await expect(dlq.list({ reason: 'nope' as Reason })).rejects.toThrow(/reason must be one of/);
       await expect(dlq.redrive({}, 'x' as never)).rejects.toThrow(/handler must be a function/);
       await expect(dlq.redrive({}, () => {}, { leaseMs: -1 })).rejects.toThrow(/leaseMs/);
+      await expect(
+        dlq.redrive({}, () => {}, { backoff: { initialDelayMs: Number.NaN } }),
+      ).rejects.toThrow('backoff.initialDelayMs must be a number, got NaN');
+      await expect(dlq.add(letter(4, 'timeout', { redriveFailures: -1 }))).rejects.toMatchObject({
+        field: 'entry.redriveFailures',
+      });
+      await expect(dlq.add(letter(5, 'timeout', { notBefore: 'soon' }))).rejects.toMatchObject({
+        field: 'entry.notBefore',
+      });
       expect(await dlq.size()).toBe(0);
     });
   });
+}
+
+/**
+ * The Redis queue's `passTime`: moves every claim and not-before time of the queue at `prefix`
+ * `ms` milliseconds earlier (they are kept on the Redis server's clock, which a test can't
+ * advance).
+ */
+export async function passRedisTime(redis: Redis, prefix: string, ms: number): Promise<void> {
+  const leases = `{${prefix}:dead-letters}:leases`;
+  for (const [id, value] of Object.entries(await redis.hgetall(leases))) {
+    const colon = value.indexOf(':');
+    await redis.hset(leases, id, `${Number(value.slice(0, colon)) - ms}${value.slice(colon)}`);
+  }
 }

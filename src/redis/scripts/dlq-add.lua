@@ -7,10 +7,12 @@
   KEYS[4] reasonOf  hash: id -> reason
   KEYS[5] reasons   set of reasons that have an index
   KEYS[6] index     sorted set of this entry's reason: id scored by position
+  KEYS[7] leases    hash: id -> "<expiresAtMs>:<token>", or "<notBeforeMs>:"
 
   ARGV[1] id
   ARGV[2] entry JSON
   ARGV[3] reason
+  ARGV[4] the entry's not-before time in epoch milliseconds, or '' (due now)
 
   Returns {1, json} when added, {0, stored json} when the id was already there.
 ]]
@@ -24,4 +26,7 @@ redis.call('ZADD', KEYS[2], seq, ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 redis.call('SADD', KEYS[5], ARGV[3])
 redis.call('ZADD', KEYS[6], seq, ARGV[1])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[7], ARGV[1], ARGV[4] .. ':')
+end
 return {1, ARGV[2]}
