@@ -55,7 +55,10 @@ export function createBackgroundRetries(limit: number): BackgroundRetries {
   const run = (pending: Pending): void => {
     pending.timer = undefined;
     const left = pending.deadline - now();
-    if (left <= 0) return remove(pending);
+    if (left <= 0) {
+      remove(pending);
+      return;
+    }
     let attempt: Promise<unknown>;
     try {
       attempt = pending.task(Math.min(Math.ceil(left), MAX_TIMER_MS));
@@ -70,7 +73,10 @@ export function createBackgroundRetries(limit: number): BackgroundRetries {
 
   const wait = (pending: Pending): void => {
     const left = pending.deadline - now();
-    if (left <= 0) return remove(pending);
+    if (left <= 0) {
+      remove(pending);
+      return;
+    }
     const delay = Math.min(pending.delayMs, Math.ceil(left));
     pending.delayMs = Math.min(pending.delayMs * 2, MAX_DELAY_MS);
     pending.timer = setTimeout(() => run(pending), delay);
