@@ -83,8 +83,23 @@ export function createBackgroundRetries(limit: number): BackgroundRetries {
     (pending.timer as { unref?: () => void }).unref?.();
   };
 
+  // A try that never settles (a client with no timeout) keeps its task past the deadline; when
+  // full, those are dropped first.
+  const prune = (): void => {
+    const at = now();
+    for (const set of [...groups.values()]) {
+      for (const pending of set) {
+        if (pending.deadline <= at) {
+          if (pending.timer !== undefined) clearTimeout(pending.timer);
+          remove(pending);
+        }
+      }
+    }
+  };
+
   return {
     add(group, task, withinMs) {
+      if (size >= limit) prune();
       if (size >= limit) return false;
       const pending: Pending = {
         group,
