@@ -80,15 +80,15 @@ function escapeToken(token: string): string {
  * Redis Cluster. Failures and timeouts reject with `StoreUnavailableError`, never with an
  * answer.
  *
- * A claim that rejects may still run on Redis later (ioredis queues commands while offline and
- * sends one again after a lost reply; a paused server runs what it holds when it resumes). The
- * store then releases that claim in the background, fenced by its token: tried at once on the
- * same client, so Redis runs it after the late claim, and again with backoff (100 ms doubling to
- * 5 s, unref'd timers) while the client fails it, until Redis answers or the lease would have
- * run out. A
- * later `claim` of the key from this store sends a waiting release first. At most 10,000 such
- * releases are pending; past that a lease is left to run out. A claim sent again by the client
- * carries the same token and is answered `claimed`.
+ * A claim that rejects may still run on Redis later: ioredis queues commands while offline and
+ * sends one again after a lost reply, and a paused server runs what it holds when it resumes.
+ * A claim sent again carries the same token and is answered `claimed`. A claim that rejected
+ * is released in the background, fenced by its token (and attempt): as soon as its late reply
+ * says it took the key, or, when the client gave the command up (it may have run before the
+ * connection dropped), at once and again with backoff (100 ms doubling to 5 s, unref'd timers)
+ * while the client fails it, until Redis answers or the lease would have run out anyway. A
+ * later `claim` of the key from this store first sends a release that waits for its next try.
+ * At most 10,000 releases are pending per store; past that a lease is left to run out.
  *
  * @example
  * import { Redis } from 'ioredis';
@@ -141,7 +141,7 @@ export function createRedisIdempotencyStore(
     releases.add(
       recordKey,
       // One try at a time, waiting as long as the lease lasts: a try that has not been answered
-      // is still queued on the client, and tried again only when the client gives it up.
+      // is still queued on the client, and is tried again only when the client gives it up.
       (timeLeft) =>
         runScript(client, releaseScript, [recordKey], [token, attempt], {
           operation: 'release',
@@ -168,22 +168,41 @@ export function createRedisIdempotencyStore(
       const owner = attempt === '' ? escaped : `${escaped}/${attempt}`;
       const recordKey = hashTag(prefix, key);
       releases.flush(recordKey);
+      // The command as the client runs it, past our timeout: its late reply tells whether the
+      // claim took the key after all.
+      let sent: Promise<unknown> | undefined;
+      const send = (call: () => Promise<unknown>): Promise<unknown> =>
+        runCommand({ operation: 'claim', timeoutMs }, () => {
+          sent = call();
+          return sent;
+        });
       let reply: unknown;
       try {
         if (set !== undefined) {
-          const first = await runCommand({ operation: 'claim', timeoutMs }, () =>
+          const first = await send(() =>
             set(recordKey, `p${owner}:${fingerprint ?? ''}`, 'PX', leaseMs, 'NX'),
           );
           if (first === 'OK') return { status: 'claimed', token };
         }
-        reply = await run('claim', claimScript, recordKey, [
-          owner,
-          leaseMs,
-          fingerprint ?? '',
-          escaped,
-        ]);
+        reply = await send(() =>
+          runScript(
+            client,
+            claimScript,
+            [recordKey],
+            [owner, leaseMs, fingerprint ?? '', escaped],
+            {
+              operation: 'claim',
+              timeoutMs: 0,
+            },
+          ),
+        );
       } catch (error) {
-        releaseLater(recordKey, escaped, attempt, leaseMs);
+        sent?.then(
+          (late) => {
+            if (late === 'OK' || late === 1) releaseLater(recordKey, escaped, attempt, leaseMs);
+          },
+          () => releaseLater(recordKey, escaped, attempt, leaseMs),
+        );
         throw error;
       }
       if (reply === 1) return { status: 'claimed', token };
