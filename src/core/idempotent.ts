@@ -244,7 +244,9 @@ const STORE_ERROR_CHOICES = ['throw', 'run'] as const;
  *   `rememberFailures`, a permanent failure is stored instead, and later calls rethrow it as a
  *   `PermanentError` (same message, `name` and `code` on its `cause`).
  * - The store is down: rejects with `StoreUnavailableError` without running `fn` (unless
- *   `onStoreError: 'run'`). A store that can't answer never counts as "not seen before".
+ *   `onStoreError: 'run'`). A store that can't answer never counts as "not seen before". A
+ *   claim that timed out yet ran later is released by the Redis store, so a retry runs `fn`
+ *   without waiting out the lease; with `requestId`, a retry takes its own claim at once.
  * - `fn` outlives `leaseMs`: another call may take the key over and run `fn` too; this call's
  *   result is then not stored (see `onNotRecorded`).
  *
