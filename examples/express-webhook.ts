@@ -60,8 +60,14 @@ app.get('/webhook', (req, res) => {
 });
 // express.raw keeps the bytes Meta signed; express.json would re-serialise them.
 app.post('/webhook', express.raw({ type: '*/*', limit: '3mb' }), async (req, res) => {
-  const { status, body } = await handle({ body: req.body as Buffer, headers: req.headers });
-  res.status(status).send(body);
+  const { status, headers, body } = await handle({
+    body: req.body as Buffer,
+    headers: req.headers,
+  });
+  res
+    .status(status)
+    .set(headers ?? {})
+    .send(body);
 });
 
 const processed: string[] = [];
@@ -125,13 +131,19 @@ const body = JSON.stringify({
 }).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 const sign = (payload: string, secret: string) =>
   `sha256=${createHmac('sha256', secret).update(payload).digest('hex')}`;
+// Like Meta, deliver again what was answered 503: a delivery that finds the other one still at
+// work on an update gets 503, and its redelivery finds the update queued (Meta waits longer).
 const deliver = async (signature: string) => {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-hub-signature-256': signature },
-    body,
-  });
-  return res.status;
+  for (;;) {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-hub-signature-256': signature },
+      body,
+    });
+    await res.arrayBuffer();
+    if (res.status !== 503) return res.status;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 };
 
 const twice = await Promise.all([deliver(sign(body, APP_SECRET)), deliver(sign(body, APP_SECRET))]);

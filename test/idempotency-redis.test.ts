@@ -136,6 +136,38 @@ describeRedis('createRedisIdempotencyStore', () => {
     expect(runs).toBe(2);
   });
 
+  it('sends a release that waits for its next try before a new claim of the key', async () => {
+    const redis = connectRedis();
+    const prefix = uniquePrefix('idem-flush');
+    await createRedisIdempotencyStore(redis, { prefix }).release('warm-up', 'none');
+    // The first SET runs on Redis but fails on the client (a dropped connection); so does the
+    // first release, which then waits 100 ms for its next try.
+    let failSet = true;
+    let failRelease = true;
+    const client = {
+      set: (...args: Parameters<typeof redis.set>) => {
+        if (!failSet) return redis.set(...args);
+        failSet = false;
+        return redis.set(...args).then(() => Promise.reject(new Error('Connection is closed.')));
+      },
+      evalsha: (sha: string, numKeys: number, ...rest: (string | number)[]) => {
+        if (rest.length === 3 && failRelease) {
+          failRelease = false;
+          return Promise.reject(new Error('Connection is closed.'));
+        }
+        return redis.evalsha(sha, numKeys, ...rest);
+      },
+      eval: redis.eval.bind(redis),
+    } as unknown as Parameters<typeof createRedisIdempotencyStore>[0];
+    const store = createRedisIdempotencyStore(client, { prefix, timeoutMs: 1000 });
+    await expect(store.claim('k', { leaseMs: 60_000 })).rejects.toBeInstanceOf(
+      StoreUnavailableError,
+    );
+    while (failRelease) await new Promise((resolve) => setTimeout(resolve, 1));
+    expect(await redis.exists(`{${prefix}:k}`)).toBe(1);
+    expect((await store.claim('k', { leaseMs: 60_000 })).status).toBe('claimed');
+  });
+
   it('emits idempotency_hit from the store', async () => {
     const events: unknown[] = [];
     const store = createRedisIdempotencyStore(connectRedis(), {

@@ -35,7 +35,7 @@ const headers = (body: string) => ({
 });
 
 describeRedis('createWebhookHandler on the Redis idempotency store', () => {
-  it('enqueues each update once across 20 concurrent deliveries of the same webhook', async () => {
+  it('enqueues each update once across 20 concurrent deliveries, answering 503 while another holds it', async () => {
     const store = createRedisIdempotencyStore(connectRedis(), { prefix: uniquePrefix('wa-hook') });
     const queued: WebhookUpdate[] = [];
     const handle = createWebhookHandler({
@@ -50,7 +50,20 @@ describeRedis('createWebhookHandler on the Redis idempotency store', () => {
     const results = await Promise.all(
       Array.from({ length: 20 }, () => handle({ body, headers: headers(body) })),
     );
-    expect(results.every((r) => r.status === 200)).toBe(true);
+    // A delivery that finds another one's claim at work is answered 503, never 200: only the
+    // holder knows whether its enqueue succeeds. Meta delivers those again.
+    for (const result of results.filter((r) => r.status !== 200)) {
+      expect(result).toMatchObject({ status: 503, outcome: 'in_progress', enqueued: 0 });
+      expect(Number(result.headers?.['Retry-After'])).toBeGreaterThanOrEqual(1);
+    }
+    expect(results.reduce((n, r) => n + r.enqueued, 0)).toBe(6);
+    for (const _ of results.filter((r) => r.status !== 200)) {
+      expect(await handle({ body, headers: headers(body) })).toMatchObject({
+        status: 200,
+        outcome: 'duplicate',
+        duplicates: 6,
+      });
+    }
     expect(queued.map((u) => (u.kind === 'status' ? `${u.id}:${u.status}` : '')).sort()).toEqual([
       'wamid.A:delivered',
       'wamid.A:sent',
@@ -59,7 +72,7 @@ describeRedis('createWebhookHandler on the Redis idempotency store', () => {
       'wamid.C:delivered',
       'wamid.C:sent',
     ]);
-    expect(results.reduce((n, r) => n + r.duplicates, 0)).toBe(19 * 6);
+    expect(results.reduce((n, r) => n + r.duplicates + r.inProgress + r.enqueued, 0)).toBe(20 * 6);
     const later = await handle({ body, headers: headers(body) });
     expect(later).toMatchObject({ status: 200, outcome: 'duplicate', duplicates: 6 });
   });

@@ -16,7 +16,7 @@ export function checkKey(key: unknown): string {
 export function checkClaim(
   key: unknown,
   options: ClaimOptions | undefined,
-): { leaseMs: number; fingerprint: string | undefined } {
+): { leaseMs: number; fingerprint: string | undefined; requestId: string | undefined } {
   checkKey(key);
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`claim options must be an object with leaseMs, got ${showValue(options)}`);
@@ -24,7 +24,9 @@ export function checkClaim(
   const leaseMs = Math.ceil(assertNumber('leaseMs', options.leaseMs, 1, MAX_MS));
   const fingerprint =
     options.fingerprint === undefined ? undefined : assertKey('fingerprint', options.fingerprint);
-  return { leaseMs, fingerprint };
+  const requestId =
+    options.requestId === undefined ? undefined : assertKey('requestId', options.requestId);
+  return { leaseMs, fingerprint, requestId };
 }
 
 /** Validates a fencing token. */

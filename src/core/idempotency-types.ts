@@ -10,13 +10,28 @@ export interface ClaimOptions {
    * different fingerprint answers `mismatch`: a different request reusing the key.
    */
   readonly fingerprint?: string;
+  /**
+   * A request id made by the caller, used as the claim's fencing token (the store makes a
+   * random one when absent). A claim of a key held in progress by the same `requestId` answers
+   * `claimed` with it and starts the lease again: it is the caller's own claim, e.g. a retry of
+   * a job (pass the job id) after a claim that timed out but still ran on the store. Two calls
+   * that may run at the same time must never share one: the second would run alongside the
+   * first.
+   *
+   * @example
+   * { leaseMs: 60_000, requestId: `job:${job.id}` }
+   */
+  readonly requestId?: string;
 }
 
 /** The outcome of {@link IdempotencyStore.claim}, a value for every expected case. */
 export type ClaimResult<R = unknown> =
   | {
       readonly status: 'claimed';
-      /** Fencing token: only its holder may complete or release. */
+      /**
+       * Fencing token: only its holder may complete or release. The claim's `requestId` when it
+       * had one, else a random one.
+       */
       readonly token: string;
     }
   | {
@@ -37,7 +52,11 @@ export type ClaimResult<R = unknown> =
  * the store can't be reached: never read that as "not seen before".
  */
 export interface IdempotencyStore {
-  /** Claims `key` for this worker, or reports who has it and what came of it. */
+  /**
+   * Claims `key` for this worker, or reports who has it and what came of it. A key held in
+   * progress under the same `requestId` (or a store-made token the same claim carries when a
+   * client sends it again) is claimed again, its lease started anew.
+   */
   claim<R = unknown>(key: string, options: ClaimOptions): Promise<ClaimResult<R>>;
   /**
    * Stores `result` for `ttlMs` milliseconds and ends the lease. `false` (nothing written) if

@@ -170,6 +170,29 @@ describe('idempotent', () => {
     }
   });
 
+  it('with a requestId, takes over its own orphaned claim at once instead of waiting', async () => {
+    const { clock, store } = setup();
+    // A claim that timed out on the caller but ran on the store: nobody will complete it.
+    await store.claim('k', { leaseMs: 60_000, requestId: 'job-7' });
+    const fn = vi.fn(async () => 'sent');
+    expect(await idempotent(store, 'k', fn, { clock, requestId: 'job-7' })).toBe('sent');
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect(clock.sleeps).toEqual([]);
+    const other = vi.fn(async () => 'again');
+    expect(await idempotent(store, 'k', other, { clock, requestId: 'job-8' })).toBe('sent');
+    expect(other).not.toHaveBeenCalled();
+  });
+
+  it('with a requestId, still waits for a claim held under another id', async () => {
+    const { clock, store } = setup();
+    await store.claim('k', { leaseMs: 60_000, requestId: 'job-1' });
+    const fn = vi.fn(async () => 'dup');
+    await expect(
+      idempotent(store, 'k', fn, { clock, requestId: 'job-2', waitForResultMs: 0 }),
+    ).rejects.toBeInstanceOf(IdempotencyInProgressError);
+    expect(fn).not.toHaveBeenCalled();
+  });
+
   it('stops waiting when the signal aborts, without running fn', async () => {
     const { clock, store } = setup();
     await store.claim('k', { leaseMs: 60_000 });
@@ -292,6 +315,12 @@ describe('idempotent', () => {
       /onStoreError.*'throw', 'run'.*"ignore"/,
     );
     await expect(idempotent(null as never, 'k', fn)).rejects.toThrow(/store must be/);
+    await expect(idempotent(store, 'k', fn, { requestId: '' })).rejects.toThrow(
+      /requestId must not be empty/,
+    );
+    await expect(idempotent(store, 'k', fn, { requestId: 42 as never })).rejects.toThrow(
+      /requestId must be a string, got 42/,
+    );
     await expect(idempotent(store, 'k', fn, { rememberFailures: 'yes' as never })).rejects.toThrow(
       /rememberFailures must be a boolean, got "yes"/,
     );

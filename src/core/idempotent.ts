@@ -4,7 +4,7 @@ import type { Classification, Reason } from './classify-types.js';
 import { type Clock, type RandomSource, systemClock } from './clock.js';
 import { describe, isRetrykitError, PermanentError, RetrykitError } from './errors.js';
 import { type EventListener, emit } from './events.js';
-import type { IdempotencyStore } from './idempotency-types.js';
+import type { ClaimOptions, IdempotencyStore } from './idempotency-types.js';
 import { assertFunction, assertKey, assertNumber, assertOneOf, showValue } from './validate.js';
 
 const DAY_MS = 86_400_000;
@@ -85,6 +85,19 @@ export interface IdempotentOptions {
    * { fingerprint: await sha256(JSON.stringify(payload)) }
    */
   readonly fingerprint?: string;
+  /**
+   * An id of this piece of work made by the caller, passed to the store's `claim`: a call whose
+   * key is held in progress under the same `requestId` takes it at once instead of waiting for
+   * the lease to run out. Pass an id that stays the same across retries of one run, such as a
+   * BullMQ job id, so that a retry after a claim that timed out (and still ran on the store)
+   * finds its own claim. Two calls that may run at the same time must never share one: both
+   * would run `fn`. Without it each call's claim gets a random token.
+   * @default undefined
+   *
+   * @example
+   * { requestId: `job:${job.id}` }
+   */
+  readonly requestId?: string;
   /**
    * How long a duplicate waits for the first call's result, in milliseconds, before failing
    * with {@link IdempotencyInProgressError}. 0 fails at once.
@@ -231,7 +244,9 @@ const STORE_ERROR_CHOICES = ['throw', 'run'] as const;
  *   `rememberFailures`, a permanent failure is stored instead, and later calls rethrow it as a
  *   `PermanentError` (same message, `name` and `code` on its `cause`).
  * - The store is down: rejects with `StoreUnavailableError` without running `fn` (unless
- *   `onStoreError: 'run'`). A store that can't answer never counts as "not seen before".
+ *   `onStoreError: 'run'`). A store that can't answer never counts as "not seen before". A
+ *   claim that timed out yet ran later is released by the Redis store, so a retry runs `fn`
+ *   without waiting out the lease; with `requestId`, a retry takes its own claim at once.
  * - `fn` outlives `leaseMs`: another call may take the key over and run `fn` too; this call's
  *   result is then not stored (see `onNotRecorded`).
  *
@@ -260,6 +275,8 @@ export async function idempotent<T>(
   );
   const fingerprint =
     options.fingerprint === undefined ? undefined : assertKey('fingerprint', options.fingerprint);
+  const requestId =
+    options.requestId === undefined ? undefined : assertKey('requestId', options.requestId);
   const pollBackoff = resolveBackoff(
     options.pollBackoff ?? IDEMPOTENCY_DEFAULTS.pollBackoff,
     'pollBackoff',
@@ -282,7 +299,11 @@ export async function idempotent<T>(
   const signal = options.signal;
   const { onEvent, onNotRecorded } = options;
   const context: IdempotentContext = { key, signal: signal ?? NEVER_ABORTED };
-  const claimOptions = fingerprint === undefined ? { leaseMs } : { leaseMs, fingerprint };
+  const claimOptions: ClaimOptions = {
+    leaseMs,
+    ...(fingerprint === undefined ? {} : { fingerprint }),
+    ...(requestId === undefined ? {} : { requestId }),
+  };
 
   const start = clock.now();
   let polls = 0;

@@ -155,10 +155,11 @@ export function createMemoryIdempotencyStore(
     },
 
     async claim<R = unknown>(key: string, claimOptions: ClaimOptions): Promise<ClaimResult<R>> {
-      const { leaseMs, fingerprint } = checkClaim(key, claimOptions);
+      const { leaseMs, fingerprint, requestId } = checkClaim(key, claimOptions);
       const now = clock.now();
       const id = `c:${key}`;
       const entry = read(id, now);
+      let kept = fingerprint;
       if (entry !== undefined && entry.state !== 'marked') {
         if (
           fingerprint !== undefined &&
@@ -171,11 +172,15 @@ export function createMemoryIdempotencyStore(
           hit(key, 'completed', now);
           return { status: 'completed', result: entry.result as R };
         }
-        hit(key, 'in_progress', now);
-        return { status: 'in_progress', retryAfterMs: entry.expiresAt - now };
+        if (entry.token !== requestId) {
+          hit(key, 'in_progress', now);
+          return { status: 'in_progress', retryAfterMs: entry.expiresAt - now };
+        }
+        // The caller's own claim again: a new lease under the same token.
+        kept = entry.fingerprint ?? fingerprint;
       }
-      const token = fencingToken();
-      write(id, { state: 'in_progress', token, fingerprint, expiresAt: now + leaseMs }, now);
+      const token = requestId ?? fencingToken();
+      write(id, { state: 'in_progress', token, fingerprint: kept, expiresAt: now + leaseMs }, now);
       return { status: 'claimed', token };
     },
 

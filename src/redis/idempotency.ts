@@ -1,3 +1,4 @@
+import { createBackgroundRetries } from '../core/background-retries.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import { type EventListener, emit } from '../core/events.js';
@@ -56,12 +57,38 @@ export const REDIS_IDEMPOTENCY_DEFAULTS = Object.freeze({
 });
 
 /**
+ * Claims that failed (no answer in time, a dropped connection) and are being released in the
+ * background, at most, per store. Past it, such a claim's lease is left to run out.
+ */
+const MAX_PENDING_RELEASES = 10_000;
+
+/**
+ * A fencing token as it sits in a record: `%`, `:` and `/` escaped, so that a caller's request
+ * id can hold them and the record still parses. Store-made tokens (UUIDs) are unchanged.
+ */
+function escapeToken(token: string): string {
+  return token.replace(/[%:/]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/**
  * An {@link IdempotencyStore} on Redis, shared by every process that uses the same `prefix`.
- * Each method is one atomic round trip (a plain `SET NX PX` where that does the job and the
- * client has `set`, else a Lua script through EVALSHA); leases and TTLs are
- * Redis expiries (`PEXPIRE`), so a crashed worker's lease runs out on the server's clock and
- * nothing needs cleaning up. Every key of one call shares a hash tag, so it works on Redis
- * Cluster. Failures and timeouts reject with `StoreUnavailableError`, never with an answer.
+ * Each command is atomic: a plain `SET NX PX` where that does the job and the client has `set`,
+ * else a Lua script through EVALSHA. `complete`, `release` and `markOnce` take one round trip;
+ * `claim` takes one when the key is free and two when it is taken (the `SET NX PX` fails, then
+ * the script reads the record). Leases and TTLs are Redis expiries (`PX`), so a crashed worker's
+ * lease runs out on the server's clock. Every key of one call shares a hash tag, so it works on
+ * Redis Cluster. Failures and timeouts reject with `StoreUnavailableError`, never with an
+ * answer.
+ *
+ * A claim that rejects may still run on Redis later: ioredis queues commands while offline and
+ * sends one again after a lost reply, and a paused server runs what it holds when it resumes.
+ * A claim sent again carries the same token and is answered `claimed`. A claim that rejected
+ * is released in the background, fenced by its token (and attempt): as soon as its late reply
+ * says it took the key, or, when the client gave the command up (it may have run before the
+ * connection dropped), at once and again with backoff (100 ms doubling to 5 s, unref'd timers)
+ * while the client fails it, until Redis answers or the lease would have run out anyway. A
+ * later `claim` of the key from this store first sends a release that waits for its next try.
+ * At most 10,000 releases are pending per store; past that a lease is left to run out.
  *
  * @example
  * import { Redis } from 'ioredis';
@@ -109,6 +136,21 @@ export function createRedisIdempotencyStore(
     }
   };
 
+  const releases = createBackgroundRetries(MAX_PENDING_RELEASES);
+  const releaseLater = (recordKey: string, token: string, attempt: string, leaseMs: number) => {
+    releases.add(
+      recordKey,
+      // One try at a time, waiting as long as the lease lasts: a try that has not been answered
+      // is still queued on the client, and is tried again only when the client gives it up.
+      (timeLeft) =>
+        runScript(client, releaseScript, [recordKey], [token, attempt], {
+          operation: 'release',
+          timeoutMs: timeLeft,
+        }),
+      leaseMs,
+    );
+  };
+
   const unexpected = (operation: string, reply: unknown): StoreUnavailableError =>
     new StoreUnavailableError(
       operation,
@@ -117,16 +159,52 @@ export function createRedisIdempotencyStore(
 
   return {
     async claim<R = unknown>(key: string, claimOptions: ClaimOptions): Promise<ClaimResult<R>> {
-      const { leaseMs, fingerprint } = checkClaim(key, claimOptions);
-      const token = fencingToken();
+      const { leaseMs, fingerprint, requestId } = checkClaim(key, claimOptions);
+      const token = requestId ?? fencingToken();
+      const escaped = escapeToken(token);
+      // A request id may be used again by a retry of the same work: the attempt id tells a
+      // background release of this claim from one of that retry's.
+      const attempt = requestId === undefined ? '' : fencingToken();
+      const owner = attempt === '' ? escaped : `${escaped}/${attempt}`;
       const recordKey = hashTag(prefix, key);
-      if (set !== undefined) {
-        const first = await runCommand({ operation: 'claim', timeoutMs }, () =>
-          set(recordKey, `p${token}:${fingerprint ?? ''}`, 'PX', leaseMs, 'NX'),
+      releases.flush(recordKey);
+      // The command as the client runs it, past our timeout: its late reply tells whether the
+      // claim took the key after all.
+      let sent: Promise<unknown> | undefined;
+      const send = (call: () => Promise<unknown>): Promise<unknown> =>
+        runCommand({ operation: 'claim', timeoutMs }, () => {
+          sent = call();
+          return sent;
+        });
+      let reply: unknown;
+      try {
+        if (set !== undefined) {
+          const first = await send(() =>
+            set(recordKey, `p${owner}:${fingerprint ?? ''}`, 'PX', leaseMs, 'NX'),
+          );
+          if (first === 'OK') return { status: 'claimed', token };
+        }
+        reply = await send(() =>
+          runScript(
+            client,
+            claimScript,
+            [recordKey],
+            [owner, leaseMs, fingerprint ?? '', escaped],
+            {
+              operation: 'claim',
+              timeoutMs: 0,
+            },
+          ),
         );
-        if (first === 'OK') return { status: 'claimed', token };
+      } catch (error) {
+        sent?.then(
+          (late) => {
+            if (late === 'OK' || late === 1) releaseLater(recordKey, escaped, attempt, leaseMs);
+          },
+          () => releaseLater(recordKey, escaped, attempt, leaseMs),
+        );
+        throw error;
       }
-      const reply = await run('claim', claimScript, recordKey, [token, leaseMs, fingerprint ?? '']);
       if (reply === 1) return { status: 'claimed', token };
       if (!Array.isArray(reply)) throw unexpected('claim', reply);
       switch (reply[0]) {
@@ -159,7 +237,7 @@ export function createRedisIdempotencyStore(
         throw new TypeError(`serializer.serialize must return a string, got ${typeof text}`);
       }
       const reply = await run('complete', completeScript, hashTag(prefix, key), [
-        token,
+        escapeToken(token),
         ttlMs,
         text,
       ]);
@@ -169,7 +247,10 @@ export function createRedisIdempotencyStore(
     async release(key, token) {
       checkKey(key);
       checkToken(token);
-      const reply = await run('release', releaseScript, hashTag(prefix, key), [token]);
+      const reply = await run('release', releaseScript, hashTag(prefix, key), [
+        escapeToken(token),
+        '',
+      ]);
       return reply === 1;
     },
 

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { DeadLetterQueue, NewDeadLetter } from '../core/dead-letter-types.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
@@ -13,6 +13,7 @@ function fakeStore() {
   const entries = new Map<string, { state: 'in_progress' | 'completed'; token: string }>();
   let seq = 0;
   let down = false;
+  let failCompletes = 0;
   const store: Pick<IdempotencyStore, 'claim' | 'complete' | 'release'> = {
     async claim<R>(key: string): Promise<ClaimResult<R>> {
       if (down) throw new StoreUnavailableError('claim', new Error('down'));
@@ -24,6 +25,10 @@ function fakeStore() {
       return { status: 'claimed', token };
     },
     async complete(key, token) {
+      if (failCompletes > 0) {
+        failCompletes--;
+        throw new StoreUnavailableError('complete', new Error('timed out'));
+      }
       const entry = entries.get(key);
       if (entry?.token !== token) return false;
       entry.state = 'completed';
@@ -40,6 +45,9 @@ function fakeStore() {
     entries,
     setDown: (value: boolean) => {
       down = value;
+    },
+    failCompletes: (count: number) => {
+      failCompletes = count;
     },
   };
 }
@@ -73,7 +81,7 @@ const sign = (body: string, secret = SECRET) =>
   `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 
 function setup(overrides: Partial<WebhookHandlerOptions> = {}) {
-  const { store, entries, setDown } = fakeStore();
+  const { store, entries, setDown, failCompletes } = fakeStore();
   const queued: WebhookUpdate[] = [];
   let failEnqueue = false;
   const handle = createWebhookHandler({
@@ -93,6 +101,7 @@ function setup(overrides: Partial<WebhookHandlerOptions> = {}) {
     queued,
     entries,
     setDown,
+    failCompletes,
     failEnqueue: (v: boolean) => {
       failEnqueue = v;
     },
@@ -127,8 +136,59 @@ describe('createWebhookHandler', () => {
         { id: 'wamid.1', status: 'read' },
       ]),
     );
-    expect(mixed).toMatchObject({ enqueued: 1, duplicates: 2 });
+    expect(mixed).toMatchObject({ status: 200, enqueued: 1, duplicates: 2, inProgress: 0 });
     expect(queued).toHaveLength(2);
+  });
+
+  it('answers 503 for an update another delivery holds, after queueing the new ones', async () => {
+    const { post, queued, entries } = setup();
+    // A claim nobody will complete: a delivery still at work, or a claim whose answer was lost.
+    entries.set('whatsapp:webhook:status:wamid.1:sent', { state: 'in_progress', token: 'lost' });
+    const body = statusBody([
+      { id: 'wamid.1', status: 'sent' },
+      { id: 'wamid.2', status: 'sent' },
+    ]);
+    const first = await post(body);
+    expect(first).toMatchObject({
+      status: 503,
+      outcome: 'in_progress',
+      headers: { 'Retry-After': '1' },
+      enqueued: 1,
+      duplicates: 0,
+      inProgress: 1,
+    });
+    expect(queued.map((u) => u.kind === 'status' && u.id)).toEqual(['wamid.2']);
+    expect(entries.get('whatsapp:webhook:status:wamid.2:sent')?.state).toBe('completed');
+    // Meta delivers it again: still held, still 503, and wamid.2 is not queued twice.
+    expect(await post(body)).toMatchObject({ status: 503, enqueued: 0, duplicates: 1 });
+    // The claim is released (or runs out): the next redelivery queues wamid.1, once.
+    entries.delete('whatsapp:webhook:status:wamid.1:sent');
+    expect(await post(body)).toMatchObject({
+      status: 200,
+      outcome: 'enqueued',
+      enqueued: 1,
+      duplicates: 1,
+    });
+    expect(queued.map((u) => u.kind === 'status' && u.id)).toEqual(['wamid.2', 'wamid.1']);
+  });
+
+  it('answers 200 when complete fails after enqueue, and records the completion in the background', async () => {
+    vi.useFakeTimers();
+    try {
+      const { post, queued, entries, failCompletes } = setup();
+      failCompletes(2);
+      const body = statusBody([{ id: 'wamid.1', status: 'sent' }]);
+      expect(await post(body)).toMatchObject({ status: 200, outcome: 'enqueued', enqueued: 1 });
+      const key = 'whatsapp:webhook:status:wamid.1:sent';
+      expect(entries.get(key)?.state).toBe('in_progress');
+      await vi.advanceTimersByTimeAsync(100);
+      expect(entries.get(key)?.state).toBe('completed');
+      expect(await post(body)).toMatchObject({ status: 200, outcome: 'duplicate' });
+      expect(queued).toHaveLength(1);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('answers 200 without calling enqueue for a body with no updates', async () => {

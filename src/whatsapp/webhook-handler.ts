@@ -1,3 +1,4 @@
+import { createBackgroundRetries } from '../core/background-retries.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { DeadLetterQueue } from '../core/dead-letter-types.js';
 import { describe } from '../core/errors.js';
@@ -33,7 +34,10 @@ export interface WebhookRequest {
 export interface WebhookResult extends WebhookResponse {
   /**
    * - `enqueued`: new updates were handed to `enqueue` (200)
-   * - `duplicate`: every update was seen before (200, `enqueue` not called)
+   * - `duplicate`: every update was queued before (200, `enqueue` not called)
+   * - `in_progress`: some updates are claimed by another delivery still at work, or by one that
+   *   failed without an answer (503 with `Retry-After`): the sender delivers them again; the
+   *   new updates of the body were queued all the same
    * - `empty`: the body held no updates, e.g. only template or account changes (200)
    * - `unauthorized`: signature missing (401) or wrong (403)
    * - `too_large`: body over `maxBodyBytes` (413)
@@ -47,11 +51,19 @@ export interface WebhookResult extends WebhookResponse {
     | 'unauthorized'
     | 'too_large'
     | 'invalid'
+    | 'in_progress'
     | 'failed';
   /** Updates handed to `enqueue`. */
   readonly enqueued: number;
-  /** Updates dropped as already seen (or being handled by a concurrent delivery). */
+  /** Updates dropped as queued before, or repeated within the body. */
   readonly duplicates: number;
+  /** Updates not queued because another delivery holds their claim (outcome `in_progress`). */
+  readonly inProgress: number;
+  /**
+   * Headers to send with the answer: `Retry-After` (seconds, until the claims in the way run
+   * out) for `in_progress`.
+   */
+  readonly headers?: Readonly<Record<string, string>>;
   /** What went wrong, for `failed` and `invalid`. */
   readonly error?: unknown;
 }
@@ -75,7 +87,10 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
   readonly verify?: (request: WebhookRequest) => boolean | Promise<boolean>;
   /**
    * Dedupe store: each update is claimed under its key, the claim completed once `enqueue`
-   * succeeds and released if it fails, so a redelivery of a failed batch is not swallowed.
+   * succeeds and released if it fails, so a redelivery of a failed batch is not swallowed. A
+   * `complete` that fails after a successful `enqueue` is tried again in the background (backoff
+   * from 100 ms to 5 s, unref'd timers, up to 10,000 pending, until the lease would have run
+   * out).
    */
   readonly store: Pick<IdempotencyStore, 'claim' | 'complete' | 'release'>;
   /**
@@ -109,7 +124,7 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
   readonly dedupeTtlMs?: number;
   /**
    * How long a claim holds while `enqueue` runs, in milliseconds; a crashed handler's claims
-   * free up after it.
+   * free up after it. Until then a redelivery of its updates is answered 503.
    * @default 30_000
    */
   readonly leaseMs?: number;
@@ -128,6 +143,9 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
   /** Time source for events and dead letters. @default systemClock */
   readonly clock?: Pick<Clock, 'now'>;
 }
+
+/** Completions tried again in the background, at most, per handler. */
+const MAX_PENDING_COMPLETIONS = 10_000;
 
 /** The defaults of {@link WebhookHandlerOptions}. */
 export const WEBHOOK_HANDLER_DEFAULTS = Object.freeze({
@@ -151,7 +169,7 @@ const ok = (
   outcome: WebhookResult['outcome'],
   enqueued: number,
   duplicates: number,
-): WebhookResult => ({ status: 200, body: 'OK', outcome, enqueued, duplicates });
+): WebhookResult => ({ status: 200, body: 'OK', outcome, enqueued, duplicates, inProgress: 0 });
 
 const refuse = (
   status: number,
@@ -164,16 +182,19 @@ const refuse = (
   outcome,
   enqueued: 0,
   duplicates: 0,
+  inProgress: 0,
   ...(error === undefined ? {} : { error }),
 });
 
 /**
  * A webhook endpoint that works with any framework: give it the raw body and the headers, send
- * back its `status` and `body`. It verifies the signature, parses the body, drops updates it
- * has seen before (by wamid for messages, by wamid + status for statuses), hands the new ones
- * to `enqueue` and answers 200 — as soon as `enqueue` resolves, so keep that a queue write.
- * When the store or `enqueue` fails it answers 500 and forgets its claims, so the sender's
- * redelivery is processed and nothing is lost.
+ * back its `status`, `headers` and `body`. It verifies the signature, parses the body, drops
+ * updates queued before (by wamid for messages, by wamid + status for statuses), hands the new
+ * ones to `enqueue` and answers 200 — as soon as `enqueue` resolves, so keep that a queue
+ * write. It answers 200 only when every update of the body is known to be queued. When the
+ * store or `enqueue` fails it answers 500 and forgets its claims; when another delivery holds
+ * the claim of an update it answers 503 (after queueing the body's new updates): either way
+ * the sender delivers again, and nothing is lost.
  *
  * @example
  * const handle = createWebhookHandler({ appSecret, store, enqueue: (u) => queue.addBulk(...) });
@@ -262,6 +283,21 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
   const releaseAll = (claims: ReadonlyArray<readonly [string, string]>): Promise<unknown> =>
     Promise.allSettled(claims.map(([key, token]) => store.release(key, token)));
 
+  // The updates are safe in the queue: a `complete` that failed is tried again in the
+  // background, so that the sender's next redelivery is answered as a duplicate.
+  const completions = createBackgroundRetries(MAX_PENDING_COMPLETIONS);
+  const completeAll = async (claims: ReadonlyArray<readonly [string, string]>): Promise<void> => {
+    const record = ([key, token]: readonly [string, string]) =>
+      store.complete(key, token, 1, { ttlMs: dedupeTtlMs });
+    const outcomes = await Promise.allSettled(claims.map(record));
+    outcomes.forEach((outcome, i) => {
+      const claim = claims[i];
+      if (outcome.status === 'rejected' && claim !== undefined) {
+        completions.add(claim[0], () => record(claim), leaseMs);
+      }
+    });
+  };
+
   return async (request) => {
     if (bodyBytes(request.body).byteLength > maxBytes) {
       return refuse(413, 'too_large', 'Payload Too Large');
@@ -278,56 +314,64 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
     }
 
     if (updates.length === 0) return ok('empty', 0, 0);
-    const fresh: U[] = [];
+    // One claim per key: a key repeated within the body is a duplicate of its first copy.
+    const keys = updates.map((update) => {
+      const key = dedupeKey(update);
+      return key === undefined ? undefined : keyPrefix + key;
+    });
+    const unique = [...new Set(keys.filter((key) => key !== undefined))];
+    const verdicts = await Promise.allSettled(unique.map((key) => store.claim(key, { leaseMs })));
+    const claimed = new Set<string>();
     const claims: (readonly [string, string])[] = [];
-    let duplicates = 0;
-    const verdicts = await Promise.allSettled(
-      updates.map(async (update) => {
-        const key = dedupeKey(update);
-        if (key === undefined) return { update, key, claim: undefined };
-        const claim = await store.claim(keyPrefix + key, { leaseMs });
-        return { update, key, claim };
-      }),
-    );
+    let duplicates = keys.filter((key) => key !== undefined).length - unique.length;
+    let inProgress = 0;
+    let retryAfterMs = 0;
     let storeError: unknown;
-    for (const verdict of verdicts) {
+    verdicts.forEach((verdict, i) => {
+      const key = unique[i] as string;
       if (verdict.status === 'rejected') {
         storeError ??= verdict.reason;
-        continue;
+        return;
       }
-      const { update, key, claim } = verdict.value;
-      if (claim === undefined) {
-        fresh.push(update);
-      } else if (claim.status === 'claimed') {
-        claims.push([keyPrefix + key, claim.token]);
-        fresh.push(update);
-      } else {
-        duplicates++;
-        emit(onEvent, {
-          type: 'idempotency_hit',
-          time: clock.now(),
-          key: keyPrefix + key,
-          status: claim.status === 'in_progress' ? 'in_progress' : 'duplicate',
-        });
+      const claim = verdict.value;
+      if (claim.status === 'claimed') {
+        claimed.add(key);
+        claims.push([key, claim.token]);
+        return;
       }
-    }
+      if (claim.status === 'completed') duplicates++;
+      else {
+        // In progress: another delivery is at work on it, or one failed without an answer
+        // (its claim is released as soon as the store answers again, or runs out).
+        inProgress++;
+        if (claim.status === 'in_progress')
+          retryAfterMs = Math.max(retryAfterMs, claim.retryAfterMs);
+      }
+      emit(onEvent, {
+        type: 'idempotency_hit',
+        time: clock.now(),
+        key,
+        status: claim.status === 'completed' ? 'duplicate' : 'in_progress',
+      });
+    });
     if (storeError !== undefined) {
       await releaseAll(claims);
       return refuse(500, 'failed', 'Internal Server Error', storeError);
     }
-    if (fresh.length === 0) return ok('duplicate', 0, duplicates);
-
-    try {
-      await enqueue(fresh, request.signal === undefined ? {} : { signal: request.signal });
-    } catch (error) {
-      await releaseAll(claims);
-      return refuse(500, 'failed', 'Internal Server Error', error);
+    // The updates to queue: those never deduped, and the first copy of each key claimed here.
+    const fresh = updates.filter((_, i) => {
+      const key = keys[i];
+      return key === undefined || claimed.delete(key);
+    });
+    if (fresh.length > 0) {
+      try {
+        await enqueue(fresh, request.signal === undefined ? {} : { signal: request.signal });
+      } catch (error) {
+        await releaseAll(claims);
+        return refuse(500, 'failed', 'Internal Server Error', error);
+      }
+      await completeAll(claims);
     }
-    // The updates are safe in the queue; a failed `complete` only lets a redelivery through
-    // after the lease (at least once, never lost), so the answer is 200 either way.
-    await Promise.allSettled(
-      claims.map(([key, token]) => store.complete(key, token, 1, { ttlMs: dedupeTtlMs })),
-    );
     if (onEvent !== undefined) {
       for (const update of fresh) {
         const u = update as Partial<WebhookUpdate>;
@@ -342,6 +386,18 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
         }
       }
     }
+    if (inProgress > 0) {
+      return {
+        status: 503,
+        body: 'Service Unavailable',
+        headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) },
+        outcome: 'in_progress',
+        enqueued: fresh.length,
+        duplicates,
+        inProgress,
+      };
+    }
+    if (fresh.length === 0) return ok('duplicate', 0, duplicates);
     return ok('enqueued', fresh.length, duplicates);
   };
 }

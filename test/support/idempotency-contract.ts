@@ -167,6 +167,75 @@ export function idempotencyStoreContract(name: string, setup: () => Promise<Cont
       });
     });
 
+    it('claims a key again for the requestId that holds it, with a new lease', async () => {
+      const { store, advance } = await setup();
+      expect(await store.claim('k', { leaseMs: LEASE, requestId: 'job-1' })).toEqual({
+        status: 'claimed',
+        token: 'job-1',
+      });
+      await advance(LEASE / 2);
+      expect(await store.claim('k', { leaseMs: LEASE, requestId: 'job-1' })).toEqual({
+        status: 'claimed',
+        token: 'job-1',
+      });
+      const other = await store.claim('k', { leaseMs: LEASE, requestId: 'job-2' });
+      expect(other.status).toBe('in_progress');
+      if (other.status === 'in_progress') expect(other.retryAfterMs).toBeGreaterThan(LEASE / 2);
+      expect((await store.claim('k', { leaseMs: LEASE })).status).toBe('in_progress');
+      await advance(LEASE / 2 + 100);
+      expect((await store.claim('k', { leaseMs: LEASE })).status).toBe('in_progress');
+      expect(await store.complete('k', 'job-2', 'not mine', { ttlMs: TTL })).toBe(false);
+      expect(await store.complete('k', 'job-1', 'done', { ttlMs: TTL })).toBe(true);
+      expect(await store.claim('k', { leaseMs: LEASE, requestId: 'job-1' })).toEqual({
+        status: 'completed',
+        result: 'done',
+      });
+    });
+
+    it('keeps request ids with colons, slashes and percent signs apart', async () => {
+      const { store } = await setup();
+      const ids = ['a:b', 'a', 'a%3Ab', 'a/b', 'a/', '%', 'äöå:/%'];
+      for (const [i, requestId] of ids.entries()) {
+        const claim = await store.claim(`k${i}`, { leaseMs: LEASE, requestId });
+        expect(claim).toEqual({ status: 'claimed', token: requestId });
+        for (const other of ids.filter((id) => id !== requestId)) {
+          expect((await store.claim(`k${i}`, { leaseMs: LEASE, requestId: other })).status).toBe(
+            'in_progress',
+          );
+          expect(await store.complete(`k${i}`, other, 'forged', { ttlMs: TTL })).toBe(false);
+          expect(await store.release(`k${i}`, other)).toBe(false);
+        }
+      }
+      expect(await store.release('k0', 'a:b')).toBe(true);
+      expect((await store.claim('k0', { leaseMs: LEASE })).status).toBe('claimed');
+      expect(await store.complete('k6', 'äöå:/%', 6, { ttlMs: TTL })).toBe(true);
+      expect(await store.claim('k6', { leaseMs: LEASE })).toEqual({
+        status: 'completed',
+        result: 6,
+      });
+    });
+
+    it('answers mismatch before recognising a requestId, and keeps the first fingerprint', async () => {
+      const { store } = await setup();
+      const claim = await store.claim('k', { leaseMs: LEASE, requestId: 'r', fingerprint: 'f1' });
+      expect(claim.status).toBe('claimed');
+      expect(await store.claim('k', { leaseMs: LEASE, requestId: 'r', fingerprint: 'f2' })).toEqual(
+        { status: 'mismatch' },
+      );
+      expect((await store.claim('k', { leaseMs: LEASE, requestId: 'r' })).status).toBe('claimed');
+      expect(await store.claim('k', { leaseMs: LEASE, fingerprint: 'f2' })).toEqual({
+        status: 'mismatch',
+      });
+      const late = await store.claim('late', { leaseMs: LEASE, requestId: 'r' });
+      expect(late.status).toBe('claimed');
+      expect(
+        (await store.claim('late', { leaseMs: LEASE, requestId: 'r', fingerprint: 'f3' })).status,
+      ).toBe('claimed');
+      expect(await store.claim('late', { leaseMs: LEASE, fingerprint: 'f4' })).toEqual({
+        status: 'mismatch',
+      });
+    });
+
     it('markOnce is true the first time within ttlMs, false after, true once expired', async () => {
       const { store, advance } = await setup();
       expect(await store.markOnce('wamid.1', TTL)).toBe(true);
@@ -203,6 +272,12 @@ export function idempotencyStoreContract(name: string, setup: () => Promise<Cont
       await expect(store.claim('k', { leaseMs: LEASE, fingerprint: '' })).rejects.toThrow(
         /fingerprint must not be empty/,
       );
+      await expect(store.claim('k', { leaseMs: LEASE, requestId: '' })).rejects.toThrow(
+        /requestId must not be empty/,
+      );
+      await expect(
+        store.claim('k', { leaseMs: LEASE, requestId: 7 as unknown as string }),
+      ).rejects.toThrow(/requestId must be a string, got 7/);
       await expect(store.markOnce('', TTL)).rejects.toThrow(/key must not be empty/);
       await expect(store.markOnce('k', -1)).rejects.toThrow(/ttlMs.*-1/);
       await expect(store.markOnce('k', Number.POSITIVE_INFINITY)).rejects.toThrow(

@@ -2,7 +2,7 @@
   Stores the result of a claimed key, for the current holder only.
 
   KEYS[1]  the record (layout in idempotency-claim.lua)
-  ARGV[1]  the holder's fencing token
+  ARGV[1]  the holder's fencing token, escaped
   ARGV[2]  TTL of the result, in milliseconds
   ARGV[3]  serialised result
 
@@ -14,7 +14,12 @@ if not record or string.sub(record, 1, 1) ~= 'p' then
   return 0
 end
 local colon = string.find(record, ':', 2, true)
-if string.sub(record, 2, colon - 1) ~= ARGV[1] then
+local owner = string.sub(record, 2, colon - 1)
+local slash = string.find(owner, '/', 1, true)
+if slash then
+  owner = string.sub(owner, 1, slash - 1)
+end
+if owner ~= ARGV[1] then
   return 0
 end
 local fingerprint = string.sub(record, colon + 1)
