@@ -1,3 +1,4 @@
+import { createBackgroundRetries } from './background-retries.js';
 import { type BackoffOptions, delayFor, resolveBackoff } from './backoff.js';
 import { classify as defaultClassify } from './classify.js';
 import type { Classification, Reason } from './classify-types.js';
@@ -53,7 +54,8 @@ export interface NotRecordedInfo {
   readonly key: string;
   /**
    * `lease_lost`: `fn` outlived its lease and the key was taken over, released or expired
-   * (raise `leaseMs`); `store_unavailable`: the store failed while saving the result.
+   * (raise `leaseMs`); `store_unavailable`: the store failed while saving the result (it is
+   * tried again in the background until the lease runs out).
    */
   readonly reason: 'lease_lost' | 'store_unavailable';
   /** Milliseconds from the claim to the attempt to record. */
@@ -235,6 +237,13 @@ const NEVER_ABORTED: AbortSignal = new AbortController().signal;
 const STORE_ERROR_CHOICES = ['throw', 'run'] as const;
 
 /**
+ * Completions and releases that failed with the store unreachable, tried again in the
+ * background while the lease lasts; at most this many at once in a process.
+ */
+const MAX_PENDING_FOLLOW_UPS = 10_000;
+const followUps = createBackgroundRetries(MAX_PENDING_FOLLOW_UPS);
+
+/**
  * Runs `fn` once per `key`, however many times and from however many processes it is called:
  * the first call claims the key, runs `fn` and stores its result for `ttlMs`; later calls get
  * that result without running `fn`. A duplicate that arrives while the first is running waits
@@ -351,18 +360,22 @@ export async function idempotent<T>(
     try {
       value = await fn(context);
     } catch (error) {
-      await settleFailure(token, error);
+      await settleFailure(token, claimedAt, error);
       throw error;
     }
     let stored: boolean;
+    const record = () => store.complete(key, token, value, { ttlMs });
     try {
-      stored = await store.complete(key, token, value, { ttlMs });
+      stored = await record();
     } catch (error) {
       if (!isStoreUnavailable(error)) {
         // The result can't be stored at all (e.g. not serialisable): free the key and say so.
         await store.release(key, token).catch(() => false);
         throw error;
       }
+      // Until the lease runs out the key is still ours: keep trying, so that a store that comes
+      // back in time answers the next duplicate with this result instead of running `fn` again.
+      followUps.add(key, record, leaseLeft(claimedAt));
       notRecorded('store_unavailable', claimedAt, error);
       return value;
     }
@@ -370,7 +383,7 @@ export async function idempotent<T>(
     return value;
   }
 
-  async function settleFailure(token: string, error: unknown): Promise<void> {
+  async function settleFailure(token: string, claimedAt: number, error: unknown): Promise<void> {
     if (rememberFailures) {
       const classification = classify(error);
       if (!classification.retryable) {
@@ -379,8 +392,16 @@ export async function idempotent<T>(
         if (stored) return;
       }
     }
-    // A failed release leaves the lease to run out: the next call waits, then runs `fn`.
-    await store.release(key, token).catch(() => false);
+    // A failed release is tried again in the background until the lease would have run out, so
+    // that the next call need not wait for it.
+    const release = () => store.release(key, token);
+    await release().catch(() => {
+      followUps.add(key, release, leaseLeft(claimedAt));
+    });
+  }
+
+  function leaseLeft(claimedAt: number): number {
+    return Math.max(0, leaseMs - (clock.now() - claimedAt));
   }
 
   function notRecorded(reason: NotRecordedInfo['reason'], claimedAt: number, error?: unknown) {
