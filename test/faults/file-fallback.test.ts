@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import type { DeadLetterEntry, NewDeadLetter } from '../src/index.js';
-import { createFileSink, replayFile, withFallback } from '../src/node/index.js';
-import { createRedisDeadLetterQueue } from '../src/redis/index.js';
+import type { DeadLetterEntry, NewDeadLetter } from '../../src/index.js';
+import { createFileSink, replayFile, withFallback } from '../../src/node/index.js';
+import { createRedisDeadLetterQueue } from '../../src/redis/index.js';
 import {
   connectRedis,
   describeOwnRedis,
@@ -15,7 +15,7 @@ import {
   ready,
   redisUrl,
   uniquePrefix,
-} from './support/redis.js';
+} from '../support/redis.js';
 
 let dir: string;
 let path: string;
@@ -104,7 +104,7 @@ describeRedis('replayFile killed mid-replay', () => {
     const sink = createFileSink<NewDeadLetter<{ n: number }>>(path);
     for (let n = 0; n < 50; n++) await sink.add({ ...letter(n), id: `m-${n}` });
 
-    const root = fileURLToPath(new URL('..', import.meta.url));
+    const root = fileURLToPath(new URL('../..', import.meta.url));
     const child = spawn(
       process.execPath,
       [

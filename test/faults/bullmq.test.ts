@@ -9,15 +9,15 @@ import {
   RETRYKIT_BACKOFF,
   sweepStalledJobs,
   wrapProcessor,
-} from '../src/bullmq/index.js';
+} from '../../src/bullmq/index.js';
 import {
   type Classification,
   composeClassifiers,
   createMemoryDeadLetterQueue,
   type DeadLetterEntry,
   StoreUnavailableError,
-} from '../src/index.js';
-import { connectRedis, describeRedis, redisUrl, uniquePrefix } from './support/redis.js';
+} from '../../src/index.js';
+import { connectRedis, describeRedis, redisUrl, uniquePrefix } from '../support/redis.js';
 
 class SchemaError extends Error {
   override readonly name = 'SchemaError';
@@ -69,7 +69,7 @@ function spawnStallingWorker(prefix: string, name: string): ChildProcess {
     [
       '--import',
       'tsx',
-      fileURLToPath(new URL('./fixtures/stalling-worker.ts', import.meta.url)),
+      fileURLToPath(new URL('../fixtures/stalling-worker.ts', import.meta.url)),
       redisUrl,
       prefix,
       name,
@@ -272,7 +272,7 @@ describeRedis('BullMQ with retrykit', () => {
       [
         '--import',
         'tsx',
-        fileURLToPath(new URL('./fixtures/stalling-worker.ts', import.meta.url)),
+        fileURLToPath(new URL('../fixtures/stalling-worker.ts', import.meta.url)),
         redisUrl,
         prefix,
         'stall',
