@@ -95,8 +95,9 @@ describeRedis('createRedisTokenBucket', () => {
     const script = defineScript('token-bucket', source);
     const replay = await redis.evalsha(
       script.sha,
-      2,
+      3,
       `{${prefix}:k}`,
+      `{${prefix}:k}:limits`,
       ridKey as string,
       5,
       0.000001,
@@ -110,8 +111,8 @@ describeRedis('createRedisTokenBucket', () => {
 
   it('rejects bad options, naming the value', () => {
     const redis = connectRedis();
-    expect(() => createRedisTokenBucket(redis, { capacity: 0, refillPerSecond: 1 })).toThrow(
-      /capacity must be > 0/,
+    expect(() => createRedisTokenBucket(redis, { capacity: 0.5, refillPerSecond: 1 })).toThrow(
+      /capacity must be a finite number >= 1, got 0.5/,
     );
     expect(() =>
       createRedisTokenBucket(redis, { capacity: 1, refillPerSecond: Number.NaN }),

@@ -10,7 +10,7 @@ import { createTokenBucket } from './token-bucket.js';
 describe('createTokenBucket', () => {
   it('rejects bad options, naming the option and the value', () => {
     expect(() => createTokenBucket({ capacity: 0, refillPerSecond: 1 })).toThrow(
-      /capacity must be > 0, got 0/,
+      /capacity must be a finite number >= 1, got 0/,
     );
     expect(() => createTokenBucket({ capacity: -5, refillPerSecond: 1 })).toThrow(/capacity.*-5/);
     expect(() => createTokenBucket({ capacity: 10, refillPerSecond: Number.NaN })).toThrow(

@@ -2,7 +2,12 @@ import { watchAbort } from '../core/abort-watch.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { type EventListener, emit } from '../core/events.js';
 import { RateLimitAbortedError, RateLimitTimeoutError } from '../core/rate-limit-errors.js';
-import type { AcquireOptions, AcquireResult, RateLimiter } from '../core/rate-limit-types.js';
+import type {
+  AcquireOptions,
+  AcquireResult,
+  AdjustableRateLimiter,
+  KeyRate,
+} from '../core/rate-limit-types.js';
 import type { ThrottleFeedback } from '../core/retry.js';
 import { cubicRate, msUntil, refill } from '../core/token-bucket-math.js';
 import {
@@ -18,7 +23,7 @@ import {
   validateLimits,
   validTokens,
 } from '../core/token-bucket-options.js';
-import { assertNumber, showValue } from '../core/validate.js';
+import { assertInteger, assertNumber, showValue } from '../core/validate.js';
 
 /** Options of {@link createTokenBucket}. */
 export interface TokenBucketOptions extends TokenBucketBaseOptions {
@@ -26,10 +31,18 @@ export interface TokenBucketOptions extends TokenBucketBaseOptions {
    * Most keys held at once. When a new key would exceed it, the least recently used key
    * without waiters is dropped (it starts over with a full bucket if it comes back), so set
    * it above the number of keys active within `capacity / refillPerSecond` seconds. Idle
-   * keys whose bucket is full again are dropped anyway, without a cap.
+   * keys whose bucket is full again are dropped anyway, without a cap. Eviction costs O(1)
+   * amortised, whatever the cap.
    * @default Infinity
    */
   readonly maxKeys?: number;
+  /**
+   * Most keys with their own rate (see `setRate`) at once; `setRate` on one more key throws a
+   * `RangeError` rather than drop another key's rate. A key's own rate outlives its bucket
+   * being dropped, until `resetRate`.
+   * @default 10_000
+   */
+  readonly maxRateOverrides?: number;
   /**
    * Slow a key down when `retry` reports that the server throttled it (pass
    * `bucket.feedback(key)` as `retry`'s `feedback`). `true` uses {@link ADAPTIVE_DEFAULTS}.
@@ -41,12 +54,15 @@ export interface TokenBucketOptions extends TokenBucketBaseOptions {
 /** The defaults of {@link TokenBucketOptions}. */
 export const TOKEN_BUCKET_DEFAULTS = Object.freeze({
   maxKeys: Number.POSITIVE_INFINITY,
+  maxRateOverrides: 10_000,
   adaptive: false,
 });
 
 /** A per-key token bucket held in memory; `tryAcquire` is synchronous. */
-export interface TokenBucket extends RateLimiter {
+export interface TokenBucket extends AdjustableRateLimiter {
   tryAcquire(key: string, tokens?: number): AcquireResult;
+  setRate(key: string, rate: KeyRate): void;
+  resetRate(key: string): void;
   /** The refill `key` gets now, in tokens per second: below the setting after throttles. */
   effectiveRefillPerSecond(key: string): number;
   /** Keys currently held. */
@@ -81,9 +97,19 @@ interface Throttle {
   readonly throttledAtMs: number;
 }
 
+/** A key's own limits, set by `setRate`. */
+interface Limits {
+  readonly capacity: number;
+  /** Tokens per millisecond. */
+  readonly refillPerMs: number;
+  /** The adaptive floor, in tokens per millisecond. */
+  readonly minRefillPerMs: number;
+}
+
 /** Flag bits of a slot. */
 const HAS_LINE = 1;
 const THROTTLED = 2;
+const OWN_RATE = 4;
 const INITIAL_SLOTS = 1024;
 
 const RESOLVED_ZERO: Promise<number> = Promise.resolve(0);
@@ -111,10 +137,16 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
   if (maxKeys !== Number.POSITIVE_INFINITY && !Number.isInteger(maxKeys)) {
     throw new RangeError(`maxKeys must be an integer, got ${showValue(maxKeys)}`);
   }
+  const maxRateOverrides = assertInteger(
+    'maxRateOverrides',
+    options.maxRateOverrides ?? TOKEN_BUCKET_DEFAULTS.maxRateOverrides,
+    0,
+  );
   const adaptive: ResolvedAdaptiveOptions | undefined = resolveAdaptive(options.adaptive);
   const onEvent: EventListener | undefined = options.onEvent;
-  const minRefillPerMs =
-    adaptive === undefined ? refillPerMs : refillPerMs * adaptive.minRefillRatio;
+  const floorOf = (rate: number): number =>
+    adaptive === undefined ? rate : rate * adaptive.minRefillRatio;
+  const minRefillPerMs = floorOf(refillPerMs);
 
   const capped = maxKeys !== Number.POSITIVE_INFINITY;
   // Each key owns a slot in a few typed arrays (17 bytes a key, 25 with maxKeys; no object per
@@ -128,11 +160,17 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
   let usedSlots = 0;
   const lines = new Map<number, Line>();
   const throttles = new Map<number, Throttle>();
-  // LRU with lazy promotion: a hit moves its key to the back of the map only once the key has
-  // drifted into the older half, so most hits cost one lookup. The front of the map is then a
-  // key unused for at least maxKeys/2 insertions or promotions.
-  const promoteAfter = Math.floor(maxKeys / 2);
+  /** Keys' own limits by key (they outlive the slot), and by slot for the keys held. */
+  const overrides = new Map<string, Limits>();
+  const slotLimits = new Map<number, Limits>();
+  // With maxKeys, `slots` is in least-recently-used order: a hit moves its key to the back
+  // (unless it is there already), and eviction takes from the front through one iterator that
+  // lives across calls. Deleted entries stay in the map's table as holes until it is rebuilt;
+  // a new iterator per eviction walked all of them, making each eviction O(maxKeys)
+  // (bench/limiter.ts, "eviction past maxKeys"). Everything behind the iterator is a hole, so
+  // its next entry is the oldest key.
   let tick = 0;
+  let evictor: MapIterator<[string, number]> | undefined;
   let sweeper: MapIterator<[string, number]> | undefined;
 
   const grow = (): void => {
@@ -153,18 +191,23 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     flags = f;
   };
 
+  const capacityOf = (slot: number): number =>
+    (flags[slot]! & OWN_RATE) === 0 ? capacity : slotLimits.get(slot)!.capacity;
+
   const rateOf = (slot: number, now: number): number => {
-    if ((flags[slot]! & THROTTLED) === 0 || adaptive === undefined) return refillPerMs;
+    const own = (flags[slot]! & OWN_RATE) === 0 ? undefined : slotLimits.get(slot)!;
+    const base = own === undefined ? refillPerMs : own.refillPerMs;
+    if ((flags[slot]! & THROTTLED) === 0 || adaptive === undefined) return base;
     const t = throttles.get(slot)!;
     const rate = cubicRate(
       t.rateAtThrottle,
       now - t.throttledAtMs,
       adaptive.decreaseFactor,
       adaptive.recoveryMs,
-      minRefillPerMs,
-      refillPerMs,
+      own === undefined ? minRefillPerMs : own.minRefillPerMs,
+      base,
     );
-    if (rate === refillPerMs) {
+    if (rate === base) {
       throttles.delete(slot);
       flags[slot] = flags[slot]! & ~THROTTLED;
     }
@@ -174,6 +217,7 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
   const release = (key: string, slot: number): void => {
     slots.delete(key);
     throttles.delete(slot);
+    if ((flags[slot]! & OWN_RATE) !== 0) slotLimits.delete(slot);
     flags[slot] = 0;
     freeSlots.push(slot);
   };
@@ -197,12 +241,23 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     }
   };
 
+  /** Drops the least recently used key without waiters; keys with waiters go to the back. */
   const evictOne = (): void => {
-    for (const [key, slot] of slots) {
+    for (let left = slots.size; left > 0; left--) {
+      let step = evictor?.next();
+      if (step === undefined || step.done) {
+        evictor = slots.entries();
+        step = evictor.next();
+        if (step.done) return;
+      }
+      const [key, slot] = step.value;
       if ((flags[slot]! & HAS_LINE) === 0) {
         release(key, slot);
         return;
       }
+      slots.delete(key);
+      slots.set(key, slot);
+      stamps[slot] = ++tick;
     }
   };
 
@@ -214,10 +269,17 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
       slot = usedSlots++;
       if (slot === tokensAt.length) grow();
     }
-    tokensAt[slot] = capacity;
     seenAt[slot] = now;
     if (capped) stamps[slot] = ++tick;
-    flags[slot] = 0;
+    const own = overrides.size === 0 ? undefined : overrides.get(key);
+    if (own === undefined) {
+      tokensAt[slot] = capacity;
+      flags[slot] = 0;
+    } else {
+      tokensAt[slot] = own.capacity;
+      flags[slot] = OWN_RATE;
+      slotLimits.set(slot, own);
+    }
     slots.set(key, slot);
     return slot;
   };
@@ -225,7 +287,7 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
   const slotFor = (key: string, now: number): number => {
     const slot = slots.get(key);
     if (slot === undefined) return insert(key, now);
-    if (capped && tick - stamps[slot]! > promoteAfter) {
+    if (capped && stamps[slot] !== tick) {
       slots.delete(key);
       slots.set(key, slot);
       stamps[slot] = ++tick;
@@ -248,13 +310,17 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
 
   const tryAcquire = (key: string, tokens = 1): AcquireResult => {
     if (typeof key !== 'string' || key.length === 0) rejectKey(key);
-    if (tokens !== 1 && !validTokens(tokens, capacity)) rejectTokens(tokens, capacity);
+    if (tokens !== 1 && !validTokens(tokens, capacity) && overrides.size === 0) {
+      rejectTokens(tokens, capacity);
+    }
     const now = clock.now();
     const slot = slotFor(key, now);
     const f = flags[slot]!;
+    const cap = (f & OWN_RATE) === 0 ? capacity : capacityOf(slot);
+    if (tokens !== 1 && !validTokens(tokens, cap)) rejectTokens(tokens, cap);
     const rate = f === 0 ? refillPerMs : rateOf(slot, now);
     const last = seenAt[slot]!;
-    const available = refill(tokensAt[slot]!, last, now, capacity, rate);
+    const available = refill(tokensAt[slot]!, last, now, cap, rate);
     if ((f & HAS_LINE) === 0 && available >= tokens) {
       const left = available - tokens;
       tokensAt[slot] = left;
@@ -284,7 +350,7 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     while (line.queue.length > 0) {
       const now = clock.now();
       const rate = rateOf(slot, now);
-      let available = refill(tokensAt[slot]!, seenAt[slot]!, now, capacity, rate);
+      let available = refill(tokensAt[slot]!, seenAt[slot]!, now, capacityOf(slot), rate);
       if (now > seenAt[slot]!) seenAt[slot] = now;
       let head = line.queue[0];
       while (head !== undefined && available >= head.tokens) {
@@ -348,7 +414,9 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
   const acquire = (key: string, tokens = 1, options?: AcquireOptions): Promise<number> => {
     try {
       if (typeof key !== 'string' || key.length === 0) rejectKey(key);
-      if (tokens !== 1 && !validTokens(tokens, capacity)) rejectTokens(tokens, capacity);
+      if (tokens !== 1 && !validTokens(tokens, capacity) && overrides.size === 0) {
+        rejectTokens(tokens, capacity);
+      }
     } catch (error) {
       return Promise.reject(error);
     }
@@ -365,8 +433,16 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
       return Promise.reject(new RateLimitAbortedError({ key, tokens }, signal.reason));
     const now = clock.now();
     const slot = slotFor(key, now);
+    const cap = capacityOf(slot);
+    if (tokens !== 1 && !validTokens(tokens, cap)) {
+      try {
+        rejectTokens(tokens, cap);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     const rate = rateOf(slot, now);
-    const available = refill(tokensAt[slot]!, seenAt[slot]!, now, capacity, rate);
+    const available = refill(tokensAt[slot]!, seenAt[slot]!, now, cap, rate);
     if (now > seenAt[slot]!) seenAt[slot] = now;
     let line = lines.get(slot);
     if (line === undefined && available >= tokens) {
@@ -421,19 +497,91 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     const last = throttles.get(slot);
     if (last !== undefined && now - last.throttledAtMs < adaptive.throttleWindowMs) return;
     const rate = rateOf(slot, now);
-    const next = Math.max(rate * adaptive.decreaseFactor, minRefillPerMs);
+    const own = (flags[slot]! & OWN_RATE) === 0 ? undefined : slotLimits.get(slot)!;
+    const next = Math.max(
+      rate * adaptive.decreaseFactor,
+      own === undefined ? minRefillPerMs : own.minRefillPerMs,
+    );
     throttles.set(slot, { rateAtThrottle: rate, throttledAtMs: now });
     flags[slot] = flags[slot]! | THROTTLED;
     if (now > seenAt[slot]!) seenAt[slot] = now;
     // The server says the burst is spent: empty the bucket, and keep it empty for as long as
-    // the server asked, if it did.
-    tokensAt[slot] = retryAfterMs !== undefined && retryAfterMs > 0 ? -retryAfterMs * next : 0;
+    // the server asked, if it did, up to maxThrottleMs.
+    const holdMs =
+      retryAfterMs !== undefined && retryAfterMs > 0
+        ? Math.min(retryAfterMs, adaptive.maxThrottleMs)
+        : 0;
+    tokensAt[slot] = -holdMs * next;
     lines.get(slot)?.wake?.abort();
+  };
+
+  /** Moves `key` to `limits` (`undefined`: the configured ones), carrying its tokens over. */
+  const changeRate = (key: string, limits: Limits | undefined): void => {
+    const slot = slots.get(key);
+    if (slot === undefined) return;
+    const now = clock.now();
+    const held = refill(tokensAt[slot]!, seenAt[slot]!, now, capacityOf(slot), rateOf(slot, now));
+    if (now > seenAt[slot]!) seenAt[slot] = now;
+    if (limits === undefined) {
+      slotLimits.delete(slot);
+      flags[slot] = flags[slot]! & ~OWN_RATE;
+    } else {
+      slotLimits.set(slot, limits);
+      flags[slot] = flags[slot]! | OWN_RATE;
+    }
+    const cap = limits === undefined ? capacity : limits.capacity;
+    tokensAt[slot] = Math.min(held, cap);
+    const line = lines.get(slot);
+    if (line === undefined) return;
+    for (let i = 0; i < line.queue.length; i++) {
+      const w = line.queue[i]!;
+      if (w.tokens > cap) {
+        remove(line, i--);
+        try {
+          rejectTokens(w.tokens, cap);
+        } catch (error) {
+          w.reject(error);
+        }
+      }
+    }
+    line.wake?.abort();
+  };
+
+  const setRate = (key: string, rate: KeyRate): void => {
+    if (typeof key !== 'string' || key.length === 0) rejectKey(key);
+    if (typeof rate !== 'object' || rate === null) {
+      throw new TypeError(`rate must be an object, got ${showValue(rate)}`);
+    }
+    const own = {
+      capacity: rate.capacity ?? capacity,
+      refillPerSecond: rate.refillPerSecond,
+    };
+    const perMs = validateLimits(own, 'rate.');
+    if (!overrides.has(key) && overrides.size >= maxRateOverrides) {
+      throw new RangeError(
+        `maxRateOverrides ${maxRateOverrides} reached: resetRate another key before giving "${key}" its own rate`,
+      );
+    }
+    const limits: Limits = {
+      capacity: own.capacity,
+      refillPerMs: perMs,
+      minRefillPerMs: floorOf(perMs),
+    };
+    overrides.set(key, limits);
+    changeRate(key, limits);
+  };
+
+  const resetRate = (key: string): void => {
+    if (typeof key !== 'string' || key.length === 0) rejectKey(key);
+    if (!overrides.delete(key)) return;
+    changeRate(key, undefined);
   };
 
   return {
     tryAcquire,
     acquire,
+    setRate,
+    resetRate,
     feedback(key: string): ThrottleFeedback {
       if (typeof key !== 'string' || key.length === 0) rejectKey(key);
       if (adaptive === undefined) return NO_FEEDBACK;
@@ -445,7 +593,8 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     effectiveRefillPerSecond(key: string): number {
       if (typeof key !== 'string' || key.length === 0) rejectKey(key);
       const slot = slots.get(key);
-      return slot === undefined ? refillPerMs * 1000 : rateOf(slot, clock.now()) * 1000;
+      if (slot !== undefined) return rateOf(slot, clock.now()) * 1000;
+      return (overrides.get(key)?.refillPerMs ?? refillPerMs) * 1000;
     },
     get size() {
       return slots.size;
