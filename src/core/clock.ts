@@ -28,6 +28,7 @@ export const MAX_TIMER_MS = 2_147_483_647;
  * @param unref Let the process exit while only this timer is pending, where the runtime allows.
  */
 export function setLongTimeout(callback: () => void, ms: number, unref = false): () => void {
+  // biome-ignore lint/complexity/useMathMinMax: Math.max(NaN, 0) is NaN; this is 0.
   let left = ms > 0 ? ms : 0;
   let timer: ReturnType<typeof setTimeout>;
   const arm = (): void => {
