@@ -60,8 +60,8 @@ end
 if now > at then
   at = now
 end
-tokens = math.min(tokens, new_capacity)
 if tokens >= new_capacity then
+  -- Full at the new capacity (or above it, cut down): what a missing bucket stands for.
   redis.call('DEL', KEYS[1])
   return 1
 end
