@@ -162,6 +162,8 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
   const throttles = new Map<number, Throttle>();
   /** Keys' own limits by key (they outlive the slot), and by slot for the keys held. */
   const overrides = new Map<string, Limits>();
+  /** At least the largest capacity any key has: requests above it are refused before lookup. */
+  let maxCapacity = capacity;
   const slotLimits = new Map<number, Limits>();
   // With maxKeys, `slots` is in least-recently-used order: a hit moves its key to the back
   // (unless it is there already), and eviction takes from the front through one iterator that
@@ -310,7 +312,7 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
 
   const tryAcquire = (key: string, tokens = 1): AcquireResult => {
     if (typeof key !== 'string' || key.length === 0) rejectKey(key);
-    if (tokens !== 1 && !validTokens(tokens, capacity) && overrides.size === 0) {
+    if (tokens !== 1 && !validTokens(tokens, overrides.size === 0 ? capacity : maxCapacity)) {
       rejectTokens(tokens, capacity);
     }
     const now = clock.now();
@@ -414,7 +416,7 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
   const acquire = (key: string, tokens = 1, options?: AcquireOptions): Promise<number> => {
     try {
       if (typeof key !== 'string' || key.length === 0) rejectKey(key);
-      if (tokens !== 1 && !validTokens(tokens, capacity) && overrides.size === 0) {
+      if (tokens !== 1 && !validTokens(tokens, overrides.size === 0 ? capacity : maxCapacity)) {
         rejectTokens(tokens, capacity);
       }
     } catch (error) {
@@ -568,6 +570,7 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
       minRefillPerMs: floorOf(perMs),
     };
     overrides.set(key, limits);
+    if (limits.capacity > maxCapacity) maxCapacity = limits.capacity;
     changeRate(key, limits);
   };
 

@@ -98,14 +98,6 @@ export interface RedisTokenBucket extends AdjustableRateLimiter {
 
 const NEVER = new Promise<never>(() => {});
 
-function toKeyError(key: unknown): unknown {
-  try {
-    return rejectKey(key);
-  } catch (error) {
-    return error;
-  }
-}
-
 function isRateLimiter(value: unknown): value is RateLimiter {
   return (
     typeof value === 'object' &&
@@ -238,7 +230,11 @@ export function createRedisTokenBucket(
   };
 
   const resetRate = (key: string): Promise<void> => {
-    if (typeof key !== 'string' || key.length === 0) return Promise.reject(toKeyError(key));
+    try {
+      if (typeof key !== 'string' || key.length === 0) rejectKey(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return changeRate(key, undefined);
   };
 
