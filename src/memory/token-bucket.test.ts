@@ -230,6 +230,41 @@ describe('createTokenBucket', () => {
     );
   });
 
+  it('never holds more than maxKeys while idle keys are also swept (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 16 }),
+        fc.array(
+          fc.oneof(
+            fc.record({
+              key: fc.integer({ min: 0, max: 40 }),
+              tokens: fc.integer({ min: 1, max: 2 }),
+            }),
+            fc.record({ advanceMs: fc.integer({ min: 0, max: 3000 }) }),
+          ),
+          { maxLength: 200 },
+        ),
+        async (maxKeys, ops) => {
+          const clock = createManualClock();
+          const bucket = createTokenBucket({ capacity: 2, refillPerSecond: 1, clock, maxKeys });
+          const used = new Set<number>();
+          for (const op of ops) {
+            if ('advanceMs' in op) {
+              await clock.advance(op.advanceMs);
+              continue;
+            }
+            bucket.tryAcquire(`k${op.key}`, op.tokens);
+            used.add(op.key);
+            expect(bucket.size).toBeLessThanOrEqual(Math.min(maxKeys, used.size));
+            // The key just used is held: a second request for the whole bucket is refused.
+            expect(bucket.tryAcquire(`k${op.key}`, 2).ok).toBe(false);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
   it('never evicts a key with waiters; it moves it to the back instead', async () => {
     const clock = createManualClock();
     const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 1, clock, maxKeys: 2 });
