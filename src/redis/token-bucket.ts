@@ -89,8 +89,8 @@ export interface RedisTokenBucket extends AdjustableRateLimiter {
   /**
    * Gives `key` its own rate, shared by every process on the same prefix (one small Redis key
    * per key with its own rate, kept until `resetRate`). Rejects with `StoreUnavailableError`
-   * when Redis can't answer. A waiting `acquire` in another process sees the new rate at its
-   * next look at the bucket.
+   * when Redis can't answer; repeating the call is safe. This process's waiting `acquire`
+   * calls on the key look again at once; those in other processes at their next look.
    */
   setRate(key: string, rate: KeyRate): Promise<void>;
   resetRate(key: string): Promise<void>;
@@ -211,7 +211,43 @@ export function createRedisTokenBucket(
         timeSource === 'client' ? clock.now() : '',
       ],
       { operation: 'setRate', timeoutMs: commandTimeoutMs },
-    ).then(() => undefined);
+    ).then(() => {
+      const waiting = sleepers.get(key);
+      if (waiting !== undefined) for (const wake of waiting) wake.abort();
+    });
+  };
+
+  /** This process's `acquire` calls sleeping on each key, woken when `setRate` changes it. */
+  const sleepers = new Map<string, Set<AbortController>>();
+
+  /**
+   * Sleeps `ms` before asking Redis again, or less when this process changes the key's rate
+   * (then the caller asks at once). Rejects with `RateLimitAbortedError` when `signal` aborts.
+   */
+  const sleepOrWake = async (
+    key: string,
+    tokens: number,
+    ms: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> => {
+    if (signal?.aborted) throw new RateLimitAbortedError({ key, tokens }, signal.reason);
+    const wake = new AbortController();
+    let waiting = sleepers.get(key);
+    if (waiting === undefined) {
+      waiting = new Set();
+      sleepers.set(key, waiting);
+    }
+    waiting.add(wake);
+    const unwatch = signal === undefined ? undefined : watchAbort(signal, () => wake.abort());
+    try {
+      await clock.sleep(ms, wake.signal);
+    } catch {
+      if (signal?.aborted) throw new RateLimitAbortedError({ key, tokens }, signal.reason);
+    } finally {
+      unwatch?.();
+      waiting.delete(wake);
+      if (waiting.size === 0 && sleepers.get(key) === waiting) sleepers.delete(key);
+    }
   };
 
   const setRate = (key: string, rate: KeyRate): Promise<void> => {
@@ -368,11 +404,7 @@ export function createRedisTokenBucket(
             retryAfterMs: now - start + result.retryAfterMs,
           });
         }
-        try {
-          await clock.sleep(result.retryAfterMs, signal);
-        } catch (reason) {
-          throw new RateLimitAbortedError({ key, tokens }, reason);
-        }
+        await sleepOrWake(key, tokens, result.retryAfterMs, signal);
       }
     } finally {
       leave();
