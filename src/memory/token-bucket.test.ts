@@ -352,6 +352,23 @@ describe('createTokenBucket', () => {
       ).toThrow(/maxRateOverrides.*-1/);
     });
 
+    it('gives exactly maxRateOverrides keys their own rate, whatever the cap (property)', () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 0, max: 40 }), (maxRateOverrides) => {
+          const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 1, maxRateOverrides });
+          for (let i = 0; i < maxRateOverrides; i++) {
+            bucket.setRate(`k${i}`, { refillPerSecond: 2 });
+            bucket.setRate(`k${i}`, { refillPerSecond: 3 });
+          }
+          expect(() => bucket.setRate('one-more', { refillPerSecond: 2 })).toThrow(RangeError);
+          for (let i = 0; i < maxRateOverrides; i++) {
+            expect(bucket.effectiveRefillPerSecond(`k${i}`)).toBe(3);
+          }
+          expect(bucket.effectiveRefillPerSecond('one-more')).toBe(1);
+        }),
+      );
+    });
+
     it('lowers an adaptive key from its own rate, never above it', async () => {
       const clock = createManualClock();
       const bucket = createTokenBucket({
