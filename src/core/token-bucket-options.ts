@@ -58,7 +58,7 @@ export interface AdaptiveOptions {
    * Longest a server's `Retry-After` may keep a throttled key empty, in milliseconds. A longer
    * ask (a 130429 asking for a day, a far-future date) empties the bucket for this long only;
    * after that the key refills at its lowered rate. 0 ignores `Retry-After` (the bucket is
-   * emptied, and refills at once).
+   * emptied, and refills at once); at most 2^31 − 1 (about 24.8 days).
    * @default 300_000 (5 minutes)
    */
   readonly maxThrottleMs?: number;
