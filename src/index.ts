@@ -88,7 +88,13 @@ export {
   RateLimitAbortedError,
   RateLimitTimeoutError,
 } from './core/rate-limit-errors.js';
-export type { AcquireOptions, AcquireResult, RateLimiter } from './core/rate-limit-types.js';
+export type {
+  AcquireOptions,
+  AcquireResult,
+  AdjustableRateLimiter,
+  KeyRate,
+  RateLimiter,
+} from './core/rate-limit-types.js';
 export { DEAD_LETTER_DEFAULTS } from './core/redrive.js';
 export type {
   AttemptContext,

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
-import { expect, it } from 'vitest';
-import { createTokenBucket, StoreUnavailableError } from '../src/index.js';
+import { expect, it, vi } from 'vitest';
+import { createTokenBucket, RateLimitAbortedError, StoreUnavailableError } from '../src/index.js';
 import { createRedisTokenBucket } from '../src/redis/index.js';
 import {
   connectRedis,
@@ -95,8 +95,9 @@ describeRedis('createRedisTokenBucket', () => {
     const script = defineScript('token-bucket', source);
     const replay = await redis.evalsha(
       script.sha,
-      2,
+      3,
       `{${prefix}:k}`,
+      `{${prefix}:k}:limits`,
       ridKey as string,
       5,
       0.000001,
@@ -108,10 +109,62 @@ describeRedis('createRedisTokenBucket', () => {
     expect(await limiter.tryAcquire('k', 3)).toEqual({ ok: true, remaining: 0 });
   });
 
+  it('waits past 2^31 − 1 ms as told: no early timeout, no busy loop (real clock)', async () => {
+    const redis = connectRedis();
+    const evalsha = vi.spyOn(redis, 'evalsha');
+    // One token per 10^7 s: the next one is 10^10 ms away, past setTimeout's limit.
+    const limiter = createRedisTokenBucket(redis, {
+      prefix: uniquePrefix('long-wait'),
+      capacity: 1,
+      refillPerSecond: 1e-7,
+    });
+    expect((await limiter.tryAcquire('k')).ok).toBe(true);
+    const controller = new AbortController();
+    const signal = controller.signal;
+    const outcomes: unknown[] = [];
+    const first = limiter.acquire('k', 1, { maxWaitMs: 1e11, signal }).then(
+      (v) => outcomes.push(v),
+      (e: unknown) => outcomes.push(e),
+    );
+    // The second waits for the first's turn, with its deadline 10^10 ms away.
+    const second = limiter.acquire('k', 1, { maxWaitMs: 1e10, signal }).then(
+      (v) => outcomes.push(v),
+      (e: unknown) => outcomes.push(e),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(outcomes).toEqual([]);
+    // The grant, then one refused take by the first waiter: it sleeps instead of asking again.
+    expect(evalsha).toHaveBeenCalledTimes(2);
+    controller.abort();
+    await Promise.all([first, second]);
+    expect(outcomes).toHaveLength(2);
+    for (const outcome of outcomes) expect(outcome).toBeInstanceOf(RateLimitAbortedError);
+  });
+
+  it('keeps a key’s own rate in one key beside its bucket, removed by resetRate', async () => {
+    const redis = connectRedis();
+    const prefix = uniquePrefix('own-rate');
+    const limiter = createRedisTokenBucket(redis, { prefix, capacity: 2, refillPerSecond: 1 });
+    await limiter.setRate('k', { refillPerSecond: 4, capacity: 3 });
+    expect(await redis.get(`{${prefix}:k}:limits`)).toBe('3 0.004');
+    expect(await redis.pttl(`{${prefix}:k}:limits`)).toBe(-1);
+    // Another process on the same prefix sees it, requests above its own capacity included.
+    const other = createRedisTokenBucket(connectRedis(), {
+      prefix,
+      capacity: 2,
+      refillPerSecond: 1,
+    });
+    expect(await other.tryAcquire('k', 3)).toEqual({ ok: true, remaining: 0 });
+    await expect(other.acquire('k', 4)).rejects.toThrow(/capacity 3.*got 4/);
+    await limiter.resetRate('k');
+    expect(await redis.exists(`{${prefix}:k}:limits`)).toBe(0);
+    await expect(other.tryAcquire('k', 3)).rejects.toThrow(/capacity 2.*got 3/);
+  });
+
   it('rejects bad options, naming the value', () => {
     const redis = connectRedis();
-    expect(() => createRedisTokenBucket(redis, { capacity: 0, refillPerSecond: 1 })).toThrow(
-      /capacity must be > 0/,
+    expect(() => createRedisTokenBucket(redis, { capacity: 0.5, refillPerSecond: 1 })).toThrow(
+      /capacity must be a finite number >= 1, got 0.5/,
     );
     expect(() =>
       createRedisTokenBucket(redis, { capacity: 1, refillPerSecond: Number.NaN }),

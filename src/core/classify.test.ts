@@ -124,10 +124,48 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter(new Headers({ 'Retry-After': '1.5' }), now)).toBe(1_500);
   });
 
-  it('tells X-RateLimit-Reset epoch seconds from seconds-from-now', () => {
+  it('tells X-RateLimit-Reset epoch milliseconds, epoch seconds and seconds-from-now apart', () => {
     expect(parseRetryAfter({ 'X-RateLimit-Reset': String(now / 1000 + 45) }, now)).toBe(45_000);
+    expect(parseRetryAfter({ 'X-RateLimit-Reset': String(now + 45_000) }, now)).toBe(45_000);
     expect(parseRetryAfter({ 'x-ratelimit-reset': '45' }, now)).toBe(45_000);
     expect(parseRetryAfter({ 'x-ratelimit-reset': ['12'] }, now)).toBe(12_000);
+    expect(parseRetryAfter({ 'x-ratelimit-reset': String(now - 5_000) }, now)).toBe(0);
+    expect(parseRetryAfter({ 'x-ratelimit-reset': String(now / 1000 - 5) }, now)).toBe(0);
+  });
+
+  it('reads X-RateLimit-Reset alike in all three units (property)', () => {
+    fc.assert(
+      fc.property(
+        // From 2001-09-09 (where both Unix-time forms start) to the year 2286.
+        fc.integer({ min: 1_000_000_000_000, max: 9_999_999_999_000 }),
+        fc.integer({ min: 0, max: 999_999_999 }),
+        (nowMs, seconds) => {
+          const ms = seconds * 1000;
+          const at = (value: number) =>
+            parseRetryAfter({ 'x-ratelimit-reset': String(value) }, nowMs);
+          expect(at(seconds)).toBe(ms);
+          // A fractional Unix time in seconds carries float error below a microsecond.
+          expect(Math.abs((at((nowMs + ms) / 1000) as number) - ms)).toBeLessThan(0.01);
+          expect(at(nowMs + ms)).toBe(ms);
+        },
+      ),
+    );
+  });
+
+  it('never throws, whatever the thrown value does when read', () => {
+    const trap = () => {
+      throw new Error('trap');
+    };
+    const proxy = new Proxy({}, { get: trap, getPrototypeOf: trap, has: trap, ownKeys: trap });
+    expect(classify(proxy)).toEqual({ retryable: true, reason: 'unknown' });
+    const getter = Object.defineProperty(new Error('x'), 'code', { get: trap });
+    expect(classify(getter)).toEqual({ retryable: true, reason: 'unknown' });
+    const headers = { status: 429, headers: { get: trap } };
+    expect(classify(headers)).toEqual({ retryable: true, reason: 'unknown' });
+    expect(composeClassifiers(() => undefined)(proxy)).toEqual({
+      retryable: true,
+      reason: 'unknown',
+    });
   });
 
   it('prefers Retry-After and ignores garbage', () => {

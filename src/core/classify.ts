@@ -74,13 +74,19 @@ function header(headers: unknown, name: string): string | undefined {
 /** An HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`, or the obsolete forms naming GMT). */
 const HTTP_DATE = /^[A-Za-z]{3},|GMT$/;
 
-/** Epoch seconds later than this (2001-09-09) are read as a time, smaller values as a duration. */
-const EPOCH_SECONDS_THRESHOLD = 1_000_000_000;
+/**
+ * `X-RateLimit-Reset` values from 10^9 are Unix times in seconds (10^9 s is 2001-09-09; as a
+ * duration it would be 31 years), from 10^12 Unix times in milliseconds (10^12 ms is again
+ * 2001-09-09; in seconds it would be the year 33658). Smaller values are seconds from now.
+ */
+const EPOCH_SECONDS_FROM = 1e9;
+const EPOCH_MILLISECONDS_FROM = 1e12;
 
 /**
  * How long the server asked to wait, in milliseconds, from `Retry-After` (delta seconds or an
- * HTTP-date) or `X-RateLimit-Reset` (epoch seconds or seconds from now: a value above 10^9 is a
- * Unix time). Accepts a `Headers` object or a plain record. `undefined` when absent or
+ * HTTP-date) or `X-RateLimit-Reset`, which servers send in three units: seconds from now
+ * (below 10^9), a Unix time in seconds (10^9 up to 10^12) or in milliseconds (10^12 and
+ * above). Accepts a `Headers` object or a plain record. `undefined` when absent or
  * unreadable; never negative.
  *
  * @param now Current time in epoch milliseconds, for dates. @default Date.now()
@@ -95,7 +101,8 @@ export function parseRetryAfter(headers: unknown, now: number = Date.now()): num
   const reset = header(headers, 'x-ratelimit-reset')?.trim();
   if (reset !== undefined && /^\d+(\.\d+)?$/.test(reset)) {
     const value = Number(reset);
-    if (value > EPOCH_SECONDS_THRESHOLD) return Math.max(0, value * 1000 - now);
+    if (value >= EPOCH_MILLISECONDS_FROM) return Math.max(0, value - now);
+    if (value >= EPOCH_SECONDS_FROM) return Math.max(0, value * 1000 - now);
     return value * 1000;
   }
   return undefined;
@@ -125,13 +132,34 @@ function errorCode(error: Loose): string | undefined {
   return undefined;
 }
 
+/** The verdict on anything else, including a value that throws when read. */
+const UNKNOWN: Classification = Object.freeze({ retryable: true, reason: 'unknown' });
+
+/** `error instanceof PermanentError`, `false` for a value that throws when inspected. */
+function isPermanentError(error: unknown): error is PermanentError {
+  try {
+    return error instanceof PermanentError;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The default classifier. Understands `PermanentError`, responses and HTTP client errors with a
  * status, Node and undici network errors, `fetch failed`, and abort/timeout errors. Anything
  * else is `{ retryable: true, reason: 'unknown' }`: an unexpected throw is assumed transient,
- * as p-retry and cockatiel do, and capped by `maxAttempts`.
+ * as p-retry and cockatiel do, and capped by `maxAttempts`. So is a value that throws when
+ * read (a Proxy, a throwing `code` getter): `classify` itself never throws.
  */
 export function classify(error: unknown): Classification {
+  try {
+    return classifyReadable(error);
+  } catch {
+    return UNKNOWN;
+  }
+}
+
+function classifyReadable(error: unknown): Classification {
   if (error instanceof PermanentError) {
     if (error.classification !== undefined) return error.classification;
     const inner = error.cause === undefined ? 'unknown' : classify(error.cause).reason;
@@ -156,7 +184,7 @@ export function classify(error: unknown): Classification {
   if (typeof error.message === 'string' && /socket hang up/i.test(error.message)) {
     return { retryable: true, reason: 'network' };
   }
-  return { retryable: true, reason: 'unknown' };
+  return UNKNOWN;
 }
 
 /**
@@ -170,8 +198,7 @@ export function composeClassifiers(
   ...classifiers: Classifier[]
 ): (error: unknown) => Classification {
   return (error) => {
-    if (error instanceof PermanentError && error.classification !== undefined)
-      return error.classification;
+    if (isPermanentError(error) && error.classification !== undefined) return error.classification;
     for (const classifier of classifiers) {
       const verdict = classifier(error);
       if (verdict !== undefined) return verdict;

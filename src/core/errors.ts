@@ -47,8 +47,15 @@ export interface AttemptFailure {
   readonly time: number;
 }
 
-/** Why {@link RetryError} stopped retrying. */
-export type GiveUpCause = 'max_attempts' | 'max_elapsed' | 'budget_exhausted';
+/**
+ * Why {@link RetryError} stopped retrying. `retry_after_exceeds_elapsed`: the server asked for
+ * a wait (`Retry-After`, a platform's retry hint) longer than what was left of `maxElapsedMs`.
+ */
+export type GiveUpCause =
+  | 'max_attempts'
+  | 'max_elapsed'
+  | 'retry_after_exceeds_elapsed'
+  | 'budget_exhausted';
 
 /**
  * Thrown by `retry` when a retryable failure persists: attempts ran out, the time budget
@@ -97,6 +104,11 @@ export class PermanentError extends RetrykitError {
    * transient failures before a permanent one stay on record (dead letters keep them).
    */
   readonly errors: readonly AttemptFailure[] | undefined;
+  /**
+   * What `retry`'s `classify` threw when asked about `cause`, if it threw: the failure is then
+   * not retried, and `cause` stays the failure itself.
+   */
+  readonly classifyError: unknown;
 
   constructor(
     cause: unknown,
@@ -105,12 +117,21 @@ export class PermanentError extends RetrykitError {
       classification?: Classification;
       attempts?: number;
       errors?: readonly AttemptFailure[];
+      classifyError?: unknown;
     } = {},
   ) {
-    super('PERMANENT', options.message ?? describe(cause), { cause });
+    super(
+      'PERMANENT',
+      options.message ??
+        ('classifyError' in options
+          ? `${describe(cause)} (not retried: classify threw ${describe(options.classifyError)})`
+          : describe(cause)),
+      { cause },
+    );
     this.classification = options.classification;
     this.attempts = options.attempts;
     this.errors = options.errors;
+    this.classifyError = options.classifyError;
   }
 }
 
@@ -136,13 +157,20 @@ export class StoreUnavailableError extends RetrykitError {
   }
 }
 
-/** A readable one-line description of anything thrown. */
+/**
+ * A readable one-line description of anything thrown. Never throws: a value that throws when
+ * read (a Proxy, a throwing getter) is described as such.
+ */
 export function describe(value: unknown): string {
-  if (value instanceof Error) return value.message || value.name;
-  if (typeof value === 'string') return value;
   try {
-    return JSON.stringify(value) ?? String(value);
+    if (value instanceof Error) return value.message || value.name;
+    if (typeof value === 'string') return value;
+    try {
+      return JSON.stringify(value) ?? String(value);
+    } catch {
+      return String(value);
+    }
   } catch {
-    return String(value);
+    return `an unreadable ${typeof value}`;
   }
 }

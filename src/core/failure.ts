@@ -10,18 +10,23 @@ function isCode(value: unknown): value is string | number {
  * The platform or error code a failure carries (`130429`, `ECONNRESET`), if any: the
  * classification's `code`, else an `errorCode` field (e.g. `WhatsAppApiError`), else `code`,
  * looking through `cause` (a retrykit error's own `code` names its family, so it is skipped).
+ * Never throws.
  */
 export function errorCodeOf(
   error: unknown,
   classification?: Classification,
 ): string | number | undefined {
   if (classification?.code !== undefined) return classification.code;
-  for (let e = error, depth = 0; depth < 3; depth++) {
-    if (typeof e !== 'object' || e === null) return undefined;
-    const { errorCode, code } = e as { errorCode?: unknown; code?: unknown };
-    if (isCode(errorCode)) return errorCode;
-    if (!isRetrykitError(e) && isCode(code)) return code;
-    e = (e as { cause?: unknown }).cause;
+  try {
+    for (let e = error, depth = 0; depth < 3; depth++) {
+      if (typeof e !== 'object' || e === null) return undefined;
+      const { errorCode, code } = e as { errorCode?: unknown; code?: unknown };
+      if (isCode(errorCode)) return errorCode;
+      if (!isRetrykitError(e) && isCode(code)) return code;
+      e = (e as { cause?: unknown }).cause;
+    }
+  } catch {
+    // A value that throws when read (a Proxy, a throwing getter) carries no readable code.
   }
   return undefined;
 }

@@ -15,6 +15,7 @@ const CAUSES: readonly GiveUpEvent['cause'][] = [
   'permanent',
   'max_attempts',
   'max_elapsed',
+  'retry_after_exceeds_elapsed',
   'budget_exhausted',
   'aborted',
 ];

@@ -1,14 +1,17 @@
 import { describe, expectTypeOf, it } from 'vitest';
 import {
   type AcquireResult,
+  type AdjustableRateLimiter,
   type ClaimResult,
   type Classification,
   computeDelay,
   createRetry,
+  type GiveUpCause,
   isRetrykitError,
   type Reason,
   type RetrykitError,
   retry,
+  type TokenBucket,
 } from '../index.js';
 
 describe('public types', () => {
@@ -43,5 +46,11 @@ describe('public types', () => {
     expectTypeOf<'rate_limited'>().toExtend<Reason>();
     expectTypeOf<'teapot'>().not.toExtend<Reason>();
     expectTypeOf<Classification['retryAfterMs']>().toEqualTypeOf<number | undefined>();
+  });
+
+  it('the memory token bucket changes a key’s rate synchronously', () => {
+    expectTypeOf<TokenBucket>().toExtend<AdjustableRateLimiter>();
+    expectTypeOf<TokenBucket['setRate']>().returns.toEqualTypeOf<void>();
+    expectTypeOf<'retry_after_exceeds_elapsed'>().toExtend<GiveUpCause>();
   });
 });

@@ -38,3 +38,32 @@ export interface RateLimiter {
    */
   feedback(key: string): ThrottleFeedback;
 }
+
+/**
+ * One key's own limits, set at runtime (e.g. when WhatsApp moves a phone number to another
+ * throughput tier). Validated like the limiter's own: `refillPerSecond` > 0, `capacity` ≥ 1.
+ */
+export interface KeyRate {
+  /** Tokens the key gains per second. */
+  readonly refillPerSecond: number;
+  /**
+   * Most tokens the key holds (its burst, and its largest grantable request).
+   * @default the limiter's `capacity`
+   */
+  readonly capacity?: number;
+}
+
+/**
+ * A {@link RateLimiter} whose keys can each be given their own rate at runtime. The memory
+ * and the Redis token bucket both implement it (the memory one synchronously).
+ */
+export interface AdjustableRateLimiter extends RateLimiter {
+  /**
+   * Gives `key` its own rate from now on. Tokens it already holds carry over, cut to the new
+   * capacity; waiters on it are served at the new rate, and any asking for more than the new
+   * capacity reject with a `RangeError`. Other keys keep the configured rate.
+   */
+  setRate(key: string, rate: KeyRate): void | Promise<void>;
+  /** Returns `key` to the configured rate (tokens carry over as with `setRate`). */
+  resetRate(key: string): void | Promise<void>;
+}

@@ -234,7 +234,7 @@ describe('retry', () => {
     expect(fn).toHaveBeenCalledTimes(4);
   });
 
-  it('waits at least Retry-After (plus a little jitter), capped at maxDelayMs', async () => {
+  it('waits at least Retry-After (plus a little jitter), above maxDelayMs too', async () => {
     const clock = createManualClock();
     const { fn } = flaky(
       clock,
@@ -248,7 +248,9 @@ describe('retry', () => {
     });
     await clock.runAll();
     await result;
-    expect(clock.sleeps).toEqual([30_000 + 500, 60_000]);
+    // The server's hour is honoured though maxDelayMs is a minute: a one-minute sleep would
+    // only earn another 429.
+    expect(clock.sleeps).toEqual([30_000 + 500, 3_600_000 + 500]);
   });
 
   it('gives up at once when Retry-After would overrun maxElapsedMs', async () => {
@@ -259,9 +261,171 @@ describe('retry', () => {
     const error = (await retry(fn, { clock, maxElapsedMs: 60_000 }).catch(
       (e: unknown) => e,
     )) as RetryError;
-    expect(error.giveUp).toBe('max_elapsed');
+    expect(error.giveUp).toBe('retry_after_exceeds_elapsed');
+    expect(error.reason).toBe('service_unavailable');
+    expect(error.message).toMatch(/retry_after_exceeds_elapsed/);
     expect(fn).toHaveBeenCalledTimes(1);
     expect(clock.sleeps).toEqual([]);
+  });
+
+  it('gives up at once, with default options, on a Retry-After in the year 9999', async () => {
+    const clock = createManualClock(Date.UTC(2026, 0, 1));
+    const fn = vi.fn(async () => {
+      throw http(429, { 'retry-after': 'Fri, 31 Dec 9999 23:59:59 GMT' });
+    });
+    const events: RetrykitEvent[] = [];
+    const result = retry(fn, { clock, onEvent: (e) => events.push(e) }).catch((e: unknown) => e);
+    const error = (await result) as RetryError;
+    expect(error).toBeInstanceOf(RetryError);
+    expect(error.giveUp).toBe('retry_after_exceeds_elapsed');
+    expect(error.reason).toBe('rate_limited');
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect(clock.sleeps).toEqual([]);
+    expect(events.find((e) => e.type === 'give_up')).toMatchObject({
+      cause: 'retry_after_exceeds_elapsed',
+    });
+  });
+
+  it('gives up when Retry-After exceeds what is left of maxElapsedMs', async () => {
+    const clock = createManualClock();
+    const { fn } = flaky(clock, [http(503), http(429, { 'retry-after': '50' })], 'ok');
+    const result = retry(fn, {
+      clock,
+      maxElapsedMs: 60_000,
+      backoff: { jitter: 'none', initialDelayMs: 20_000 },
+    }).catch((e: unknown) => e);
+    await clock.runAll();
+    const error = (await result) as RetryError;
+    // 20 s spent, 40 s left: a 50 s wait can't end in time.
+    expect(error.giveUp).toBe('retry_after_exceeds_elapsed');
+    expect(fn).toHaveBeenCalledTimes(2);
+    expect(clock.sleeps).toEqual([20_000]);
+  });
+
+  it('sleeps the server’s wait when it fits maxElapsedMs, never past it (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 10 ** 12 }),
+        fc.integer({ min: 0, max: 10 ** 12 }),
+        fc.integer({ min: 0, max: 10 ** 7 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        async (retryAfterMs, maxElapsedMs, maxDelayMs, r) => {
+          const clock = createManualClock();
+          const throttle: Classification = {
+            retryable: true,
+            reason: 'rate_limited',
+            retryAfterMs,
+          };
+          const { fn } = flaky(clock, [new Error('429')], 'ok');
+          const result = retry(fn, {
+            clock,
+            random: () => r,
+            maxElapsedMs,
+            classify: () => throttle,
+            backoff: { maxDelayMs, initialDelayMs: Math.min(100, maxDelayMs) },
+          }).catch((e: unknown) => e);
+          await clock.runAll();
+          const outcome = await result;
+          if (retryAfterMs > maxElapsedMs) {
+            expect((outcome as RetryError).giveUp).toBe('retry_after_exceeds_elapsed');
+            expect(clock.sleeps).toEqual([]);
+          } else {
+            expect(outcome).toBe('ok');
+            const [slept] = clock.sleeps as [number];
+            expect(slept).toBeGreaterThanOrEqual(retryAfterMs);
+            expect(slept).toBeLessThanOrEqual(maxElapsedMs);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('keeps the original error when classify throws: stops, with the throw as classifyError', async () => {
+    const clock = createManualClock();
+    const original = http(503);
+    const bug = new TypeError('cannot read properties of undefined');
+    const fn = vi.fn(async () => {
+      throw original;
+    });
+    const error = (await retry(fn, {
+      clock,
+      classify: () => {
+        throw bug;
+      },
+    }).catch((e: unknown) => e)) as PermanentError;
+    expect(error).toBeInstanceOf(PermanentError);
+    expect(error.cause).toBe(original);
+    expect(error.classifyError).toBe(bug);
+    expect(error.classification).toEqual({ retryable: false, reason: 'unknown' });
+    expect(error.message).toMatch(/HTTP 503.*classify threw cannot read properties/);
+    expect(error.errors?.[0]?.error).toBe(original);
+    expect(fn).toHaveBeenCalledTimes(1);
+  });
+
+  it('keeps the original error when a classifier throws on a PermanentError too', async () => {
+    const original = permanent(new Error('bad request'));
+    const error = (await retry(
+      async () => {
+        throw original;
+      },
+      {
+        classify: () => {
+          throw new Error('boom');
+        },
+      },
+    ).catch((e: unknown) => e)) as PermanentError;
+    expect(error.cause).toBe(original);
+    expect(error.classifyError).toEqual(new Error('boom'));
+  });
+
+  it.each([
+    [
+      'a Proxy that throws on every read',
+      () =>
+        new Proxy(
+          {},
+          {
+            get() {
+              throw new Error('trap');
+            },
+            getPrototypeOf() {
+              throw new Error('trap');
+            },
+            has() {
+              throw new Error('trap');
+            },
+            ownKeys() {
+              throw new Error('trap');
+            },
+          },
+        ),
+    ],
+    [
+      'an error with a throwing code getter',
+      () =>
+        Object.defineProperty(new Error('odd'), 'code', {
+          get() {
+            throw new Error('getter');
+          },
+        }),
+    ],
+  ])('keeps %s as the cause, retrying it as unknown', async (_, make) => {
+    const clock = createManualClock();
+    const thrown = make();
+    const fn = vi.fn(async () => {
+      throw thrown;
+    });
+    const result = retry(fn, { clock, maxAttempts: 3 }).catch((e: unknown) => e);
+    await clock.runAll();
+    const error = (await result) as RetryError;
+    expect(error).toBeInstanceOf(RetryError);
+    expect(error.cause).toBe(thrown);
+    expect(error.reason).toBe('unknown');
+    expect(error.errors).toHaveLength(3);
+    expect(error.errors.every((f) => f.error === thrown && f.reason === 'unknown')).toBe(true);
+    expect(typeof error.message).toBe('string');
+    expect(fn).toHaveBeenCalledTimes(3);
   });
 
   it('applies backoffByReason and the classification’s own backoff and maxAttempts', async () => {

@@ -70,7 +70,9 @@ export interface RetryOptions {
   readonly maxAttempts?: number;
   /**
    * Give up once this many milliseconds have passed since the first attempt started; a retry
-   * whose delay would end past it is not attempted.
+   * whose delay would end past it is not attempted. A server asking for a longer wait
+   * (`Retry-After`, a platform's retry hint) than what is left of it ends the call at once
+   * with `giveUp: 'retry_after_exceeds_elapsed'`.
    * @default 86_400_000 (24 hours)
    */
   readonly maxElapsedMs?: number;
@@ -92,7 +94,9 @@ export interface RetryOptions {
    */
   readonly backoffByReason?: Partial<Record<Reason, BackoffOptions>>;
   /**
-   * Decides whether a failure is worth retrying. @default classify
+   * Decides whether a failure is worth retrying. If it throws, the call stops at once with a
+   * `PermanentError` whose `cause` is the failure and `classifyError` what the classifier
+   * threw. @default classify
    *
    * @example
    * import { composeClassifiers } from 'retrykit';
@@ -333,21 +337,58 @@ function giveUp(o: Resolved, start: number, info: Omit<GiveUpInfo, 'elapsedMs'>)
   return info.error;
 }
 
-/** The delay before the next attempt, honouring Retry-After and per-reason overrides. */
+/**
+ * The one decision after a retryable failure: how long to wait before the next attempt, or
+ * why not to. `leftMs` is what remains of `maxElapsedMs`.
+ *
+ * A server's wait (`retryAfterMs`) is honoured even above `maxDelayMs`, as long as it ends
+ * within `maxElapsedMs`: a shorter sleep would only earn another refusal. Past `maxElapsedMs`
+ * there is no point in sleeping at all: `retry_after_exceeds_elapsed`.
+ */
 function nextDelay(
   o: Resolved,
   c: Classification,
   attempt: number,
   previousDelayMs: number | undefined,
-): number {
+  leftMs: number,
+): number | 'max_elapsed' | 'retry_after_exceeds_elapsed' {
   let b = o.backoffByReason[c.reason] ?? o.backoff;
   if (c.backoff !== undefined) b = resolveBackoff({ ...b, ...c.backoff });
   const delay = delayFor(b, attempt, previousDelayMs, o.random);
-  if (c.retryAfterMs === undefined || !(c.retryAfterMs > 0)) return delay;
-  // Honour the server's wait, plus up to 10 % (at most 1 s) so that clients don't resync.
+  if (c.retryAfterMs === undefined || !(c.retryAfterMs > 0)) {
+    return delay > leftMs ? 'max_elapsed' : delay;
+  }
+  if (c.retryAfterMs > leftMs) return 'retry_after_exceeds_elapsed';
+  // Honour the server's wait, plus up to 10 % (at most 1 s) so that clients don't resync,
+  // without going past maxElapsedMs for the spread or the backoff.
   const spread = Math.min(c.retryAfterMs * 0.1, 1000) * o.random();
-  return Math.min(Math.max(delay, c.retryAfterMs + spread), b.maxDelayMs);
+  return Math.min(Math.max(delay, c.retryAfterMs + spread), leftMs);
 }
+
+/** `o.classify(error)`, or what it threw (then {@link UNCLASSIFIABLE} applies). */
+function classifySafely(o: Resolved, error: unknown): Classification | { thrown: unknown } {
+  try {
+    return o.classify(error);
+  } catch (thrown) {
+    return { thrown };
+  }
+}
+
+/** `error instanceof PermanentError`, `false` for a value that throws when inspected. */
+function isPermanentError(error: unknown): error is PermanentError {
+  try {
+    return error instanceof PermanentError;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The classification of a failure whose classifier threw: not retryable. The classifier's
+ * verdict is unknown, and trying a possibly side-effecting call again on no verdict risks
+ * doubling it; a classifier bug surfaces at once instead of behind retries.
+ */
+const UNCLASSIFIABLE: Classification = Object.freeze({ retryable: false, reason: 'unknown' });
 
 async function continueAfterFailure<T>(
   fn: (ctx: AttemptContext) => T | PromiseLike<T>,
@@ -370,7 +411,9 @@ async function continueAfterFailure<T>(
         cause: 'aborted',
       });
     }
-    const c = o.classify(error);
+    const verdict = classifySafely(o, error);
+    const classifierThrew = 'thrown' in verdict;
+    const c: Classification = classifierThrew ? UNCLASSIFIABLE : verdict;
     failures.push({ attempt, error, reason: c.reason, time: now });
     emit(o.onEvent, {
       type: 'attempt_failure',
@@ -384,9 +427,14 @@ async function continueAfterFailure<T>(
     const attempts = attempt + 1;
     if (!c.retryable) {
       const out =
-        error instanceof PermanentError
+        !classifierThrew && isPermanentError(error)
           ? error
-          : new PermanentError(error, { classification: c, attempts, errors: failures });
+          : new PermanentError(error, {
+              classification: c,
+              attempts,
+              errors: failures,
+              ...(classifierThrew ? { classifyError: verdict.thrown } : {}),
+            });
       throw giveUp(o, start, { attempts, error: out, reason: c.reason, cause: 'permanent' });
     }
     const limit =
@@ -396,9 +444,10 @@ async function continueAfterFailure<T>(
     if (attempts >= limit) {
       stop = 'max_attempts';
     } else {
-      delayMs = nextDelay(o, c, attempt, previousDelayMs);
-      if (now - start + delayMs > o.maxElapsedMs) stop = 'max_elapsed';
+      const next = nextDelay(o, c, attempt, previousDelayMs, o.maxElapsedMs - (now - start));
+      if (typeof next !== 'number') stop = next;
       else if (o.budget !== undefined && !o.budget.tryWithdraw()) stop = 'budget_exhausted';
+      else delayMs = next;
     }
     if (stop !== undefined) {
       const out = new RetryError(stop, failures, error);

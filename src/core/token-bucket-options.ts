@@ -1,4 +1,4 @@
-import type { Clock } from './clock.js';
+import { type Clock, MAX_TIMER_MS } from './clock.js';
 import type { EventListener } from './events.js';
 import type { AcquireResult } from './rate-limit-types.js';
 import type { ThrottleFeedback } from './retry.js';
@@ -6,7 +6,10 @@ import { assertNumber, showValue } from './validate.js';
 
 /** The size and speed of a token bucket; shared by the memory and the Redis limiter. */
 export interface TokenBucketLimits {
-  /** Most tokens a bucket holds: the largest burst. A new key starts full. */
+  /**
+   * Most tokens a bucket holds: the largest burst, and the largest request it can ever grant.
+   * A new key starts full. At least 1: a smaller bucket could never grant a single token.
+   */
   readonly capacity: number;
   /** Tokens added per second (fractions allowed: 1/6 is one token every 6 seconds). */
   readonly refillPerSecond: number;
@@ -51,6 +54,14 @@ export interface AdaptiveOptions {
    * @default 1_000
    */
   readonly throttleWindowMs?: number;
+  /**
+   * Longest a server's `Retry-After` may keep a throttled key empty, in milliseconds. A longer
+   * ask (a 130429 asking for a day, a far-future date) empties the bucket for this long only;
+   * after that the key refills at its lowered rate. 0 ignores `Retry-After` (the bucket is
+   * emptied, and refills at once); at most 2^31 − 1 (about 24.8 days).
+   * @default 300_000 (5 minutes)
+   */
+  readonly maxThrottleMs?: number;
 }
 
 /** The defaults of {@link AdaptiveOptions}. */
@@ -59,6 +70,7 @@ export const ADAPTIVE_DEFAULTS = Object.freeze({
   minRefillRatio: 0.05,
   recoveryMs: 10_000,
   throttleWindowMs: 1_000,
+  maxThrottleMs: 300_000,
 });
 
 /** {@link AdaptiveOptions} with every field set. */
@@ -69,8 +81,8 @@ export function validateLimits(options: TokenBucketLimits, prefix = ''): number 
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`${prefix || 'options'} must be an object, got ${showValue(options)}`);
   }
-  const capacity = assertNumber(`${prefix}capacity`, options.capacity, 0);
-  if (capacity === 0) throw new RangeError(`${prefix}capacity must be > 0, got 0`);
+  // Below 1 a bucket could never hold a whole token: `tryAcquire` would refuse for ever.
+  assertNumber(`${prefix}capacity`, options.capacity, 1);
   const refillPerSecond = assertNumber(`${prefix}refillPerSecond`, options.refillPerSecond, 0);
   if (refillPerSecond === 0) throw new RangeError(`${prefix}refillPerSecond must be > 0, got 0`);
   return refillPerSecond / 1000;
@@ -113,7 +125,13 @@ export function resolveAdaptive(
     o.throttleWindowMs ?? ADAPTIVE_DEFAULTS.throttleWindowMs,
     0,
   );
-  return { decreaseFactor, minRefillRatio, recoveryMs, throttleWindowMs };
+  const maxThrottleMs = assertNumber(
+    'adaptive.maxThrottleMs',
+    o.maxThrottleMs ?? ADAPTIVE_DEFAULTS.maxThrottleMs,
+    0,
+    MAX_TIMER_MS,
+  );
+  return { decreaseFactor, minRefillRatio, recoveryMs, throttleWindowMs, maxThrottleMs };
 }
 
 /** Throws the error a bad key deserves. */

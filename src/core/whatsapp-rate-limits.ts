@@ -6,7 +6,8 @@ import type { TokenBucketLimits } from './token-bucket-options.js';
  * limiter by phone number ID and recipient.
  *
  * Capacities: the throughput limits are per second, and Meta does not say how it measures
- * them, so those buckets hold a tenth of a second of traffic. That absorbs scheduling jitter
+ * them, so those buckets hold a tenth of a second of traffic, never less than one token
+ * (`max(1, refillPerSecond / 10)`: a bucket below 1 could never grant). That absorbs scheduling jitter
  * while the worst one-second window stays within 10 % of the limit (88 for 80/s); lower
  * `refillPerSecond` if you still see 130429, or turn on `adaptive`. The pair limit explicitly
  * lets a burst of 45 borrow future quota, so that bucket holds 45 and refills one every 6 s.

@@ -1,16 +1,20 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
-import type { Clock } from '../core/clock.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { type Clock, MAX_TIMER_MS } from '../core/clock.js';
 import type { RetrykitEvent } from '../core/events.js';
 import { RateLimitAbortedError, RateLimitTimeoutError } from '../core/rate-limit-errors.js';
 import { retry } from '../core/retry.js';
 import { createManualClock } from '../testing/index.js';
 import { createTokenBucket } from './token-bucket.js';
 
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
 describe('createTokenBucket', () => {
   it('rejects bad options, naming the option and the value', () => {
     expect(() => createTokenBucket({ capacity: 0, refillPerSecond: 1 })).toThrow(
-      /capacity must be > 0, got 0/,
+      /capacity must be a finite number >= 1, got 0/,
     );
     expect(() => createTokenBucket({ capacity: -5, refillPerSecond: 1 })).toThrow(/capacity.*-5/);
     expect(() => createTokenBucket({ capacity: 10, refillPerSecond: Number.NaN })).toThrow(
@@ -194,28 +198,191 @@ describe('createTokenBucket', () => {
     for (let i = 0; i < 50; i++) expect(bucket.tryAcquire(`old${i}`).ok).toBe(false);
   });
 
-  it('caps the map at maxKeys, dropping a least recently used key', () => {
+  it('caps the map at exactly maxKeys, dropping the least recently used key (property)', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 2, max: 64 }),
-        fc.array(fc.integer({ min: 0, max: 200 }), { maxLength: 400 }),
-        (maxKeys, keys) => {
+        // About twice as many keys as the cap, so that keys are both evicted and touched again.
+        fc
+          .integer({ min: 1, max: 32 })
+          .chain((m) =>
+            fc.tuple(
+              fc.constant(m),
+              fc.array(fc.integer({ min: 0, max: 2 * m }), { maxLength: 300 }),
+            ),
+          ),
+        ([maxKeys, keys]) => {
           const clock = createManualClock();
-          const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 0.001, clock, maxKeys });
-          const lastUse = new Map<number, number>();
-          keys.forEach((k, i) => {
-            bucket.tryAcquire(`k${k}`);
-            lastUse.set(k, i);
-            expect(bucket.size).toBeLessThanOrEqual(maxKeys);
-          });
-          // Every key among the maxKeys/2 most recently used is still held (and still empty).
-          const recent = [...lastUse.entries()]
-            .sort((a, b) => b[1] - a[1])
-            .slice(0, Math.floor(maxKeys / 2));
-          for (const [k] of recent) expect(bucket.tryAcquire(`k${k}`).ok).toBe(false);
+          // Each key's single token is spent on first use and never comes back in this test,
+          // so a grant means "not held": new, or evicted since.
+          const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 1e-9, clock, maxKeys });
+          const model: number[] = []; // least recently used first
+          for (const k of keys) {
+            const at = model.indexOf(k);
+            expect(bucket.tryAcquire(`k${k}`).ok).toBe(at < 0);
+            if (at >= 0) model.splice(at, 1);
+            else if (model.length === maxKeys) model.shift();
+            model.push(k);
+            expect(bucket.size).toBe(model.length);
+          }
         },
       ),
+      { examples: [[[2, [0, 1, 0, 2, 0]]]] },
     );
+  });
+
+  it('never holds more than maxKeys while idle keys are also swept (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 16 }),
+        fc.array(
+          fc.oneof(
+            fc.record({
+              key: fc.integer({ min: 0, max: 40 }),
+              tokens: fc.integer({ min: 1, max: 2 }),
+            }),
+            fc.record({ advanceMs: fc.integer({ min: 0, max: 3000 }) }),
+          ),
+          { maxLength: 200 },
+        ),
+        async (maxKeys, ops) => {
+          const clock = createManualClock();
+          const bucket = createTokenBucket({ capacity: 2, refillPerSecond: 1, clock, maxKeys });
+          const used = new Set<number>();
+          for (const op of ops) {
+            if ('advanceMs' in op) {
+              await clock.advance(op.advanceMs);
+              continue;
+            }
+            bucket.tryAcquire(`k${op.key}`, op.tokens);
+            used.add(op.key);
+            expect(bucket.size).toBeLessThanOrEqual(Math.min(maxKeys, used.size));
+            // The key just used is held: a second request for the whole bucket is refused.
+            expect(bucket.tryAcquire(`k${op.key}`, 2).ok).toBe(false);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('never evicts a key with waiters; it moves it to the back instead', async () => {
+    const clock = createManualClock();
+    const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 1, clock, maxKeys: 2 });
+    bucket.tryAcquire('waiting');
+    const waiter = bucket.acquire('waiting');
+    bucket.tryAcquire('b');
+    bucket.tryAcquire('c'); // evicts b, the oldest key without waiters
+    expect(bucket.size).toBe(2);
+    expect(bucket.tryAcquire('b').ok).toBe(true); // b came back full: it was dropped (c goes)
+    await clock.advance(1000);
+    await expect(waiter).resolves.toBe(1000);
+  });
+
+  it('keeps exactly the maxKeys most recent keys over a long run past the cap', () => {
+    const bucket = createTokenBucket({
+      capacity: 1,
+      refillPerSecond: 1e-9,
+      clock: createManualClock(),
+      maxKeys: 1000,
+    });
+    for (let i = 0; i < 20_000; i++) bucket.tryAcquire(`k${i}`);
+    expect(bucket.size).toBe(1000);
+    // The 1,000 most recent keys are held, the others were evicted.
+    expect(bucket.tryAcquire('k19000').ok).toBe(false);
+    expect(bucket.tryAcquire('k18999').ok).toBe(true);
+  });
+
+  it('waits for a refill a month away with one timer, not a busy loop (real clock)', async () => {
+    const timeouts = vi.spyOn(globalThis, 'setTimeout');
+    const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 1 / (30 * 86_400) });
+    expect(bucket.tryAcquire('k').ok).toBe(true);
+    const controller = new AbortController();
+    const waiting = bucket.acquire('k', 1, { signal: controller.signal }).catch((e: unknown) => e);
+    const armed = () => timeouts.mock.calls.filter(([, ms]) => (ms ?? 0) > 1000).length;
+    const before = timeouts.mock.calls.length;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // One step of the month-long wait is armed, and nothing wakes in between.
+    expect(armed()).toBe(1);
+    expect(timeouts.mock.calls.length - before).toBe(1);
+    controller.abort();
+    expect(await waiting).toBeInstanceOf(RateLimitAbortedError);
+  });
+
+  describe('setRate', () => {
+    it('wakes a waiter at once, and rejects waiters above the new capacity', async () => {
+      const clock = createManualClock();
+      const bucket = createTokenBucket({ capacity: 5, refillPerSecond: 0.001, clock });
+      bucket.tryAcquire('k', 5);
+      const small = bucket.acquire('k', 1);
+      const big = bucket.acquire('k', 4).catch((e: unknown) => e);
+      await clock.advance(0);
+      bucket.setRate('k', { refillPerSecond: 10, capacity: 2 });
+      expect(await big).toBeInstanceOf(RangeError);
+      expect(String(await big)).toMatch(/capacity 2.*got 4/);
+      await clock.advance(100);
+      await expect(small).resolves.toBe(100);
+      expect(bucket.effectiveRefillPerSecond('k')).toBe(10);
+      expect(bucket.effectiveRefillPerSecond('other')).toBe(0.001);
+    });
+
+    it('outlives the key being dropped, until resetRate', () => {
+      const clock = createManualClock();
+      const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 1, clock, maxKeys: 1 });
+      bucket.setRate('k', { refillPerSecond: 4, capacity: 3 });
+      expect(bucket.tryAcquire('k', 3).ok).toBe(true);
+      bucket.tryAcquire('other'); // evicts k
+      expect(bucket.tryAcquire('k', 3)).toEqual({ ok: true, remaining: 0 });
+      expect(bucket.effectiveRefillPerSecond('k')).toBe(4);
+      bucket.resetRate('k');
+      bucket.resetRate('never-set');
+      expect(() => bucket.tryAcquire('k', 3)).toThrow(/capacity 1.*got 3/);
+      expect(bucket.effectiveRefillPerSecond('k')).toBe(1);
+    });
+
+    it('holds at most maxRateOverrides keys with their own rate', () => {
+      const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 1, maxRateOverrides: 2 });
+      bucket.setRate('a', { refillPerSecond: 2 });
+      bucket.setRate('b', { refillPerSecond: 2 });
+      bucket.setRate('a', { refillPerSecond: 3 });
+      expect(() => bucket.setRate('c', { refillPerSecond: 2 })).toThrow(/maxRateOverrides 2/);
+      bucket.resetRate('b');
+      bucket.setRate('c', { refillPerSecond: 2 });
+      expect(() =>
+        createTokenBucket({ capacity: 1, refillPerSecond: 1, maxRateOverrides: -1 }),
+      ).toThrow(/maxRateOverrides.*-1/);
+    });
+
+    it('gives exactly maxRateOverrides keys their own rate, whatever the cap (property)', () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 0, max: 40 }), (maxRateOverrides) => {
+          const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 1, maxRateOverrides });
+          for (let i = 0; i < maxRateOverrides; i++) {
+            bucket.setRate(`k${i}`, { refillPerSecond: 2 });
+            bucket.setRate(`k${i}`, { refillPerSecond: 3 });
+          }
+          expect(() => bucket.setRate('one-more', { refillPerSecond: 2 })).toThrow(RangeError);
+          for (let i = 0; i < maxRateOverrides; i++) {
+            expect(bucket.effectiveRefillPerSecond(`k${i}`)).toBe(3);
+          }
+          expect(bucket.effectiveRefillPerSecond('one-more')).toBe(1);
+        }),
+      );
+    });
+
+    it('lowers an adaptive key from its own rate, never above it', async () => {
+      const clock = createManualClock();
+      const bucket = createTokenBucket({
+        capacity: 10,
+        refillPerSecond: 100,
+        clock,
+        adaptive: true,
+      });
+      bucket.setRate('k', { refillPerSecond: 10 });
+      bucket.feedback('k').throttled({ retryable: true, reason: 'rate_limited' });
+      expect(bucket.effectiveRefillPerSecond('k')).toBeCloseTo(7);
+      await clock.advance(600_000);
+      expect(bucket.effectiveRefillPerSecond('k')).toBe(10);
+    });
   });
 
   it('ignores throttles when not adaptive', () => {
@@ -275,6 +442,53 @@ describe('adaptive mode', () => {
     const result = bucket.tryAcquire('k');
     expect(result.ok).toBe(false);
     expect(!result.ok && result.retryAfterMs).toBeGreaterThanOrEqual(1900);
+  });
+
+  it('keeps a key empty for a Retry-After only up to maxThrottleMs (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 10 ** 15 }),
+        fc.integer({ min: 0, max: 3_600_000 }),
+        (retryAfterMs, maxThrottleMs) => {
+          const clock = createManualClock();
+          const bucket = createTokenBucket({
+            capacity: 10,
+            refillPerSecond: 10,
+            clock,
+            adaptive: { maxThrottleMs },
+          });
+          bucket.feedback('k').throttled({ retryable: true, reason: 'rate_limited', retryAfterMs });
+          const result = bucket.tryAcquire('k');
+          // The rate is 7/s after the throttle: one token takes ⌈1000 / 7⌉ ms once the hold ends.
+          const bound = Math.min(retryAfterMs, maxThrottleMs) + 143;
+          expect(result.ok).toBe(false);
+          expect(!result.ok && result.retryAfterMs).toBeLessThanOrEqual(bound);
+        },
+      ),
+    );
+  });
+
+  it('caps a 130429 with a Retry-After of years at the 5-minute default', () => {
+    const clock = createManualClock();
+    const bucket = createTokenBucket({ capacity: 10, refillPerSecond: 80, clock, adaptive: true });
+    bucket.feedback('k').throttled({
+      retryable: true,
+      reason: 'rate_limited',
+      code: 130429,
+      retryAfterMs: 10 * 365 * 86_400_000,
+    });
+    const result = bucket.tryAcquire('k');
+    expect(!result.ok && result.retryAfterMs).toBeLessThanOrEqual(300_000 + 20);
+    expect(() =>
+      createTokenBucket({ capacity: 1, refillPerSecond: 1, adaptive: { maxThrottleMs: -1 } }),
+    ).toThrow(/adaptive.maxThrottleMs.*-1/);
+    expect(() =>
+      createTokenBucket({
+        capacity: 1,
+        refillPerSecond: 1,
+        adaptive: { maxThrottleMs: MAX_TIMER_MS + 1 },
+      }),
+    ).toThrow(RangeError);
   });
 
   it('slows down when retry reports 429s, then recovers', async () => {

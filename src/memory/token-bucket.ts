@@ -2,7 +2,12 @@ import { watchAbort } from '../core/abort-watch.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { type EventListener, emit } from '../core/events.js';
 import { RateLimitAbortedError, RateLimitTimeoutError } from '../core/rate-limit-errors.js';
-import type { AcquireOptions, AcquireResult, RateLimiter } from '../core/rate-limit-types.js';
+import type {
+  AcquireOptions,
+  AcquireResult,
+  AdjustableRateLimiter,
+  KeyRate,
+} from '../core/rate-limit-types.js';
 import type { ThrottleFeedback } from '../core/retry.js';
 import { cubicRate, msUntil, refill } from '../core/token-bucket-math.js';
 import {
@@ -18,7 +23,7 @@ import {
   validateLimits,
   validTokens,
 } from '../core/token-bucket-options.js';
-import { assertNumber, showValue } from '../core/validate.js';
+import { assertInteger, assertNumber, showValue } from '../core/validate.js';
 
 /** Options of {@link createTokenBucket}. */
 export interface TokenBucketOptions extends TokenBucketBaseOptions {
@@ -26,10 +31,18 @@ export interface TokenBucketOptions extends TokenBucketBaseOptions {
    * Most keys held at once. When a new key would exceed it, the least recently used key
    * without waiters is dropped (it starts over with a full bucket if it comes back), so set
    * it above the number of keys active within `capacity / refillPerSecond` seconds. Idle
-   * keys whose bucket is full again are dropped anyway, without a cap.
+   * keys whose bucket is full again are dropped anyway, without a cap. Eviction costs O(1)
+   * amortised, whatever the cap.
    * @default Infinity
    */
   readonly maxKeys?: number;
+  /**
+   * Most keys with their own rate (see `setRate`) at once; `setRate` on one more key throws a
+   * `RangeError` rather than drop another key's rate. A key's own rate outlives its bucket
+   * being dropped, until `resetRate`.
+   * @default 10_000
+   */
+  readonly maxRateOverrides?: number;
   /**
    * Slow a key down when `retry` reports that the server throttled it (pass
    * `bucket.feedback(key)` as `retry`'s `feedback`). `true` uses {@link ADAPTIVE_DEFAULTS}.
@@ -41,12 +54,15 @@ export interface TokenBucketOptions extends TokenBucketBaseOptions {
 /** The defaults of {@link TokenBucketOptions}. */
 export const TOKEN_BUCKET_DEFAULTS = Object.freeze({
   maxKeys: Number.POSITIVE_INFINITY,
+  maxRateOverrides: 10_000,
   adaptive: false,
 });
 
 /** A per-key token bucket held in memory; `tryAcquire` is synchronous. */
-export interface TokenBucket extends RateLimiter {
+export interface TokenBucket extends AdjustableRateLimiter {
   tryAcquire(key: string, tokens?: number): AcquireResult;
+  setRate(key: string, rate: KeyRate): void;
+  resetRate(key: string): void;
   /** The refill `key` gets now, in tokens per second: below the setting after throttles. */
   effectiveRefillPerSecond(key: string): number;
   /** Keys currently held. */
@@ -81,9 +97,19 @@ interface Throttle {
   readonly throttledAtMs: number;
 }
 
+/** A key's own limits, set by `setRate`. */
+interface Limits {
+  readonly capacity: number;
+  /** Tokens per millisecond. */
+  readonly refillPerMs: number;
+  /** The adaptive floor, in tokens per millisecond. */
+  readonly minRefillPerMs: number;
+}
+
 /** Flag bits of a slot. */
 const HAS_LINE = 1;
 const THROTTLED = 2;
+const OWN_RATE = 4;
 const INITIAL_SLOTS = 1024;
 
 const RESOLVED_ZERO: Promise<number> = Promise.resolve(0);
@@ -111,28 +137,44 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
   if (maxKeys !== Number.POSITIVE_INFINITY && !Number.isInteger(maxKeys)) {
     throw new RangeError(`maxKeys must be an integer, got ${showValue(maxKeys)}`);
   }
+  const maxRateOverrides = assertInteger(
+    'maxRateOverrides',
+    options.maxRateOverrides ?? TOKEN_BUCKET_DEFAULTS.maxRateOverrides,
+    0,
+  );
   const adaptive: ResolvedAdaptiveOptions | undefined = resolveAdaptive(options.adaptive);
   const onEvent: EventListener | undefined = options.onEvent;
-  const minRefillPerMs =
-    adaptive === undefined ? refillPerMs : refillPerMs * adaptive.minRefillRatio;
+  const floorOf = (rate: number): number =>
+    adaptive === undefined ? rate : rate * adaptive.minRefillRatio;
+  const minRefillPerMs = floorOf(refillPerMs);
 
   const capped = maxKeys !== Number.POSITIVE_INFINITY;
-  // Each key owns a slot in a few typed arrays (17 bytes a key, 25 with maxKeys; no object per
+  // Each key owns a slot in a few typed arrays (17 bytes a key, 33 with maxKeys; no object per
   // key); the rare keys with waiters or a throttle keep those in side maps, flagged in `flags`.
   const slots = new Map<string, number>();
   let tokensAt = new Float64Array(INITIAL_SLOTS);
   let seenAt = new Float64Array(INITIAL_SLOTS);
-  let stamps = new Float64Array(capped ? INITIAL_SLOTS : 0);
   let flags = new Uint8Array(INITIAL_SLOTS);
+  // With maxKeys, the slots also form a doubly linked list in least-recently-used order, in
+  // two typed arrays: a hit relinks its slot at the newest end, eviction unlinks the oldest,
+  // both O(1). (Keeping the order in the map itself, by deleting and re-adding a key on each
+  // hit, cost about 40 % of the check with 1,000 keys in turn; finding the oldest key by
+  // iterating the map from the front walked every deleted entry still in its table, making
+  // eviction O(maxKeys): bench/limiter.ts, "eviction past maxKeys".)
+  let older = new Int32Array(capped ? INITIAL_SLOTS : 0);
+  let newer = new Int32Array(capped ? INITIAL_SLOTS : 0);
+  const keyOf: string[] = [];
+  let oldest = -1;
+  let newest = -1;
   const freeSlots: number[] = [];
   let usedSlots = 0;
   const lines = new Map<number, Line>();
   const throttles = new Map<number, Throttle>();
-  // LRU with lazy promotion: a hit moves its key to the back of the map only once the key has
-  // drifted into the older half, so most hits cost one lookup. The front of the map is then a
-  // key unused for at least maxKeys/2 insertions or promotions.
-  const promoteAfter = Math.floor(maxKeys / 2);
-  let tick = 0;
+  /** Keys' own limits by key (they outlive the slot), and by slot for the keys held. */
+  const overrides = new Map<string, Limits>();
+  /** At least the largest capacity any key has: requests above it are refused before lookup. */
+  let maxCapacity = capacity;
+  const slotLimits = new Map<number, Limits>();
   let sweeper: MapIterator<[string, number]> | undefined;
 
   const grow = (): void => {
@@ -144,36 +186,66 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     a.set(seenAt);
     seenAt = a;
     if (capped) {
-      const s = new Float64Array(size);
-      s.set(stamps);
-      stamps = s;
+      const o = new Int32Array(size);
+      o.set(older);
+      older = o;
+      const n = new Int32Array(size);
+      n.set(newer);
+      newer = n;
     }
     const f = new Uint8Array(size);
     f.set(flags);
     flags = f;
   };
 
+  const capacityOf = (slot: number): number =>
+    (flags[slot]! & OWN_RATE) === 0 ? capacity : slotLimits.get(slot)!.capacity;
+
   const rateOf = (slot: number, now: number): number => {
-    if ((flags[slot]! & THROTTLED) === 0 || adaptive === undefined) return refillPerMs;
+    const own = (flags[slot]! & OWN_RATE) === 0 ? undefined : slotLimits.get(slot)!;
+    const base = own === undefined ? refillPerMs : own.refillPerMs;
+    if ((flags[slot]! & THROTTLED) === 0 || adaptive === undefined) return base;
     const t = throttles.get(slot)!;
     const rate = cubicRate(
       t.rateAtThrottle,
       now - t.throttledAtMs,
       adaptive.decreaseFactor,
       adaptive.recoveryMs,
-      minRefillPerMs,
-      refillPerMs,
+      own === undefined ? minRefillPerMs : own.minRefillPerMs,
+      base,
     );
-    if (rate === refillPerMs) {
+    if (rate === base) {
       throttles.delete(slot);
       flags[slot] = flags[slot]! & ~THROTTLED;
     }
     return rate;
   };
 
+  const unlink = (slot: number): void => {
+    const o = older[slot]!;
+    const n = newer[slot]!;
+    if (o === -1) oldest = n;
+    else newer[o] = n;
+    if (n === -1) newest = o;
+    else older[n] = o;
+  };
+
+  const linkNewest = (slot: number): void => {
+    older[slot] = newest;
+    newer[slot] = -1;
+    if (newest === -1) oldest = slot;
+    else newer[newest] = slot;
+    newest = slot;
+  };
+
   const release = (key: string, slot: number): void => {
+    if (capped) {
+      unlink(slot);
+      keyOf[slot] = '';
+    }
     slots.delete(key);
     throttles.delete(slot);
+    if ((flags[slot]! & OWN_RATE) !== 0) slotLimits.delete(slot);
     flags[slot] = 0;
     freeSlots.push(slot);
   };
@@ -197,12 +269,16 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     }
   };
 
+  /** Drops the least recently used key without waiters; keys with waiters go to the back. */
   const evictOne = (): void => {
-    for (const [key, slot] of slots) {
+    for (let left = slots.size; left > 0 && oldest !== -1; left--) {
+      const slot = oldest;
       if ((flags[slot]! & HAS_LINE) === 0) {
-        release(key, slot);
+        release(keyOf[slot]!, slot);
         return;
       }
+      unlink(slot);
+      linkNewest(slot);
     }
   };
 
@@ -214,10 +290,20 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
       slot = usedSlots++;
       if (slot === tokensAt.length) grow();
     }
-    tokensAt[slot] = capacity;
     seenAt[slot] = now;
-    if (capped) stamps[slot] = ++tick;
-    flags[slot] = 0;
+    if (capped) {
+      keyOf[slot] = key;
+      linkNewest(slot);
+    }
+    const own = overrides.size === 0 ? undefined : overrides.get(key);
+    if (own === undefined) {
+      tokensAt[slot] = capacity;
+      flags[slot] = 0;
+    } else {
+      tokensAt[slot] = own.capacity;
+      flags[slot] = OWN_RATE;
+      slotLimits.set(slot, own);
+    }
     slots.set(key, slot);
     return slot;
   };
@@ -225,10 +311,9 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
   const slotFor = (key: string, now: number): number => {
     const slot = slots.get(key);
     if (slot === undefined) return insert(key, now);
-    if (capped && tick - stamps[slot]! > promoteAfter) {
-      slots.delete(key);
-      slots.set(key, slot);
-      stamps[slot] = ++tick;
+    if (capped && slot !== newest) {
+      unlink(slot);
+      linkNewest(slot);
     }
     return slot;
   };
@@ -248,13 +333,17 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
 
   const tryAcquire = (key: string, tokens = 1): AcquireResult => {
     if (typeof key !== 'string' || key.length === 0) rejectKey(key);
-    if (tokens !== 1 && !validTokens(tokens, capacity)) rejectTokens(tokens, capacity);
+    if (tokens !== 1 && !validTokens(tokens, overrides.size === 0 ? capacity : maxCapacity)) {
+      rejectTokens(tokens, capacity);
+    }
     const now = clock.now();
     const slot = slotFor(key, now);
     const f = flags[slot]!;
+    const cap = (f & OWN_RATE) === 0 ? capacity : capacityOf(slot);
+    if (tokens !== 1 && !validTokens(tokens, cap)) rejectTokens(tokens, cap);
     const rate = f === 0 ? refillPerMs : rateOf(slot, now);
     const last = seenAt[slot]!;
-    const available = refill(tokensAt[slot]!, last, now, capacity, rate);
+    const available = refill(tokensAt[slot]!, last, now, cap, rate);
     if ((f & HAS_LINE) === 0 && available >= tokens) {
       const left = available - tokens;
       tokensAt[slot] = left;
@@ -284,7 +373,7 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     while (line.queue.length > 0) {
       const now = clock.now();
       const rate = rateOf(slot, now);
-      let available = refill(tokensAt[slot]!, seenAt[slot]!, now, capacity, rate);
+      let available = refill(tokensAt[slot]!, seenAt[slot]!, now, capacityOf(slot), rate);
       if (now > seenAt[slot]!) seenAt[slot] = now;
       let head = line.queue[0];
       while (head !== undefined && available >= head.tokens) {
@@ -348,7 +437,9 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
   const acquire = (key: string, tokens = 1, options?: AcquireOptions): Promise<number> => {
     try {
       if (typeof key !== 'string' || key.length === 0) rejectKey(key);
-      if (tokens !== 1 && !validTokens(tokens, capacity)) rejectTokens(tokens, capacity);
+      if (tokens !== 1 && !validTokens(tokens, overrides.size === 0 ? capacity : maxCapacity)) {
+        rejectTokens(tokens, capacity);
+      }
     } catch (error) {
       return Promise.reject(error);
     }
@@ -365,8 +456,16 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
       return Promise.reject(new RateLimitAbortedError({ key, tokens }, signal.reason));
     const now = clock.now();
     const slot = slotFor(key, now);
+    const cap = capacityOf(slot);
+    if (tokens !== 1 && !validTokens(tokens, cap)) {
+      try {
+        rejectTokens(tokens, cap);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     const rate = rateOf(slot, now);
-    const available = refill(tokensAt[slot]!, seenAt[slot]!, now, capacity, rate);
+    const available = refill(tokensAt[slot]!, seenAt[slot]!, now, cap, rate);
     if (now > seenAt[slot]!) seenAt[slot] = now;
     let line = lines.get(slot);
     if (line === undefined && available >= tokens) {
@@ -421,19 +520,92 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     const last = throttles.get(slot);
     if (last !== undefined && now - last.throttledAtMs < adaptive.throttleWindowMs) return;
     const rate = rateOf(slot, now);
-    const next = Math.max(rate * adaptive.decreaseFactor, minRefillPerMs);
+    const own = (flags[slot]! & OWN_RATE) === 0 ? undefined : slotLimits.get(slot)!;
+    const next = Math.max(
+      rate * adaptive.decreaseFactor,
+      own === undefined ? minRefillPerMs : own.minRefillPerMs,
+    );
     throttles.set(slot, { rateAtThrottle: rate, throttledAtMs: now });
     flags[slot] = flags[slot]! | THROTTLED;
     if (now > seenAt[slot]!) seenAt[slot] = now;
     // The server says the burst is spent: empty the bucket, and keep it empty for as long as
-    // the server asked, if it did.
-    tokensAt[slot] = retryAfterMs !== undefined && retryAfterMs > 0 ? -retryAfterMs * next : 0;
+    // the server asked, if it did, up to maxThrottleMs.
+    const holdMs =
+      retryAfterMs !== undefined && retryAfterMs > 0
+        ? Math.min(retryAfterMs, adaptive.maxThrottleMs)
+        : 0;
+    tokensAt[slot] = -holdMs * next;
     lines.get(slot)?.wake?.abort();
+  };
+
+  /** Moves `key` to `limits` (`undefined`: the configured ones), carrying its tokens over. */
+  const changeRate = (key: string, limits: Limits | undefined): void => {
+    const slot = slots.get(key);
+    if (slot === undefined) return;
+    const now = clock.now();
+    const held = refill(tokensAt[slot]!, seenAt[slot]!, now, capacityOf(slot), rateOf(slot, now));
+    if (now > seenAt[slot]!) seenAt[slot] = now;
+    if (limits === undefined) {
+      slotLimits.delete(slot);
+      flags[slot] = flags[slot]! & ~OWN_RATE;
+    } else {
+      slotLimits.set(slot, limits);
+      flags[slot] = flags[slot]! | OWN_RATE;
+    }
+    const cap = limits === undefined ? capacity : limits.capacity;
+    tokensAt[slot] = Math.min(held, cap);
+    const line = lines.get(slot);
+    if (line === undefined) return;
+    for (let i = 0; i < line.queue.length; i++) {
+      const w = line.queue[i]!;
+      if (w.tokens > cap) {
+        remove(line, i--);
+        try {
+          rejectTokens(w.tokens, cap);
+        } catch (error) {
+          w.reject(error);
+        }
+      }
+    }
+    line.wake?.abort();
+  };
+
+  const setRate = (key: string, rate: KeyRate): void => {
+    if (typeof key !== 'string' || key.length === 0) rejectKey(key);
+    if (typeof rate !== 'object' || rate === null) {
+      throw new TypeError(`rate must be an object, got ${showValue(rate)}`);
+    }
+    const own = {
+      capacity: rate.capacity ?? capacity,
+      refillPerSecond: rate.refillPerSecond,
+    };
+    const perMs = validateLimits(own, 'rate.');
+    if (!overrides.has(key) && overrides.size >= maxRateOverrides) {
+      throw new RangeError(
+        `maxRateOverrides ${maxRateOverrides} reached: resetRate another key before giving "${key}" its own rate`,
+      );
+    }
+    const limits: Limits = {
+      capacity: own.capacity,
+      refillPerMs: perMs,
+      minRefillPerMs: floorOf(perMs),
+    };
+    overrides.set(key, limits);
+    if (limits.capacity > maxCapacity) maxCapacity = limits.capacity;
+    changeRate(key, limits);
+  };
+
+  const resetRate = (key: string): void => {
+    if (typeof key !== 'string' || key.length === 0) rejectKey(key);
+    if (!overrides.delete(key)) return;
+    changeRate(key, undefined);
   };
 
   return {
     tryAcquire,
     acquire,
+    setRate,
+    resetRate,
     feedback(key: string): ThrottleFeedback {
       if (typeof key !== 'string' || key.length === 0) rejectKey(key);
       if (adaptive === undefined) return NO_FEEDBACK;
@@ -445,7 +617,8 @@ export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
     effectiveRefillPerSecond(key: string): number {
       if (typeof key !== 'string' || key.length === 0) rejectKey(key);
       const slot = slots.get(key);
-      return slot === undefined ? refillPerMs * 1000 : rateOf(slot, clock.now()) * 1000;
+      if (slot !== undefined) return rateOf(slot, clock.now()) * 1000;
+      return (overrides.get(key)?.refillPerMs ?? refillPerMs) * 1000;
     },
     get size() {
       return slots.size;

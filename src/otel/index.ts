@@ -69,7 +69,7 @@ export const OTEL_ATTRIBUTES = Object.freeze({
   retryable: 'retrykit.retryable',
   /** Whether a finished call needed more than one attempt. */
   retried: 'retrykit.retried',
-  /** Why a call gave up: `permanent`, `max_attempts`, `max_elapsed`, `budget_exhausted`, `aborted`. */
+  /** Why a call gave up: `permanent`, `max_attempts`, `max_elapsed`, `retry_after_exceeds_elapsed`, `budget_exhausted`, `aborted`. */
   giveUpCause: 'retrykit.give_up.cause',
   /** Whether a rate limiter let the caller through after waiting (`false`: refused). */
   granted: 'retrykit.granted',

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setLongTimeout } from '../core/clock.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import type { RedisClientLike } from './client.js';
 
@@ -70,25 +71,28 @@ export function runCommand(
     return Promise.reject(unavailable(operation, error));
   }
   return new Promise((resolve, reject) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let cancel: (() => void) | undefined;
     if (timeoutMs > 0) {
-      timer = setTimeout(() => {
-        reject(
-          new StoreUnavailableError(
-            operation,
-            new Error(`Redis did not answer within ${timeoutMs} ms`),
-          ),
-        );
-      }, timeoutMs);
-      (timer as { unref?: () => void }).unref?.();
+      cancel = setLongTimeout(
+        () => {
+          reject(
+            new StoreUnavailableError(
+              operation,
+              new Error(`Redis did not answer within ${timeoutMs} ms`),
+            ),
+          );
+        },
+        timeoutMs,
+        true,
+      );
     }
     pending.then(
       (value) => {
-        if (timer !== undefined) clearTimeout(timer);
+        cancel?.();
         resolve(value);
       },
       (error: unknown) => {
-        if (timer !== undefined) clearTimeout(timer);
+        cancel?.();
         reject(unavailable(operation, error));
       },
     );

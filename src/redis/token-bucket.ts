@@ -3,7 +3,13 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import { type EventListener, emit } from '../core/events.js';
 import { RateLimitAbortedError, RateLimitTimeoutError } from '../core/rate-limit-errors.js';
-import type { AcquireOptions, AcquireResult, RateLimiter } from '../core/rate-limit-types.js';
+import type {
+  AcquireOptions,
+  AcquireResult,
+  AdjustableRateLimiter,
+  KeyRate,
+  RateLimiter,
+} from '../core/rate-limit-types.js';
 import type { ThrottleFeedback } from '../core/retry.js';
 import {
   granted,
@@ -25,8 +31,10 @@ import {
 import type { RedisClientLike } from './client.js';
 import { defineScript, hashTag, runScript } from './script.js';
 import source from './scripts/token-bucket.lua';
+import rateSource from './scripts/token-bucket-rate.lua';
 
 const SCRIPT = defineScript('token-bucket', source);
+const RATE_SCRIPT = defineScript('token-bucket-rate', rateSource);
 
 /** Options of {@link createRedisTokenBucket}. */
 export interface RedisTokenBucketOptions extends TokenBucketBaseOptions {
@@ -76,8 +84,16 @@ export const REDIS_TOKEN_BUCKET_DEFAULTS = Object.freeze({
 });
 
 /** A per-key token bucket kept in Redis, shared by every process that uses the same prefix. */
-export interface RedisTokenBucket extends RateLimiter {
+export interface RedisTokenBucket extends AdjustableRateLimiter {
   tryAcquire(key: string, tokens?: number): Promise<AcquireResult>;
+  /**
+   * Gives `key` its own rate, shared by every process on the same prefix (one small Redis key
+   * per key with its own rate, kept until `resetRate`). Rejects with `StoreUnavailableError`
+   * when Redis can't answer; repeating the call is safe. This process's waiting `acquire`
+   * calls on the key look again at once; those in other processes at their next look.
+   */
+  setRate(key: string, rate: KeyRate): Promise<void>;
+  resetRate(key: string): Promise<void>;
 }
 
 const NEVER = new Promise<never>(() => {});
@@ -91,8 +107,14 @@ function isRateLimiter(value: unknown): value is RateLimiter {
   );
 }
 
-/** The script's reply: remaining tokens (≥ 0) when granted, -retryAfterMs when refused. */
-function toResult(reply: unknown): AcquireResult {
+/**
+ * The script's reply: remaining tokens (≥ 0) when granted, -retryAfterMs when refused,
+ * `capacity <c>` when the key's own capacity is below the request.
+ */
+function toResult(reply: unknown, tokens: number): AcquireResult {
+  if (typeof reply === 'string' && reply.startsWith('capacity ')) {
+    rejectTokens(tokens, Number(reply.slice(9)));
+  }
   if (typeof reply !== 'number') {
     throw new StoreUnavailableError(
       'tryAcquire',
@@ -152,19 +174,104 @@ export function createRedisTokenBucket(
   /** One EVALSHA; rejects with StoreUnavailableError. */
   const take = (key: string, tokens: number): Promise<AcquireResult> => {
     const bucket = hashTag(prefix, key);
-    const keys = dedupe ? [bucket, `${bucket}:r:${instance}:${++sequence}`] : [bucket];
+    const limits = `${bucket}:limits`;
+    const keys = dedupe
+      ? [bucket, limits, `${bucket}:r:${instance}:${++sequence}`]
+      : [bucket, limits];
     return runScript(
       client,
       SCRIPT,
       keys,
       [capacity, refillPerMs, tokens, timeSource === 'client' ? clock.now() : '', rememberMs],
       { operation: 'tryAcquire', timeoutMs: commandTimeoutMs },
-    ).then(toResult);
+    ).then((reply) => toResult(reply, tokens));
   };
 
+  /**
+   * Validates a request. Whether it fits the key's capacity is the script's to say: another
+   * process may have given the key its own.
+   */
   const validate = (key: string, tokens: number): void => {
     if (typeof key !== 'string' || key.length === 0) rejectKey(key);
-    if (tokens !== 1 && !validTokens(tokens, capacity)) rejectTokens(tokens, capacity);
+    if (tokens !== 1 && !validTokens(tokens, Number.MAX_VALUE)) rejectTokens(tokens, capacity);
+  };
+
+  /** Runs token-bucket-rate.lua: `limits` for `key`, or the configured ones. */
+  const changeRate = (key: string, limits: [number, number] | undefined): Promise<void> => {
+    const bucket = hashTag(prefix, key);
+    return runScript(
+      client,
+      RATE_SCRIPT,
+      [bucket, `${bucket}:limits`],
+      [
+        capacity,
+        refillPerMs,
+        limits === undefined ? '' : limits[0],
+        limits === undefined ? '' : limits[1],
+        timeSource === 'client' ? clock.now() : '',
+      ],
+      { operation: 'setRate', timeoutMs: commandTimeoutMs },
+    ).then(() => {
+      const waiting = sleepers.get(key);
+      if (waiting !== undefined) for (const wake of waiting) wake.abort();
+    });
+  };
+
+  /** This process's `acquire` calls sleeping on each key, woken when `setRate` changes it. */
+  const sleepers = new Map<string, Set<AbortController>>();
+
+  /**
+   * Sleeps `ms` before asking Redis again, or less when this process changes the key's rate
+   * (then the caller asks at once). Rejects with `RateLimitAbortedError` when `signal` aborts.
+   */
+  const sleepOrWake = async (
+    key: string,
+    tokens: number,
+    ms: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> => {
+    if (signal?.aborted) throw new RateLimitAbortedError({ key, tokens }, signal.reason);
+    const wake = new AbortController();
+    let waiting = sleepers.get(key);
+    if (waiting === undefined) {
+      waiting = new Set();
+      sleepers.set(key, waiting);
+    }
+    waiting.add(wake);
+    const unwatch = signal === undefined ? undefined : watchAbort(signal, () => wake.abort());
+    try {
+      await clock.sleep(ms, wake.signal);
+    } catch {
+      if (signal?.aborted) throw new RateLimitAbortedError({ key, tokens }, signal.reason);
+    } finally {
+      unwatch?.();
+      waiting.delete(wake);
+      if (waiting.size === 0 && sleepers.get(key) === waiting) sleepers.delete(key);
+    }
+  };
+
+  const setRate = (key: string, rate: KeyRate): Promise<void> => {
+    let limits: [number, number];
+    try {
+      if (typeof key !== 'string' || key.length === 0) rejectKey(key);
+      if (typeof rate !== 'object' || rate === null) {
+        throw new TypeError(`rate must be an object, got ${showValue(rate)}`);
+      }
+      const own = { capacity: rate.capacity ?? capacity, refillPerSecond: rate.refillPerSecond };
+      limits = [own.capacity, validateLimits(own, 'rate.')];
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return changeRate(key, limits);
+  };
+
+  const resetRate = (key: string): Promise<void> => {
+    try {
+      if (typeof key !== 'string' || key.length === 0) rejectKey(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return changeRate(key, undefined);
   };
 
   const tryAcquire = (key: string, tokens = 1): Promise<AcquireResult> => {
@@ -187,7 +294,7 @@ export function createRedisTokenBucket(
         return result;
       },
       (error: unknown) => {
-        if (onStoreError === 'reject') throw error;
+        if (onStoreError === 'reject' || !(error instanceof StoreUnavailableError)) throw error;
         if (onStoreError === 'allow') return granted(0);
         return onStoreError.tryAcquire(key, tokens);
       },
@@ -255,7 +362,7 @@ export function createRedisTokenBucket(
         try {
           result = await take(key, tokens);
         } catch (error) {
-          if (onStoreError === 'reject') throw error;
+          if (onStoreError === 'reject' || !(error instanceof StoreUnavailableError)) throw error;
           if (onStoreError === 'allow') return clock.now() - start;
           const spent = clock.now() - start;
           const fallbackOptions: AcquireOptions = {
@@ -297,11 +404,7 @@ export function createRedisTokenBucket(
             retryAfterMs: now - start + result.retryAfterMs,
           });
         }
-        try {
-          await clock.sleep(result.retryAfterMs, signal);
-        } catch (reason) {
-          throw new RateLimitAbortedError({ key, tokens }, reason);
-        }
+        await sleepOrWake(key, tokens, result.retryAfterMs, signal);
       }
     } finally {
       leave();
@@ -312,6 +415,8 @@ export function createRedisTokenBucket(
   return {
     tryAcquire,
     acquire,
+    setRate,
+    resetRate,
     feedback(key: string): ThrottleFeedback {
       if (typeof key !== 'string' || key.length === 0) rejectKey(key);
       return NO_FEEDBACK;

@@ -4,16 +4,20 @@
 --
 -- KEYS[1]  the bucket, a string "<tokens> <latest time seen, ms>". It expires once the
 --          bucket would be full again, which is the state a missing key stands for.
--- KEYS[2]  optional: the request's id key. A call re-sent by a reconnecting client finds it
+-- KEYS[2]  the key's own limits, a string "<capacity> <refill per ms>" written by
+--          token-bucket-rate.lua; when it is missing the key has the configured ones (ARGV).
+-- KEYS[3]  optional: the request's id key. A call re-sent by a reconnecting client finds it
 --          and gets the first answer back instead of taking tokens twice.
--- ARGV[1]  capacity (tokens)
--- ARGV[2]  refill (tokens per millisecond)
+-- ARGV[1]  configured capacity (tokens)
+-- ARGV[2]  configured refill (tokens per millisecond)
 -- ARGV[3]  tokens requested
 -- ARGV[4]  now in milliseconds from the client's clock, or "" to use the server's TIME
--- ARGV[5]  milliseconds to keep the request id (used with KEYS[2])
+-- ARGV[5]  milliseconds to keep the request id (used with KEYS[3])
 --
 -- Returns remaining ≥ 0       granted; whole tokens left
 --         -retryAfterMs < 0  refused; whole milliseconds until the request would fit (≥ 1)
+--         "capacity <c>"     refused for good: more tokens than the key's capacity c (its own
+--                            one, or the configured one)
 --         One integer rather than a table: this script runs on every call, and building a
 --         reply table costs Redis more than the rest of the maths.
 
@@ -23,16 +27,27 @@ if redis.replicate_commands then
   redis.replicate_commands()
 end
 
-if KEYS[2] then
-  local seen = redis.call('GET', KEYS[2])
+if KEYS[3] then
+  local seen = redis.call('GET', KEYS[3])
   if seen then
     return tonumber(seen)
   end
 end
 
-local capacity = tonumber(ARGV[1])
+local capacity_text = ARGV[1]
 local refill_per_ms = tonumber(ARGV[2])
 local requested = tonumber(ARGV[3])
+
+local own = redis.call('GET', KEYS[2])
+if own then
+  local space = string.find(own, ' ', 1, true)
+  capacity_text = string.sub(own, 1, space - 1)
+  refill_per_ms = tonumber(string.sub(own, space + 1))
+end
+local capacity = tonumber(capacity_text)
+if requested > capacity then
+  return 'capacity ' .. capacity_text
+end
 
 local now
 if ARGV[4] == '' then
@@ -72,7 +87,7 @@ tokens = tokens - requested
 local full_in_ms = math.max(1, math.ceil((capacity - tokens) / refill_per_ms))
 redis.call('SET', KEYS[1], string.format('%.17g %.17g', tokens, at), 'PX', full_in_ms)
 local remaining = math.floor(tokens)
-if KEYS[2] then
-  redis.call('SET', KEYS[2], remaining, 'PX', ARGV[5])
+if KEYS[3] then
+  redis.call('SET', KEYS[3], remaining, 'PX', ARGV[5])
 end
 return remaining
