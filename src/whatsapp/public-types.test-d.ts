@@ -27,7 +27,11 @@ describe('retrykit/whatsapp public types', () => {
   it('webhook updates are a union discriminated on kind', () => {
     const update = {} as WebhookUpdate;
     if (update.kind === 'status') expectTypeOf(update.status).toEqualTypeOf<MessageStatus>();
-    if (update.kind === 'message') expectTypeOf(update.from).toEqualTypeOf<string>();
+    if (update.kind === 'message') {
+      expectTypeOf(update.senderId).toEqualTypeOf<string>();
+      expectTypeOf(update.from).toEqualTypeOf<string | undefined>();
+    }
+    if (update.kind === 'unknown') expectTypeOf(update.field).toEqualTypeOf<string>();
     if (update.kind === 'error') expectTypeOf(update.code).toEqualTypeOf<number>();
   });
 

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { composeClassifiers } from '../core/classify.js';
@@ -5,11 +6,15 @@ import { classifyWhatsAppError } from './classify.js';
 import { isWebhookPayloadError, WebhookPayloadError } from './errors.js';
 import {
   type MessageStatus,
+  type ParsedWebhook,
   parseWebhook,
   reduceStatus,
   STATUS_RANK,
   type StatusPoint,
+  type WebhookUpdate,
+  webhookUpdates,
 } from './webhook.js';
+import { whatsAppDedupeKey } from './webhook-handler.js';
 
 const METADATA = { display_phone_number: '15550783881', phone_number_id: '106540352242922' };
 
@@ -120,31 +125,24 @@ describe('parseWebhook', () => {
     ]);
   });
 
-  it('skips changes of other fields', () => {
-    const parsed = parseWebhook(envelope({ event: 'APPROVED' }, 'message_template_status_update'));
-    expect(parsed).toEqual({ messages: [], statuses: [], errors: [] });
+  it('reads changes of fields it does not parse as unknown updates, never dropping them', () => {
+    const value = { call: { id: 'c1' } };
+    const parsed = parseWebhook(envelope(value, 'calls'));
+    expect(parsed.malformed).toEqual([]);
+    expect(parsed.updates).toEqual([
+      {
+        kind: 'unknown',
+        field: 'calls',
+        path: 'entry[0].changes[0].value',
+        wabaId: '102290129340398',
+        timestampMs: undefined,
+        raw: { messaging_product: 'whatsapp', metadata: METADATA, ...value },
+      },
+    ]);
+    expect(webhookUpdates(parsed)).toEqual(parsed.updates);
   });
 
-  it('throws WebhookPayloadError, classified schema_mismatch and permanent, naming the path', () => {
-    const bad = JSON.parse(
-      JSON.stringify(STATUSES).replace('"status":"failed"', '"status":"exploded"'),
-    );
-    const error = (() => {
-      try {
-        parseWebhook(bad);
-      } catch (e) {
-        return e;
-      }
-    })();
-    expect(error).toBeInstanceOf(WebhookPayloadError);
-    expect(error).toMatchObject({
-      code: 'WEBHOOK_PAYLOAD',
-      path: 'entry[0].changes[0].value.statuses[1].status',
-    });
-    expect(composeClassifiers(classifyWhatsAppError)(error)).toEqual({
-      retryable: false,
-      reason: 'schema_mismatch',
-    });
+  it('throws WebhookPayloadError, classified schema_mismatch, only for a body that is no webhook', () => {
     for (const input of [
       '',
       'null',
@@ -153,11 +151,108 @@ describe('parseWebhook', () => {
       '{"object":"page","entry":[]}',
       '\u00ff{',
       '{"object":"whatsapp_business_account"}',
+      '{"object":"whatsapp_business_account","entry":{}}',
     ]) {
       expect(() => parseWebhook(input)).toThrow(WebhookPayloadError);
     }
-    const timestamp = JSON.stringify(MESSAGE).replace('"1603059201"', '"12:00"');
-    expect(() => parseWebhook(timestamp)).toThrow(/timestamp/);
+    const error = (() => {
+      try {
+        parseWebhook('{"object":"page","entry":[]}');
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toMatchObject({ code: 'WEBHOOK_PAYLOAD', path: '$.object' });
+    expect(composeClassifiers(classifyWhatsAppError)(error)).toEqual({
+      retryable: false,
+      reason: 'schema_mismatch',
+    });
+  });
+
+  it('isolates a malformed item: the rest is parsed, the item reported with where and why', () => {
+    const body = JSON.parse(JSON.stringify(STATUSES));
+    body.entry[0].changes[0].value.statuses.splice(1, 0, {
+      id: 'wamid.BAD',
+      status: 'sent',
+      timestamp: '12:00',
+    });
+    const parsed = parseWebhook(body);
+    expect(parsed.statuses.map((s) => s.id)).toEqual([
+      'wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3NTM5',
+      'wamid.FAILED',
+    ]);
+    expect(parsed.malformed).toHaveLength(1);
+    const [bad] = parsed.malformed;
+    expect(bad?.path).toBe('entry[0].changes[0].value.statuses[1]');
+    expect(bad?.error).toBeInstanceOf(WebhookPayloadError);
+    expect(bad?.error.path).toBe('entry[0].changes[0].value.statuses[1].timestamp');
+    expect(bad?.error.message).toMatch(/Unix seconds/);
+    expect(bad?.raw).toEqual({ id: 'wamid.BAD', status: 'sent', timestamp: '12:00' });
+    // The envelope is a webhook holding only that item, with its entry and metadata.
+    expect(bad?.envelope).toEqual({
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: '102290129340398',
+          changes: [
+            {
+              field: 'messages',
+              value: {
+                messaging_product: 'whatsapp',
+                metadata: METADATA,
+                statuses: [{ id: 'wamid.BAD', status: 'sent', timestamp: '12:00' }],
+              },
+            },
+          ],
+        },
+      ],
+    });
+    const again = parseWebhook(bad!.envelope);
+    expect(again.updates).toEqual([]);
+    expect(again.malformed.map((m) => m.path)).toEqual(['entry[0].changes[0].value.statuses[0]']);
+  });
+
+  it('reports a bad change, entry or array on its own and parses the others', () => {
+    const good = MESSAGE.entry[0]!;
+    const body = {
+      object: 'whatsapp_business_account',
+      entry: [
+        good,
+        { changes: good.changes },
+        'not an entry',
+        { id: 'W2', changes: [7, { field: 'messages', value: { messages: [] } }, ...good.changes] },
+        {
+          id: 'W3',
+          changes: [{ field: 'messages', value: { metadata: METADATA, messages: {}, statuses: 5 } }],
+        },
+      ],
+    };
+    const parsed = parseWebhook(body);
+    expect(parsed.messages.map((m) => m.wabaId)).toEqual(['102290129340398', 'W2']);
+    expect(parsed.malformed.map((m) => [m.path, m.error.path])).toEqual([
+      ['entry[1]', 'entry[1].id'],
+      ['entry[2]', 'entry[2]'],
+      ['entry[3].changes[0]', 'entry[3].changes[0]'],
+      ['entry[3].changes[1]', 'entry[3].changes[1].value.metadata'],
+      ['entry[4].changes[0].value.messages', 'entry[4].changes[0].value.messages'],
+      ['entry[4].changes[0].value.statuses', 'entry[4].changes[0].value.statuses'],
+    ]);
+  });
+
+  it('keeps an unknown status value as an unknown update, not an exception', () => {
+    const body = JSON.parse(
+      JSON.stringify(STATUSES).replace('"status":"failed"', '"status":"deleted"'),
+    );
+    const parsed = parseWebhook(body);
+    expect(parsed.malformed).toEqual([]);
+    expect(parsed.statuses.map((s) => s.status)).toEqual(['read']);
+    expect(parsed.updates[1]).toMatchObject({
+      kind: 'unknown',
+      field: 'messages',
+      path: 'entry[0].changes[0].value.statuses[1]',
+      timestampMs: 1_750_263_774_000,
+      raw: expect.objectContaining({ id: 'wamid.FAILED', status: 'deleted' }),
+    });
   });
 
   it('refuses a body over maxBytes before parsing it', () => {
@@ -173,16 +268,33 @@ describe('parseWebhook', () => {
     expect(parseWebhook(body, { maxBytes: body.length }).messages).toHaveLength(1);
   });
 
-  it('never lets __proto__ or constructor through', () => {
-    const body = JSON.stringify(MESSAGE).replace(
-      '"type":"text"',
-      '"type":"text","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}',
+  it('never lets __proto__ or constructor through, however the key is spelled', () => {
+    const spellings = [
+      ['"__proto__"', '"constructor"'],
+      ['"\\u005f_proto__"', '"constr\\u0075ctor"'],
+      ['"\\u005F\\u005Fproto\\u005F\\u005F"', '"\\u0063onstructor"'],
+    ];
+    for (const [proto, ctor] of spellings) {
+      const body = JSON.stringify(MESSAGE).replace(
+        '"type":"text"',
+        `"type":"text",${proto}:{"polluted":true},${ctor}:{"prototype":{"polluted":true}}`,
+      );
+      expect(body).toContain(proto);
+      for (const input of [body, new TextEncoder().encode(body), JSON.parse(body)]) {
+        const [message] = parseWebhook(input).messages;
+        expect(Object.hasOwn(message!.raw, '__proto__')).toBe(false);
+        expect(Object.hasOwn(message!.raw, 'constructor')).toBe(false);
+        expect(Object.getPrototypeOf(message!.raw)).toBe(Object.prototype);
+      }
+    }
+    const nested = JSON.parse(
+      JSON.stringify(MESSAGE).replace('"body":', '"\\u0070rototype":{"x":1},"body":'),
     );
-    const [message] = parseWebhook(body).messages;
-    expect(Object.hasOwn(message!.raw, '__proto__')).toBe(false);
-    expect(Object.hasOwn(message!.raw, 'constructor')).toBe(false);
+    expect(Object.hasOwn(nested.entry[0].changes[0].value.messages[0].text, 'prototype')).toBe(true);
+    const [message] = parseWebhook(nested).messages;
+    expect(Object.hasOwn(message!.raw.text as object, 'prototype')).toBe(false);
+    expect(message!.text).toBe('Hello this is an answer');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-    expect(Object.getPrototypeOf(message!.raw)).toBe(Object.prototype);
   });
 
   it('throws nothing but WebhookPayloadError on fuzzed bodies', () => {
@@ -225,6 +337,8 @@ describe('parseWebhook', () => {
   it('survives deep nesting', () => {
     const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
     expect(() => parseWebhook(deep)).toThrow(WebhookPayloadError);
+    const deepValue = `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"calls","value":${'['.repeat(100_000)}${']'.repeat(100_000)}}]}]}`;
+    expect(parseWebhook(deepValue).updates.map((u) => u.kind)).toEqual(['unknown']);
   });
 });
 
