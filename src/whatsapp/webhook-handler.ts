@@ -260,7 +260,11 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
   /** Dead-letters each `{ payload, error }`; `undefined` once all are stored, else the answer. */
   const deadLetter = async (
     request: WebhookRequest,
-    letters: readonly { readonly payload: string; readonly path: string; readonly error: unknown }[],
+    letters: readonly {
+      readonly payload: string;
+      readonly path: string;
+      readonly error: unknown;
+    }[],
   ): Promise<WebhookResult | undefined> => {
     if (dlq === undefined) return refuse(400, 'invalid', 'Bad Request', letters[0]?.error);
     const at = new Date(clock.now()).toISOString();
