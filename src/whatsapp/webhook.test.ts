@@ -11,7 +11,6 @@ import {
   reduceStatus,
   STATUS_RANK,
   type StatusPoint,
-  type WebhookUpdate,
   webhookUpdates,
 } from './webhook.js';
 import { whatsAppDedupeKey } from './webhook-handler.js';
