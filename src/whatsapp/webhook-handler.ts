@@ -35,7 +35,7 @@ export interface WebhookResult extends WebhookResponse {
   /**
    * - `enqueued`: new updates were handed to `enqueue` (200)
    * - `duplicate`: every update was seen before (200, `enqueue` not called)
-   * - `empty`: the body held no updates, e.g. only template or account changes (200)
+   * - `empty`: the body held no updates, e.g. a change with empty arrays (200)
    * - `unauthorized`: signature missing (401) or wrong (403)
    * - `too_large`: body over `maxBodyBytes` (413)
    * - `invalid`: the body, or every item in it, does not fit the schema; dead-lettered (200)
@@ -193,9 +193,11 @@ const refuse = (
 
 /**
  * A webhook endpoint that works with any framework: give it the raw body and the headers, send
- * back its `status` and `body`. It verifies the signature, parses the body, drops updates it
- * has seen before (by wamid for messages, by wamid + status for statuses), hands the new ones
- * to `enqueue` and answers 200 — as soon as `enqueue` resolves, so keep that a queue write.
+ * back its `status` and `body`. It verifies the signature, parses the body, dead-letters each
+ * malformed item on its own (`dlq`), drops updates it has seen before (by wamid for messages
+ * and echoes, by wamid + status for statuses), hands the new ones — every kind, `unknown`
+ * included — to `enqueue` and answers 200 as soon as `enqueue` resolves, so keep that a queue
+ * write.
  * When the store or `enqueue` fails it answers 500 and forgets its claims, so the sender's
  * redelivery is processed and nothing is lost.
  *

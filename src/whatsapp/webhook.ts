@@ -292,6 +292,11 @@ function text(value: unknown, path: string): string {
 }
 
 function optionalText(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** A non-empty string, or `undefined`: for identifiers, where `""` identifies no one. */
+function optionalId(value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
@@ -426,7 +431,7 @@ const OBJECT = 'whatsapp_business_account';
 const ITEM_ARRAYS = ['messages', 'statuses', 'errors', 'message_echoes'] as const;
 
 /** Collects what one delivery holds, each item on its own. */
-class Delivery {
+class Findings {
   readonly updates: WebhookUpdate[] = [];
   readonly messages: InboundMessage[] = [];
   readonly statuses: StatusUpdate[] = [];
@@ -464,7 +469,7 @@ function valueHead(value: unknown): Loose {
   return head;
 }
 
-function parseEntry(delivery: Delivery, rawEntry: unknown, i: number): void {
+function parseEntry(delivery: Findings, rawEntry: unknown, i: number): void {
   const entryPath = `entry[${i}]`;
   let entry: Loose = {};
   let wabaId = '';
@@ -520,8 +525,7 @@ function parseEntry(delivery: Delivery, rawEntry: unknown, i: number): void {
         const value = record(change.value, valuePath);
         const event = text(value.event, `${valuePath}.event`);
         const currentTier =
-          optionalText(value.max_daily_conversations_per_business) ??
-          optionalText(value.current_limit);
+          optionalId(value.max_daily_conversations_per_business) ?? optionalId(value.current_limit);
         delivery.add({
           kind: 'phone_number_quality',
           wabaId,
@@ -529,7 +533,7 @@ function parseEntry(delivery: Delivery, rawEntry: unknown, i: number): void {
           displayPhoneNumber: optionalText(value.display_phone_number),
           event,
           currentTier,
-          oldTier: optionalText(value.old_limit),
+          oldTier: optionalId(value.old_limit),
           messagingLimit: tierLimit(currentTier),
           throughputPerSecond:
             event === 'THROUGHPUT_UPGRADE' ? HIGHER_THROUGHPUT_PER_SECOND : undefined,
@@ -560,7 +564,7 @@ function parseEntry(delivery: Delivery, rawEntry: unknown, i: number): void {
 }
 
 interface ChangeContext {
-  readonly delivery: Delivery;
+  readonly delivery: Findings;
   readonly wabaId: string;
   readonly timestampMs: number | undefined;
   readonly field: string;
@@ -613,8 +617,8 @@ function parseMessages(context: ChangeContext, rawValue: unknown): void {
     }
   }
   eachItem(context, value, 'messages', (m, path) => {
-    const from = optionalText(m.from);
-    const fromUserId = optionalText(m.from_user_id);
+    const from = optionalId(m.from);
+    const fromUserId = optionalId(m.from_user_id);
     const senderId = from ?? fromUserId;
     if (senderId === undefined) {
       throw new WebhookPayloadError(`${path}.from`, 'expected `from` or `from_user_id`');
@@ -651,8 +655,8 @@ function parseMessages(context: ChangeContext, rawValue: unknown): void {
       id,
       status: status as MessageStatus,
       timestampMs,
-      recipientId: optionalText(s.recipient_id),
-      recipientUserId: optionalText(s.recipient_user_id),
+      recipientId: optionalId(s.recipient_id),
+      recipientUserId: optionalId(s.recipient_user_id),
       errors: errorDetails(s.errors, `${path}.errors`),
       callbackData: optionalText(s.biz_opaque_callback_data),
       pricing: pricing(s.pricing),
@@ -720,7 +724,7 @@ export function parseWebhook(
     throw new WebhookPayloadError('$.object', `expected '${OBJECT}'`);
   }
   if (!Array.isArray(root.entry)) throw new WebhookPayloadError('$.entry', 'expected an array');
-  const delivery = new Delivery();
+  const delivery = new Findings();
   root.entry.forEach((entry, i) => {
     parseEntry(delivery, entry, i);
   });
