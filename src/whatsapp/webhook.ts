@@ -438,13 +438,16 @@ class Findings {
   readonly errors: WebhookErrorNotice[] = [];
   readonly malformed: MalformedWebhookItem[] = [];
 
-  /** Runs `parse`; a {@link WebhookPayloadError} it throws marks the item malformed. */
-  item(path: string, raw: unknown, envelope: () => Loose, parse: () => void): void {
+  /**
+   * Runs `parse`; a {@link WebhookPayloadError} it throws marks the item malformed, wrapped in
+   * `envelope(raw)` (built only then: it copies).
+   */
+  item(path: string, raw: unknown, envelope: (raw: unknown) => Loose, parse: () => void): void {
     try {
       parse();
     } catch (error) {
       if (!isWebhookPayloadError(error)) throw error;
-      this.malformed.push({ path, error, raw, envelope: envelope() });
+      this.malformed.push({ path, error, raw, envelope: envelope(raw) });
     }
   }
 
@@ -477,7 +480,7 @@ function parseEntry(delivery: Findings, rawEntry: unknown, i: number): void {
   delivery.item(
     entryPath,
     rawEntry,
-    () => ({ object: OBJECT, entry: [rawEntry] }),
+    (raw) => ({ object: OBJECT, entry: [raw] }),
     () => {
       const parsed = record(rawEntry, entryPath);
       const id = text(parsed.id, `${entryPath}.id`);
@@ -490,16 +493,16 @@ function parseEntry(delivery: Findings, rawEntry: unknown, i: number): void {
   const timestampMs = optionalUnixSeconds(entry.time);
   changes.forEach((rawChange, j) => {
     const changePath = `${entryPath}.changes[${j}]`;
-    const envelope = (change: unknown) => () => ({
+    const envelope = (change: unknown): Loose => ({
       object: OBJECT,
       entry: [{ ...entryHead(entry), changes: [change] }],
     });
-    delivery.item(changePath, rawChange, envelope(rawChange), () => {
+    delivery.item(changePath, rawChange, envelope, () => {
       const change = record(rawChange, changePath);
       const field = text(change.field, `${changePath}.field`);
       const valuePath = `${changePath}.value`;
-      const itemEnvelope = (key: string, raw: unknown) =>
-        envelope({ field, value: { ...valueHead(change.value), [key]: [raw] } });
+      const itemEnvelope = (key: string, whole: boolean) => (raw: unknown) =>
+        envelope({ field, value: { ...valueHead(change.value), [key]: whole ? raw : [raw] } });
       const context = { delivery, wabaId, timestampMs, field, valuePath, itemEnvelope };
       if (field === 'messages') parseMessages(context, change.value);
       else if (ECHO_FIELDS.has(field)) parseEchoes(context, change.value);
@@ -569,7 +572,8 @@ interface ChangeContext {
   readonly timestampMs: number | undefined;
   readonly field: string;
   readonly valuePath: string;
-  readonly itemEnvelope: (key: string, raw: unknown) => () => Loose;
+  /** The envelope of one item of `value[key]` (of the whole `value[key]` when `whole`). */
+  readonly itemEnvelope: (key: string, whole: boolean) => (raw: unknown) => Loose;
 }
 
 function changeOrigin(value: Loose, valuePath: string, wabaId: string): WebhookOrigin {
@@ -589,15 +593,14 @@ function eachItem(
   parse: (item: Loose, path: string) => void,
 ): void {
   const arrayPath = `${context.valuePath}.${key}`;
+  const envelope = context.itemEnvelope(key, false);
   let items: readonly unknown[] = [];
-  context.delivery.item(arrayPath, value[key], context.itemEnvelope(key, value[key]), () => {
+  context.delivery.item(arrayPath, value[key], context.itemEnvelope(key, true), () => {
     items = list(value[key], arrayPath);
   });
   items.forEach((raw, k) => {
     const path = `${arrayPath}[${k}]`;
-    context.delivery.item(path, raw, context.itemEnvelope(key, raw), () =>
-      parse(record(raw, path), path),
-    );
+    context.delivery.item(path, raw, envelope, () => parse(record(raw, path), path));
   });
 }
 
