@@ -4,6 +4,8 @@ import type { DeadLetterEntry, DeadLetterQueue, NewDeadLetter } from '../core/de
 import { StoreUnavailableError } from '../core/errors.js';
 import type { RetrykitEvent } from '../core/events.js';
 import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
+import { createMemoryDeadLetterQueue } from '../memory/dead-letter.js';
+import { createMemoryIdempotencyStore } from '../memory/idempotency.js';
 import { parseWebhook, type WebhookUpdate } from './webhook.js';
 import { createWebhookHandler, type WebhookHandlerOptions } from './webhook-handler.js';
 
@@ -349,6 +351,27 @@ describe('createWebhookHandler', () => {
     const { post, queued } = setup();
     expect(await post(batchWithOneBadMessage())).toMatchObject({ status: 400, outcome: 'invalid' });
     expect(queued).toEqual([]);
+  });
+
+  it('with the memory stores: a failed enqueue and its redelivery leave one dead letter, each update queued once', async () => {
+    const dlq = createMemoryDeadLetterQueue<string>();
+    const { post, queued, failEnqueue } = setup({
+      dlq,
+      store: createMemoryIdempotencyStore({ maxEntries: 1000 }),
+    });
+    const body = batchWithOneBadMessage();
+    failEnqueue(true);
+    expect(await post(body)).toMatchObject({ status: 500, outcome: 'failed' });
+    failEnqueue(false);
+    expect(await post(body)).toMatchObject({ status: 200, outcome: 'enqueued', enqueued: 3 });
+    expect(await post(body)).toMatchObject({ status: 200, outcome: 'duplicate' });
+    expect(queued).toHaveLength(3);
+    const { entries } = await dlq.list();
+    expect(entries).toHaveLength(1);
+    const again = parseWebhook(entries[0]!.payload);
+    expect(again.malformed.map((m) => m.error.path)).toEqual([
+      'entry[0].changes[0].value.messages[0].timestamp',
+    ]);
   });
 
   it('takes a custom parse that reports malformed items', async () => {
