@@ -374,6 +374,20 @@ describe('createWebhookHandler', () => {
     ]);
   });
 
+  it('dead-letters the whole body for an item nested too deep to write on its own', async () => {
+    const { dlq, added } = fakeDlq();
+    const { post } = setup({ dlq });
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const body = `{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"account_update","value":${deep}}]}]}`;
+    expect(await post(body)).toMatchObject({ status: 200, outcome: 'invalid' });
+    expect(added).toEqual([
+      expect.objectContaining({
+        id: expect.stringMatching(/:entry\[0\]\.changes\[0\]$/),
+        payload: body,
+      }),
+    ]);
+  });
+
   it('takes a custom parse that reports malformed items', async () => {
     const { dlq, added } = fakeDlq();
     const { store } = fakeStore();

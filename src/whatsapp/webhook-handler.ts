@@ -97,7 +97,7 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
   readonly parse?: (body: RawBody, options: { readonly maxBytes: number }) => ParsedDelivery<U>;
   /**
    * The dedupe key of an update, or `undefined` to never dedupe it.
-   * @default `message:<wamid>` for messages, `status:<wamid>:<status>` for statuses; errors are not deduped
+   * @default {@link whatsAppDedupeKey}: `message:<wamid>`, `status:<wamid>:<status>`, `echo:<wamid>`; other kinds are not deduped
    */
   readonly dedupeKey?: (update: U) => string | undefined;
   /**
@@ -167,6 +167,22 @@ const defaultParse = (
   const { updates, malformed } = parseWebhook(body, options);
   return { updates, malformed };
 };
+
+/** The request body as text, the payload of a dead letter for the whole body. */
+function bodyText(request: WebhookRequest): string {
+  return typeof request.body === 'string'
+    ? request.body
+    : new TextDecoder().decode(bodyBytes(request.body));
+}
+
+/** A malformed item's envelope as JSON; `undefined` when it can't be written (nested too deep). */
+function envelopeText(item: MalformedWebhookItem): string | undefined {
+  try {
+    return JSON.stringify(item.envelope);
+  } catch {
+    return undefined;
+  }
+}
 
 /** The key of dead-letter ids: the same delivery redelivered makes the same ids. */
 const DEAD_LETTER_KEY = 'retrykit.whatsapp.webhook.dead-letter';
@@ -256,9 +272,6 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
     return valid ? undefined : refuse(403, 'unauthorized', 'Forbidden');
   };
 
-  const deadLetterId = async (request: WebhookRequest, path: string): Promise<string> =>
-    `whatsapp.webhook:${(await signWebhookBody(request.body, DEAD_LETTER_KEY)).slice(0, 32)}:${path}`;
-
   /** Dead-letters each `{ payload, error }`; `undefined` once all are stored, else the answer. */
   const deadLetter = async (
     request: WebhookRequest,
@@ -271,10 +284,11 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
     if (dlq === undefined) return refuse(400, 'invalid', 'Bad Request', letters[0]?.error);
     const at = new Date(clock.now()).toISOString();
     try {
+      const bodyKey = (await signWebhookBody(request.body, DEAD_LETTER_KEY)).slice(0, 32);
       const entries = await Promise.all(
-        letters.map(async ({ payload, path, error }) =>
+        letters.map(({ payload, path, error }) =>
           dlq.add({
-            id: await deadLetterId(request, path),
+            id: `whatsapp.webhook:${bodyKey}:${path}`,
             payload,
             reason: 'schema_mismatch',
             disposition: 'permanent',
@@ -313,11 +327,7 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
       if (!isWebhookPayloadError(error)) {
         return { answer: refuse(500, 'failed', 'Internal Server Error', error) };
       }
-      const payload =
-        typeof request.body === 'string'
-          ? request.body
-          : new TextDecoder().decode(bodyBytes(request.body));
-      const refused = await deadLetter(request, [{ payload, path: '$', error }]);
+      const refused = await deadLetter(request, [{ payload: bodyText(request), path: '$', error }]);
       return { answer: refused ?? { ...ok('invalid', 0, 0), error } };
     }
     if (!('updates' in parsed)) return { updates: parsed };
@@ -326,7 +336,7 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
     const refused = await deadLetter(
       request,
       malformed.map((item) => ({
-        payload: JSON.stringify(item.envelope),
+        payload: envelopeText(item) ?? bodyText(request),
         path: item.path,
         error: item.error,
       })),
