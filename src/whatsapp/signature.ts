@@ -172,7 +172,8 @@ export function escapedBody(body: RawBody): Uint8Array | undefined {
  * So the HMAC is checked over the raw bytes first and, only when that fails and the body holds
  * non-ASCII characters, over its escaped form ({@link escapedBody}). Both comparisons run in
  * constant time (`node:crypto`'s `timingSafeEqual` on Node, Deno and Bun; Web Crypto's
- * `verify` elsewhere); a body changed in any way fails both.
+ * `verify` elsewhere); any change to the body other than escaping its non-ASCII characters
+ * fails both.
  *
  * Resolves `false` for a missing, malformed (anything but exactly `sha256=` + 64 hex digits,
  * whitespace included) or wrong signature. Throws a `TypeError` for an empty `appSecret`: that
