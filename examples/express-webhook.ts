@@ -78,7 +78,11 @@ const worker = new Worker<WebhookUpdate>(
     processed.push(
       u.kind === 'status'
         ? `${u.id} ${u.status}`
-        : `${u.kind} ${u.kind === 'message' ? u.id : u.code}`,
+        : u.kind === 'message'
+          ? `message ${u.id}`
+          : u.kind === 'error'
+            ? `error ${u.code}`
+            : u.kind,
     );
   },
   { connection, prefix },

@@ -166,13 +166,16 @@ export function parseErrorBody(body: unknown): ParsedFields {
 }
 
 /**
- * A webhook body that is not what WhatsApp sends: not JSON, too large, or not the documented
- * shape. Never worth retrying: `classifyWhatsAppError` calls it `schema_mismatch`, permanent,
- * so it goes to a dead-letter queue and an engineer looks at it.
+ * A webhook body, or one item of it, that is not what WhatsApp sends. `parseWebhook` throws it
+ * only for a body that is not a WhatsApp webhook at all (too large, not UTF-8 or JSON, no
+ * `object: "whatsapp_business_account"` with an `entry` array); for one malformed item it is
+ * the `error` of that item in `ParsedWebhook.malformed`, and the rest is parsed. Never worth
+ * retrying: `classifyWhatsAppError` calls it `schema_mismatch`, permanent, so it goes to a
+ * dead-letter queue and an engineer looks at it.
  */
 export class WebhookPayloadError extends RetrykitError {
   override readonly name = 'WebhookPayloadError' as const;
-  /** Where in the payload the problem is, e.g. `entry[0].changes[0].value.statuses[2].status`. */
+  /** Where in the payload the problem is, e.g. `entry[0].changes[0].value.statuses[2].timestamp`. */
   readonly path: string;
 
   constructor(path: string, problem: string, options?: { cause?: unknown }) {

@@ -45,12 +45,21 @@ export {
   verifyWebhookSignature,
 } from './signature.js';
 export type {
+  AccountOrigin,
+  AccountUpdate,
   InboundMessage,
+  MalformedWebhookItem,
+  MessageEcho,
   MessageStatus,
+  MessagingTier,
   ParsedWebhook,
   ParseWebhookOptions,
+  PhoneNumberQualityUpdate,
   StatusPoint,
+  StatusPricing,
   StatusUpdate,
+  TemplateStatusUpdate,
+  UnknownUpdate,
   WebhookErrorDetail,
   WebhookErrorNotice,
   WebhookOrigin,
@@ -64,6 +73,7 @@ export {
   webhookUpdates,
 } from './webhook.js';
 export type {
+  ParsedDelivery,
   WebhookHandler,
   WebhookHandlerOptions,
   WebhookRequest,

@@ -3,7 +3,10 @@ import {
   type CloudMessage,
   createWebhookHandler,
   createWhatsAppClient,
+  handleVerificationRequest,
+  type MalformedWebhookItem,
   type MessageStatus,
+  parseWebhook,
   reduceStatus,
   type SendResult,
   type StatusUpdate,
@@ -27,8 +30,26 @@ describe('retrykit/whatsapp public types', () => {
   it('webhook updates are a union discriminated on kind', () => {
     const update = {} as WebhookUpdate;
     if (update.kind === 'status') expectTypeOf(update.status).toEqualTypeOf<MessageStatus>();
-    if (update.kind === 'message') expectTypeOf(update.from).toEqualTypeOf<string>();
+    if (update.kind === 'message') {
+      expectTypeOf(update.senderId).toEqualTypeOf<string>();
+      expectTypeOf(update.from).toEqualTypeOf<string | undefined>();
+    }
+    if (update.kind === 'unknown') expectTypeOf(update.field).toEqualTypeOf<string>();
     if (update.kind === 'error') expectTypeOf(update.code).toEqualTypeOf<number>();
+  });
+
+  it('parseWebhook returns updates and malformed items; the handshake takes any query', () => {
+    const parsed = parseWebhook('{}');
+    expectTypeOf(parsed.updates).toEqualTypeOf<readonly WebhookUpdate[]>();
+    expectTypeOf(parsed.malformed).toEqualTypeOf<readonly MalformedWebhookItem[]>();
+    expectTypeOf(handleVerificationRequest(null, 't').status).toEqualTypeOf<number>();
+    createWebhookHandler<{ id: string }>({
+      verify: () => true,
+      parse: () => ({ updates: [{ id: 'x' }], malformed: [] }),
+      dedupeKey: (u) => u.id,
+      store: {} as never,
+      enqueue: () => {},
+    });
   });
 
   it('reduceStatus keeps the caller type', () => {

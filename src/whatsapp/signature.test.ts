@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  escapedBody,
   handleVerificationRequest,
   loadHmac,
   signWebhookBody,
@@ -42,10 +43,12 @@ describe('verifyWebhookSignature', () => {
     expect(await verifyWebhookSignature(BODY, [GOOD], SECRET)).toBe(true);
   });
 
-  it('rejects the same payload re-serialised with the characters unescaped', async () => {
-    const reserialised = JSON.stringify(JSON.parse(BODY));
-    expect(reserialised).toContain('ä');
-    expect(await verifyWebhookSignature(reserialised, GOOD, SECRET)).toBe(false);
+  it('accepts the payload with its characters unescaped, refuses any other re-serialisation', async () => {
+    const unescaped = JSON.stringify(JSON.parse(BODY));
+    expect(unescaped).toContain('ä');
+    expect(await verifyWebhookSignature(unescaped, GOOD, SECRET)).toBe(true);
+    const pretty = JSON.stringify(JSON.parse(BODY), null, 1);
+    expect(await verifyWebhookSignature(pretty, GOOD, SECRET)).toBe(false);
   });
 
   it('rejects tampering: one byte changed, wrong secret, truncated header, extra whitespace', async () => {
@@ -99,6 +102,104 @@ describe('verifyWebhookSignature', () => {
       { numRuns: 50 },
     );
   });
+});
+
+/** HMAC-SHA256 hex of `text` (UTF-8), computed with node:crypto, independently of the code. */
+const macOf = (text: string) =>
+  `sha256=${createHmac('sha256', SECRET).update(Buffer.from(text, 'utf8')).digest('hex')}`;
+
+/** Meta's signing form, written out by hand per code unit: lowercase `\uXXXX`. */
+function metaEscape(text: string): string {
+  let out = '';
+  for (const unit of text.split('')) {
+    const code = unit.charCodeAt(0);
+    out += code < 0x80 ? unit : `\\u${code.toString(16).padStart(4, '0')}`;
+  }
+  return out;
+}
+
+describe('verifyWebhookSignature over non-ASCII bodies', () => {
+  const texts = {
+    accented: "J'ai mangé des pâtes à Zürich, äöå ÄÖÅ",
+    cjk: '你好，世界 こんにちは 안녕하세요',
+    emoji: 'ok 👍🏽 🇩🇪 👨‍👩‍👧 😀',
+  };
+  const bodyWith = (text: string) =>
+    JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [{ id: '1', changes: [{ field: 'messages', value: { text: { body: text } } }] }],
+    });
+
+  for (const [name, text] of Object.entries(texts)) {
+    it(`accepts ${name} text whether the body holds the characters or their escapes`, async () => {
+      const raw = bodyWith(text);
+      const escaped = metaEscape(raw);
+      expect(escaped).not.toBe(raw);
+      expect(JSON.parse(escaped)).toEqual(JSON.parse(raw));
+      const signature = macOf(escaped);
+      // Meta signed the escaped form; the body arrives either way, as text or as bytes.
+      for (const body of [escaped, raw, Buffer.from(escaped), new Uint8Array(Buffer.from(raw))]) {
+        expect(await verifyWebhookSignature(body, signature, SECRET)).toBe(true);
+      }
+      // A signature over the raw characters verifies too (the first, raw-bytes check).
+      expect(await verifyWebhookSignature(raw, macOf(raw), SECRET)).toBe(true);
+    });
+  }
+
+  it('writes lowercase hex and one escape per UTF-16 code unit (emoji as surrogates)', () => {
+    const decode = (b: Uint8Array | undefined) => new TextDecoder().decode(b);
+    expect(decode(escapedBody('äöå'))).toBe('\\u00e4\\u00f6\\u00e5');
+    expect(decode(escapedBody('Ä'))).toBe('\\u00c4');
+    expect(decode(escapedBody('😀'))).toBe('\\ud83d\\ude00');
+    expect(decode(escapedBody(Buffer.from('a"\\u00e4"ü', 'utf8')))).toBe('a"\\u00e4"\\u00fc');
+    expect(escapedBody('plain ASCII \\u00e4')).toBeUndefined();
+    expect(escapedBody(new Uint8Array([0x7b, 0xff, 0x7d]))).toBeUndefined();
+  });
+
+  it('still refuses a tampered body, in either form', async () => {
+    const raw = bodyWith(texts.accented);
+    const signature = macOf(metaEscape(raw));
+    for (const tampered of [
+      raw.replace('pâtes', 'pâtés'),
+      raw.replace('mangé', 'mange'),
+      metaEscape(raw).replace('\\u00e9', '\\u00e8'),
+      metaEscape(raw).replace('\\u00e9', '\\u00E9'),
+      `${raw} `,
+      raw.replace('Zürich', 'Zurich'),
+    ]) {
+      expect(await verifyWebhookSignature(tampered, signature, SECRET)).toBe(false);
+    }
+    expect(await verifyWebhookSignature(raw, signature, `${SECRET}x`)).toBe(false);
+  });
+
+  it('holds for any text: the escaped-form signature verifies both forms, a changed byte neither', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ unit: 'grapheme', maxLength: 40 }),
+        fc.nat(),
+        async (text, at) => {
+          const raw = bodyWith(text);
+          const signature = macOf(metaEscape(raw));
+          expect(await verifyWebhookSignature(raw, signature, SECRET)).toBe(true);
+          expect(await verifyWebhookSignature(metaEscape(raw), signature, SECRET)).toBe(true);
+          const bytes = Buffer.from(raw, 'utf8');
+          bytes[at % bytes.length]! ^= 0x01;
+          expect(await verifyWebhookSignature(bytes, signature, SECRET)).toBe(false);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  for (const preferNode of [true, false]) {
+    it(`verifies the escaped form on ${preferNode ? 'node:crypto' : 'Web Crypto'}`, async () => {
+      const backend = await loadHmac(preferNode);
+      const raw = bodyWith(texts.emoji);
+      const mac = new Uint8Array(Buffer.from(macOf(metaEscape(raw)).slice(7), 'hex'));
+      expect(await backend.verify(SECRET, mac, Buffer.from(raw))).toBe(false);
+      expect(await backend.verify(SECRET, mac, escapedBody(raw)!)).toBe(true);
+    });
+  }
 });
 
 describe('both HMAC backends (node:crypto and Web Crypto)', () => {
@@ -185,5 +286,73 @@ describe('handleVerificationRequest', () => {
       handleVerificationRequest({ ['__proto__']: 'x' } as Record<string, string>, 'tok').status,
     ).toBe(400);
     expect(() => handleVerificationRequest(query, '')).toThrow(/verifyToken/);
+  });
+
+  it('answers 400, never throws, for whatever a framework hands over', () => {
+    const weird: unknown[] = [
+      null,
+      undefined,
+      0,
+      42,
+      true,
+      Symbol('q'),
+      () => 'x',
+      [],
+      [['hub.mode', 'subscribe']],
+      '',
+      '?',
+      '%',
+      '?hub.mode=subscribe&hub.challenge=1&hub.mode=subscribe',
+      { 'hub.mode': ['subscribe', 'subscribe'], 'hub.challenge': '1', 'hub.verify_token': 'tok' },
+      { 'hub.mode': { nested: true }, 'hub.challenge': '1', 'hub.verify_token': 'tok' },
+      { 'hub.mode': 'subscribe', 'hub.challenge': 7, 'hub.verify_token': 'tok' },
+      { hub: null },
+      { hub: 'subscribe' },
+      Object.defineProperty({}, 'hub.mode', {
+        enumerable: true,
+        get() {
+          throw new Error('getter');
+        },
+      }),
+      new Proxy(
+        {},
+        {
+          has() {
+            throw new Error('trap');
+          },
+          getOwnPropertyDescriptor() {
+            throw new Error('trap');
+          },
+        },
+      ),
+    ];
+    for (const input of weird) {
+      expect(handleVerificationRequest(input as never, 'tok')).toEqual({
+        status: 400,
+        body: 'Bad Request',
+      });
+    }
+    fc.assert(
+      fc.property(fc.anything(), (input) => {
+        const { status } = handleVerificationRequest(input as never, 'tok');
+        expect([400, 403]).toContain(status);
+      }),
+    );
+  });
+
+  it("accepts Express 5's query shapes: null prototype, arrays of one, a nested hub, a URL", () => {
+    const bare = Object.assign(Object.create(null) as Record<string, unknown>, query);
+    expect(handleVerificationRequest(bare, 'tok')).toEqual({ status: 200, body: '1158201444' });
+    const arrays = Object.fromEntries(Object.entries(query).map(([k, v]) => [k, [v]]));
+    expect(handleVerificationRequest(arrays, 'tok').status).toBe(200);
+    const nested = { hub: { mode: 'subscribe', verify_token: 'tok', challenge: '9' } };
+    expect(handleVerificationRequest(nested, 'tok')).toEqual({ status: 200, body: '9' });
+    expect(
+      handleVerificationRequest({ hub: { ...nested.hub, verify_token: 'x' } }, 'tok').status,
+    ).toBe(403);
+    const url = new URL(
+      'https://example.com/webhook?hub.mode=subscribe&hub.verify_token=tok&hub.challenge=5',
+    );
+    expect(handleVerificationRequest(url, 'tok')).toEqual({ status: 200, body: '5' });
   });
 });

@@ -9,6 +9,7 @@ export type HeadersLike =
   | Readonly<Record<string, string | readonly string[] | undefined>>;
 
 const encoder = new TextEncoder();
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** The bytes of `body`, without copying when it already is bytes. */
 export function bodyBytes(body: RawBody): Uint8Array {
@@ -120,11 +121,59 @@ function hexToBytes(hex: string): Uint8Array<ArrayBuffer> {
 }
 
 /**
- * Checks Meta's `X-Hub-Signature-256` header: `sha256=` and the hex HMAC-SHA256 of the raw
- * request body keyed with the app secret. The body must be the bytes as received (Meta signs
- * its own serialisation, with non-ASCII characters escaped as `\u00e4`): never re-serialised
- * JSON. Compared in constant time (`node:crypto`'s `timingSafeEqual` on Node, Deno and Bun;
- * Web Crypto's `verify` elsewhere).
+ * The body as Meta serialises it for signing: every non-ASCII character written as a JSON
+ * `\u` escape with lowercase hex, one per UTF-16 code unit (so an emoji becomes its two
+ * surrogates, `😀` → `\ud83d\ude00`); ASCII bytes, escapes already there included, are kept
+ * as they are. `undefined` when the body is all ASCII (escaping would change nothing) or is not
+ * valid UTF-8.
+ * @internal
+ */
+export function escapedBody(body: RawBody): Uint8Array | undefined {
+  let text: string;
+  if (typeof body === 'string') {
+    text = body;
+  } else {
+    const bytes = bodyBytes(body);
+    let ascii = true;
+    for (let i = 0; i < bytes.length; i++) {
+      if (bytes[i]! >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return undefined;
+    try {
+      text = strictUtf8.decode(bytes);
+    } catch {
+      return undefined;
+    }
+  }
+  let out = '';
+  let from = 0;
+  let changed = false;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) continue;
+    out += `${text.slice(from, i)}\\u${unit.toString(16).padStart(4, '0')}`;
+    from = i + 1;
+    changed = true;
+  }
+  return changed ? encoder.encode(out + text.slice(from)) : undefined;
+}
+
+/**
+ * Checks Meta's `X-Hub-Signature-256` header: `sha256=` and the hex HMAC-SHA256 of the
+ * request body keyed with the app secret. The body must be the bytes as received, never
+ * re-serialised JSON.
+ *
+ * Meta signs its own serialisation, in which non-ASCII characters are escaped (`ä` →
+ * `\u00e4`, lowercase hex, emoji as two surrogates). Most deliveries arrive in that form, but
+ * some arrive with the characters themselves while the signature still covers the escaped form.
+ * So the HMAC is checked over the raw bytes first and, only when that fails and the body holds
+ * non-ASCII characters, over its escaped form ({@link escapedBody}). Both comparisons run in
+ * constant time (`node:crypto`'s `timingSafeEqual` on Node, Deno and Bun; Web Crypto's
+ * `verify` elsewhere); any change to the body other than escaping its non-ASCII characters
+ * fails both.
  *
  * Resolves `false` for a missing, malformed (anything but exactly `sha256=` + 64 hex digits,
  * whitespace included) or wrong signature. Throws a `TypeError` for an empty `appSecret`: that
@@ -149,7 +198,11 @@ export async function verifyWebhookSignature(
   if (header === undefined) return false;
   const match = SIGNATURE.exec(header);
   if (!match) return false;
-  return (await hmac()).verify(appSecret, hexToBytes(match[1]!), bodyBytes(rawBody));
+  const mac = hexToBytes(match[1]!);
+  const backend = await hmac();
+  if (await backend.verify(appSecret, mac, bodyBytes(rawBody))) return true;
+  const escaped = escapedBody(rawBody);
+  return escaped !== undefined && (await backend.verify(appSecret, mac, escaped));
 }
 
 /** The hex HMAC-SHA256 of `body` keyed with `secret`, as Meta puts it after `sha256=`. */
@@ -205,23 +258,45 @@ export interface WebhookResponse {
   readonly body: string;
 }
 
-/** The query of the verification GET: `URLSearchParams`, a query string, or a parsed record. */
+/**
+ * The query of the verification GET as a framework hands it over: `URLSearchParams`, a `URL`,
+ * a query string, or a parsed record (Express 4 and 5, with either query parser, Fastify, Koa,
+ * Hono's `c.req.query()`), with `hub.*` as flat keys or nested under `hub`. Anything else,
+ * `null` and `undefined` included, is answered 400.
+ */
 export type VerificationQuery =
   | URLSearchParams
+  | URL
   | string
-  | Readonly<Record<string, string | readonly string[] | undefined>>;
+  | Readonly<Record<string, unknown>>
+  | null
+  | undefined;
 
-function queryValue(query: VerificationQuery, name: string): string | undefined {
+/** One query value; `undefined` when absent, repeated, or not a string. */
+function queryValue(
+  query: unknown,
+  name: 'mode' | 'verify_token' | 'challenge',
+): string | undefined {
+  const key = `hub.${name}`;
   if (typeof query === 'string') {
-    return (
-      new URLSearchParams(query.startsWith('?') ? query.slice(1) : query).get(name) ?? undefined
-    );
+    const params = new URLSearchParams(query.startsWith('?') ? query.slice(1) : query);
+    return single(params.getAll(key));
   }
-  if (query instanceof URLSearchParams) return query.get(name) ?? undefined;
-  if (!Object.hasOwn(query, name)) return undefined;
-  const value = query[name];
+  if (query instanceof URL) return single(query.searchParams.getAll(key));
+  if (query instanceof URLSearchParams) return single(query.getAll(key));
+  if (typeof query !== 'object' || query === null) return undefined;
+  const record = query as Readonly<Record<string, unknown>>;
+  if (Object.hasOwn(record, key)) return single(record[key]);
+  const hub = Object.hasOwn(record, 'hub') ? record.hub : undefined;
+  if (typeof hub === 'object' && hub !== null && Object.hasOwn(hub, name)) {
+    return single((hub as Readonly<Record<string, unknown>>)[name]);
+  }
+  return undefined;
+}
+
+function single(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
-  if (Array.isArray(value) && typeof value[0] === 'string') return value[0];
+  if (Array.isArray(value) && value.length === 1 && typeof value[0] === 'string') return value[0];
   return undefined;
 }
 
@@ -229,7 +304,9 @@ function queryValue(query: VerificationQuery, name: string): string | undefined 
  * Answers Meta's webhook verification handshake (GET with `hub.mode=subscribe`,
  * `hub.verify_token`, `hub.challenge`): 200 with the challenge when the token matches, 403
  * when it doesn't, 400 when the request is not a handshake. The token is compared in constant
- * time.
+ * time. It never throws for what a request can carry: `null`, `undefined`, a number, a
+ * repeated parameter (ambiguous, so absent), a record whose getters throw — all are answered,
+ * 400 or 403. Only an empty `verifyToken` (a configuration error) throws a `TypeError`.
  *
  * @example
  * app.get('/webhook', (req, res) => {
@@ -242,14 +319,23 @@ export function handleVerificationRequest(
   verifyToken: string,
 ): WebhookResponse {
   assertKey('verifyToken', verifyToken);
-  const mode = queryValue(query, 'hub.mode');
-  const token = queryValue(query, 'hub.verify_token');
-  const challenge = queryValue(query, 'hub.challenge');
+  let mode: string | undefined;
+  let token: string | undefined;
+  let challenge: string | undefined;
+  try {
+    mode = queryValue(query, 'mode');
+    token = queryValue(query, 'verify_token');
+    challenge = queryValue(query, 'challenge');
+  } catch {
+    return BAD_REQUEST;
+  }
   if (mode !== 'subscribe' || challenge === undefined || challenge.length > 1024) {
-    return { status: 400, body: 'Bad Request' };
+    return BAD_REQUEST;
   }
   if (token === undefined || !timingSafeEqual(token, verifyToken)) {
     return { status: 403, body: 'Forbidden' };
   }
   return { status: 200, body: challenge };
 }
+
+const BAD_REQUEST: WebhookResponse = Object.freeze({ status: 400, body: 'Bad Request' });

@@ -1,9 +1,12 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
-import type { DeadLetterQueue, NewDeadLetter } from '../core/dead-letter-types.js';
+import type { DeadLetterEntry, DeadLetterQueue, NewDeadLetter } from '../core/dead-letter-types.js';
 import { StoreUnavailableError } from '../core/errors.js';
+import type { RetrykitEvent } from '../core/events.js';
 import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
-import type { WebhookUpdate } from './webhook.js';
+import { createMemoryDeadLetterQueue } from '../memory/dead-letter.js';
+import { createMemoryIdempotencyStore } from '../memory/idempotency.js';
+import { parseWebhook, type WebhookUpdate } from './webhook.js';
 import { createWebhookHandler, type WebhookHandlerOptions } from './webhook-handler.js';
 
 const SECRET = 'app-secret';
@@ -79,6 +82,72 @@ function statusBody(statuses: { id: string; status: string; timestamp?: string }
 
 const sign = (body: string, secret = SECRET) =>
   `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+
+/** Three good messages around one whose timestamp is not Unix seconds. */
+function batchWithOneBadMessage(): string {
+  const message = (id: string, timestamp = '1700000000') => ({
+    from: '4915100000000',
+    id,
+    timestamp,
+    type: 'text',
+    text: { body: id },
+  });
+  return JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [
+      {
+        id: 'WABA',
+        changes: [
+          {
+            field: 'messages',
+            value: {
+              messaging_product: 'whatsapp',
+              metadata: { display_phone_number: '1555', phone_number_id: 'PN1' },
+              messages: [
+                message('wamid.GOOD1'),
+                message('wamid.BAD', 'yesterday'),
+                message('wamid.GOOD2'),
+              ],
+            },
+          },
+          {
+            field: 'messages',
+            value: {
+              messaging_product: 'whatsapp',
+              metadata: { display_phone_number: '1555', phone_number_id: 'PN1' },
+              messages: [message('wamid.GOOD3')],
+            },
+          },
+        ],
+      },
+    ],
+  });
+}
+
+/** A dead-letter queue that records what it is given and keeps the first entry of an id. */
+function fakeDlq() {
+  const added: DeadLetterEntry<string>[] = [];
+  let failing = false;
+  const dlq = {
+    add: async (entry: NewDeadLetter<string>) => {
+      if (failing) throw new StoreUnavailableError('add', new Error('down'));
+      const stored = {
+        ...entry,
+        id: entry.id ?? `dl${added.length}`,
+        deadAt: new Date(0).toISOString(),
+      };
+      added.push(stored);
+      return added.find((e) => e.id === stored.id) ?? stored;
+    },
+  } as unknown as DeadLetterQueue<string>;
+  return {
+    dlq,
+    added,
+    fail: (value: boolean) => {
+      failing = value;
+    },
+  };
+}
 
 function setup(overrides: Partial<WebhookHandlerOptions> = {}) {
   const { store, entries, setDown, failCompletes } = fakeStore();
@@ -193,12 +262,37 @@ describe('createWebhookHandler', () => {
 
   it('answers 200 without calling enqueue for a body with no updates', async () => {
     const { post, queued } = setup();
+    expect(await post(statusBody([]))).toMatchObject({
+      status: 200,
+      outcome: 'empty',
+      enqueued: 0,
+    });
+    expect(queued).toEqual([]);
+  });
+
+  it('enqueues account, template and unknown-field updates too, never deduping them', async () => {
+    const { post, queued } = setup();
     const body = JSON.stringify({
       object: 'whatsapp_business_account',
-      entry: [{ id: 'WABA', changes: [{ field: 'account_update', value: { event: 'VERIFIED' } }] }],
+      entry: [
+        {
+          id: 'WABA',
+          time: 1700000000,
+          changes: [
+            { field: 'account_update', value: { event: 'VERIFIED_ACCOUNT' } },
+            { field: 'calls', value: { calls: [] } },
+          ],
+        },
+      ],
     });
-    expect(await post(body)).toMatchObject({ status: 200, outcome: 'empty', enqueued: 0 });
-    expect(queued).toEqual([]);
+    expect(await post(body)).toMatchObject({ status: 200, outcome: 'enqueued', enqueued: 2 });
+    expect(await post(body)).toMatchObject({ status: 200, outcome: 'enqueued', enqueued: 2 });
+    expect(queued.map((u) => u.kind)).toEqual([
+      'account_update',
+      'unknown',
+      'account_update',
+      'unknown',
+    ]);
   });
 
   it('answers 401 without a signature and 403 with a wrong one, enqueuing nothing', async () => {
@@ -238,19 +332,14 @@ describe('createWebhookHandler', () => {
     expect((await post(statusBody([{ id: 'wamid.1', status: 'sent' }]))).status).toBe(413);
   });
 
-  it('dead-letters a signed payload that does not fit the schema and answers 200', async () => {
-    const added: NewDeadLetter<string>[] = [];
-    const dlq = {
-      add: async (entry: NewDeadLetter<string>) => {
-        added.push(entry);
-        return { ...entry, id: 'dl1', deadAt: new Date(0).toISOString() };
-      },
-    } as unknown as DeadLetterQueue<string>;
+  it('dead-letters a signed body that is no webhook at all and answers 200', async () => {
+    const { dlq, added } = fakeDlq();
     const { post, queued } = setup({ dlq });
-    const body = statusBody([{ id: 'wamid.1', status: 'exploded' }]);
+    const body = '{"object":"page","entry":[]}';
     expect(await post(body)).toMatchObject({ status: 200, outcome: 'invalid' });
     expect(added).toEqual([
       expect.objectContaining({
+        id: expect.stringMatching(/^whatsapp\.webhook:[0-9a-f]{32}:\$$/),
         payload: body,
         reason: 'schema_mismatch',
         disposition: 'permanent',
@@ -260,6 +349,136 @@ describe('createWebhookHandler', () => {
     expect(queued).toEqual([]);
     const { post: noDlq } = setup();
     expect(await noDlq(body)).toMatchObject({ status: 400, outcome: 'invalid' });
+  });
+
+  it('enqueues the good updates of a batch, dead-letters the malformed one with its reason, answers 200', async () => {
+    const { dlq, added } = fakeDlq();
+    const events: RetrykitEvent[] = [];
+    const { post, queued } = setup({ dlq, onEvent: (e) => events.push(e) });
+    const body = batchWithOneBadMessage();
+    const result = await post(body);
+    expect(result).toMatchObject({ status: 200, outcome: 'enqueued', enqueued: 3 });
+    expect(queued.map((u) => (u.kind === 'message' ? u.id : u.kind))).toEqual([
+      'wamid.GOOD1',
+      'wamid.GOOD2',
+      'wamid.GOOD3',
+    ]);
+    expect(added).toHaveLength(1);
+    const [letter] = added;
+    expect(letter).toMatchObject({
+      id: expect.stringMatching(
+        /^whatsapp\.webhook:[0-9a-f]{32}:entry\[0\]\.changes\[0\]\.value\.messages\[1\]$/,
+      ),
+      reason: 'schema_mismatch',
+      disposition: 'permanent',
+      source: 'whatsapp.webhook',
+    });
+    expect(letter?.attempts[0]?.message).toMatch(
+      /entry\[0\]\.changes\[0\]\.value\.messages\[1\]\.timestamp: expected Unix seconds/,
+    );
+    // The payload is a webhook holding only the bad message: it parses again after a fix.
+    const payload = JSON.parse(letter!.payload);
+    expect(payload.entry[0].changes[0].value.messages).toEqual([
+      expect.objectContaining({ id: 'wamid.BAD', timestamp: 'yesterday' }),
+    ]);
+    expect(payload.entry[0].changes[0].value.metadata).toEqual({
+      display_phone_number: '1555',
+      phone_number_id: 'PN1',
+    });
+    expect(events.filter((e) => e.type === 'dead_letter')).toHaveLength(1);
+
+    // Redelivered (say the first answer was lost): nothing enqueued twice, the same dead-letter id.
+    expect(await post(body)).toMatchObject({ status: 200, outcome: 'duplicate', duplicates: 3 });
+    expect(added).toHaveLength(2);
+    expect(added[1]?.id).toBe(letter?.id);
+    expect(queued).toHaveLength(3);
+  });
+
+  it('answers 200 invalid when every item is malformed, and 500 when the dead-letter queue fails', async () => {
+    const { dlq, added, fail } = fakeDlq();
+    const { post, queued } = setup({ dlq });
+    const allBad = statusBody([{ id: 'wamid.1', status: 'sent', timestamp: 'soon' }]);
+    expect(await post(allBad)).toMatchObject({ status: 200, outcome: 'invalid', enqueued: 0 });
+    expect(added).toHaveLength(1);
+    fail(true);
+    expect(await post(batchWithOneBadMessage())).toMatchObject({ status: 500, outcome: 'failed' });
+    expect(queued).toEqual([]);
+    fail(false);
+    expect(await post(batchWithOneBadMessage())).toMatchObject({ status: 200, enqueued: 3 });
+  });
+
+  it('without a dlq, queues the good updates of a batch holding a malformed item, then answers 400', async () => {
+    const { post, queued } = setup({ store: createMemoryIdempotencyStore({ maxEntries: 1000 }) });
+    const body = batchWithOneBadMessage();
+    expect(await post(body)).toMatchObject({ status: 400, outcome: 'invalid', enqueued: 3 });
+    expect(await post(body)).toMatchObject({
+      status: 400,
+      outcome: 'invalid',
+      enqueued: 0,
+      duplicates: 3,
+    });
+    expect(queued).toHaveLength(3);
+  });
+
+  it('with the memory stores: a failed enqueue and its redelivery leave one dead letter, each update queued once', async () => {
+    const dlq = createMemoryDeadLetterQueue<string>();
+    const { post, queued, failEnqueue } = setup({
+      dlq,
+      store: createMemoryIdempotencyStore({ maxEntries: 1000 }),
+    });
+    const body = batchWithOneBadMessage();
+    failEnqueue(true);
+    expect(await post(body)).toMatchObject({ status: 500, outcome: 'failed' });
+    failEnqueue(false);
+    expect(await post(body)).toMatchObject({ status: 200, outcome: 'enqueued', enqueued: 3 });
+    expect(await post(body)).toMatchObject({ status: 200, outcome: 'duplicate' });
+    expect(queued).toHaveLength(3);
+    const { entries } = await dlq.list();
+    expect(entries).toHaveLength(1);
+    const again = parseWebhook(entries[0]!.payload);
+    expect(again.malformed.map((m) => m.error.path)).toEqual([
+      'entry[0].changes[0].value.messages[0].timestamp',
+    ]);
+  });
+
+  it('dead-letters the whole body for an item nested too deep to write on its own', async () => {
+    const { dlq, added } = fakeDlq();
+    const { post } = setup({ dlq });
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const body = `{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"account_update","value":${deep}}]}]}`;
+    expect(await post(body)).toMatchObject({ status: 200, outcome: 'invalid' });
+    expect(added).toEqual([
+      expect.objectContaining({
+        id: expect.stringMatching(/:entry\[0\]\.changes\[0\]$/),
+        payload: body,
+      }),
+    ]);
+  });
+
+  it('takes a custom parse that reports malformed items', async () => {
+    const { dlq, added } = fakeDlq();
+    const { store } = fakeStore();
+    const seen: string[] = [];
+    const handle = createWebhookHandler<{ id: string }>({
+      verify: () => true,
+      parse: (body) => {
+        const parsed = parseWebhook(body);
+        return {
+          updates: parsed.messages.map((m) => ({ id: m.id })),
+          malformed: parsed.malformed,
+        };
+      },
+      dedupeKey: (u) => u.id,
+      dlq,
+      store,
+      enqueue: (updates) => void seen.push(...updates.map((u) => u.id)),
+    });
+    expect(await handle({ body: batchWithOneBadMessage(), headers: {} })).toMatchObject({
+      status: 200,
+      enqueued: 3,
+    });
+    expect(seen).toEqual(['wamid.GOOD1', 'wamid.GOOD2', 'wamid.GOOD3']);
+    expect(added).toHaveLength(1);
   });
 
   it('accepts custom verification, parsing and keys (WASenderApi)', async () => {

@@ -11,14 +11,15 @@ import {
   type HeadersLike,
   headerValue,
   type RawBody,
+  signWebhookBody,
   verifyWebhookSignature,
   type WebhookResponse,
 } from './signature.js';
 import {
+  type MalformedWebhookItem,
   PARSE_WEBHOOK_DEFAULTS,
   parseWebhook,
   type WebhookUpdate,
-  webhookUpdates,
 } from './webhook.js';
 
 /** A webhook POST as any framework hands it over. */
@@ -38,10 +39,11 @@ export interface WebhookResult extends WebhookResponse {
    * - `in_progress`: some updates are claimed by another delivery still at work, or by one that
    *   failed without an answer (503 with `Retry-After`): the sender delivers them again; the
    *   new updates of the body were queued all the same
-   * - `empty`: the body held no updates, e.g. only template or account changes (200)
+   * - `empty`: the body held no updates, e.g. a change with empty arrays (200)
    * - `unauthorized`: signature missing (401) or wrong (403)
    * - `too_large`: body over `maxBodyBytes` (413)
-   * - `invalid`: the body does not fit the schema; dead-lettered (200) or refused (400)
+   * - `invalid`: the body, or every item in it, does not fit the schema; dead-lettered (200)
+   *   or refused (400)
    * - `failed`: the store or `enqueue` failed (500): the sender will deliver it again
    */
   readonly outcome:
@@ -102,18 +104,23 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
    */
   readonly enqueue: (updates: readonly U[], context: { readonly signal?: AbortSignal }) => unknown;
   /**
-   * Turns the raw body into updates. Throw `WebhookPayloadError` for a body that doesn't fit.
-   * @default the Cloud API format: `parseWebhook`, every message, status and error
+   * Turns the raw body into updates, and optionally the items that don't fit (each is
+   * dead-lettered on its own while the rest is processed). Throw `WebhookPayloadError` for a
+   * body that doesn't fit at all.
+   * @default the Cloud API format: `parseWebhook`, every update and every malformed item
    */
-  readonly parse?: (body: RawBody, options: { readonly maxBytes: number }) => readonly U[];
+  readonly parse?: (body: RawBody, options: { readonly maxBytes: number }) => ParsedDelivery<U>;
   /**
    * The dedupe key of an update, or `undefined` to never dedupe it.
-   * @default `message:<wamid>` for messages, `status:<wamid>:<status>` for statuses; errors are not deduped
+   * @default {@link whatsAppDedupeKey}: `message:<wamid>`, `status:<wamid>:<status>`, `echo:<wamid>`; other kinds are not deduped
    */
   readonly dedupeKey?: (update: U) => string | undefined;
   /**
-   * Bodies that don't fit the schema go here (reason `schema_mismatch`) and are answered 200.
-   * Without it they are answered 400, so the sender keeps redelivering them until fixed.
+   * Malformed items go here, one dead letter each (reason `schema_mismatch`, payload a webhook
+   * body holding only that item, id stable across redeliveries), and the rest of the delivery
+   * is processed; a body that is not a webhook at all goes here whole. Without a `dlq`, the
+   * well-formed updates of a delivery holding anything malformed are enqueued and the delivery
+   * is answered 400, so the sender keeps it (and its redeliveries find those updates queued).
    */
   readonly dlq?: DeadLetterQueue<string>;
   /**
@@ -155,15 +162,48 @@ export const WEBHOOK_HANDLER_DEFAULTS = Object.freeze({
   maxBodyBytes: PARSE_WEBHOOK_DEFAULTS.maxBytes,
 });
 
-/** The default dedupe key of a Cloud API update. */
+/**
+ * The default dedupe key of a Cloud API update: `message:<wamid>`, `status:<wamid>:<status>`,
+ * `echo:<wamid>`; `undefined` (never deduped) for the other kinds.
+ */
 export function whatsAppDedupeKey(update: WebhookUpdate): string | undefined {
   if (update.kind === 'message') return `message:${update.id}`;
   if (update.kind === 'status') return `status:${update.id}:${update.status}`;
+  if (update.kind === 'echo') return `echo:${update.id}`;
   return undefined;
 }
 
-const defaultParse = (body: RawBody, options: { readonly maxBytes: number }): WebhookUpdate[] =>
-  webhookUpdates(parseWebhook(body, options));
+/** What a webhook `parse` returns: the updates, or the updates and the items that don't fit. */
+export type ParsedDelivery<U> =
+  | readonly U[]
+  | { readonly updates: readonly U[]; readonly malformed: readonly MalformedWebhookItem[] };
+
+const defaultParse = (
+  body: RawBody,
+  options: { readonly maxBytes: number },
+): ParsedDelivery<WebhookUpdate> => {
+  const { updates, malformed } = parseWebhook(body, options);
+  return { updates, malformed };
+};
+
+/** The request body as text, the payload of a dead letter for the whole body. */
+function bodyText(request: WebhookRequest): string {
+  return typeof request.body === 'string'
+    ? request.body
+    : new TextDecoder().decode(bodyBytes(request.body));
+}
+
+/** A malformed item's envelope as JSON; `undefined` when it can't be written (nested too deep). */
+function envelopeText(item: MalformedWebhookItem): string | undefined {
+  try {
+    return JSON.stringify(item.envelope);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The key of dead-letter ids: the same delivery redelivered makes the same ids. */
+const DEAD_LETTER_KEY = 'retrykit.whatsapp.webhook.dead-letter';
 
 const ok = (
   outcome: WebhookResult['outcome'],
@@ -188,13 +228,14 @@ const refuse = (
 
 /**
  * A webhook endpoint that works with any framework: give it the raw body and the headers, send
- * back its `status`, `headers` and `body`. It verifies the signature, parses the body, drops
- * updates queued before (by wamid for messages, by wamid + status for statuses), hands the new
- * ones to `enqueue` and answers 200 — as soon as `enqueue` resolves, so keep that a queue
- * write. It answers 200 only when every update of the body is known to be queued. When the
- * store or `enqueue` fails it answers 500 and forgets its claims; when another delivery holds
- * the claim of an update it answers 503 (after queueing the body's new updates): either way
- * the sender delivers again, and nothing is lost.
+ * back its `status`, `headers` and `body`. It verifies the signature, parses the body,
+ * dead-letters each malformed item on its own (`dlq`), drops updates queued before (by wamid for
+ * messages and echoes, by wamid + status for statuses), hands the new ones — every kind,
+ * `unknown` included — to `enqueue` and answers 200 as soon as `enqueue` resolves, so keep that
+ * a queue write. It answers 200 only when every update of the body is known to be queued. When
+ * the store or `enqueue` fails it answers 500 and forgets its claims; when another delivery
+ * holds the claim of an update it answers 503 (after queueing the body's new updates): either
+ * way the sender delivers again, and nothing is lost.
  *
  * @example
  * const handle = createWebhookHandler({ appSecret, store, enqueue: (u) => queue.addBulk(...) });
@@ -237,7 +278,7 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
   const parse = (options.parse ?? defaultParse) as (
     body: RawBody,
     o: { readonly maxBytes: number },
-  ) => readonly U[];
+  ) => ParsedDelivery<U>;
   const dedupeKey = (options.dedupeKey ?? whatsAppDedupeKey) as (update: U) => string | undefined;
   const clock = options.clock ?? systemClock;
 
@@ -251,33 +292,88 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
     return valid ? undefined : refuse(403, 'unauthorized', 'Forbidden');
   };
 
-  const deadLetter = async (request: WebhookRequest, error: unknown): Promise<WebhookResult> => {
-    if (dlq === undefined) return refuse(400, 'invalid', 'Bad Request', error);
+  /** Dead-letters each `{ payload, error }`; `undefined` once all are stored, else the answer. */
+  const deadLetter = async (
+    request: WebhookRequest,
+    letters: readonly {
+      readonly payload: string;
+      readonly path: string;
+      readonly error: unknown;
+    }[],
+  ): Promise<WebhookResult | undefined> => {
+    if (dlq === undefined) return refuse(400, 'invalid', 'Bad Request', letters[0]?.error);
     const at = new Date(clock.now()).toISOString();
-    const payload =
-      typeof request.body === 'string'
-        ? request.body
-        : new TextDecoder().decode(bodyBytes(request.body));
     try {
-      const entry = await dlq.add({
-        payload,
-        reason: 'schema_mismatch',
-        disposition: 'permanent',
-        attempts: [{ message: describe(error), reason: 'schema_mismatch', at }],
-        firstAttemptAt: at,
-        lastAttemptAt: at,
-        source: 'whatsapp.webhook',
-      });
-      emit(onEvent, {
-        type: 'dead_letter',
-        time: clock.now(),
-        id: entry.id,
-        reason: 'schema_mismatch',
-      });
-      return { ...ok('invalid', 0, 0), error };
+      const bodyKey = (await signWebhookBody(request.body, DEAD_LETTER_KEY)).slice(0, 32);
+      const entries = await Promise.all(
+        letters.map(({ payload, path, error }) =>
+          dlq.add({
+            id: `whatsapp.webhook:${bodyKey}:${path}`,
+            payload,
+            reason: 'schema_mismatch',
+            disposition: 'permanent',
+            attempts: [{ message: describe(error), reason: 'schema_mismatch', at }],
+            firstAttemptAt: at,
+            lastAttemptAt: at,
+            source: 'whatsapp.webhook',
+          }),
+        ),
+      );
+      for (const entry of entries) {
+        emit(onEvent, {
+          type: 'dead_letter',
+          time: clock.now(),
+          id: entry.id,
+          reason: 'schema_mismatch',
+        });
+      }
+      return undefined;
     } catch (dlqError) {
       return refuse(500, 'failed', 'Internal Server Error', dlqError);
     }
+  };
+
+  /**
+   * Parses the body. A body that is not a webhook is dead-lettered whole; each malformed item
+   * of a webhook is dead-lettered on its own and the rest goes on.
+   */
+  const parseDelivery = async (
+    request: WebhookRequest,
+  ): Promise<
+    | { readonly updates: readonly U[]; readonly refusal?: WebhookResult }
+    | { readonly answer: WebhookResult }
+  > => {
+    let parsed: ParsedDelivery<U>;
+    try {
+      parsed = parse(request.body, { maxBytes });
+    } catch (error) {
+      if (!isWebhookPayloadError(error)) {
+        return { answer: refuse(500, 'failed', 'Internal Server Error', error) };
+      }
+      const refused = await deadLetter(request, [{ payload: bodyText(request), path: '$', error }]);
+      return { answer: refused ?? { ...ok('invalid', 0, 0), error } };
+    }
+    if (!('updates' in parsed)) return { updates: parsed };
+    const { updates, malformed } = parsed;
+    if (malformed.length === 0) return { updates };
+    if (dlq === undefined && updates.length > 0) {
+      // Nowhere to keep the malformed items: queue the good ones, then refuse the delivery so
+      // that the sender keeps it (its good updates are duplicates when it comes back).
+      return { updates, refusal: refuse(400, 'invalid', 'Bad Request', malformed[0]?.error) };
+    }
+    const refused = await deadLetter(
+      request,
+      malformed.map((item) => ({
+        payload: envelopeText(item) ?? bodyText(request),
+        path: item.path,
+        error: item.error,
+      })),
+    );
+    if (refused !== undefined) return { answer: refused };
+    if (updates.length === 0) {
+      return { answer: { ...ok('invalid', 0, 0), error: malformed[0]?.error } };
+    }
+    return { updates };
   };
 
   const releaseAll = (claims: ReadonlyArray<readonly [string, string]>): Promise<unknown> =>
@@ -305,13 +401,9 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
     const denied = await authenticate(request);
     if (denied !== undefined) return denied;
 
-    let updates: readonly U[];
-    try {
-      updates = parse(request.body, { maxBytes });
-    } catch (error) {
-      if (isWebhookPayloadError(error)) return deadLetter(request, error);
-      return refuse(500, 'failed', 'Internal Server Error', error);
-    }
+    const parsed = await parseDelivery(request);
+    if ('answer' in parsed) return parsed.answer;
+    const { updates, refusal } = parsed;
 
     if (updates.length === 0) return ok('empty', 0, 0);
     // One claim per key: a key repeated within the body is a duplicate of its first copy.
@@ -397,6 +489,7 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
         inProgress,
       };
     }
+    if (refusal !== undefined) return { ...refusal, enqueued: fresh.length, duplicates };
     if (fresh.length === 0) return ok('duplicate', 0, duplicates);
     return ok('enqueued', fresh.length, duplicates);
   };
