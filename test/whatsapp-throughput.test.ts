@@ -1,0 +1,80 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  type AdjustableRateLimiter,
+  createTokenBucket,
+  WHATSAPP_RATE_LIMITS,
+} from '../src/index.js';
+import { createRedisTokenBucket } from '../src/redis/index.js';
+import { parseWebhook, type WebhookUpdate } from '../src/whatsapp/index.js';
+import { connectRedis, describeRedis, uniquePrefix } from './support/redis.js';
+
+// A `phone_number_quality_update` announcing Meta's higher throughput raises that number's
+// limiter, on memory and on Redis, as docs/whatsapp.md shows.
+const body = readFileSync(
+  new URL('./fixtures/whatsapp/phone-number-quality-update-throughput.json', import.meta.url),
+);
+/** The user's own map from display number to phone number ID (the webhook carries no ID). */
+const phoneNumberIds = new Map([['15550001111', '1001']]);
+
+async function follow(limiter: AdjustableRateLimiter, update: WebhookUpdate): Promise<void> {
+  if (update.kind !== 'phone_number_quality' || update.throughputPerSecond === undefined) return;
+  const id = phoneNumberIds.get(update.displayPhoneNumber ?? '');
+  if (id === undefined) return;
+  const perSecond = update.throughputPerSecond;
+  await limiter.setRate(id, { refillPerSecond: perSecond, capacity: Math.max(1, perSecond / 10) });
+}
+
+/** How many of `tries` single-token requests on `key` are granted at once. */
+async function granted(limiter: AdjustableRateLimiter, key: string, tries: number) {
+  let count = 0;
+  for (let i = 0; i < tries; i++) if ((await limiter.tryAcquire(key)).ok) count++;
+  return count;
+}
+
+/** A clock the test moves by hand. */
+function manualTime() {
+  let now = 1_000_000;
+  return {
+    clock: { now: () => now, sleep: async (ms: number) => void (now += ms) },
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
+}
+
+/** 80/s with a burst of 8 until the upgrade; 1,000/s with a burst of 100 for that number after. */
+async function check(limiter: AdjustableRateLimiter, advance: (ms: number) => void) {
+  expect(await granted(limiter, '1001', 200)).toBe(8);
+  for (const update of parseWebhook(body).updates) await follow(limiter, update);
+  advance(1000);
+  expect(await granted(limiter, '1001', 200)).toBe(100);
+  expect(await granted(limiter, '1002', 200)).toBe(8);
+}
+
+describe('following a throughput upgrade from the webhook', () => {
+  it('raises one number of a memory bucket from 80/s to 1,000/s', async () => {
+    const { clock, advance } = manualTime();
+    await check(createTokenBucket({ ...WHATSAPP_RATE_LIMITS.perPhoneNumber, clock }), advance);
+  });
+});
+
+describeRedis('following a throughput upgrade from the webhook, on Redis', () => {
+  it('raises one number of a Redis bucket from 80/s to 1,000/s for every process', async () => {
+    const { clock, advance } = manualTime();
+    const options = {
+      ...WHATSAPP_RATE_LIMITS.perPhoneNumber,
+      prefix: uniquePrefix('throughput'),
+      timeSource: 'client',
+      clock,
+    } as const;
+    const limiter = createRedisTokenBucket(connectRedis(), options);
+    await check(limiter, advance);
+    const other = createRedisTokenBucket(connectRedis(), options);
+    advance(1000);
+    expect(await granted(other, '1001', 200)).toBe(100);
+    await other.resetRate('1001');
+    advance(1000);
+    expect(await granted(limiter, '1001', 200)).toBe(8);
+  });
+});
