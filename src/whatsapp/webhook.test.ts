@@ -344,6 +344,19 @@ describe('parseWebhook', () => {
     const deepValue = `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"calls","value":${'['.repeat(100_000)}${']'.repeat(100_000)}}]}]}`;
     expect(parseWebhook(deepValue).updates.map((u) => u.kind)).toEqual(['unknown']);
   });
+
+  it('keeps the updates of a body nested deep that holds `\\u` escapes, filtering keys at any depth', () => {
+    const depth = 100_000;
+    const deep = `${'['.repeat(depth)}{"\\u005f_proto__":{"polluted":true},"ok":1}${']'.repeat(depth)}`;
+    const status = `{"id":"wamid.1","status":"sent","timestamp":"1700000000","recipient_id":"49","note":"caf\\u00e9"}`;
+    const body = `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"calls","value":${deep}},{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"statuses":[${status}]}}]}]}`;
+    const { updates, malformed } = parseWebhook(body);
+    expect(malformed).toEqual([]);
+    expect(updates.map((u) => u.kind)).toEqual(['unknown', 'status']);
+    let node = (updates[0] as { raw: unknown }).raw;
+    for (let i = 0; i < depth; i++) node = (node as unknown[])[0];
+    expect(Object.keys(node as object)).toEqual(['ok']);
+  });
 });
 
 const FIXTURES = new URL('../../test/fixtures/whatsapp/', import.meta.url);
