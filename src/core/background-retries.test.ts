@@ -118,4 +118,12 @@ describe('createBackgroundRetries', () => {
     expect(tries).toBe(2);
     expect(retries.size).toBe(0);
   });
+
+  it('takes a task that returns a plain value (a store method that is not async) as answered', async () => {
+    const retries = createBackgroundRetries(10);
+    const task = (() => true) as unknown as () => Promise<unknown>;
+    expect(retries.add('k', task, 250)).toBe(true);
+    await vi.runAllTimersAsync();
+    expect(retries.size).toBe(0);
+  });
 });

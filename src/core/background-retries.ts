@@ -61,7 +61,8 @@ export function createBackgroundRetries(limit: number): BackgroundRetries {
     }
     let attempt: Promise<unknown>;
     try {
-      attempt = pending.task(Math.min(Math.ceil(left), MAX_TIMER_MS));
+      // A store method that is not `async` may answer with a plain value.
+      attempt = Promise.resolve(pending.task(Math.min(Math.ceil(left), MAX_TIMER_MS)));
     } catch (error) {
       attempt = Promise.reject(error);
     }
