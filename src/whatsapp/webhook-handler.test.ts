@@ -209,6 +209,25 @@ describe('createWebhookHandler', () => {
     expect(queued).toHaveLength(2);
   });
 
+  it("queues each participant's read of a group message, and dedupes each across redeliveries", async () => {
+    const { post, queued } = setup();
+    const read = (participant: Record<string, string>) => ({
+      id: 'wamid.G',
+      status: 'read',
+      recipient_id: 'GROUP_ID',
+      recipient_type: 'group',
+      ...participant,
+    });
+    const body = statusBody([
+      read({ recipient_participant_id: '351910000002' }),
+      read({ recipient_participant_user_id: 'FI.4412300000000001' }),
+      read({ recipient_participant_id: '351910000003' }),
+    ]);
+    expect(await post(body)).toMatchObject({ status: 200, enqueued: 3, duplicates: 0 });
+    expect(await post(body)).toMatchObject({ status: 200, outcome: 'duplicate', duplicates: 3 });
+    expect(queued).toHaveLength(3);
+  });
+
   it('answers 503 for an update another delivery holds, after queueing the new ones', async () => {
     const { post, queued, entries } = setup();
     // A claim nobody will complete: a delivery still at work, or a claim whose answer was lost.

@@ -112,7 +112,7 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
   readonly parse?: (body: RawBody, options: { readonly maxBytes: number }) => ParsedDelivery<U>;
   /**
    * The dedupe key of an update, or `undefined` to never dedupe it.
-   * @default {@link whatsAppDedupeKey}: `message:<wamid>`, `status:<wamid>:<status>`, `echo:<wamid>`; other kinds are not deduped
+   * @default {@link whatsAppDedupeKey}: `message:<wamid>`, `status:<wamid>:<status>` (plus the participant for a group message), `echo:<wamid>`; other kinds are not deduped
    */
   readonly dedupeKey?: (update: U) => string | undefined;
   /**
@@ -173,13 +173,31 @@ export const WEBHOOK_HANDLER_DEFAULTS = Object.freeze({
 });
 
 /**
- * The default dedupe key of a Cloud API update: `message:<wamid>`, `status:<wamid>:<status>`,
- * `echo:<wamid>`; `undefined` (never deduped) for the other kinds.
+ * The default dedupe key of a Cloud API update: `message:<wamid>`, `status:<wamid>:<status>`
+ * (`status:<wamid>:<status>:<participant>` for a group message's `delivered` and `read`, which
+ * Meta reports once per participant), `echo:<wamid>`; `undefined` (never deduped) for the other
+ * kinds.
  */
 export function whatsAppDedupeKey(update: WebhookUpdate): string | undefined {
   if (update.kind === 'message') return `message:${update.id}`;
-  if (update.kind === 'status') return `status:${update.id}:${update.status}`;
+  if (update.kind === 'status') {
+    const participant = groupParticipant(update.raw);
+    const key = `status:${update.id}:${update.status}`;
+    return participant === undefined ? key : `${key}:${participant}`;
+  }
   if (update.kind === 'echo') return `echo:${update.id}`;
+  return undefined;
+}
+
+/**
+ * The participant a group message's status is about (`recipient_participant_id`, a phone
+ * number, else `recipient_participant_user_id`, a business-scoped user ID), if any.
+ */
+function groupParticipant(raw: Readonly<Record<string, unknown>>): string | undefined {
+  for (const field of ['recipient_participant_id', 'recipient_participant_user_id']) {
+    const value = raw[field];
+    if (typeof value === 'string' && value !== '') return value;
+  }
   return undefined;
 }
 

@@ -482,6 +482,13 @@ const FIXTURE_EXPECTATIONS: Record<string, Expect> = {
     path: 'entry[0].changes[0].value.statuses[0]',
     raw: expect.objectContaining({ status: 'deleted', id: 'wamid.INBOUND009' }),
   }),
+  'status-read-group.json': (parsed) => {
+    expect(parsed.malformed).toEqual([]);
+    expect(parsed.updates.map((u) => u.kind === 'status' && [u.id, u.status])).toEqual([
+      ['wamid.GROUP001', 'read'],
+      ['wamid.GROUP001', 'read'],
+    ]);
+  },
   'status-read-business-scoped-user.json': status('read', {
     recipientId: undefined,
     recipientUserId: 'FI.4412300000000001',
@@ -567,6 +574,11 @@ describe('fixtures written from Meta documentation (test/fixtures/whatsapp)', ()
     expect(keyOf('message-text-business-scoped-user.json')).toEqual(['message:wamid.BSUID001']);
     expect(keyOf('status-read-business-scoped-user.json')).toEqual([
       'status:wamid.OUTBOUND007:read',
+    ]);
+    // A group message is read by each participant: one key each, never one for the group.
+    expect(keyOf('status-read-group.json')).toEqual([
+      'status:wamid.GROUP001:read:351910000002',
+      'status:wamid.GROUP001:read:FI.4412300000000001',
     ]);
     expect(keyOf('smb-message-echoes.json')).toEqual(['echo:wamid.ECHO001']);
     expect(keyOf('status-deleted.json')).toEqual([undefined]);
