@@ -181,23 +181,11 @@ export const WEBHOOK_HANDLER_DEFAULTS = Object.freeze({
 export function whatsAppDedupeKey(update: WebhookUpdate): string | undefined {
   if (update.kind === 'message') return `message:${update.id}`;
   if (update.kind === 'status') {
-    const participant = groupParticipant(update.raw);
+    const participant = update.recipientParticipantId ?? update.recipientParticipantUserId;
     const key = `status:${update.id}:${update.status}`;
     return participant === undefined ? key : `${key}:${participant}`;
   }
   if (update.kind === 'echo') return `echo:${update.id}`;
-  return undefined;
-}
-
-/**
- * The participant a group message's status is about (`recipient_participant_id`, a phone
- * number, else `recipient_participant_user_id`, a business-scoped user ID), if any.
- */
-function groupParticipant(raw: Readonly<Record<string, unknown>>): string | undefined {
-  for (const field of ['recipient_participant_id', 'recipient_participant_user_id']) {
-    const value = raw[field];
-    if (typeof value === 'string' && value !== '') return value;
-  }
   return undefined;
 }
 

@@ -484,9 +484,21 @@ const FIXTURE_EXPECTATIONS: Record<string, Expect> = {
   }),
   'status-read-group.json': (parsed) => {
     expect(parsed.malformed).toEqual([]);
-    expect(parsed.updates.map((u) => u.kind === 'status' && [u.id, u.status])).toEqual([
-      ['wamid.GROUP001', 'read'],
-      ['wamid.GROUP001', 'read'],
+    expect(parsed.updates).toMatchObject([
+      {
+        kind: 'status',
+        id: 'wamid.GROUP001',
+        status: 'read',
+        recipientParticipantId: '351910000002',
+        recipientParticipantUserId: undefined,
+      },
+      {
+        kind: 'status',
+        id: 'wamid.GROUP001',
+        status: 'read',
+        recipientParticipantId: undefined,
+        recipientParticipantUserId: 'FI.4412300000000001',
+      },
     ]);
   },
   'status-read-business-scoped-user.json': status('read', {

@@ -81,6 +81,14 @@ export interface StatusUpdate extends WebhookOrigin {
   readonly recipientId: string | undefined;
   /** The recipient's business-scoped user ID (`recipient_user_id`), when present. */
   readonly recipientUserId: string | undefined;
+  /**
+   * For a message sent to a group (`recipient_id` is then the group ID): the participant whose
+   * `delivered` or `read` this is, by phone number (`recipient_participant_id`). Meta sends one
+   * such status per participant, all with the message's wamid.
+   */
+  readonly recipientParticipantId: string | undefined;
+  /** The group participant's business-scoped user ID (`recipient_participant_user_id`). */
+  readonly recipientParticipantUserId: string | undefined;
   /** Why the message failed (on `failed`); empty otherwise. */
   readonly errors: readonly WebhookErrorDetail[];
   /** `biz_opaque_callback_data` as sent with the message, when present. */
@@ -674,6 +682,8 @@ function parseMessages(context: ChangeContext, rawValue: unknown): void {
       timestampMs,
       recipientId: optionalId(s.recipient_id),
       recipientUserId: optionalId(s.recipient_user_id),
+      recipientParticipantId: optionalId(s.recipient_participant_id),
+      recipientParticipantUserId: optionalId(s.recipient_participant_user_id),
       errors: errorDetails(s.errors, `${path}.errors`),
       callbackData: optionalText(s.biz_opaque_callback_data),
       pricing: pricing(s.pricing),
