@@ -36,7 +36,12 @@ async function granted(limiter: AdjustableRateLimiter, key: string, tries: numbe
 function manualTime() {
   let now = 1_000_000;
   return {
-    clock: { now: () => now, sleep: async (ms: number) => void (now += ms) },
+    clock: {
+      now: () => now,
+      sleep: async (ms: number) => {
+        now += ms;
+      },
+    },
     advance: (ms: number) => {
       now += ms;
     },
