@@ -4,6 +4,12 @@ import type { DocBlock } from './docs/blocks.js';
 import { extractBlocks } from './docs/blocks.js';
 import { checkDocBlocks, type DocCheckReport } from './docs/check.js';
 
+// Every ```ts block of README.md and docs/*.md is type-checked here, as its own module, against
+// the package entries a user imports (see test/docs/check.ts). A block may use the reader's own
+// application without declaring it (`accessToken`, `order`, `queue`…): those names and their
+// types live in test/docs/prelude.ts; add one there rather than loosening a block. A block that
+// cannot compile on purpose (pseudo-code) is fenced ```ts no-check and listed in OPT_OUTS.
+
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 /**
