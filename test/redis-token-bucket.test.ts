@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
-import { expect, it, vi } from 'vitest';
-import { RateLimitAbortedError } from '../src/index.js';
+import { describe, expect, it, vi } from 'vitest';
+import { RateLimitAbortedError, RateLimitTimeoutError } from '../src/index.js';
 import { createRedisTokenBucket } from '../src/redis/index.js';
+import { createManualClock } from '../src/testing/index.js';
+import { until } from './support/rate-limiter-contract.js';
 import { connectRedis, describeRedis, redisUrl, uniquePrefix } from './support/redis.js';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -99,6 +101,54 @@ describeRedis('createRedisTokenBucket', () => {
     );
     expect(replay).toBe(3);
     expect(await limiter.tryAcquire('k', 3)).toEqual({ ok: true, remaining: 0 });
+  });
+
+  describe('RateLimitTimeoutError.retryAfterMs: the wait left when the caller gives up', () => {
+    const setup = () => {
+      const clock = createManualClock(1_700_000_000_000);
+      const limiter = createRedisTokenBucket(connectRedis(), {
+        prefix: uniquePrefix('timeout-estimate'),
+        capacity: 1,
+        refillPerSecond: 1,
+        timeSource: 'client',
+        clock,
+      });
+      return { clock, limiter };
+    };
+    const failure = (promise: Promise<unknown>) =>
+      promise.then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+
+    it('after its own refusal: the wait Redis reported, not the time since the call', async () => {
+      const { clock, limiter } = setup();
+      expect(await limiter.acquire('k')).toBe(0);
+      const first = limiter.acquire('k');
+      await until(() => clock.pending().length > 0);
+      const second = failure(limiter.acquire('k', 1, { maxWaitMs: 1500 }));
+      await clock.advance(1000);
+      expect(await first).toBe(1000);
+      // Asked at 1000 ms, told 1000 ms more: past its deadline at 1500 ms.
+      const error = await second;
+      expect(error).toBeInstanceOf(RateLimitTimeoutError);
+      expect(error).toMatchObject({ maxWaitMs: 1500, retryAfterMs: 1000 });
+    });
+
+    it('while queued behind a caller of its own process: until that caller asks again', async () => {
+      const { clock, limiter } = setup();
+      expect(await limiter.acquire('k')).toBe(0);
+      const first = limiter.acquire('k');
+      await until(() => clock.pending().length > 0);
+      const second = failure(limiter.acquire('k', 1, { maxWaitMs: 300 }));
+      await clock.advance(300);
+      const error = await second;
+      expect(error).toBeInstanceOf(RateLimitTimeoutError);
+      // The first asks Redis again at 1000 ms: 700 ms after the second gave up.
+      expect(error).toMatchObject({ maxWaitMs: 300, retryAfterMs: 700 });
+      await clock.advance(700);
+      expect(await first).toBe(1000);
+    });
   });
 
   it('waits past 2^31 − 1 ms as told: no early timeout, no busy loop (real clock)', async () => {

@@ -17,7 +17,14 @@ export class RateLimitTimeoutError extends RetrykitError {
   readonly tokens: number;
   /** The `maxWaitMs` that could not be met, in milliseconds. */
   readonly maxWaitMs: number;
-  /** Milliseconds until the grant could have come, as estimated when giving up. */
+  /**
+   * Milliseconds from giving up until the grant could have come, as the bucket estimated it
+   * then: a caller that asks again this much later may be granted at once if nobody else
+   * takes the tokens first. The memory bucket computes it from its state. The Redis bucket
+   * uses the wait Redis reported; a caller that gave up while still queued behind earlier
+   * callers of its own process never asked Redis, and gets a lower bound instead: the time
+   * until the first of those is due to ask again (0 when it is asking right now).
+   */
   readonly retryAfterMs: number;
 
   constructor(details: RateLimitErrorDetails & { maxWaitMs: number; retryAfterMs: number }) {
