@@ -8,8 +8,14 @@ import { connectRedis, describeRedis, redisUrl, uniquePrefix } from './support/r
 
 const root = new URL('..', import.meta.url).pathname;
 
-function runWorker(args: string[]): Promise<{ granted: number }> {
-  return new Promise((resolve, reject) => {
+/** A limiter worker process, started and ready to go (its modules and Redis connection loaded). */
+interface Worker {
+  /** Tells it the window to run in (epoch ms); resolves with its grants inside the window. */
+  run(startAt: number, endAt: number): Promise<{ granted: number }>;
+}
+
+function startWorker(args: string[]): Promise<Worker> {
+  return new Promise((ready, reject) => {
     const child = spawn(
       process.execPath,
       [
@@ -20,19 +26,31 @@ function runWorker(args: string[]): Promise<{ granted: number }> {
         'test/fixtures/limiter-worker.ts',
         ...args,
       ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] },
     );
     let out = '';
     let err = '';
+    const exited = new Promise<{ granted: number }>((resolve, fail) => {
+      child.on('exit', (code) => {
+        if (code === 0) resolve(JSON.parse(out.trim().split('\n').pop() as string));
+        else fail(new Error(`worker exited with ${code}: ${err}`));
+      });
+    });
+    exited.catch(reject);
     child.stdout.on('data', (d) => {
       out += d;
+      if (out.startsWith('ready\n')) {
+        out = out.slice('ready\n'.length);
+        ready({
+          run: (startAt, endAt) => {
+            child.stdin.end(`${startAt} ${endAt}\n`);
+            return exited;
+          },
+        });
+      }
     });
     child.stderr.on('data', (d) => {
       err += d;
-    });
-    child.on('exit', (code) => {
-      if (code === 0) resolve(JSON.parse(out.trim().split('\n').pop() as string));
-      else reject(new Error(`worker exited with ${code}: ${err}`));
     });
   });
 }
@@ -40,13 +58,10 @@ function runWorker(args: string[]): Promise<{ granted: number }> {
 describeRedis('createRedisTokenBucket', () => {
   it('keeps several processes sharing one bucket within capacity + rate·t, and near it', async () => {
     const prefix = uniquePrefix('multi');
-    const start = Date.now() + 4_000;
+    const workers = await Promise.all([1, 2, 3].map(() => startWorker([redisUrl, prefix, '4'])));
+    const start = Date.now() + 200;
     const durationMs = 3_000;
-    const results = await Promise.all(
-      [1, 2, 3].map(() =>
-        runWorker([redisUrl, prefix, String(start), String(start + durationMs), '4']),
-      ),
-    );
+    const results = await Promise.all(workers.map((w) => w.run(start, start + durationMs)));
     const total = results.reduce((sum, r) => sum + r.granted, 0);
     const bound = 20 + 100 * (durationMs / 1000);
     expect(total).toBeLessThanOrEqual(bound);
