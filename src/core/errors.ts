@@ -36,12 +36,13 @@ export function brandCheck(name?: string, code?: RetrykitErrorCode): (value: unk
 /**
  * Base class of every error retrykit throws. `instanceof` works across copies of retrykit
  * (a duplicate install, or the ESM and CJS builds in one process) for this class and every
- * retrykit error class: each reads the brand and `code` that every copy sets.
+ * retrykit error class: each reads the brand, `name` and `code` that every copy sets.
  */
 export class RetrykitError extends Error {
   override readonly name: string = 'RetrykitError';
   readonly code: RetrykitErrorCode;
 
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
   static override [Symbol.hasInstance] = brandCheck();
 
   constructor(code: RetrykitErrorCode, message: string, options?: { cause?: unknown }) {
@@ -85,6 +86,7 @@ export type GiveUpCause =
 export class RetryError extends RetrykitError {
   override readonly name = 'RetryError' as const;
 
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
   static override [Symbol.hasInstance] = brandCheck('RetryError', 'RETRY_EXHAUSTED');
 
   /** How many times the function was called. */
@@ -120,6 +122,7 @@ export class RetryError extends RetrykitError {
 export class PermanentError extends RetrykitError {
   override readonly name = 'PermanentError' as const;
 
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
   static override [Symbol.hasInstance] = brandCheck('PermanentError', 'PERMANENT');
 
   /** The classification that made the failure permanent, when `retry` produced it. */
@@ -174,6 +177,7 @@ export function permanent(error: unknown): PermanentError {
 export class StoreUnavailableError extends RetrykitError {
   override readonly name = 'StoreUnavailableError' as const;
 
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
   static override [Symbol.hasInstance] = brandCheck('StoreUnavailableError', 'STORE_UNAVAILABLE');
 
   /** The operation that failed, e.g. `claim` or `tryAcquire`. */

@@ -157,6 +157,7 @@ export interface IdempotentOptions {
 export class IdempotencyInProgressError extends RetrykitError {
   override readonly name = 'IdempotencyInProgressError' as const;
 
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
   static override [Symbol.hasInstance] = brandCheck(
     'IdempotencyInProgressError',
     'IDEMPOTENCY_IN_PROGRESS',
@@ -184,6 +185,7 @@ export class IdempotencyInProgressError extends RetrykitError {
 export class IdempotencyKeyReuseError extends RetrykitError {
   override readonly name = 'IdempotencyKeyReuseError' as const;
 
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
   static override [Symbol.hasInstance] = brandCheck(
     'IdempotencyKeyReuseError',
     'IDEMPOTENCY_KEY_REUSE',

@@ -14,6 +14,7 @@ interface RateLimitErrorDetails {
 export class RateLimitTimeoutError extends RetrykitError {
   override readonly name = 'RateLimitTimeoutError' as const;
 
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
   static override [Symbol.hasInstance] = brandCheck('RateLimitTimeoutError', 'RATE_LIMIT_TIMEOUT');
 
   readonly key: string;
@@ -40,6 +41,7 @@ export class RateLimitTimeoutError extends RetrykitError {
 export class RateLimitAbortedError extends RetrykitError {
   override readonly name = 'RateLimitAbortedError' as const;
 
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
   static override [Symbol.hasInstance] = brandCheck('RateLimitAbortedError', 'RATE_LIMIT_ABORTED');
 
   readonly key: string;

@@ -40,6 +40,7 @@ export interface RetryRecord<P = unknown> {
 export class InvalidRecordError extends RetrykitError {
   override readonly name = 'InvalidRecordError' as const;
 
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
   static override [Symbol.hasInstance] = brandCheck('InvalidRecordError', 'INVALID_RECORD');
 
   /** Path of the wrong field, e.g. `retry_count` or `failures[0].reason`. */

@@ -66,6 +66,7 @@ export interface WhatsAppErrorFields {
 export class WhatsAppApiError extends RetrykitError {
   override readonly name = 'WhatsAppApiError' as const;
 
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
   static override [Symbol.hasInstance] = brandCheck('WhatsAppApiError', 'WHATSAPP_API');
 
   /** Meta's `error.code` (e.g. `130429`), `undefined` when the response had none. */
@@ -175,6 +176,7 @@ export function parseErrorBody(body: unknown): ParsedFields {
 export class WebhookPayloadError extends RetrykitError {
   override readonly name = 'WebhookPayloadError' as const;
 
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
   static override [Symbol.hasInstance] = brandCheck('WebhookPayloadError', 'WEBHOOK_PAYLOAD');
 
   /** Where in the payload the problem is, e.g. `entry[0].changes[0].value.statuses[2].timestamp`. */
