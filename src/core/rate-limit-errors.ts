@@ -1,4 +1,4 @@
-import { RetrykitError } from './errors.js';
+import { brandCheck, RetrykitError } from './errors.js';
 
 /** Details shared by the rate limiter's errors. */
 interface RateLimitErrorDetails {
@@ -13,6 +13,10 @@ interface RateLimitErrorDetails {
  */
 export class RateLimitTimeoutError extends RetrykitError {
   override readonly name = 'RateLimitTimeoutError' as const;
+
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
+  static override [Symbol.hasInstance] = brandCheck('RateLimitTimeoutError', 'RATE_LIMIT_TIMEOUT');
+
   readonly key: string;
   readonly tokens: number;
   /** The `maxWaitMs` that could not be met, in milliseconds. */
@@ -43,6 +47,10 @@ export class RateLimitTimeoutError extends RetrykitError {
 /** `acquire` was aborted by its `signal` while waiting. Nothing was taken; `cause` is the reason. */
 export class RateLimitAbortedError extends RetrykitError {
   override readonly name = 'RateLimitAbortedError' as const;
+
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
+  static override [Symbol.hasInstance] = brandCheck('RateLimitAbortedError', 'RATE_LIMIT_ABORTED');
+
   readonly key: string;
   readonly tokens: number;
 
