@@ -2,7 +2,8 @@ import asyncRetry from 'async-retry';
 import { retry as cockatielRetry, ExponentialBackoff, handleAll } from 'cockatiel';
 import { backOff } from 'exponential-backoff';
 import pRetry from 'p-retry';
-import { computeDelay, createRetry, resolveBackoff } from '../src/index.js';
+import { resolveBackoff } from '../src/core/backoff.js';
+import { computeDelay, createRetry } from '../src/index.js';
 import { type BenchSuite, measure, ratioTable } from './harness.js';
 
 const succeed = async (): Promise<number> => 42;

@@ -4,16 +4,15 @@ export type {
   JitterContext,
   JitterFunction,
   JitterKind,
-  ResolvedBackoffOptions,
 } from './core/backoff.js';
-export { BACKOFF_DEFAULTS, backoffSchedule, computeDelay, resolveBackoff } from './core/backoff.js';
+export { backoffSchedule, computeDelay } from './core/backoff.js';
 export type { RetryBudget, RetryBudgetOptions } from './core/budget.js';
-export { createRetryBudget, RETRY_BUDGET_DEFAULTS } from './core/budget.js';
+export { createRetryBudget } from './core/budget.js';
 export { classify, classifyStatus, composeClassifiers, parseRetryAfter } from './core/classify.js';
 export type { Classification, Classifier, Reason } from './core/classify-types.js';
 export { REASONS } from './core/classify-types.js';
 export type { Clock, RandomSource } from './core/clock.js';
-export { MAX_TIMER_MS, systemClock } from './core/clock.js';
+export { systemClock } from './core/clock.js';
 export type { Sink, ToDeadLetterOptions } from './core/dead-letter.js';
 export { toDeadLetter } from './core/dead-letter.js';
 export type {
@@ -53,7 +52,6 @@ export type {
   RetryScheduledEvent,
 } from './core/events.js';
 export { combineListeners, scopeListener } from './core/events.js';
-export { errorCodeOf } from './core/failure.js';
 export type { ClaimOptions, ClaimResult, IdempotencyStore } from './core/idempotency-types.js';
 export type {
   IdempotentContext,
@@ -78,12 +76,7 @@ export type {
   MetricsSnapshot,
   QueueSummary,
 } from './core/metrics.js';
-export {
-  createMetrics,
-  HEALTH_DEFAULTS,
-  LATENCY_PERCENTILE_ERROR,
-  METRICS_DEFAULTS,
-} from './core/metrics.js';
+export { createMetrics } from './core/metrics.js';
 export {
   RateLimitAbortedError,
   RateLimitTimeoutError,
@@ -95,7 +88,6 @@ export type {
   KeyRate,
   RateLimiter,
 } from './core/rate-limit-types.js';
-export { DEAD_LETTER_DEFAULTS } from './core/redrive.js';
 export type {
   AttemptContext,
   GiveUpInfo,
@@ -105,7 +97,7 @@ export type {
   RetryOptions,
   ThrottleFeedback,
 } from './core/retry.js';
-export { createRetry, RETRY_DEFAULTS, retry } from './core/retry.js';
+export { createRetry, retry } from './core/retry.js';
 export type { RetryRecord, RetryRecordOptions } from './core/retry-record.js';
 export {
   createRetryRecord,
@@ -115,24 +107,18 @@ export {
   serializeRetryRecord,
   validateRetryRecord,
 } from './core/retry-record.js';
-export type { BucketState, TakeOutcome } from './core/token-bucket-math.js';
-export { cubicRate, msUntil, refill, takeTokens } from './core/token-bucket-math.js';
 export type {
   AdaptiveOptions,
   TokenBucketBaseOptions,
   TokenBucketLimits,
 } from './core/token-bucket-options.js';
-export { ADAPTIVE_DEFAULTS } from './core/token-bucket-options.js';
 export { WHATSAPP_RATE_LIMITS } from './core/whatsapp-rate-limits.js';
 export type { MemoryDeadLetterQueueOptions } from './memory/dead-letter.js';
-export {
-  createMemoryDeadLetterQueue,
-  MEMORY_DEAD_LETTER_DEFAULTS,
-} from './memory/dead-letter.js';
+export { createMemoryDeadLetterQueue } from './memory/dead-letter.js';
 export type {
   MemoryIdempotencyStore,
   MemoryIdempotencyStoreOptions,
 } from './memory/idempotency.js';
 export { createMemoryIdempotencyStore } from './memory/idempotency.js';
 export type { TokenBucket, TokenBucketOptions } from './memory/token-bucket.js';
-export { createTokenBucket, TOKEN_BUCKET_DEFAULTS } from './memory/token-bucket.js';
+export { createTokenBucket } from './memory/token-bucket.js';

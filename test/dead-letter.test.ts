@@ -1,11 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  computeDelay,
-  createMemoryDeadLetterQueue,
-  DEAD_LETTER_DEFAULTS,
-  StoreUnavailableError,
-} from '../src/index.js';
+import { DEAD_LETTER_DEFAULTS } from '../src/core/redrive.js';
+import { computeDelay, createMemoryDeadLetterQueue, StoreUnavailableError } from '../src/index.js';
 import { createRedisDeadLetterQueue } from '../src/redis/index.js';
 import { createManualClock } from '../src/testing/index.js';
 import {

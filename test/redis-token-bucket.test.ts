@@ -1,13 +1,21 @@
 import { spawn } from 'node:child_process';
-import { expect, it, vi } from 'vitest';
-import { RateLimitAbortedError } from '../src/index.js';
+import { describe, expect, it, vi } from 'vitest';
+import { RateLimitAbortedError, RateLimitTimeoutError } from '../src/index.js';
 import { createRedisTokenBucket } from '../src/redis/index.js';
+import { createManualClock } from '../src/testing/index.js';
+import { until } from './support/rate-limiter-contract.js';
 import { connectRedis, describeRedis, redisUrl, uniquePrefix } from './support/redis.js';
 
 const root = new URL('..', import.meta.url).pathname;
 
-function runWorker(args: string[]): Promise<{ granted: number }> {
-  return new Promise((resolve, reject) => {
+/** A limiter worker process, started and ready to go (its modules and Redis connection loaded). */
+interface Worker {
+  /** Tells it the window to run in (epoch ms); resolves with its grants inside the window. */
+  run(startAt: number, endAt: number): Promise<{ granted: number }>;
+}
+
+function startWorker(args: string[]): Promise<Worker> {
+  return new Promise((ready, reject) => {
     const child = spawn(
       process.execPath,
       [
@@ -18,19 +26,31 @@ function runWorker(args: string[]): Promise<{ granted: number }> {
         'test/fixtures/limiter-worker.ts',
         ...args,
       ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] },
     );
     let out = '';
     let err = '';
+    const exited = new Promise<{ granted: number }>((resolve, fail) => {
+      child.on('exit', (code) => {
+        if (code === 0) resolve(JSON.parse(out.trim().split('\n').pop() as string));
+        else fail(new Error(`worker exited with ${code}: ${err}`));
+      });
+    });
+    exited.catch(reject);
     child.stdout.on('data', (d) => {
       out += d;
+      if (out.startsWith('ready\n')) {
+        out = out.slice('ready\n'.length);
+        ready({
+          run: (startAt, endAt) => {
+            child.stdin.end(`${startAt} ${endAt}\n`);
+            return exited;
+          },
+        });
+      }
     });
     child.stderr.on('data', (d) => {
       err += d;
-    });
-    child.on('exit', (code) => {
-      if (code === 0) resolve(JSON.parse(out.trim().split('\n').pop() as string));
-      else reject(new Error(`worker exited with ${code}: ${err}`));
     });
   });
 }
@@ -38,13 +58,10 @@ function runWorker(args: string[]): Promise<{ granted: number }> {
 describeRedis('createRedisTokenBucket', () => {
   it('keeps several processes sharing one bucket within capacity + rate·t, and near it', async () => {
     const prefix = uniquePrefix('multi');
-    const start = Date.now() + 4_000;
+    const workers = await Promise.all([1, 2, 3].map(() => startWorker([redisUrl, prefix, '4'])));
+    const start = Date.now() + 200;
     const durationMs = 3_000;
-    const results = await Promise.all(
-      [1, 2, 3].map(() =>
-        runWorker([redisUrl, prefix, String(start), String(start + durationMs), '4']),
-      ),
-    );
+    const results = await Promise.all(workers.map((w) => w.run(start, start + durationMs)));
     const total = results.reduce((sum, r) => sum + r.granted, 0);
     const bound = 20 + 100 * (durationMs / 1000);
     expect(total).toBeLessThanOrEqual(bound);
@@ -99,6 +116,54 @@ describeRedis('createRedisTokenBucket', () => {
     );
     expect(replay).toBe(3);
     expect(await limiter.tryAcquire('k', 3)).toEqual({ ok: true, remaining: 0 });
+  });
+
+  describe('RateLimitTimeoutError.retryAfterMs: the wait left when the caller gives up', () => {
+    const setup = () => {
+      const clock = createManualClock(1_700_000_000_000);
+      const limiter = createRedisTokenBucket(connectRedis(), {
+        prefix: uniquePrefix('timeout-estimate'),
+        capacity: 1,
+        refillPerSecond: 1,
+        timeSource: 'client',
+        clock,
+      });
+      return { clock, limiter };
+    };
+    const failure = (promise: Promise<unknown>) =>
+      promise.then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+
+    it('after its own refusal: the wait Redis reported, not the time since the call', async () => {
+      const { clock, limiter } = setup();
+      expect(await limiter.acquire('k')).toBe(0);
+      const first = limiter.acquire('k');
+      await until(() => clock.pending().length > 0);
+      const second = failure(limiter.acquire('k', 1, { maxWaitMs: 1500 }));
+      await clock.advance(1000);
+      expect(await first).toBe(1000);
+      // Asked at 1000 ms, told 1000 ms more: past its deadline at 1500 ms.
+      const error = await second;
+      expect(error).toBeInstanceOf(RateLimitTimeoutError);
+      expect(error).toMatchObject({ maxWaitMs: 1500, retryAfterMs: 1000 });
+    });
+
+    it('while queued behind a caller of its own process: until that caller asks again', async () => {
+      const { clock, limiter } = setup();
+      expect(await limiter.acquire('k')).toBe(0);
+      const first = limiter.acquire('k');
+      await until(() => clock.pending().length > 0);
+      const second = failure(limiter.acquire('k', 1, { maxWaitMs: 300 }));
+      await clock.advance(300);
+      const error = await second;
+      expect(error).toBeInstanceOf(RateLimitTimeoutError);
+      // The first asks Redis again at 1000 ms: 700 ms after the second gave up.
+      expect(error).toMatchObject({ maxWaitMs: 300, retryAfterMs: 700 });
+      await clock.advance(700);
+      expect(await first).toBe(1000);
+    });
   });
 
   it('waits past 2^31 − 1 ms as told: no early timeout, no busy loop (real clock)', async () => {

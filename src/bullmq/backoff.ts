@@ -23,7 +23,7 @@ export const RETRYKIT_BACKOFF = Object.freeze({ type: 'retrykit' });
 
 /** Options of {@link createBackoffStrategy}. */
 export interface BackoffStrategyOptions {
-  /** Delays between attempts. @default BACKOFF_DEFAULTS */
+  /** Delays between attempts; each field has its own default. */
   readonly backoff?: BackoffOptions;
   /**
    * Backoff overrides per failure reason, merged over `backoff`.

@@ -3,4 +3,4 @@ export { createBackoffStrategy, RETRYKIT_BACKOFF } from './backoff.js';
 export type { WrapProcessorOptions } from './processor.js';
 export { HISTORY_FIELD, wrapProcessor } from './processor.js';
 export type { SweepReport, SweepStalledJobsOptions } from './sweep.js';
-export { BULLMQ_STALLED_REASONS, SWEEP_DEFAULTS, sweepStalledJobs } from './sweep.js';
+export { BULLMQ_STALLED_REASONS, sweepStalledJobs } from './sweep.js';

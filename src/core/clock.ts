@@ -6,7 +6,7 @@ export interface Clock {
   /** Current time in milliseconds. Only differences between readings are used. */
   now(): number;
   /**
-   * Resolves after `ms` milliseconds, however long (past {@link MAX_TIMER_MS} too); rejects
+   * Resolves after `ms` milliseconds, however long (past `setTimeout`'s 2^31 − 1 ms too); rejects
    * with `signal.reason` as soon as `signal` aborts (at once if it already has).
    */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;

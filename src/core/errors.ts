@@ -16,12 +16,34 @@ export type RetrykitErrorCode =
 const BRAND = Symbol.for('retrykit.error');
 
 /**
- * Base class of every error retrykit throws. Use {@link isRetrykitError} rather than
- * `instanceof` when two copies of retrykit may be installed.
+ * The static `Symbol.hasInstance` of a retrykit error class, so that `instanceof` works across
+ * copies of retrykit (a duplicate install, or the ESM build beside the CJS one), whose classes
+ * are distinct: an error is recognised by the `Symbol.for` brand every copy sets, its `name`
+ * and its `code` (without a `name`: any retrykit error). A class derived outside retrykit does not
+ * own the method and keeps the usual prototype check.
+ */
+export function brandCheck(name?: string, code?: RetrykitErrorCode): (value: unknown) => boolean {
+  return function hasInstance(this: abstract new (...args: never[]) => unknown, value) {
+    if (!Object.hasOwn(this, Symbol.hasInstance)) {
+      return Function.prototype[Symbol.hasInstance].call(this, value);
+    }
+    return (
+      isRetrykitError(value) && (name === undefined || (value.name === name && value.code === code))
+    );
+  };
+}
+
+/**
+ * Base class of every error retrykit throws. `instanceof` works across copies of retrykit
+ * (a duplicate install, or the ESM and CJS builds in one process) for this class and every
+ * retrykit error class: each reads the brand, `name` and `code` that every copy sets.
  */
 export class RetrykitError extends Error {
   override readonly name: string = 'RetrykitError';
   readonly code: RetrykitErrorCode;
+
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
+  static override [Symbol.hasInstance] = brandCheck();
 
   constructor(code: RetrykitErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
@@ -63,6 +85,10 @@ export type GiveUpCause =
  */
 export class RetryError extends RetrykitError {
   override readonly name = 'RetryError' as const;
+
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
+  static override [Symbol.hasInstance] = brandCheck('RetryError', 'RETRY_EXHAUSTED');
+
   /** How many times the function was called. */
   readonly attempts: number;
   /** Every failure, oldest first. */
@@ -95,6 +121,10 @@ export class RetryError extends RetrykitError {
  */
 export class PermanentError extends RetrykitError {
   override readonly name = 'PermanentError' as const;
+
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
+  static override [Symbol.hasInstance] = brandCheck('PermanentError', 'PERMANENT');
+
   /** The classification that made the failure permanent, when `retry` produced it. */
   readonly classification: Classification | undefined;
   /** How many attempts ran, this one included, when `retry` produced it. */
@@ -146,6 +176,10 @@ export function permanent(error: unknown): PermanentError {
  */
 export class StoreUnavailableError extends RetrykitError {
   override readonly name = 'StoreUnavailableError' as const;
+
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
+  static override [Symbol.hasInstance] = brandCheck('StoreUnavailableError', 'STORE_UNAVAILABLE');
+
   /** The operation that failed, e.g. `claim` or `tryAcquire`. */
   readonly operation: string;
 

@@ -3,7 +3,7 @@ import { type BackoffOptions, delayFor, resolveBackoff } from './backoff.js';
 import { classify as defaultClassify } from './classify.js';
 import type { Classification, Reason } from './classify-types.js';
 import { type Clock, type RandomSource, systemClock } from './clock.js';
-import { describe, isRetrykitError, PermanentError, RetrykitError } from './errors.js';
+import { brandCheck, describe, isRetrykitError, PermanentError, RetrykitError } from './errors.js';
 import { type EventListener, emit } from './events.js';
 import type { ClaimOptions, IdempotencyStore } from './idempotency-types.js';
 import { assertFunction, assertKey, assertNumber, assertOneOf, showValue } from './validate.js';
@@ -156,6 +156,13 @@ export interface IdempotentOptions {
  */
 export class IdempotencyInProgressError extends RetrykitError {
   override readonly name = 'IdempotencyInProgressError' as const;
+
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
+  static override [Symbol.hasInstance] = brandCheck(
+    'IdempotencyInProgressError',
+    'IDEMPOTENCY_IN_PROGRESS',
+  );
+
   /** The idempotency key. */
   readonly key: string;
   /** Milliseconds left on the holder's lease at the last look. */
@@ -177,6 +184,13 @@ export class IdempotencyInProgressError extends RetrykitError {
 /** The key was used before with a different `fingerprint`: a different request. */
 export class IdempotencyKeyReuseError extends RetrykitError {
   override readonly name = 'IdempotencyKeyReuseError' as const;
+
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
+  static override [Symbol.hasInstance] = brandCheck(
+    'IdempotencyKeyReuseError',
+    'IDEMPOTENCY_KEY_REUSE',
+  );
+
   /** The idempotency key. */
   readonly key: string;
 

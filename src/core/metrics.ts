@@ -178,7 +178,7 @@ export interface MetricsOptions {
   readonly slots?: number;
   /** Time source for the window. Pass the one the components use. @default systemClock */
   readonly clock?: Clock;
-  /** Limits for alerts and for `checkHealth()`. @default HEALTH_DEFAULTS */
+  /** Limits for alerts and for `checkHealth()`; each field has its own default. */
   readonly thresholds?: HealthThresholds;
   /**
    * Called once when a threshold is first breached, and again only after it has cleared.

@@ -1,4 +1,4 @@
-import { RetrykitError } from './errors.js';
+import { brandCheck, RetrykitError } from './errors.js';
 
 /** Details shared by the rate limiter's errors. */
 interface RateLimitErrorDetails {
@@ -13,11 +13,22 @@ interface RateLimitErrorDetails {
  */
 export class RateLimitTimeoutError extends RetrykitError {
   override readonly name = 'RateLimitTimeoutError' as const;
+
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
+  static override [Symbol.hasInstance] = brandCheck('RateLimitTimeoutError', 'RATE_LIMIT_TIMEOUT');
+
   readonly key: string;
   readonly tokens: number;
   /** The `maxWaitMs` that could not be met, in milliseconds. */
   readonly maxWaitMs: number;
-  /** Milliseconds until the grant could have come, as estimated when giving up. */
+  /**
+   * Milliseconds from giving up until the grant could have come, as the bucket estimated it
+   * then: a caller that asks again this much later may be granted at once if nobody else
+   * takes the tokens first. The memory bucket computes it from its state. The Redis bucket
+   * uses the wait Redis reported; a caller that gave up while still queued behind earlier
+   * callers of its own process never asked Redis, and gets a lower bound instead: the time
+   * until the first of those is due to ask again (0 when it is asking right now).
+   */
   readonly retryAfterMs: number;
 
   constructor(details: RateLimitErrorDetails & { maxWaitMs: number; retryAfterMs: number }) {
@@ -36,6 +47,10 @@ export class RateLimitTimeoutError extends RetrykitError {
 /** `acquire` was aborted by its `signal` while waiting. Nothing was taken; `cause` is the reason. */
 export class RateLimitAbortedError extends RetrykitError {
   override readonly name = 'RateLimitAbortedError' as const;
+
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
+  static override [Symbol.hasInstance] = brandCheck('RateLimitAbortedError', 'RATE_LIMIT_ABORTED');
+
   readonly key: string;
   readonly tokens: number;
 

@@ -2,7 +2,7 @@ import { classify as defaultClassify } from './classify.js';
 import { type Classification, REASONS, type Reason } from './classify-types.js';
 import { type Clock, systemClock } from './clock.js';
 import type { DeadLetterAttempt } from './dead-letter-types.js';
-import { RetrykitError } from './errors.js';
+import { brandCheck, RetrykitError } from './errors.js';
 import { attemptOf } from './failure.js';
 import { showValue } from './validate.js';
 
@@ -39,6 +39,10 @@ export interface RetryRecord<P = unknown> {
  */
 export class InvalidRecordError extends RetrykitError {
   override readonly name = 'InvalidRecordError' as const;
+
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
+  static override [Symbol.hasInstance] = brandCheck('InvalidRecordError', 'INVALID_RECORD');
+
   /** Path of the wrong field, e.g. `retry_count` or `failures[0].reason`. */
   readonly field: string;
 

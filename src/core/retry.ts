@@ -83,7 +83,7 @@ export interface RetryOptions {
   readonly attemptTimeoutMs?: number;
   /** Aborts the whole call at once, including a sleep between attempts. */
   readonly signal?: AbortSignal;
-  /** Delays between attempts. @default BACKOFF_DEFAULTS */
+  /** Delays between attempts; each field has its own default. */
   readonly backoff?: BackoffOptions;
   /**
    * Backoff overrides per failure reason, merged over `backoff`.

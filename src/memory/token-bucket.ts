@@ -45,7 +45,7 @@ export interface TokenBucketOptions extends TokenBucketBaseOptions {
   readonly maxRateOverrides?: number;
   /**
    * Slow a key down when `retry` reports that the server throttled it (pass
-   * `bucket.feedback(key)` as `retry`'s `feedback`). `true` uses {@link ADAPTIVE_DEFAULTS}.
+   * `bucket.feedback(key)` as `retry`'s `feedback`). `true` uses every `AdaptiveOptions` default.
    * @default false
    */
   readonly adaptive?: boolean | AdaptiveOptions;

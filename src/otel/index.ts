@@ -43,7 +43,7 @@ export interface OtelListenerOptions {
 }
 
 /** The defaults of {@link OtelListenerOptions}. */
-export const OTEL_DEFAULTS = Object.freeze({
+const OTEL_DEFAULTS = Object.freeze({
   prefix: 'retrykit',
   includePhoneNumberId: false,
   maxTrackedMessages: 10_000,

@@ -303,6 +303,12 @@ export function createRedisTokenBucket(
 
   /** The tail of each key's line in this process. */
   const lines = new Map<string, Promise<void>>();
+  /**
+   * When the caller sleeping at the head of each key's line asks Redis again, in `clock`
+   * milliseconds: the `retryAfterMs` Redis told it, from when it was told. No caller behind it
+   * can be granted sooner.
+   */
+  const headDueAt = new Map<string, number>();
 
   /** Resolves when `turn` does; rejects on abort or when `deadlineMs` passes first. */
   const waitTurn = async (
@@ -318,7 +324,9 @@ export function createRedisTokenBucket(
       deadlineMs === Number.POSITIVE_INFINITY
         ? NEVER
         : clock.sleep(Math.max(0, deadlineMs - clock.now()), stop.signal).then(() => {
-            throw new RateLimitTimeoutError({ key, tokens, maxWaitMs, retryAfterMs: maxWaitMs });
+            const now = clock.now();
+            const retryAfterMs = Math.max(0, Math.ceil((headDueAt.get(key) ?? now) - now));
+            throw new RateLimitTimeoutError({ key, tokens, maxWaitMs, retryAfterMs });
           });
     const aborted =
       signal === undefined
@@ -401,10 +409,15 @@ export function createRedisTokenBucket(
             key,
             tokens,
             maxWaitMs,
-            retryAfterMs: now - start + result.retryAfterMs,
+            retryAfterMs: result.retryAfterMs,
           });
         }
-        await sleepOrWake(key, tokens, result.retryAfterMs, signal);
+        headDueAt.set(key, now + result.retryAfterMs);
+        try {
+          await sleepOrWake(key, tokens, result.retryAfterMs, signal);
+        } finally {
+          headDueAt.delete(key);
+        }
       }
     } finally {
       leave();

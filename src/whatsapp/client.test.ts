@@ -252,6 +252,41 @@ describe('createWhatsAppClient', () => {
     expect(added).toEqual([]);
   });
 
+  it('aborts a send when the client-wide retry.signal aborts, beside the call signal', async () => {
+    const { dlq, added } = fakeDlq();
+    const shutdown = new AbortController();
+    const { wa, clock, calls } = client(['hang'], { dlq, retry: { signal: shutdown.signal } });
+    const call = new AbortController();
+    const withBoth = wa.sendMessage(MESSAGE, { signal: call.signal });
+    const withClientOnly = wa.sendMessage(MESSAGE);
+    await clock.advance(10);
+    expect(calls).toHaveLength(2);
+    shutdown.abort(new Error('shutdown'));
+    await expect(withBoth).rejects.toThrow('shutdown');
+    await expect(withClientOnly).rejects.toThrow('shutdown');
+    expect(added).toEqual([]);
+    await expect(wa.sendMessage(MESSAGE, { signal: call.signal })).rejects.toThrow('shutdown');
+    expect(calls).toHaveLength(2);
+  });
+
+  it('aborts a send when its call signal aborts, the client signal still live', async () => {
+    const { dlq, added } = fakeDlq();
+    const shutdown = new AbortController();
+    const { wa, clock } = client(['hang', ok('wamid.B')], {
+      dlq,
+      retry: { signal: shutdown.signal },
+    });
+    const call = new AbortController();
+    const p = wa.sendMessage(MESSAGE, { signal: call.signal });
+    await clock.advance(10);
+    call.abort(new Error('caller left'));
+    await expect(p).rejects.toThrow('caller left');
+    expect(added).toEqual([]);
+    const next = wa.sendMessage(MESSAGE);
+    await clock.runAll();
+    expect(await next).toMatchObject({ messageId: 'wamid.B' });
+  });
+
   it('validates options', () => {
     expect(() => createWhatsAppClient({ phoneNumberId: 'PN', accessToken: '' })).toThrow(
       /accessToken/,

@@ -1,3 +1,4 @@
+import { watchAbort } from '../core/abort-watch.js';
 import { composeClassifiers } from '../core/classify.js';
 import type { Classification, Reason } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
@@ -61,7 +62,9 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
   readonly dlq?: DeadLetterQueue<P>;
   /**
    * Retry settings. `classify` defaults to `composeClassifiers(classifyWhatsAppError)`,
-   * `onEvent` and `clock` to the client's.
+   * `onEvent` and `clock` to the client's. A `signal` here aborts every send of the client (a
+   * shutdown), beside each call's own `signal`: a send stops when either aborts, with that
+   * signal's reason, and is not dead-lettered.
    * @default { maxAttempts: 5 } with the core backoff defaults
    */
   readonly retry?: RetryOptions;
@@ -113,7 +116,10 @@ export interface SendOptions {
    * e.g. `order-42:shipped`.
    */
   readonly idempotencyKey?: string;
-  /** Aborts waiting, retrying and the request in flight. Nothing is dead-lettered then. */
+  /**
+   * Aborts waiting, retrying and the request in flight. Nothing is dead-lettered then. The
+   * client's `retry.signal`, when set, aborts the send too.
+   */
   readonly signal?: AbortSignal;
 }
 
@@ -244,7 +250,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     options.waitForResultMs ?? WHATSAPP_CLIENT_DEFAULTS.waitForResultMs,
     0,
   );
-  const userRetry = options.retry ?? {};
+  const { signal: clientSignal, ...userRetry } = options.retry ?? {};
   const classify = userRetry.classify ?? composeClassifiers(classifyWhatsAppError);
   const retry = createRetry({
     maxAttempts: WHATSAPP_CLIENT_DEFAULTS.maxAttempts,
@@ -424,12 +430,38 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
 
   return {
     sendMessage(payload, sendOptions = {}) {
-      const { idempotencyKey, signal } = sendOptions;
+      const { idempotencyKey } = sendOptions;
       if (idempotencyKey !== undefined) assertKey('idempotencyKey', idempotencyKey);
-      if (idempotencyKey !== undefined && store !== undefined) {
-        return sendOnce(store, idempotencyKey, payload, signal);
-      }
-      return send(payload, signal, idempotencyKey);
+      const { signal, release } = eitherSignal(sendOptions.signal, clientSignal);
+      const sending =
+        idempotencyKey !== undefined && store !== undefined
+          ? sendOnce(store, idempotencyKey, payload, signal)
+          : send(payload, signal, idempotencyKey);
+      return release === undefined ? sending : sending.finally(release);
+    },
+  };
+}
+
+/**
+ * The signal of one send: the call's, the client's, or, when both are set and neither has
+ * aborted, one that aborts with the reason of whichever aborts first. `release` stops watching
+ * them once the send settles; the client's long-lived signal keeps one listener however many
+ * sends watch it.
+ */
+function eitherSignal(
+  call: AbortSignal | undefined,
+  client: AbortSignal | undefined,
+): { signal: AbortSignal | undefined; release?: () => void } {
+  if (client === undefined || call?.aborted) return { signal: call };
+  if (call === undefined || client.aborted) return { signal: client };
+  const controller = new AbortController();
+  const unwatchCall = watchAbort(call, () => controller.abort(call.reason));
+  const unwatchClient = watchAbort(client, () => controller.abort(client.reason));
+  return {
+    signal: controller.signal,
+    release: () => {
+      unwatchCall();
+      unwatchClient();
     },
   };
 }

@@ -1,4 +1,4 @@
-import { RetrykitError } from '../core/errors.js';
+import { brandCheck, RetrykitError } from '../core/errors.js';
 
 type Loose = Record<string, unknown>;
 
@@ -65,6 +65,10 @@ export interface WhatsAppErrorFields {
  */
 export class WhatsAppApiError extends RetrykitError {
   override readonly name = 'WhatsAppApiError' as const;
+
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
+  static override [Symbol.hasInstance] = brandCheck('WhatsAppApiError', 'WHATSAPP_API');
+
   /** Meta's `error.code` (e.g. `130429`), `undefined` when the response had none. */
   readonly errorCode: number | undefined;
   /** Meta's `error.type` (e.g. `OAuthException`). */
@@ -120,11 +124,7 @@ export class WhatsAppApiError extends RetrykitError {
 
 /** `true` for a {@link WhatsAppApiError} from any installed copy of retrykit. */
 export function isWhatsAppApiError(error: unknown): error is WhatsAppApiError {
-  return (
-    isObject(error) &&
-    error.name === 'WhatsAppApiError' &&
-    (error as { code?: unknown }).code === 'WHATSAPP_API'
-  );
+  return error instanceof WhatsAppApiError;
 }
 
 type ParsedFields = Omit<WhatsAppErrorFields, 'message' | 'status' | 'headers'> & {
@@ -175,6 +175,10 @@ export function parseErrorBody(body: unknown): ParsedFields {
  */
 export class WebhookPayloadError extends RetrykitError {
   override readonly name = 'WebhookPayloadError' as const;
+
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
+  static override [Symbol.hasInstance] = brandCheck('WebhookPayloadError', 'WEBHOOK_PAYLOAD');
+
   /** Where in the payload the problem is, e.g. `entry[0].changes[0].value.statuses[2].timestamp`. */
   readonly path: string;
 
@@ -186,9 +190,5 @@ export class WebhookPayloadError extends RetrykitError {
 
 /** `true` for a {@link WebhookPayloadError} from any installed copy of retrykit. */
 export function isWebhookPayloadError(error: unknown): error is WebhookPayloadError {
-  return (
-    isObject(error) &&
-    error.name === 'WebhookPayloadError' &&
-    (error as { code?: unknown }).code === 'WEBHOOK_PAYLOAD'
-  );
+  return error instanceof WebhookPayloadError;
 }

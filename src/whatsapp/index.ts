@@ -2,7 +2,6 @@ export type { WhatsAppClassifierOptions, WhatsAppCodeRule } from './classify.js'
 export {
   classifyWhatsAppError,
   createWhatsAppClassifier,
-  usageRetryAfterMs,
   WHATSAPP_ERROR_CODES,
   whatsAppCodeRule,
 } from './classify.js';
@@ -12,7 +11,7 @@ export type {
   WhatsAppClient,
   WhatsAppClientOptions,
 } from './client.js';
-export { createWhatsAppClient, WHATSAPP_CLIENT_DEFAULTS } from './client.js';
+export { createWhatsAppClient } from './client.js';
 export type {
   CloudApiEndpointOptions,
   CloudMessage,
@@ -21,12 +20,11 @@ export type {
   WasenderMessage,
   WhatsAppEndpoint,
 } from './endpoints.js';
-export { CLOUD_API_DEFAULTS, cloudApiEndpoint, wasenderEndpoint } from './endpoints.js';
+export { cloudApiEndpoint, wasenderEndpoint } from './endpoints.js';
 export type { HeaderRecord, WhatsAppErrorFields } from './errors.js';
 export {
   isWebhookPayloadError,
   isWhatsAppApiError,
-  parseErrorBody,
   WebhookPayloadError,
   WhatsAppApiError,
 } from './errors.js';
@@ -40,7 +38,6 @@ export {
   handleVerificationRequest,
   headerValue,
   signWebhookBody,
-  timingSafeEqual,
   verifyWasenderSignature,
   verifyWebhookSignature,
 } from './signature.js';
@@ -65,13 +62,7 @@ export type {
   WebhookOrigin,
   WebhookUpdate,
 } from './webhook.js';
-export {
-  PARSE_WEBHOOK_DEFAULTS,
-  parseWebhook,
-  reduceStatus,
-  STATUS_RANK,
-  webhookUpdates,
-} from './webhook.js';
+export { parseWebhook, reduceStatus, webhookUpdates } from './webhook.js';
 export type {
   ParsedDelivery,
   WebhookHandler,
@@ -79,8 +70,4 @@ export type {
   WebhookRequest,
   WebhookResult,
 } from './webhook-handler.js';
-export {
-  createWebhookHandler,
-  WEBHOOK_HANDLER_DEFAULTS,
-  whatsAppDedupeKey,
-} from './webhook-handler.js';
+export { createWebhookHandler, whatsAppDedupeKey } from './webhook-handler.js';
