@@ -88,9 +88,9 @@ function escapeToken(token: string): string {
  * be the re-sent copy of a claim whose first copy took it), or, when the client gave the
  * command up (it may have run before the connection dropped), at once and again with backoff
  * (100 ms doubling to 5 s, unref'd timers) while the client fails it, until Redis answers or
- * the lease would have run out anyway. A
- * later `claim` of the key from this store first sends a release that waits for its next try.
- * At most 10,000 releases are pending per store; past that a lease is left to run out.
+ * the lease would have run out anyway. A later `claim` of the key from this store first sends
+ * a release that waits for its next try. At most 10,000 releases are pending per store; past
+ * that a lease is left to run out.
  *
  * @example
  * import { Redis } from 'ioredis';
