@@ -83,6 +83,33 @@ describe('createBackgroundRetries', () => {
     expect(retries.add('e', hang, 1000)).toBe(false);
   });
 
+  it('refuses a task when full without scanning the pending ones each time', () => {
+    // 10,000 tries that never settle (a store outage), then a stream of new failures: each is
+    // refused at a map lookup's cost. Scanning all pending tasks per refusal took ~0.5 ms each
+    // (about 1 s for these 2,000); the bound leaves a wide margin for a loaded machine.
+    vi.useRealTimers();
+    const retries = createBackgroundRetries(10_000);
+    const hang = () => new Promise<never>(() => {});
+    for (let i = 0; i < 10_000; i++) retries.add(`k${i}`, hang, 60_000);
+    const start = performance.now();
+    for (let i = 0; i < 2_000; i++) expect(retries.add(`x${i}`, hang, 60_000)).toBe(false);
+    expect(performance.now() - start).toBeLessThan(250);
+  });
+
+  it('drops a task that never settles once past its deadline, the earliest first', async () => {
+    const retries = createBackgroundRetries(2);
+    const hang = () => new Promise<never>(() => {});
+    expect(retries.add('late', hang, 2000)).toBe(true);
+    expect(retries.add('early', hang, 500)).toBe(true);
+    expect(retries.add('c', hang, 1000)).toBe(false);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(retries.add('c', hang, 1000)).toBe(true);
+    expect(retries.add('d', hang, 1000)).toBe(false);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(retries.add('d', hang, 1000)).toBe(true);
+    expect(retries.size).toBe(2);
+  });
+
   it('flush tries a waiting task of the group at once', async () => {
     const retries = createBackgroundRetries(10);
     let tries = 0;
@@ -116,6 +143,14 @@ describe('createBackgroundRetries', () => {
     );
     await vi.runAllTimersAsync();
     expect(tries).toBe(2);
+    expect(retries.size).toBe(0);
+  });
+
+  it('takes a task that returns a plain value (a store method that is not async) as answered', async () => {
+    const retries = createBackgroundRetries(10);
+    const task = (() => true) as unknown as () => Promise<unknown>;
+    expect(retries.add('k', task, 250)).toBe(true);
+    await vi.runAllTimersAsync();
     expect(retries.size).toBe(0);
   });
 });

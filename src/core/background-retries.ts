@@ -44,6 +44,8 @@ const now = (): number => performance.now();
 export function createBackgroundRetries(limit: number): BackgroundRetries {
   const groups = new Map<string, Set<Pending>>();
   let size = 0;
+  // No pending task's deadline is before this: until then a full set has nothing to prune.
+  let earliestDeadline = Number.POSITIVE_INFINITY;
 
   const remove = (pending: Pending): void => {
     const set = groups.get(pending.group);
@@ -61,7 +63,8 @@ export function createBackgroundRetries(limit: number): BackgroundRetries {
     }
     let attempt: Promise<unknown>;
     try {
-      attempt = pending.task(Math.min(Math.ceil(left), MAX_TIMER_MS));
+      // A store method that is not `async` may answer with a plain value.
+      attempt = Promise.resolve(pending.task(Math.min(Math.ceil(left), MAX_TIMER_MS)));
     } catch (error) {
       attempt = Promise.reject(error);
     }
@@ -84,17 +87,23 @@ export function createBackgroundRetries(limit: number): BackgroundRetries {
   };
 
   // A try that never settles (a client with no timeout) keeps its task past the deadline; when
-  // full, those are dropped first.
+  // full, those are dropped first. The scan runs only once a deadline may have passed, so that
+  // a full set (a long store outage) refuses new tasks in O(1), not O(limit) each.
   const prune = (): void => {
     const at = now();
+    if (at < earliestDeadline) return;
+    let earliest = Number.POSITIVE_INFINITY;
     for (const set of [...groups.values()]) {
       for (const pending of set) {
         if (pending.deadline <= at) {
           if (pending.timer !== undefined) clearTimeout(pending.timer);
           remove(pending);
+        } else if (pending.deadline < earliest) {
+          earliest = pending.deadline;
         }
       }
     }
+    earliestDeadline = earliest;
   };
 
   return {
@@ -108,6 +117,7 @@ export function createBackgroundRetries(limit: number): BackgroundRetries {
         delayMs: INITIAL_DELAY_MS,
         timer: undefined,
       };
+      if (pending.deadline < earliestDeadline) earliestDeadline = pending.deadline;
       let set = groups.get(group);
       if (set === undefined) {
         set = new Set();

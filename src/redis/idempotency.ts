@@ -84,11 +84,13 @@ function escapeToken(token: string): string {
  * sends one again after a lost reply, and a paused server runs what it holds when it resumes.
  * A claim sent again carries the same token and is answered `claimed`. A claim that rejected
  * is released in the background, fenced by its token (and attempt): as soon as its late reply
- * says it took the key, or, when the client gave the command up (it may have run before the
- * connection dropped), at once and again with backoff (100 ms doubling to 5 s, unref'd timers)
- * while the client fails it, until Redis answers or the lease would have run out anyway. A
- * later `claim` of the key from this store first sends a release that waits for its next try.
- * At most 10,000 releases are pending per store; past that a lease is left to run out.
+ * comes, unless it says that another claim holds the key (a late "taken" from the `SET NX` may
+ * be the re-sent copy of a claim whose first copy took it), or, when the client gave the
+ * command up (it may have run before the connection dropped), at once and again with backoff
+ * (100 ms doubling to 5 s, unref'd timers) while the client fails it, until Redis answers or
+ * the lease would have run out anyway. A later `claim` of the key from this store first sends
+ * a release that waits for its next try. At most 10,000 releases are pending per store; past
+ * that a lease is left to run out.
  *
  * @example
  * import { Redis } from 'ioredis';
@@ -197,9 +199,13 @@ export function createRedisIdempotencyStore(
           ),
         );
       } catch (error) {
+        // Only the script's answers (arrays) say for sure that the claim did not take the key.
+        // A late `null` from the SET may be ioredis re-sending it after a dropped reply: the
+        // first copy took the key and the second found it taken. The release is fenced by
+        // token and attempt, so releasing a key held by another does nothing.
         sent?.then(
           (late) => {
-            if (late === 'OK' || late === 1) releaseLater(recordKey, escaped, attempt, leaseMs);
+            if (!Array.isArray(late)) releaseLater(recordKey, escaped, attempt, leaseMs);
           },
           () => releaseLater(recordKey, escaped, attempt, leaseMs),
         );

@@ -209,6 +209,25 @@ describe('createWebhookHandler', () => {
     expect(queued).toHaveLength(2);
   });
 
+  it("queues each participant's read of a group message, and dedupes each across redeliveries", async () => {
+    const { post, queued } = setup();
+    const read = (participant: Record<string, string>) => ({
+      id: 'wamid.G',
+      status: 'read',
+      recipient_id: 'GROUP_ID',
+      recipient_type: 'group',
+      ...participant,
+    });
+    const body = statusBody([
+      read({ recipient_participant_id: '351910000002' }),
+      read({ recipient_participant_user_id: 'FI.4412300000000001' }),
+      read({ recipient_participant_id: '351910000003' }),
+    ]);
+    expect(await post(body)).toMatchObject({ status: 200, enqueued: 3, duplicates: 0 });
+    expect(await post(body)).toMatchObject({ status: 200, outcome: 'duplicate', duplicates: 3 });
+    expect(queued).toHaveLength(3);
+  });
+
   it('answers 503 for an update another delivery holds, after queueing the new ones', async () => {
     const { post, queued, entries } = setup();
     // A claim nobody will complete: a delivery still at work, or a claim whose answer was lost.
@@ -325,6 +344,83 @@ describe('createWebhookHandler', () => {
     expect(result).toMatchObject({ status: 500, outcome: 'failed' });
     expect(result.error).toBeInstanceOf(StoreUnavailableError);
     expect(queued).toEqual([]);
+  });
+
+  it('answers 500 for a store that throws synchronously, and releases the claims it took', async () => {
+    const { store, entries } = fakeStore();
+    const queued: WebhookUpdate[] = [];
+    const broken = (name: 'claim' | 'complete' | 'release', when: (key: string) => boolean) =>
+      ({
+        ...store,
+        [name]: (key: string, ...rest: unknown[]) => {
+          if (when(key)) throw new Error(`${name} threw`);
+          return (store[name] as (...args: unknown[]) => unknown)(key, ...rest);
+        },
+      }) as typeof store;
+    const post = (target: typeof store, body: string, failEnqueue = false) =>
+      createWebhookHandler({
+        appSecret: SECRET,
+        store: target,
+        enqueue: (updates) => {
+          if (failEnqueue) throw new Error('queue down');
+          queued.push(...updates);
+        },
+      })({ body, headers: { 'x-hub-signature-256': sign(body) } });
+    const body = statusBody([
+      { id: 'wamid.1', status: 'sent' },
+      { id: 'wamid.2', status: 'sent' },
+    ]);
+    // The second claim throws: the first key's claim is released, not left for the lease.
+    const claimThrows = broken('claim', (key) => key.includes('wamid.2'));
+    expect(await post(claimThrows, body)).toMatchObject({ status: 500, outcome: 'failed' });
+    expect([...entries.keys()]).toEqual([]);
+    // A release that throws after a failed enqueue: still an answer, 500.
+    const releaseThrows = broken('release', () => true);
+    expect(await post(releaseThrows, body, true)).toMatchObject({ status: 500, outcome: 'failed' });
+    entries.clear();
+    // A complete that throws after the enqueue: the updates are queued, so 200.
+    const completeThrows = broken('complete', () => true);
+    expect(await post(completeThrows, body)).toMatchObject({ status: 200, enqueued: 2 });
+    expect(queued).toHaveLength(2);
+  });
+
+  it('answers 500 when a claim never answers within storeTimeoutMs, and releases it if it lands later', async () => {
+    vi.useFakeTimers();
+    try {
+      const released: [string, string][] = [];
+      let land: (claim: ClaimResult) => void = () => {};
+      const store = {
+        claim: () =>
+          new Promise<ClaimResult>((resolve) => {
+            land = resolve;
+          }),
+        complete: async () => true,
+        release: async (key: string, token: string) => {
+          released.push([key, token]);
+          return true;
+        },
+      } as unknown as Pick<IdempotencyStore, 'claim' | 'complete' | 'release'>;
+      const { post, queued } = setup({ store, storeTimeoutMs: 1000 });
+      const answer = post(statusBody([{ id: 'wamid.1', status: 'sent' }]));
+      await vi.advanceTimersByTimeAsync(999);
+      let settled = false;
+      void answer.then(() => {
+        settled = true;
+      });
+      await vi.advanceTimersByTimeAsync(0);
+      expect(settled).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      const result = await answer;
+      expect(result).toMatchObject({ status: 500, outcome: 'failed' });
+      expect(result.error).toBeInstanceOf(StoreUnavailableError);
+      expect(queued).toEqual([]);
+      land({ status: 'claimed', token: 'late' });
+      await vi.advanceTimersByTimeAsync(0);
+      expect(released).toEqual([['whatsapp:webhook:status:wamid.1:sent', 'late']]);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('refuses a body over maxBodyBytes with 413', async () => {
@@ -506,6 +602,9 @@ describe('createWebhookHandler', () => {
     expect(() =>
       createWebhookHandler({ appSecret: 's', store, enqueue: () => {}, dedupeTtlMs: -1 }),
     ).toThrow(/dedupeTtlMs/);
+    expect(() =>
+      createWebhookHandler({ appSecret: 's', store, enqueue: () => {}, storeTimeoutMs: 0 }),
+    ).toThrow(/storeTimeoutMs must be a finite number >= 1, got 0/);
     expect(() => createWebhookHandler({ appSecret: 's', store, enqueue: 'x' as never })).toThrow(
       /enqueue/,
     );

@@ -1,9 +1,9 @@
 import { createBackgroundRetries } from '../core/background-retries.js';
-import { type Clock, systemClock } from '../core/clock.js';
+import { type Clock, setLongTimeout, systemClock } from '../core/clock.js';
 import type { DeadLetterQueue } from '../core/dead-letter-types.js';
-import { describe } from '../core/errors.js';
+import { describe, StoreUnavailableError } from '../core/errors.js';
 import { type EventListener, emit } from '../core/events.js';
-import type { IdempotencyStore } from '../core/idempotency-types.js';
+import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
 import { assertFunction, assertInteger, assertKey, assertNumber } from '../core/validate.js';
 import { isWebhookPayloadError } from './errors.js';
 import {
@@ -112,7 +112,7 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
   readonly parse?: (body: RawBody, options: { readonly maxBytes: number }) => ParsedDelivery<U>;
   /**
    * The dedupe key of an update, or `undefined` to never dedupe it.
-   * @default {@link whatsAppDedupeKey}: `message:<wamid>`, `status:<wamid>:<status>`, `echo:<wamid>`; other kinds are not deduped
+   * @default {@link whatsAppDedupeKey}: `message:<wamid>`, `status:<wamid>:<status>` (plus the participant for a group message), `echo:<wamid>`; other kinds are not deduped
    */
   readonly dedupeKey?: (update: U) => string | undefined;
   /**
@@ -136,6 +136,15 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
    */
   readonly leaseMs?: number;
   /**
+   * How long one store call (`claim`, `complete`, `release`) may take, in milliseconds, before
+   * it counts as failed: a store that never answers gets 500, never a request that hangs. A
+   * claim that answers `claimed` after its time ran out is released. Keep it above the store's
+   * own timeout (the Redis store's `timeoutMs`, 2 s by default) and below the time the sender
+   * waits for an answer.
+   * @default 10_000
+   */
+  readonly storeTimeoutMs?: number;
+  /**
    * Prefix of every dedupe key in the store.
    * @default 'whatsapp:webhook:'
    */
@@ -158,17 +167,24 @@ const MAX_PENDING_COMPLETIONS = 10_000;
 export const WEBHOOK_HANDLER_DEFAULTS = Object.freeze({
   dedupeTtlMs: 8 * 24 * 60 * 60 * 1000,
   leaseMs: 30_000,
+  storeTimeoutMs: 10_000,
   keyPrefix: 'whatsapp:webhook:',
   maxBodyBytes: PARSE_WEBHOOK_DEFAULTS.maxBytes,
 });
 
 /**
- * The default dedupe key of a Cloud API update: `message:<wamid>`, `status:<wamid>:<status>`,
- * `echo:<wamid>`; `undefined` (never deduped) for the other kinds.
+ * The default dedupe key of a Cloud API update: `message:<wamid>`, `status:<wamid>:<status>`
+ * (`status:<wamid>:<status>:<participant>` for a group message's `delivered` and `read`, which
+ * Meta reports once per participant), `echo:<wamid>`; `undefined` (never deduped) for the other
+ * kinds.
  */
 export function whatsAppDedupeKey(update: WebhookUpdate): string | undefined {
   if (update.kind === 'message') return `message:${update.id}`;
-  if (update.kind === 'status') return `status:${update.id}:${update.status}`;
+  if (update.kind === 'status') {
+    const participant = update.recipientParticipantId ?? update.recipientParticipantUserId;
+    const key = `status:${update.id}:${update.status}`;
+    return participant === undefined ? key : `${key}:${participant}`;
+  }
   if (update.kind === 'echo') return `echo:${update.id}`;
   return undefined;
 }
@@ -266,6 +282,11 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
     1,
   );
   const leaseMs = assertNumber('leaseMs', options.leaseMs ?? WEBHOOK_HANDLER_DEFAULTS.leaseMs, 1);
+  const storeTimeoutMs = assertNumber(
+    'storeTimeoutMs',
+    options.storeTimeoutMs ?? WEBHOOK_HANDLER_DEFAULTS.storeTimeoutMs,
+    1,
+  );
   const keyPrefix = options.keyPrefix ?? WEBHOOK_HANDLER_DEFAULTS.keyPrefix;
   if (typeof keyPrefix !== 'string') {
     throw new TypeError(`keyPrefix must be a string, got ${String(keyPrefix)}`);
@@ -376,15 +397,73 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
     return { updates };
   };
 
+  /**
+   * One store call, bounded: a synchronous throw becomes a rejection, and no answer within
+   * `storeTimeoutMs` a `StoreUnavailableError`; `late` gets the value of a call that answered
+   * after that.
+   */
+  const storeCall = <T>(
+    operation: string,
+    call: () => Promise<T>,
+    late?: (value: T) => void,
+  ): Promise<T> => {
+    let pending: Promise<T>;
+    try {
+      pending = Promise.resolve(call());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise<T>((resolve, reject) => {
+      let timedOut = false;
+      const cancel = setLongTimeout(
+        () => {
+          timedOut = true;
+          reject(
+            new StoreUnavailableError(
+              operation,
+              new Error(`the store did not answer within ${storeTimeoutMs} ms`),
+            ),
+          );
+        },
+        storeTimeoutMs,
+        true,
+      );
+      pending.then(
+        (value) => {
+          cancel();
+          if (timedOut) late?.(value);
+          else resolve(value);
+        },
+        (error: unknown) => {
+          cancel();
+          reject(error);
+        },
+      );
+    });
+  };
+
+  const release = (key: string, token: string): Promise<boolean> =>
+    storeCall('release', () => store.release(key, token));
+
+  // A claim that took the key after its time ran out is nobody's: free it for the redelivery.
+  const claim = (key: string): Promise<ClaimResult> =>
+    storeCall(
+      'claim',
+      () => store.claim(key, { leaseMs }),
+      (late) => {
+        if (late.status === 'claimed') release(key, late.token).catch(() => false);
+      },
+    );
+
   const releaseAll = (claims: ReadonlyArray<readonly [string, string]>): Promise<unknown> =>
-    Promise.allSettled(claims.map(([key, token]) => store.release(key, token)));
+    Promise.allSettled(claims.map(([key, token]) => release(key, token)));
 
   // The updates are safe in the queue: a `complete` that failed is tried again in the
   // background, so that the sender's next redelivery is answered as a duplicate.
   const completions = createBackgroundRetries(MAX_PENDING_COMPLETIONS);
   const completeAll = async (claims: ReadonlyArray<readonly [string, string]>): Promise<void> => {
     const record = ([key, token]: readonly [string, string]) =>
-      store.complete(key, token, 1, { ttlMs: dedupeTtlMs });
+      storeCall('complete', () => store.complete(key, token, 1, { ttlMs: dedupeTtlMs }));
     const outcomes = await Promise.allSettled(claims.map(record));
     outcomes.forEach((outcome, i) => {
       const claim = claims[i];
@@ -412,7 +491,7 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
       return key === undefined ? undefined : keyPrefix + key;
     });
     const unique = [...new Set(keys.filter((key) => key !== undefined))];
-    const verdicts = await Promise.allSettled(unique.map((key) => store.claim(key, { leaseMs })));
+    const verdicts = await Promise.allSettled(unique.map(claim));
     const claimed = new Set<string>();
     const claims: (readonly [string, string])[] = [];
     let duplicates = keys.filter((key) => key !== undefined).length - unique.length;

@@ -344,6 +344,19 @@ describe('parseWebhook', () => {
     const deepValue = `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"calls","value":${'['.repeat(100_000)}${']'.repeat(100_000)}}]}]}`;
     expect(parseWebhook(deepValue).updates.map((u) => u.kind)).toEqual(['unknown']);
   });
+
+  it('keeps the updates of a body nested deep that holds `\\u` escapes, filtering keys at any depth', () => {
+    const depth = 100_000;
+    const deep = `${'['.repeat(depth)}{"\\u005f_proto__":{"polluted":true},"ok":1}${']'.repeat(depth)}`;
+    const status = `{"id":"wamid.1","status":"sent","timestamp":"1700000000","recipient_id":"49","note":"caf\\u00e9"}`;
+    const body = `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"calls","value":${deep}},{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"statuses":[${status}]}}]}]}`;
+    const { updates, malformed } = parseWebhook(body);
+    expect(malformed).toEqual([]);
+    expect(updates.map((u) => u.kind)).toEqual(['unknown', 'status']);
+    let node = (updates[0] as { raw: unknown }).raw;
+    for (let i = 0; i < depth; i++) node = (node as unknown[])[0];
+    expect(Object.keys(node as object)).toEqual(['ok']);
+  });
 });
 
 const FIXTURES = new URL('../../test/fixtures/whatsapp/', import.meta.url);
@@ -469,6 +482,25 @@ const FIXTURE_EXPECTATIONS: Record<string, Expect> = {
     path: 'entry[0].changes[0].value.statuses[0]',
     raw: expect.objectContaining({ status: 'deleted', id: 'wamid.INBOUND009' }),
   }),
+  'status-read-group.json': (parsed) => {
+    expect(parsed.malformed).toEqual([]);
+    expect(parsed.updates).toMatchObject([
+      {
+        kind: 'status',
+        id: 'wamid.GROUP001',
+        status: 'read',
+        recipientParticipantId: '351910000002',
+        recipientParticipantUserId: undefined,
+      },
+      {
+        kind: 'status',
+        id: 'wamid.GROUP001',
+        status: 'read',
+        recipientParticipantId: undefined,
+        recipientParticipantUserId: 'FI.4412300000000001',
+      },
+    ]);
+  },
   'status-read-business-scoped-user.json': status('read', {
     recipientId: undefined,
     recipientUserId: 'FI.4412300000000001',
@@ -554,6 +586,11 @@ describe('fixtures written from Meta documentation (test/fixtures/whatsapp)', ()
     expect(keyOf('message-text-business-scoped-user.json')).toEqual(['message:wamid.BSUID001']);
     expect(keyOf('status-read-business-scoped-user.json')).toEqual([
       'status:wamid.OUTBOUND007:read',
+    ]);
+    // A group message is read by each participant: one key each, never one for the group.
+    expect(keyOf('status-read-group.json')).toEqual([
+      'status:wamid.GROUP001:read:351910000002',
+      'status:wamid.GROUP001:read:FI.4412300000000001',
     ]);
     expect(keyOf('smb-message-echoes.json')).toEqual(['echo:wamid.ECHO001']);
     expect(keyOf('status-deleted.json')).toEqual([undefined]);

@@ -81,6 +81,14 @@ export interface StatusUpdate extends WebhookOrigin {
   readonly recipientId: string | undefined;
   /** The recipient's business-scoped user ID (`recipient_user_id`), when present. */
   readonly recipientUserId: string | undefined;
+  /**
+   * For a message sent to a group (`recipient_id` is then the group ID): the participant whose
+   * `delivered` or `read` this is, by phone number (`recipient_participant_id`). Meta sends one
+   * such status per participant, all with the message's wamid.
+   */
+  readonly recipientParticipantId: string | undefined;
+  /** The group participant's business-scoped user ID (`recipient_participant_user_id`). */
+  readonly recipientParticipantUserId: string | undefined;
   /** Why the message failed (on `failed`); empty otherwise. */
   readonly errors: readonly WebhookErrorDetail[];
   /** `biz_opaque_callback_data` as sent with the message, when present. */
@@ -380,20 +388,32 @@ function parseJson(body: RawBody, maxBytes: number): unknown {
       throw new WebhookPayloadError('$', 'body is not valid UTF-8', { cause });
     }
   }
+  let parsed: unknown;
   try {
-    // The reviver filters the parsed keys and costs about half the parse, so it is skipped
-    // only when no parsed key can be forbidden: the text neither spells one nor holds a `\u`
-    // escape (the only JSON escape that can produce a letter or `_`).
-    return /__proto__|constructor|prototype|\\u/.test(source)
-      ? JSON.parse(source, dropForbidden)
-      : JSON.parse(source);
+    parsed = JSON.parse(source);
   } catch (cause) {
     throw new WebhookPayloadError('$', 'body is not JSON', { cause });
   }
+  // JSON.parse makes `__proto__` an own key, never a prototype; the parsed keys are filtered
+  // only when one can be forbidden: the text spells one or holds a `\u` escape (the only JSON
+  // escape that can produce a letter or `_`). Not with a reviver: JSON.parse recurses into
+  // one, and a body nested a few thousand levels deep would overflow the stack.
+  if (/__proto__|constructor|prototype|\\u/.test(source)) dropForbiddenKeys(parsed);
+  return parsed;
 }
 
-function dropForbidden(key: string, value: unknown): unknown {
-  return FORBIDDEN_KEYS.has(key) ? undefined : value;
+/** Deletes the forbidden keys of freshly parsed JSON in place, at any depth, without recursion. */
+function dropForbiddenKeys(parsed: unknown): void {
+  const stack: unknown[] = [parsed];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (typeof node !== 'object' || node === null) continue;
+    const target = node as Record<string, unknown>;
+    for (const key of Object.keys(target)) {
+      if (FORBIDDEN_KEYS.has(key)) delete target[key];
+      else stack.push(target[key]);
+    }
+  }
 }
 
 /** An already-parsed payload without forbidden keys: itself when it has none, else a clean copy. */
@@ -412,7 +432,9 @@ function withoutForbiddenKeys(payload: unknown): unknown {
   }
   if (!found) return payload;
   try {
-    return JSON.parse(JSON.stringify(payload), dropForbidden);
+    const copy: unknown = JSON.parse(JSON.stringify(payload));
+    dropForbiddenKeys(copy);
+    return copy;
   } catch (cause) {
     throw new WebhookPayloadError('$', 'payload is not JSON data', { cause });
   }
@@ -660,6 +682,8 @@ function parseMessages(context: ChangeContext, rawValue: unknown): void {
       timestampMs,
       recipientId: optionalId(s.recipient_id),
       recipientUserId: optionalId(s.recipient_user_id),
+      recipientParticipantId: optionalId(s.recipient_participant_id),
+      recipientParticipantUserId: optionalId(s.recipient_participant_user_id),
       errors: errorDetails(s.errors, `${path}.errors`),
       callbackData: optionalText(s.biz_opaque_callback_data),
       pricing: pricing(s.pricing),

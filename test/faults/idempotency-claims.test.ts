@@ -106,6 +106,34 @@ describeOwnRedis('idempotency claims whose answer was lost', () => {
     });
   }
 
+  it('a claim that timed out, then was re-sent after its reply was dropped, is released: the retry runs fn once', async () => {
+    const server = await ownRedisServer();
+    const proxy = await startTcpProxy(server.port);
+    const a = connectRedis(proxy.url, { maxRetriesPerRequest: 5 });
+    a.on('error', () => {}); // the cut below
+    await ready(a);
+    const storeA = createRedisIdempotencyStore(a, { prefix: 'resent-late', timeoutMs: 150 });
+    const { runs, fn } = counter();
+
+    // The claim's SET takes the key, its reply is lost and the connection hangs past the
+    // timeout; on reconnect ioredis sends the SET again, which finds the key taken (null).
+    proxy.dropReplies(1);
+    const error = await idempotent(storeA, 'k', fn, { leaseMs: LEASE }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    await proxy.dropped();
+    proxy.cut();
+    await ready(a);
+    const b = connectRedis(server.url);
+    await ready(b);
+    await released(b, 'resent-late', 'k');
+    const storeB = createRedisIdempotencyStore(b, { prefix: 'resent-late' });
+    expect(await idempotent(storeB, 'k', fn, { leaseMs: LEASE, waitForResultMs: 0 })).toEqual({
+      sent: 'k',
+      run: 1,
+    });
+    expect(runs).toEqual(['k']);
+  });
+
   it('a claim held in the offline queue while Redis restarts is released once it runs', async () => {
     const server = await ownRedisServer();
     const a = connectRedis(server.url, { maxRetriesPerRequest: null });

@@ -107,6 +107,21 @@ describeOwnRedis('webhook claims under Redis faults', () => {
     expect(hook.queued).toEqual(['wamid.A']);
   });
 
+  it('a claim that timed out and was then re-sent after a dropped reply is released: the redelivery is queued once', async () => {
+    const server = await ownRedisServer();
+    const proxy = await startTcpProxy(server.port);
+    const hook = await webhook(proxy.url, 150, { retries: 5 });
+    // The SET takes the key, its reply is lost and the connection hangs past the timeout; on
+    // reconnect ioredis sends it again and the copy finds the key taken.
+    proxy.dropReplies(1);
+    expect(await hook.deliver(['wamid.A'])).toMatchObject({ status: 500, outcome: 'failed' });
+    await proxy.dropped();
+    proxy.cut();
+    await ready(hook.redis);
+    expect(await hook.deliverUntilOk(['wamid.A'])).toMatchObject({ status: 200 });
+    expect(hook.queued).toEqual(['wamid.A']);
+  });
+
   const stalls: [string, (server: RedisServer) => Promise<() => Promise<void>>][] = [
     [
       'CLIENT PAUSE (the claim runs when the pause ends)',
