@@ -7,6 +7,7 @@ import type { DeadLetterAttempt, NewDeadLetter } from '../core/dead-letter-types
 import { describe } from '../core/errors.js';
 import { type EventListener, emit, type GiveUpEvent } from '../core/events.js';
 import { attemptOf } from '../core/failure.js';
+import { isRecord } from '../core/loose.js';
 import { expectAttempts } from '../core/retry-record.js';
 import { assertFunction, assertInteger } from '../core/validate.js';
 import { planRetry, RETRYKIT_BACKOFF, type RetrykitBackoffStrategy } from './backoff.js';
@@ -55,10 +56,6 @@ export interface WrapProcessorOptions<P> {
   readonly clock?: Clock;
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /** Whether BullMQ hands the job's failures to the retrykit strategy (`backoff: RETRYKIT_BACKOFF`). */
 function usesRetrykit(job: Job): boolean {
   const { backoff } = job.opts;
@@ -67,7 +64,7 @@ function usesRetrykit(job: Job): boolean {
 
 /** @internal The failures `wrapProcessor` kept on a job's data, oldest first. */
 export function historyOf(data: unknown): DeadLetterAttempt[] {
-  if (!isPlainObject(data) || data[HISTORY_FIELD] === undefined) return [];
+  if (!isRecord(data) || data[HISTORY_FIELD] === undefined) return [];
   try {
     return expectAttempts(HISTORY_FIELD, data[HISTORY_FIELD]);
   } catch {
@@ -77,7 +74,7 @@ export function historyOf(data: unknown): DeadLetterAttempt[] {
 
 /** @internal A job's data without the failures kept on it. */
 export function payloadOf<P>(data: unknown): P {
-  if (!isPlainObject(data) || !(HISTORY_FIELD in data)) return data as P;
+  if (!isRecord(data) || !(HISTORY_FIELD in data)) return data as P;
   const { [HISTORY_FIELD]: _history, ...payload } = data;
   return payload as P;
 }
@@ -147,7 +144,7 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
         if (plan === 'max_elapsed' || plan === 'retry_after_exceeds_elapsed') stop = plan;
       }
       if (!permanent && attempts < limit && stop === 'max_attempts') {
-        if (isPlainObject(job.data)) {
+        if (isRecord(job.data)) {
           const failure = attemptOf(error, c, new Date(now).toISOString());
           await job.updateData({ ...job.data, [HISTORY_FIELD]: [...history, failure] } as T);
         }
