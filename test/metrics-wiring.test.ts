@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type Clock,
   createMemoryDeadLetterQueue,
   createMemoryIdempotencyStore,
   createMetrics,
@@ -86,7 +87,21 @@ describe('one metrics window wired to every component, as the docs say', () => {
     const store = createMemoryIdempotencyStore({ maxEntries: 1000, onEvent });
     const dlq = createMemoryDeadLetterQueue<CloudMessage>({ onEvent });
     const webhookDlq = createMemoryDeadLetterQueue<string>({ onEvent });
-    const limiter = createTokenBucket({ capacity: 100, refillPerSecond: 100, onEvent });
+    // One request a second, on a clock whose sleeps pass at once: every request after the
+    // first waits its turn, deterministically.
+    let limiterNow = 0;
+    const limiterClock: Clock = {
+      now: () => limiterNow,
+      sleep: async (ms) => {
+        limiterNow += ms;
+      },
+    };
+    const limiter = createTokenBucket({
+      capacity: 1,
+      refillPerSecond: 1,
+      clock: limiterClock,
+      onEvent,
+    });
     const api = fakeCloudApi();
     const client = createWhatsAppClient({
       phoneNumberId: PHONE,
@@ -114,6 +129,7 @@ describe('one metrics window wired to every component, as the docs say', () => {
     let retries = 0;
     let duplicatesCaught = 0;
     let deadLetters = 0;
+    let limiterWaits = 0;
 
     const text = (to: string) => ({ to, type: 'text' as const, text: { body: 'hi' } });
     await client.sendMessage(text('ok'), { idempotencyKey: 'order-1' });
@@ -138,6 +154,7 @@ describe('one metrics window wired to every component, as the docs say', () => {
     expect(await webhookDlq.size()).toBe(1);
     expect(enqueued).toHaveLength(1);
     expect(api.requests()).toBe(4);
+    limiterWaits = api.requests() - 1;
 
     const s = metrics.snapshot();
     expect(s.deadLetters.total).toBe(deadLetters);
@@ -149,7 +166,8 @@ describe('one metrics window wired to every component, as the docs say', () => {
     expect(s.calls.gaveUp).toBe(deadLetters - 1);
     expect(s.retries.scheduled).toBe(retries);
     expect(s.attempts.failed).toBe(retries + 1);
-    expect(s.rateLimit.waits).toBe(0);
+    expect(s.rateLimit.waits).toBe(limiterWaits);
+    expect(s.rateLimit.meanWaitMs).toBe(1000);
     expect(s.messages.accepted).toBe(sends);
     expect(s.messages.delivered).toBe(1);
   });
