@@ -57,6 +57,15 @@ const queue = new Queue<Webhook>('webhooks', { connection, prefix });
 const events = new QueueEvents('webhooks', { connection, prefix });
 await events.waitUntilReady();
 
+// One strategy for BullMQ's delays and for wrapProcessor, which dead-letters at once a job the
+// strategy would not retry within its budget (a server asking to wait past it).
+const strategy = createBackoffStrategy({
+  classify,
+  backoff: { initialDelayMs: 100, multiplier: 2, jitter: 'equal' },
+  onEvent: (e) => {
+    if (e.type === 'retry_scheduled') console.log(`retry in ${e.delayMs} ms (${e.reason})`);
+  },
+});
 const worker = new Worker<Webhook>(
   'webhooks',
   wrapProcessor<Webhook>(
@@ -68,19 +77,13 @@ const worker = new Worker<Webhook>(
       await redis.set(key, '1', 'EX', 86_400);
       return 'saved';
     },
-    { dlq, classify, maxAttempts: 4 },
+    { dlq, classify, maxAttempts: 4, strategy },
   ),
   {
     connection,
     prefix,
     settings: {
-      backoffStrategy: createBackoffStrategy({
-        classify,
-        backoff: { initialDelayMs: 100, multiplier: 2, jitter: 'equal' },
-        onEvent: (e) => {
-          if (e.type === 'retry_scheduled') console.log(`retry in ${e.delayMs} ms (${e.reason})`);
-        },
-      }),
+      backoffStrategy: strategy,
     },
   },
 );

@@ -49,6 +49,10 @@ const PHONE_NUMBER_ID = '106540352242922';
 const APP_SECRET = 'demo-app-secret';
 const started = Date.now();
 
+// Every component reports to one metrics window; the final report is its snapshot.
+const metrics = createMetrics({ windowMs: 3_600_000, maxTrackedMessages: total + 1000 });
+const { onEvent } = metrics;
+
 // ---- stores: in memory, or Redis with --redis ------------------------------------------------
 // Pace at 90 % of the limit with a bucket of 1/20 s: at most 0.95 · rate requests leave in any
 // second, and the rest is room for network jitter, which bunches requests on their way.
@@ -75,19 +79,16 @@ if (values.redis !== undefined) {
     }
     await client.quit();
   };
-  limiter = createRedisTokenBucket(client, { prefix: `${prefix}:rate`, ...limits });
-  sendStore = createRedisIdempotencyStore(client, { prefix: `${prefix}:send` });
-  webhookStore = createRedisIdempotencyStore(client, { prefix: `${prefix}:webhook` });
-  dlq = createRedisDeadLetterQueue<CloudMessage>(client, { prefix: `${prefix}:dlq` });
+  limiter = createRedisTokenBucket(client, { prefix: `${prefix}:rate`, ...limits, onEvent });
+  sendStore = createRedisIdempotencyStore(client, { prefix: `${prefix}:send`, onEvent });
+  webhookStore = createRedisIdempotencyStore(client, { prefix: `${prefix}:webhook`, onEvent });
+  dlq = createRedisDeadLetterQueue<CloudMessage>(client, { prefix: `${prefix}:dlq`, onEvent });
 } else {
-  limiter = createTokenBucket(limits);
-  sendStore = createMemoryIdempotencyStore({ maxEntries: 100_000 });
-  webhookStore = createMemoryIdempotencyStore({ maxEntries: 100_000 });
-  dlq = createMemoryDeadLetterQueue<CloudMessage>({ maxEntries: 100_000 });
+  limiter = createTokenBucket({ ...limits, onEvent });
+  sendStore = createMemoryIdempotencyStore({ maxEntries: 100_000, onEvent });
+  webhookStore = createMemoryIdempotencyStore({ maxEntries: 100_000, onEvent });
+  dlq = createMemoryDeadLetterQueue<CloudMessage>({ maxEntries: 100_000, onEvent });
 }
-
-// Every component reports to one metrics window; the final report is its snapshot.
-const metrics = createMetrics({ windowMs: 3_600_000, maxTrackedMessages: total + 1000 });
 
 // ---- the webhook receiver: createWebhookHandler behind node:http ------------------------------
 const states = new Map<string, StatusUpdate>();
@@ -97,7 +98,7 @@ let webhookDuplicates = 0;
 const handle = createWebhookHandler({
   appSecret: APP_SECRET,
   store: webhookStore,
-  onEvent: metrics.onEvent,
+  onEvent,
   enqueue: (updates) => {
     for (const update of updates) {
       if (update.kind !== 'status') continue;
@@ -153,7 +154,7 @@ const whatsapp = createWhatsAppClient({
   dlq,
   requestTimeoutMs: 2000,
   retry: { maxAttempts: 6, backoff: { initialDelayMs: 250, maxDelayMs: 4000 } },
-  onEvent: metrics.onEvent,
+  onEvent,
 });
 
 const recipients = Array.from(

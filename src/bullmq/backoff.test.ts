@@ -1,8 +1,9 @@
+import type { MinimalJob } from 'bullmq';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { computeDelay } from '../core/backoff.js';
+import { computeDelay, JITTER_KINDS } from '../core/backoff.js';
 import type { RetrykitEvent } from '../core/events.js';
-import { seededRandom } from '../testing/index.js';
+import { createManualClock, seededRandom } from '../testing/index.js';
 import { createBackoffStrategy } from './backoff.js';
 
 function httpError(status: number, headers: Record<string, string> = {}): Error {
@@ -97,6 +98,80 @@ describe('createBackoffStrategy', () => {
     );
     expect(() => createBackoffStrategy({ classify: 'x' as never })).toThrow(
       'classify must be a function, got "x"',
+    );
+  });
+});
+
+describe('createBackoffStrategy: the elapsed budget', () => {
+  const FAR_FUTURE = 'Fri, 31 Dec 9999 23:59:59 GMT';
+  const jobAddedAt = (timestamp: number) => ({ timestamp }) as MinimalJob;
+
+  it('fails the job (-1) when the server asks to wait past the budget, a year-9999 Retry-After too', () => {
+    const clock = createManualClock(Date.now());
+    const events: RetrykitEvent[] = [];
+    const strategy = createBackoffStrategy({ clock, onEvent: (e) => events.push(e) });
+    const job = jobAddedAt(clock.now());
+    expect(strategy(1, 'retrykit', httpError(429, { 'retry-after': FAR_FUTURE }), job)).toBe(-1);
+    const budgeted = createBackoffStrategy({ clock, maxElapsedMs: 60_000 });
+    expect(budgeted(1, 'retrykit', httpError(429, { 'retry-after': '61' }), job)).toBe(-1);
+    expect(events).toEqual([]);
+  });
+
+  it('honours a Retry-After above maxDelayMs when it ends within the budget, as retry does', () => {
+    const clock = createManualClock(Date.now());
+    const strategy = createBackoffStrategy({
+      clock,
+      backoff: { initialDelayMs: 100, maxDelayMs: 1000, jitter: 'none' },
+      random: () => 0,
+    });
+    const job = jobAddedAt(clock.now());
+    expect(strategy(1, 'retrykit', httpError(429, { 'retry-after': '60' }), job)).toBe(60_000);
+  });
+
+  it('counts the budget from when the job was added, and never schedules past it', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 20 }),
+        fc.integer({ min: 0, max: 200_000 }),
+        fc.integer({ min: 0, max: 200_000 }),
+        fc.option(fc.integer({ min: 1, max: 300 }), { nil: undefined }),
+        fc.constantFrom(...JITTER_KINDS),
+        fc.integer(),
+        (attemptsMade, maxElapsedMs, elapsedMs, retryAfterS, jitter, seed) => {
+          const clock = createManualClock(1_700_000_000_000);
+          const strategy = createBackoffStrategy({
+            clock,
+            maxElapsedMs,
+            backoff: { initialDelayMs: 1000, maxDelayMs: 120_000, jitter },
+            random: seededRandom(seed),
+          });
+          const headers: Record<string, string> =
+            retryAfterS === undefined ? {} : { 'retry-after': String(retryAfterS) };
+          const job = jobAddedAt(clock.now() - elapsedMs);
+          const delay = strategy(attemptsMade, 'retrykit', httpError(503, headers), job);
+          const left = maxElapsedMs - elapsedMs;
+          if (delay === -1) {
+            // Given up only when the server's wait, or the backoff's floor, is past the budget.
+            expect(retryAfterS === undefined ? left < 120_000 : retryAfterS * 1000 > left).toBe(
+              true,
+            );
+          } else {
+            expect(Number.isInteger(delay)).toBe(true);
+            expect(delay).toBeGreaterThanOrEqual(0);
+            expect(delay).toBeLessThanOrEqual(left);
+            if (retryAfterS !== undefined) expect(delay).toBeGreaterThanOrEqual(retryAfterS * 1000);
+          }
+        },
+      ),
+    );
+  });
+
+  it('validates maxElapsedMs', () => {
+    expect(() => createBackoffStrategy({ maxElapsedMs: -1 })).toThrow(
+      'maxElapsedMs must be a finite number >= 0, got -1',
+    );
+    expect(() => createBackoffStrategy({ maxElapsedMs: Number.NaN })).toThrow(
+      'maxElapsedMs must be a number, got NaN',
     );
   });
 });

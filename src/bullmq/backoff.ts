@@ -1,15 +1,16 @@
 import type { MinimalJob } from 'bullmq';
 import {
   type BackoffOptions,
-  delayFor,
-  type ResolvedBackoffOptions,
-  resolveBackoff,
+  type DelayDecision,
+  delayAfterFailure,
+  resolveBackoffPolicy,
 } from '../core/backoff.js';
 import { classify as defaultClassify } from '../core/classify.js';
 import type { Classification, Reason } from '../core/classify-types.js';
 import { type Clock, type RandomSource, systemClock } from '../core/clock.js';
 import { type EventListener, emit } from '../core/events.js';
-import { assertFunction } from '../core/validate.js';
+import { RETRY_DEFAULTS } from '../core/retry.js';
+import { assertFunction, assertNumber } from '../core/validate.js';
 
 /**
  * The job option that sends a job's retries through the strategy of
@@ -32,6 +33,15 @@ export interface BackoffStrategyOptions {
    * { backoffByReason: { service_unavailable: { multiplier: 3 } } }
    */
   readonly backoffByReason?: Partial<Record<Reason, BackoffOptions>>;
+  /**
+   * The job's elapsed budget, in milliseconds since it was added (`job.timestamp`): no retry is
+   * scheduled to start past it. A server asking for a longer wait (`Retry-After`) than what is
+   * left, or a backoff ending past it, fails the job at once (-1) instead: with the strategy
+   * given to `wrapProcessor`, the job is dead-lettered then (its `give_up` says
+   * `retry_after_exceeds_elapsed` or `max_elapsed`).
+   * @default 86_400_000 (24 hours, as `retry`)
+   */
+  readonly maxElapsedMs?: number;
   /** Decides whether the job's error is worth retrying. Use the same one as `wrapProcessor`. @default classify */
   readonly classify?: (error: unknown) => Classification;
   /** Random source for jitter. @default Math.random */
@@ -50,34 +60,59 @@ export type RetrykitBackoffStrategy = (
   job?: MinimalJob,
 ) => number;
 
+/** What the strategy decided for one failure: a delay, or why the job should stop now. */
+type JobDecision = DelayDecision | 'permanent';
+
+/** The decision behind each strategy, for `wrapProcessor` to ask before rethrowing. */
+const planners = new WeakMap<
+  RetrykitBackoffStrategy,
+  (attemptsMade: number, error: unknown, job: MinimalJob | undefined) => JobDecision
+>();
+
+/** Delays `wrapProcessor` already decided, by the error BullMQ will hand to the strategy. */
+const decided = new WeakMap<object, number>();
+
+/** @internal What `strategy` decides for a job's failure (`undefined`: not one of ours). */
+export function planRetry(
+  strategy: RetrykitBackoffStrategy,
+  attemptsMade: number,
+  error: unknown,
+  job: MinimalJob,
+): JobDecision | undefined {
+  const decision = planners.get(strategy)?.(attemptsMade, error, job);
+  // BullMQ hands the same error to the strategy next: it returns this delay, drawn once.
+  if (typeof decision === 'number' && typeof error === 'object' && error !== null) {
+    decided.set(error, decision);
+  }
+  return decision;
+}
+
 /**
  * A BullMQ `backoffStrategy` (Worker `settings.backoffStrategy`) that spaces a job's retries
- * with retrykit's backoff: the error is classified, the delay comes from `computeDelay` for
- * that reason, a server's `Retry-After` is honoured (plus up to 10 %, at most 1 s, so that
- * jobs don't resync), and a permanent failure returns -1, which BullMQ reads as "don't retry".
+ * with retrykit's backoff, by the same rule as `retry`: the error is classified, the delay
+ * comes from `computeDelay` for that reason, a server's `Retry-After` is honoured (plus up to
+ * 10 %, at most 1 s, so that jobs don't resync) even above `maxDelayMs`, and a permanent
+ * failure returns -1, which BullMQ reads as "don't retry". No retry starts past `maxElapsedMs`
+ * since the job was added: a wait that would end past it returns -1 too (see `maxElapsedMs`).
  * BullMQ keeps no record of a job's previous delay, so decorrelated jitter grows from the
- * previous attempt's un-jittered delay. Jobs opt in with
- * `backoff: RETRYKIT_BACKOFF`.
+ * previous attempt's un-jittered delay. Jobs opt in with `backoff: RETRYKIT_BACKOFF`.
  *
  * @example
- * const worker = new Worker('webhooks', processor, {
+ * const strategy = createBackoffStrategy({ backoff: { initialDelayMs: 500 } });
+ * const worker = new Worker('webhooks', wrapProcessor(processor, { dlq, strategy }), {
  *   connection,
- *   settings: { backoffStrategy: createBackoffStrategy({ backoff: { initialDelayMs: 500 } }) },
+ *   settings: { backoffStrategy: strategy },
  * });
  */
 export function createBackoffStrategy(
   options: BackoffStrategyOptions = {},
 ): RetrykitBackoffStrategy {
-  const base = resolveBackoff(options.backoff);
-  const byReason: Partial<Record<Reason, ResolvedBackoffOptions>> = {};
-  for (const [reason, override] of Object.entries(options.backoffByReason ?? {})) {
-    if (override !== undefined) {
-      byReason[reason as Reason] = resolveBackoff(
-        { ...base, ...override },
-        `backoffByReason.${reason}`,
-      );
-    }
-  }
+  const policy = resolveBackoffPolicy(options.backoff, options.backoffByReason);
+  const maxElapsedMs = assertNumber(
+    'maxElapsedMs',
+    options.maxElapsedMs ?? RETRY_DEFAULTS.maxElapsedMs,
+    0,
+  );
   for (const name of ['classify', 'random', 'onEvent'] as const) {
     if (options[name] !== undefined) assertFunction(name, options[name]);
   }
@@ -85,31 +120,42 @@ export function createBackoffStrategy(
   const random = options.random ?? Math.random;
   const clock = options.clock ?? systemClock;
 
-  return (attemptsMade, _type, error) => {
+  const plan = (
+    attemptsMade: number,
+    error: unknown,
+    job: MinimalJob | undefined,
+    c: Classification = classify(error),
+  ): JobDecision => {
+    if (!c.retryable) return 'permanent';
+    if (c.maxAttempts !== undefined && attemptsMade >= c.maxAttempts) return 'permanent';
+    const elapsedMs = job === undefined ? 0 : Math.max(0, clock.now() - job.timestamp);
+    const decision = delayAfterFailure(policy, c, {
+      attempt: Math.max(0, attemptsMade - 1),
+      previousDelayMs: 'unknown',
+      leftMs: maxElapsedMs - elapsedMs,
+      random,
+    });
+    return typeof decision === 'number' ? Math.round(decision) : decision;
+  };
+
+  const strategy: RetrykitBackoffStrategy = (attemptsMade, _type, error, job) => {
     const c = classify(error);
-    if (!c.retryable) return -1;
-    if (c.maxAttempts !== undefined && attemptsMade >= c.maxAttempts) return -1;
-    let b = byReason[c.reason] ?? base;
-    if (c.backoff !== undefined) b = resolveBackoff({ ...b, ...c.backoff });
-    // BullMQ doesn't keep a job's previous delay: jitters that grow from it (decorrelated,
-    // custom) get the previous attempt's un-jittered delay.
-    const previous =
-      attemptsMade > 1 && (b.jitter === 'decorrelated' || typeof b.jitter === 'function')
-        ? delayFor({ ...b, jitter: 'none' }, attemptsMade - 2, undefined, random)
-        : undefined;
-    let delayMs = delayFor(b, Math.max(0, attemptsMade - 1), previous, random);
-    if (c.retryAfterMs !== undefined && c.retryAfterMs > 0) {
-      const spread = Math.min(c.retryAfterMs * 0.1, 1000) * random();
-      delayMs = Math.min(Math.max(delayMs, c.retryAfterMs + spread), b.maxDelayMs);
+    let known: number | undefined;
+    if (typeof error === 'object' && error !== null) {
+      known = decided.get(error);
+      decided.delete(error);
     }
-    delayMs = Math.round(delayMs);
+    const decision = known ?? plan(attemptsMade, error, job, c);
+    if (typeof decision !== 'number') return -1;
     emit(options.onEvent, {
       type: 'retry_scheduled',
       time: clock.now(),
       attempt: attemptsMade,
-      delayMs,
+      delayMs: decision,
       reason: c.reason,
     });
-    return delayMs;
+    return decision;
   };
+  planners.set(strategy, (attemptsMade, error, job) => plan(attemptsMade, error, job));
+  return strategy;
 }

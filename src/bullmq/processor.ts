@@ -5,10 +5,12 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { type Sink, toDeadLetter } from '../core/dead-letter.js';
 import type { DeadLetterAttempt, NewDeadLetter } from '../core/dead-letter-types.js';
 import { describe } from '../core/errors.js';
-import { type EventListener, emit } from '../core/events.js';
+import { type EventListener, emit, type GiveUpEvent } from '../core/events.js';
 import { attemptOf } from '../core/failure.js';
+import { isRecord } from '../core/loose.js';
 import { expectAttempts } from '../core/retry-record.js';
 import { assertFunction, assertInteger } from '../core/validate.js';
+import { planRetry, RETRYKIT_BACKOFF, type RetrykitBackoffStrategy } from './backoff.js';
 
 /**
  * The field of `job.data` where {@link wrapProcessor} keeps the failures of earlier attempts
@@ -41,19 +43,28 @@ export interface WrapProcessorOptions<P> {
    * @default `${job.queueName}:${job.id}`
    */
   readonly deadLetterId?: (job: Job) => string;
+  /**
+   * The worker's `backoffStrategy`, when made by `createBackoffStrategy`. A transient failure
+   * of a job using it (`backoff: RETRYKIT_BACKOFF`) is dead-lettered at once when the strategy
+   * would not retry it within its `maxElapsedMs` (a server asking to wait past it, or a backoff
+   * ending past it); otherwise the strategy schedules the delay decided here.
+   */
+  readonly strategy?: RetrykitBackoffStrategy;
   /** Receives `attempt_failure` for every failed attempt and `give_up` when a job is dead-lettered. */
   readonly onEvent?: EventListener;
   /** Dates failures. @default systemClock */
   readonly clock?: Clock;
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+/** Whether BullMQ hands the job's failures to the retrykit strategy (`backoff: RETRYKIT_BACKOFF`). */
+function usesRetrykit(job: Job): boolean {
+  const { backoff } = job.opts;
+  return typeof backoff === 'object' && backoff !== null && backoff.type === RETRYKIT_BACKOFF.type;
 }
 
 /** @internal The failures `wrapProcessor` kept on a job's data, oldest first. */
 export function historyOf(data: unknown): DeadLetterAttempt[] {
-  if (!isPlainObject(data) || data[HISTORY_FIELD] === undefined) return [];
+  if (!isRecord(data) || data[HISTORY_FIELD] === undefined) return [];
   try {
     return expectAttempts(HISTORY_FIELD, data[HISTORY_FIELD]);
   } catch {
@@ -63,7 +74,7 @@ export function historyOf(data: unknown): DeadLetterAttempt[] {
 
 /** @internal A job's data without the failures kept on it. */
 export function payloadOf<P>(data: unknown): P {
-  if (!isPlainObject(data) || !(HISTORY_FIELD in data)) return data as P;
+  if (!isRecord(data) || !(HISTORY_FIELD in data)) return data as P;
   const { [HISTORY_FIELD]: _history, ...payload } = data;
   return payload as P;
 }
@@ -98,7 +109,7 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
     options.maxAttempts === undefined
       ? undefined
       : assertInteger('maxAttempts', options.maxAttempts, 1);
-  for (const name of ['classify', 'deadLetterId', 'onEvent'] as const) {
+  for (const name of ['classify', 'deadLetterId', 'onEvent', 'strategy'] as const) {
     if (options[name] !== undefined) assertFunction(name, options[name]);
   }
   const classify = options.classify ?? defaultClassify;
@@ -127,8 +138,13 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
       const attempts = attempt + 1;
       const permanent = !c.retryable || error instanceof UnrecoverableError;
       const history = historyOf(job.data);
-      if (!permanent && attempts < limit) {
-        if (isPlainObject(job.data)) {
+      let stop: GiveUpEvent['cause'] = permanent ? 'permanent' : 'max_attempts';
+      if (!permanent && attempts < limit && options.strategy !== undefined && usesRetrykit(job)) {
+        const plan = planRetry(options.strategy, attempts, error, job);
+        if (plan === 'max_elapsed' || plan === 'retry_after_exceeds_elapsed') stop = plan;
+      }
+      if (!permanent && attempts < limit && stop === 'max_attempts') {
+        if (isRecord(job.data)) {
           const failure = attemptOf(error, c, new Date(now).toISOString());
           await job.updateData({ ...job.data, [HISTORY_FIELD]: [...history, failure] } as T);
         }
@@ -149,14 +165,14 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
         time: clock.now(),
         attempts,
         reason: c.reason,
-        cause: permanent ? 'permanent' : 'max_attempts',
+        cause: stop,
         error,
         elapsedMs: now - job.timestamp,
       });
       if (!permanent && attempts >= jobAttempts) throw error;
-      const stop = new UnrecoverableError(describe(error));
-      (stop as { cause?: unknown }).cause = error;
-      throw stop;
+      const unrecoverable = new UnrecoverableError(describe(error));
+      (unrecoverable as { cause?: unknown }).cause = error;
+      throw unrecoverable;
     }
   };
 }

@@ -116,7 +116,7 @@ export async function sweepStalledJobs<P = unknown>(
           source: job.queueName,
           history: historyOf(job.data),
           classify: () => STALLED,
-          clock: { now: () => at, sleep: clock.sleep },
+          clock: { now: () => at },
         }),
       );
       if ((await queue.remove(job.id)) === 1) {

@@ -1,8 +1,18 @@
+import type { Classification, Reason } from './classify-types.js';
 import { MAX_TIMER_MS, type RandomSource } from './clock.js';
 import { assertNumber, assertOneOf, showValue } from './validate.js';
 
+/** @internal The built-in jitter strategies, in the order the docs list them. */
+export const JITTER_KINDS = Object.freeze([
+  'none',
+  'full',
+  'equal',
+  'decorrelated',
+  'proportional',
+] as const);
+
 /** The built-in jitter strategies. */
-export type JitterKind = 'none' | 'full' | 'equal' | 'decorrelated' | 'proportional';
+export type JitterKind = (typeof JITTER_KINDS)[number];
 
 /** What a custom jitter function receives besides the capped exponential delay. */
 export interface JitterContext {
@@ -89,14 +99,6 @@ export const BACKOFF_DEFAULTS: Readonly<ResolvedBackoffOptions> = Object.freeze(
   jitter: 'full',
   jitterRatio: 0.25,
 });
-
-const JITTER_KINDS: readonly JitterKind[] = [
-  'none',
-  'full',
-  'equal',
-  'decorrelated',
-  'proportional',
-];
 
 const resolvedCache = new WeakMap<BackoffOptions, ResolvedBackoffOptions>();
 
@@ -215,4 +217,84 @@ export function backoffSchedule(
     out.push(previous);
   }
   return out;
+}
+
+/** @internal The backoff after a failure: the base options and the per-reason overrides, resolved. */
+export interface BackoffPolicy {
+  readonly backoff: ResolvedBackoffOptions;
+  readonly byReason: Partial<Record<Reason, ResolvedBackoffOptions>>;
+}
+
+/** @internal Validates `backoff` and `backoffByReason` (each override merged over `backoff`). */
+export function resolveBackoffPolicy(
+  backoff: BackoffOptions | undefined,
+  backoffByReason: Partial<Record<Reason, BackoffOptions>> | undefined,
+): BackoffPolicy {
+  const base = resolveBackoff(backoff);
+  const byReason: Partial<Record<Reason, ResolvedBackoffOptions>> = {};
+  for (const [reason, override] of Object.entries(backoffByReason ?? {})) {
+    if (override !== undefined) {
+      byReason[reason as Reason] = resolveBackoff(
+        { ...base, ...override },
+        `backoffByReason.${reason}`,
+      );
+    }
+  }
+  return { backoff: base, byReason };
+}
+
+/**
+ * @internal What follows a retryable failure: the delay before the next attempt in
+ * milliseconds, or why there is none.
+ */
+export type DelayDecision = number | 'max_elapsed' | 'retry_after_exceeds_elapsed';
+
+/** @internal The failure {@link delayAfterFailure} decides on. */
+export interface FailureDelayInput {
+  /** 0-based number of the attempt that failed. */
+  readonly attempt: number;
+  /**
+   * The delay before the failed attempt; `undefined` before the first retry. `'unknown'` when
+   * the caller keeps none (BullMQ): jitters that grow from it get the previous attempt's
+   * un-jittered delay.
+   */
+  readonly previousDelayMs: number | undefined | 'unknown';
+  /** What is left of the elapsed budget, in milliseconds. */
+  readonly leftMs: number;
+  readonly random: RandomSource;
+}
+
+/**
+ * @internal The one decision after a retryable failure, for `retry` and the BullMQ strategy
+ * alike: the backoff for the failure's reason (the classification's own `backoff` merged
+ * over it), then the server's wait.
+ *
+ * A server's wait (`retryAfterMs`) is honoured even above `maxDelayMs`, as long as it ends
+ * within the budget: a shorter sleep would only earn another refusal. A wait past the budget
+ * gives up at once (`retry_after_exceeds_elapsed`), and so does a backoff past it
+ * (`max_elapsed`). The server's wait gets up to 10 % more (at most 1 s) so that clients
+ * don't resync, never past the budget. Always finite and ≥ 0 when a number.
+ */
+export function delayAfterFailure(
+  policy: BackoffPolicy,
+  c: Classification,
+  input: FailureDelayInput,
+): DelayDecision {
+  const { attempt, leftMs, random } = input;
+  let b = policy.byReason[c.reason] ?? policy.backoff;
+  if (c.backoff !== undefined) b = resolveBackoff({ ...b, ...c.backoff });
+  let previous = input.previousDelayMs;
+  if (previous === 'unknown') {
+    previous =
+      attempt > 0 && (b.jitter === 'decorrelated' || typeof b.jitter === 'function')
+        ? delayFor({ ...b, jitter: 'none' }, attempt - 1, undefined, random)
+        : undefined;
+  }
+  const delay = delayFor(b, attempt, previous, random);
+  if (c.retryAfterMs === undefined || !(c.retryAfterMs > 0)) {
+    return delay > leftMs ? 'max_elapsed' : delay;
+  }
+  if (c.retryAfterMs > leftMs) return 'retry_after_exceeds_elapsed';
+  const spread = Math.min(c.retryAfterMs * 0.1, 1000) * random();
+  return Math.min(Math.max(delay, c.retryAfterMs + spread), leftMs);
 }

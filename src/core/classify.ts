@@ -1,5 +1,6 @@
 import type { Classification, Classifier } from './classify-types.js';
 import { PermanentError } from './errors.js';
+import { headerValue, isObject, type Loose } from './loose.js';
 
 const NETWORK_CODES = new Set([
   'ECONNRESET',
@@ -26,12 +27,6 @@ const TIMEOUT_CODES = new Set([
   'UND_ERR_BODY_TIMEOUT',
 ]);
 
-type Loose = Record<string, unknown>;
-
-function isObject(value: unknown): value is Loose {
-  return typeof value === 'object' && value !== null;
-}
-
 /** The HTTP status a response or an HTTP client's error carries (fetch, axios, got, undici). */
 export function statusOf(error: unknown): number | undefined {
   if (!isObject(error)) return undefined;
@@ -51,24 +46,6 @@ export function headersOf(error: unknown): unknown {
   if (error.headers !== undefined) return error.headers;
   const response = error.response;
   return isObject(response) ? response.headers : undefined;
-}
-
-function header(headers: unknown, name: string): string | undefined {
-  if (!isObject(headers)) return undefined;
-  if (typeof headers.get === 'function') {
-    const value = (headers.get as (n: string) => unknown).call(headers, name);
-    return typeof value === 'string' ? value : undefined;
-  }
-  const lower = name.toLowerCase();
-  for (const key of Object.keys(headers)) {
-    if (key.toLowerCase() === lower) {
-      const value = headers[key];
-      if (typeof value === 'string') return value;
-      if (typeof value === 'number') return String(value);
-      if (Array.isArray(value) && typeof value[0] === 'string') return value[0];
-    }
-  }
-  return undefined;
 }
 
 /** An HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`, or the obsolete forms naming GMT). */
@@ -92,13 +69,13 @@ const EPOCH_MILLISECONDS_FROM = 1e12;
  * @param now Current time in epoch milliseconds, for dates. @default Date.now()
  */
 export function parseRetryAfter(headers: unknown, now: number = Date.now()): number | undefined {
-  const retryAfter = header(headers, 'retry-after')?.trim();
+  const retryAfter = headerValue(headers, 'retry-after')?.trim();
   if (retryAfter !== undefined && retryAfter !== '') {
     if (/^\d+(\.\d+)?$/.test(retryAfter)) return Number(retryAfter) * 1000;
     const date = HTTP_DATE.test(retryAfter) ? Date.parse(retryAfter) : Number.NaN;
     if (!Number.isNaN(date)) return Math.max(0, date - now);
   }
-  const reset = header(headers, 'x-ratelimit-reset')?.trim();
+  const reset = headerValue(headers, 'x-ratelimit-reset')?.trim();
   if (reset !== undefined && /^\d+(\.\d+)?$/.test(reset)) {
     const value = Number(reset);
     if (value >= EPOCH_MILLISECONDS_FROM) return Math.max(0, value - now);

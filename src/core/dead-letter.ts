@@ -34,7 +34,7 @@ export interface ToDeadLetterOptions<P> {
   /** Classifies an error that is neither a `RetryError` nor a `PermanentError` with a verdict. @default classify */
   readonly classify?: (error: unknown) => Classification;
   /** Dates the failure when the error doesn't. @default systemClock */
-  readonly clock?: Clock;
+  readonly clock?: Pick<Clock, 'now'>;
 }
 
 function iso(ms: number): string {

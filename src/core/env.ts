@@ -1,4 +1,4 @@
-import { type BackoffOptions, type JitterKind, resolveBackoff } from './backoff.js';
+import { type BackoffOptions, JITTER_KINDS, type JitterKind, resolveBackoff } from './backoff.js';
 
 /** What {@link backoffFromEnv} reads: backoff plus the two retry limits. */
 export interface EnvRetryOptions {
@@ -6,8 +6,6 @@ export interface EnvRetryOptions {
   readonly maxAttempts?: number;
   readonly maxElapsedMs?: number;
 }
-
-const JITTERS: readonly JitterKind[] = ['none', 'full', 'equal', 'decorrelated', 'proportional'];
 
 function ambientEnv(): Record<string, string | undefined> {
   const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
@@ -50,9 +48,9 @@ export function backoffFromEnv(
   if (maxDelayMs !== undefined) backoff.maxDelayMs = maxDelayMs;
   if (jitterRatio !== undefined) backoff.jitterRatio = jitterRatio;
   if (jitterRaw !== undefined && jitterRaw !== '') {
-    if (!(JITTERS as readonly string[]).includes(jitterRaw)) {
+    if (!(JITTER_KINDS as readonly string[]).includes(jitterRaw)) {
       throw new TypeError(
-        `${prefix}JITTER must be one of ${JITTERS.join(', ')}, got "${jitterRaw}"`,
+        `${prefix}JITTER must be one of ${JITTER_KINDS.join(', ')}, got "${jitterRaw}"`,
       );
     }
     backoff.jitter = jitterRaw as JitterKind;

@@ -38,14 +38,20 @@ const downStore: IdempotencyStore = {
 
 describe('idempotent', () => {
   it('runs fn once and hands its stored result to later calls', async () => {
-    const { clock, store } = setup();
+    const clock = createManualClock();
     const events: RetrykitEvent[] = [];
+    const store = createMemoryIdempotencyStore({
+      maxEntries: 1000,
+      clock,
+      onEvent: (e) => events.push(e),
+    });
     const fn = vi.fn(async () => ({ wamid: 'wamid.1' }));
-    const options = { clock, onEvent: (e: RetrykitEvent) => events.push(e) };
+    const options = { clock };
     expect(await idempotent(store, 'send:1', fn, options)).toEqual({ wamid: 'wamid.1' });
     expect(await idempotent(store, 'send:1', fn, options)).toEqual({ wamid: 'wamid.1' });
     expect(fn).toHaveBeenCalledTimes(1);
     expect(fn).toHaveBeenCalledWith(expect.objectContaining({ key: 'send:1' }));
+    // The store reports the hit; idempotent() adds none of its own.
     expect(events).toEqual([
       { type: 'idempotency_hit', time: 0, key: 'send:1', status: 'completed' },
     ]);

@@ -4,7 +4,6 @@ import { classify as defaultClassify } from './classify.js';
 import type { Classification, Reason } from './classify-types.js';
 import { type Clock, type RandomSource, systemClock } from './clock.js';
 import { brandCheck, describe, isRetrykitError, PermanentError, RetrykitError } from './errors.js';
-import { type EventListener, emit } from './events.js';
 import type { ClaimOptions, IdempotencyStore } from './idempotency-types.js';
 import { assertFunction, assertKey, assertNumber, assertOneOf, showValue } from './validate.js';
 
@@ -142,8 +141,6 @@ export interface IdempotentOptions {
    * { onNotRecorded: ({ key, reason, heldMs }) => log.warn({ key, reason, heldMs }, 'idempotency record lost') }
    */
   readonly onNotRecorded?: (info: NotRecordedInfo) => void;
-  /** Receives `idempotency_hit` events. */
-  readonly onEvent?: EventListener;
   /** Time source and sleep. @default systemClock */
   readonly clock?: Clock;
   /** Random source for the poll jitter. @default Math.random */
@@ -309,7 +306,7 @@ export async function idempotent<T>(
     options.onStoreError ?? IDEMPOTENCY_DEFAULTS.onStoreError,
     STORE_ERROR_CHOICES,
   );
-  for (const name of ['classify', 'onNotRecorded', 'onEvent', 'random'] as const) {
+  for (const name of ['classify', 'onNotRecorded', 'random'] as const) {
     if (options[name] !== undefined) assertFunction(name, options[name]);
   }
   const rememberFailures = options.rememberFailures ?? IDEMPOTENCY_DEFAULTS.rememberFailures;
@@ -320,7 +317,7 @@ export async function idempotent<T>(
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const signal = options.signal;
-  const { onEvent, onNotRecorded } = options;
+  const { onNotRecorded } = options;
   const context: IdempotentContext = { key, signal: signal ?? NEVER_ABORTED };
   const claimOptions: ClaimOptions = {
     leaseMs,
@@ -347,15 +344,11 @@ export async function idempotent<T>(
       case 'mismatch':
         throw new IdempotencyKeyReuseError(key);
       case 'completed': {
-        emit(onEvent, { type: 'idempotency_hit', time: now, key, status: 'completed' });
         const failure = storedFailure(claim.result);
         if (failure !== undefined) throw replay(key, failure);
         return claim.result as Awaited<T>;
       }
       case 'in_progress': {
-        if (polls === 0) {
-          emit(onEvent, { type: 'idempotency_hit', time: now, key, status: 'in_progress' });
-        }
         const waited = now - start;
         const left = waitForResultMs - waited;
         if (left <= 0) throw new IdempotencyInProgressError(key, claim.retryAfterMs, waited);

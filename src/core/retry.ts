@@ -1,8 +1,8 @@
 import {
   type BackoffOptions,
-  delayFor,
-  type ResolvedBackoffOptions,
-  resolveBackoff,
+  type BackoffPolicy,
+  delayAfterFailure,
+  resolveBackoffPolicy,
 } from './backoff.js';
 import type { RetryBudget } from './budget.js';
 import { classify as defaultClassify } from './classify.js';
@@ -160,8 +160,7 @@ interface Resolved {
   readonly maxElapsedMs: number;
   readonly attemptTimeoutMs: number | undefined;
   readonly signal: AbortSignal | undefined;
-  readonly backoff: ResolvedBackoffOptions;
-  readonly backoffByReason: Partial<Record<Reason, ResolvedBackoffOptions>>;
+  readonly backoff: BackoffPolicy;
   readonly classify: (error: unknown) => Classification;
   readonly onRetry: ((event: RetryEvent) => void) | undefined;
   readonly onGiveUp: ((info: GiveUpInfo) => void) | undefined;
@@ -206,16 +205,7 @@ function resolveOptions(options: RetryOptions): Resolved {
     options.attemptTimeoutMs === undefined
       ? undefined
       : assertNumber('attemptTimeoutMs', options.attemptTimeoutMs, 0);
-  const backoff = resolveBackoff(options.backoff);
-  const backoffByReason: Partial<Record<Reason, ResolvedBackoffOptions>> = {};
-  for (const [reason, override] of Object.entries(options.backoffByReason ?? {})) {
-    if (override !== undefined) {
-      backoffByReason[reason as Reason] = resolveBackoff(
-        { ...backoff, ...override },
-        `backoffByReason.${reason}`,
-      );
-    }
-  }
+  const backoff = resolveBackoffPolicy(options.backoff, options.backoffByReason);
   for (const name of ['classify', 'onRetry', 'onGiveUp', 'onEvent', 'random'] as const) {
     if (options[name] !== undefined) assertFunction(name, options[name]);
   }
@@ -225,7 +215,6 @@ function resolveOptions(options: RetryOptions): Resolved {
     attemptTimeoutMs,
     signal: options.signal,
     backoff,
-    backoffByReason,
     classify: options.classify ?? defaultClassify,
     onRetry: options.onRetry,
     onGiveUp: options.onGiveUp,
@@ -337,34 +326,6 @@ function giveUp(o: Resolved, start: number, info: Omit<GiveUpInfo, 'elapsedMs'>)
   return info.error;
 }
 
-/**
- * The one decision after a retryable failure: how long to wait before the next attempt, or
- * why not to. `leftMs` is what remains of `maxElapsedMs`.
- *
- * A server's wait (`retryAfterMs`) is honoured even above `maxDelayMs`, as long as it ends
- * within `maxElapsedMs`: a shorter sleep would only earn another refusal. Past `maxElapsedMs`
- * there is no point in sleeping at all: `retry_after_exceeds_elapsed`.
- */
-function nextDelay(
-  o: Resolved,
-  c: Classification,
-  attempt: number,
-  previousDelayMs: number | undefined,
-  leftMs: number,
-): number | 'max_elapsed' | 'retry_after_exceeds_elapsed' {
-  let b = o.backoffByReason[c.reason] ?? o.backoff;
-  if (c.backoff !== undefined) b = resolveBackoff({ ...b, ...c.backoff });
-  const delay = delayFor(b, attempt, previousDelayMs, o.random);
-  if (c.retryAfterMs === undefined || !(c.retryAfterMs > 0)) {
-    return delay > leftMs ? 'max_elapsed' : delay;
-  }
-  if (c.retryAfterMs > leftMs) return 'retry_after_exceeds_elapsed';
-  // Honour the server's wait, plus up to 10 % (at most 1 s) so that clients don't resync,
-  // without going past maxElapsedMs for the spread or the backoff.
-  const spread = Math.min(c.retryAfterMs * 0.1, 1000) * o.random();
-  return Math.min(Math.max(delay, c.retryAfterMs + spread), leftMs);
-}
-
 /** `o.classify(error)`, or what it threw (then {@link UNCLASSIFIABLE} applies). */
 function classifySafely(o: Resolved, error: unknown): Classification | { thrown: unknown } {
   try {
@@ -444,7 +405,12 @@ async function continueAfterFailure<T>(
     if (attempts >= limit) {
       stop = 'max_attempts';
     } else {
-      const next = nextDelay(o, c, attempt, previousDelayMs, o.maxElapsedMs - (now - start));
+      const next = delayAfterFailure(o.backoff, c, {
+        attempt,
+        previousDelayMs,
+        leftMs: o.maxElapsedMs - (now - start),
+        random: o.random,
+      });
       if (typeof next !== 'number') stop = next;
       else if (o.budget !== undefined && !o.budget.tryWithdraw()) stop = 'budget_exhausted';
       else delayMs = next;

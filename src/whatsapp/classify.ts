@@ -2,6 +2,7 @@ import type { BackoffOptions } from '../core/backoff.js';
 import { classifyStatus, headersOf, parseRetryAfter, statusOf } from '../core/classify.js';
 import type { Classification, Classifier, Reason } from '../core/classify-types.js';
 import { PermanentError } from '../core/errors.js';
+import { headerValue, isObject } from '../core/loose.js';
 import { isWebhookPayloadError, isWhatsAppApiError, parseErrorBody } from './errors.js';
 
 /** How retrykit treats one WhatsApp error code. */
@@ -245,27 +246,6 @@ export function whatsAppCodeRule(code: number): WhatsAppCodeRule | undefined {
   return undefined;
 }
 
-type Loose = Record<string, unknown>;
-
-function isObject(value: unknown): value is Loose {
-  return typeof value === 'object' && value !== null;
-}
-
-function header(headers: unknown, name: string): string | undefined {
-  if (!isObject(headers)) return undefined;
-  if (typeof headers.get === 'function') {
-    const value = (headers.get as (n: string) => unknown).call(headers, name);
-    return typeof value === 'string' ? value : undefined;
-  }
-  for (const key of Object.keys(headers)) {
-    if (key.toLowerCase() === name) {
-      const value = headers[key];
-      return typeof value === 'string' ? value : undefined;
-    }
-  }
-  return undefined;
-}
-
 /**
  * Minutes until access returns, from Graph API usage headers (`X-Business-Use-Case-Usage`,
  * `X-App-Usage`: JSON with `estimated_time_to_regain_access` in minutes), in milliseconds.
@@ -285,7 +265,7 @@ export function usageRetryAfterMs(headers: unknown): number | undefined {
     for (const value of Object.values(node)) if (isObject(value)) visit(value, depth + 1);
   };
   for (const name of ['x-business-use-case-usage', 'x-app-usage', 'x-ad-account-usage']) {
-    const raw = header(headers, name);
+    const raw = headerValue(headers, name);
     if (raw === undefined || raw.length > 10_000) continue;
     try {
       visit(JSON.parse(raw), 0);

@@ -1,10 +1,12 @@
 import { watchAbort } from '../core/abort-watch.js';
 import { composeClassifiers } from '../core/classify.js';
-import type { Classification, Reason } from '../core/classify-types.js';
+import type { Classification } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
+import { toDeadLetter } from '../core/dead-letter.js';
 import type { DeadLetterAttempt, DeadLetterQueue } from '../core/dead-letter-types.js';
-import { describe, PermanentError, RetryError } from '../core/errors.js';
+import { isRetrykitError } from '../core/errors.js';
 import { type EventListener, emit } from '../core/events.js';
+import { attemptOf } from '../core/failure.js';
 import type { IdempotencyStore } from '../core/idempotency-types.js';
 import { idempotent } from '../core/idempotent.js';
 import type { RateLimiter } from '../core/rate-limit-types.js';
@@ -18,7 +20,7 @@ import {
 import { assertFunction, assertKey, assertNumber } from '../core/validate.js';
 import { classifyWhatsAppError } from './classify.js';
 import { type CloudMessage, cloudApiEndpoint, type WhatsAppEndpoint } from './endpoints.js';
-import { isWhatsAppApiError, WhatsAppApiError } from './errors.js';
+import { WhatsAppApiError } from './errors.js';
 
 /** Options of {@link createWhatsAppClient}. */
 export interface WhatsAppClientOptions<P = CloudMessage> {
@@ -91,8 +93,8 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    */
   readonly waitForResultMs?: number;
   /**
-   * Receives retry events, `message_status` (`accepted`, with the wamid), `idempotency_hit`
-   * and `dead_letter`.
+   * Receives retry events and `message_status` (`accepted`, with the wamid). Idempotency hits
+   * come from `store` and dead letters from `dlq`: give them the same listener.
    */
   readonly onEvent?: EventListener;
   /** Time source for timeouts, waits and dead-letter times. @default systemClock */
@@ -167,23 +169,13 @@ function fingerprintOf(payload: unknown): string {
   return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
 }
 
-function codeOf(error: unknown): string | number | undefined {
-  if (isWhatsAppApiError(error)) return error.errorCode;
-  if (typeof error === 'object' && error !== null) {
-    const code = (error as { code?: unknown }).code;
-    if (typeof code === 'string' || typeof code === 'number') return code;
-  }
-  return undefined;
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
 }
 
-function attemptRecord(error: unknown, reason: Reason, time: number): DeadLetterAttempt {
-  const code = codeOf(error);
-  return {
-    message: describe(error),
-    reason,
-    at: new Date(time).toISOString(),
-    ...(code === undefined ? {} : { code }),
-  };
+/** A retrykit error that keeps every failure of its call (`RetryError`, `retry`'s `PermanentError`). */
+function carriesFailures(error: unknown): boolean {
+  return isRetrykitError(error) && Array.isArray((error as { errors?: unknown }).errors);
 }
 
 async function readBody(response: Response): Promise<unknown> {
@@ -319,36 +311,20 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     payload: P,
     error: unknown,
     earlier: readonly DeadLetterAttempt[],
-    firstAt: number,
     id: string | undefined,
   ): Promise<void> => {
     if (dlq === undefined) return;
-    let reason: Reason;
-    let attempts: DeadLetterAttempt[];
-    const now = clock.now();
-    if (error instanceof RetryError) {
-      reason = error.reason;
-      attempts = error.errors.map((f) => attemptRecord(f.error, f.reason, f.time));
-    } else {
-      reason =
-        error instanceof PermanentError
-          ? (error.classification?.reason ?? classify(error.cause).reason)
-          : classify(error).reason;
-      const cause =
-        error instanceof PermanentError && error.cause !== undefined ? error.cause : error;
-      attempts = [...earlier, attemptRecord(cause, reason, now)];
-    }
-    const entry = await dlq.add({
-      payload,
-      reason,
-      disposition: error instanceof RetryError ? 'exhausted' : 'permanent',
-      attempts,
-      firstAttemptAt: new Date(firstAt).toISOString(),
-      lastAttemptAt: new Date(now).toISOString(),
-      source: 'whatsapp.send',
-      ...(id === undefined ? {} : { id }),
-    });
-    emit(onEvent, { type: 'dead_letter', time: clock.now(), id: entry.id, reason });
+    await dlq.add(
+      toDeadLetter(error, {
+        payload,
+        source: 'whatsapp.send',
+        // A `permanent()` thrown by the send itself carries no earlier failures: the client's own.
+        history: carriesFailures(error) ? [] : earlier,
+        classify,
+        clock,
+        ...(id === undefined ? {} : { id }),
+      }),
+    );
   };
 
   /** Limiter waits, retries and dead letters: one message, no idempotency. */
@@ -360,7 +336,6 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     const recipient = endpoint.recipient(payload);
     const pairKey = `${phoneNumberId}:${recipient}`;
     const earlier: DeadLetterAttempt[] = [];
-    const firstAt = clock.now();
     let attempts = 0;
     const attempt = async ({ signal: attemptSignal }: AttemptContext): Promise<StoredSend> => {
       if (pairLimiter !== undefined)
@@ -377,7 +352,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
         signal: signal ?? new AbortController().signal,
         ...(feedback === undefined ? {} : { feedback }),
         onRetry: (event: RetryEvent) => {
-          earlier.push(attemptRecord(event.error, event.classification.reason, clock.now()));
+          earlier.push(attemptOf(event.error, event.classification, iso(clock.now())));
           userRetry.onRetry?.(event);
         },
       });
@@ -391,7 +366,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     } catch (error) {
       if (signal?.aborted !== true) {
         try {
-          await deadLetter(payload, error, earlier, firstAt, idempotencyKey);
+          await deadLetter(payload, error, earlier, idempotencyKey);
         } catch {
           // The caller still gets the send failure: nothing is silently dropped.
         }
@@ -422,7 +397,6 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
         fingerprint: fingerprintOf(payload),
         clock,
         ...(signal === undefined ? {} : { signal }),
-        ...(onEvent === undefined ? {} : { onEvent }),
       },
     );
     return sent ?? { messageId: stored.messageId, attempts: 0, deduplicated: true };

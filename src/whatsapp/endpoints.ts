@@ -1,3 +1,4 @@
+import { isObject } from '../core/loose.js';
 import { assertKey } from '../core/validate.js';
 import { WhatsAppApiError } from './errors.js';
 
@@ -61,12 +62,6 @@ export const CLOUD_API_DEFAULTS = Object.freeze({
   baseUrl: 'https://graph.facebook.com',
   apiVersion: 'v23.0',
 });
-
-type Loose = Record<string, unknown>;
-
-function isObject(value: unknown): value is Loose {
-  return typeof value === 'object' && value !== null;
-}
 
 function missingId(body: unknown): never {
   throw new WhatsAppApiError({

@@ -1,10 +1,5 @@
 import { brandCheck, RetrykitError } from '../core/errors.js';
-
-type Loose = Record<string, unknown>;
-
-function isObject(value: unknown): value is Loose {
-  return typeof value === 'object' && value !== null;
-}
+import { isObject } from '../core/loose.js';
 
 function asString(value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;

@@ -1,4 +1,7 @@
+import { headerValue } from '../core/loose.js';
 import { assertKey } from '../core/validate.js';
+
+export { headerValue };
 
 /** A request body as received: the raw bytes, or their UTF-8 text. */
 export type RawBody = string | Uint8Array | ArrayBuffer;
@@ -16,24 +19,6 @@ export function bodyBytes(body: RawBody): Uint8Array {
   if (typeof body === 'string') return encoder.encode(body);
   if (body instanceof Uint8Array) return body;
   return new Uint8Array(body);
-}
-
-/** One header's value (case-insensitive); `undefined` when absent or sent more than once. */
-export function headerValue(headers: HeadersLike | undefined, name: string): string | undefined {
-  if (headers === undefined || headers === null) return undefined;
-  if (typeof (headers as { get?: unknown }).get === 'function') {
-    return (headers as { get(name: string): string | null }).get(name) ?? undefined;
-  }
-  const record = headers as Readonly<Record<string, string | readonly string[] | undefined>>;
-  const lower = name.toLowerCase();
-  for (const key of Object.keys(record)) {
-    if (key.toLowerCase() !== lower) continue;
-    const value = record[key];
-    if (typeof value === 'string') return value;
-    if (Array.isArray(value) && value.length === 1 && typeof value[0] === 'string') return value[0];
-    return undefined;
-  }
-  return undefined;
 }
 
 /** HMAC-SHA256 as the runtime offers it best. @internal */

@@ -481,10 +481,12 @@ describe('createWebhookHandler', () => {
       display_phone_number: '1555',
       phone_number_id: 'PN1',
     });
-    expect(events.filter((e) => e.type === 'dead_letter')).toHaveLength(1);
+    // The dead-letter queue and the store report; the handler doesn't say it again.
+    expect(events.filter((e) => e.type === 'dead_letter')).toEqual([]);
 
     // Redelivered (say the first answer was lost): nothing enqueued twice, the same dead-letter id.
     expect(await post(body)).toMatchObject({ status: 200, outcome: 'duplicate', duplicates: 3 });
+    expect(events.filter((e) => e.type === 'idempotency_hit')).toEqual([]);
     expect(added).toHaveLength(2);
     expect(added[1]?.id).toBe(letter?.id);
     expect(queued).toHaveLength(3);

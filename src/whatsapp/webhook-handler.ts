@@ -1,7 +1,9 @@
 import { createBackgroundRetries } from '../core/background-retries.js';
+import type { Classification } from '../core/classify-types.js';
 import { type Clock, setLongTimeout, systemClock } from '../core/clock.js';
+import { toDeadLetter } from '../core/dead-letter.js';
 import type { DeadLetterQueue } from '../core/dead-letter-types.js';
-import { describe, StoreUnavailableError } from '../core/errors.js';
+import { StoreUnavailableError } from '../core/errors.js';
 import { type EventListener, emit } from '../core/events.js';
 import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
 import { assertFunction, assertInteger, assertKey, assertNumber } from '../core/validate.js';
@@ -154,11 +156,20 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
    * @default 3_145_728 (3 MB, Meta's maximum)
    */
   readonly maxBodyBytes?: number;
-  /** Receives `idempotency_hit` (duplicates), `message_status` and `dead_letter` events. */
+  /**
+   * Receives `message_status` events. Duplicates are reported by `store` (`idempotency_hit`)
+   * and malformed items by `dlq` (`dead_letter`): give them the same listener.
+   */
   readonly onEvent?: EventListener;
   /** Time source for events and dead letters. @default systemClock */
   readonly clock?: Pick<Clock, 'now'>;
 }
+
+/** A malformed webhook item: trying it again can't help. */
+const SCHEMA_MISMATCH: Classification = Object.freeze({
+  retryable: false,
+  reason: 'schema_mismatch',
+});
 
 /** Completions tried again in the background, at most, per handler. */
 const MAX_PENDING_COMPLETIONS = 10_000;
@@ -323,31 +334,21 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
     }[],
   ): Promise<WebhookResult | undefined> => {
     if (dlq === undefined) return refuse(400, 'invalid', 'Bad Request', letters[0]?.error);
-    const at = new Date(clock.now()).toISOString();
     try {
       const bodyKey = (await signWebhookBody(request.body, DEAD_LETTER_KEY)).slice(0, 32);
-      const entries = await Promise.all(
+      await Promise.all(
         letters.map(({ payload, path, error }) =>
-          dlq.add({
-            id: `whatsapp.webhook:${bodyKey}:${path}`,
-            payload,
-            reason: 'schema_mismatch',
-            disposition: 'permanent',
-            attempts: [{ message: describe(error), reason: 'schema_mismatch', at }],
-            firstAttemptAt: at,
-            lastAttemptAt: at,
-            source: 'whatsapp.webhook',
-          }),
+          dlq.add(
+            toDeadLetter(error, {
+              payload,
+              id: `whatsapp.webhook:${bodyKey}:${path}`,
+              source: 'whatsapp.webhook',
+              classify: () => SCHEMA_MISMATCH,
+              clock,
+            }),
+          ),
         ),
       );
-      for (const entry of entries) {
-        emit(onEvent, {
-          type: 'dead_letter',
-          time: clock.now(),
-          id: entry.id,
-          reason: 'schema_mismatch',
-        });
-      }
       return undefined;
     } catch (dlqError) {
       return refuse(500, 'failed', 'Internal Server Error', dlqError);
@@ -518,12 +519,6 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
         if (claim.status === 'in_progress')
           retryAfterMs = Math.max(retryAfterMs, claim.retryAfterMs);
       }
-      emit(onEvent, {
-        type: 'idempotency_hit',
-        time: clock.now(),
-        key,
-        status: claim.status === 'completed' ? 'duplicate' : 'in_progress',
-      });
     });
     if (storeError !== undefined) {
       await releaseAll(claims);

@@ -1,3 +1,4 @@
+import { isRecord } from '../core/loose.js';
 import { isWebhookPayloadError, WebhookPayloadError } from './errors.js';
 import type { RawBody } from './signature.js';
 
@@ -276,10 +277,6 @@ const HIGHER_THROUGHPUT_PER_SECOND = 1000;
 type Loose = Readonly<Record<string, unknown>>;
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
-
-function isRecord(value: unknown): value is Loose {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function record(value: unknown, path: string): Loose {
   if (!isRecord(value)) throw new WebhookPayloadError(path, 'expected an object');

@@ -386,6 +386,41 @@ describeRedis('BullMQ with retrykit', () => {
     expect((await queue.getFailed()).map((j) => j.id)).toEqual([kept.id]);
   });
 
+  it('dead-letters at once a job whose server asks to wait past the budget (a year-9999 Retry-After)', async () => {
+    const { queue, startWorker } = setup('farfuture');
+    const dlq = createMemoryDeadLetterQueue();
+    const strategy = createBackoffStrategy({ classify });
+    let calls = 0;
+    const worker = startWorker(
+      wrapProcessor(
+        async (): Promise<void> => {
+          calls++;
+          throw Object.assign(httpError(429), {
+            headers: { 'retry-after': 'Fri, 31 Dec 9999 23:59:59 GMT' },
+          });
+        },
+        { dlq, classify, strategy },
+      ),
+      { settings: { backoffStrategy: strategy } },
+    );
+    const done = settled(worker);
+    const added = await queue.add(
+      'send',
+      { id: 'wamid.far' },
+      { attempts: 5, backoff: RETRYKIT_BACKOFF },
+    );
+    // Not parked as a delayed job for a day: failed and dead-lettered after one attempt.
+    await Promise.race([done, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    const job = (await Job.fromId(queue, added.id as string)) as Job;
+    expect(await job.getState()).toBe('failed');
+    expect(calls).toBe(1);
+    expect(await dlq.get(`farfuture:${added.id}`)).toMatchObject({
+      payload: { id: 'wamid.far' },
+      reason: 'rate_limited',
+      disposition: 'exhausted',
+    });
+  });
+
   it('validates the sweep options', async () => {
     const { queue } = setup('sweepbad');
     const dlq = createMemoryDeadLetterQueue();
