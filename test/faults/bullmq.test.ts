@@ -40,9 +40,12 @@ afterEach(async () => {
   await Promise.all(closers.splice(0).map((close) => close()));
 });
 
+/**
+ * A client for a Queue or Worker, of the ioredis major under test: bullmq 6 has no ioredis of
+ * its own, and would make one from options with whichever `ioredis` it finds.
+ */
 function connection() {
-  const { hostname, port } = new URL(redisUrl);
-  return { host: hostname, port: Number(port), maxRetriesPerRequest: null };
+  return connectRedis(redisUrl, { maxRetriesPerRequest: null });
 }
 
 function setup(name: string) {
@@ -371,8 +374,7 @@ describeRedis('BullMQ with retrykit', () => {
     await done;
     const job = (await Job.fromId(queue, stalled.id as string)) as Job;
     await job.updateData({ id: 'wamid.7', [HISTORY_FIELD]: [] });
-    const client = await queue.client;
-    await client.hset(queue.toKey(stalled.id as string), {
+    await connectRedis().hset(queue.toKey(stalled.id as string), {
       failedReason: BULLMQ_STALLED_REASONS[1] as string,
     });
     const down = new StoreUnavailableError('deadLetter.add', new Error('ECONNREFUSED'));

@@ -17,8 +17,14 @@ export const describeOwnRedis =
 
 const clients: Redis[] = [];
 
+/**
+ * Options of {@link connectRedis}: ioredis's, less ioredis 6's `replyMapping`, which its
+ * constructor types refuse as `RedisOptions` declares it under `exactOptionalPropertyTypes`.
+ */
+export type ConnectOptions = Omit<RedisOptions, 'replyMapping'>;
+
 /** A new ioredis client on `url` (default: the shared test Redis), closed after the file. */
-export function connectRedis(url: string = redisUrl, options: RedisOptions = {}): Redis {
+export function connectRedis(url: string = redisUrl, options: ConnectOptions = {}): Redis {
   const client = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1, ...options });
   clients.push(client);
   return client;
