@@ -73,9 +73,10 @@ export function ticks(max: number, target = 5): number[] {
   const raw = max / target;
   const magnitude = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw) ?? 10 * magnitude;
-  const out: number[] = [];
-  for (let v = 0; v < max + step * 0.999; v += step) out.push(Math.round(v * 1e6) / 1e6);
-  return out;
+  // Whole steps up to the first at or past `max` (a hair's tolerance for `max` itself being a
+  // step computed in floating point).
+  const count = Math.ceil(max / step - 1e-12);
+  return Array.from({ length: count + 1 }, (_, i) => Math.round(i * step * 1e6) / 1e6);
 }
 
 /** `12345` → `"12,345"`; small fractions keep one decimal. */
