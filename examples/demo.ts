@@ -14,8 +14,8 @@ import { parseArgs } from 'node:util';
 import {
   createMemoryDeadLetterQueue,
   createMemoryIdempotencyStore,
+  createMemoryTokenBucket,
   createMetrics,
-  createTokenBucket,
   type DeadLetterQueue,
   type IdempotencyStore,
   type RateLimiter,
@@ -84,7 +84,7 @@ if (values.redis !== undefined) {
   webhookStore = createRedisIdempotencyStore(client, { prefix: `${prefix}:webhook`, onEvent });
   dlq = createRedisDeadLetterQueue<CloudMessage>(client, { prefix: `${prefix}:dlq`, onEvent });
 } else {
-  limiter = createTokenBucket({ ...limits, onEvent });
+  limiter = createMemoryTokenBucket({ ...limits, onEvent });
   sendStore = createMemoryIdempotencyStore({ maxEntries: 100_000, onEvent });
   webhookStore = createMemoryIdempotencyStore({ maxEntries: 100_000, onEvent });
   dlq = createMemoryDeadLetterQueue<CloudMessage>({ maxEntries: 100_000, onEvent });

@@ -120,5 +120,5 @@ export type {
   MemoryIdempotencyStoreOptions,
 } from './memory/idempotency.js';
 export { createMemoryIdempotencyStore } from './memory/idempotency.js';
-export type { TokenBucket, TokenBucketOptions } from './memory/token-bucket.js';
-export { createTokenBucket } from './memory/token-bucket.js';
+export type { MemoryTokenBucket, MemoryTokenBucketOptions } from './memory/token-bucket.js';
+export { createMemoryTokenBucket } from './memory/token-bucket.js';

@@ -8,10 +8,10 @@ import {
   createRetry,
   type GiveUpCause,
   isRetrykitError,
+  type MemoryTokenBucket,
   type Reason,
   type RetrykitError,
   retry,
-  type TokenBucket,
 } from '../index.js';
 
 describe('public types', () => {
@@ -49,8 +49,8 @@ describe('public types', () => {
   });
 
   it('the memory token bucket changes a key’s rate synchronously', () => {
-    expectTypeOf<TokenBucket>().toExtend<AdjustableRateLimiter>();
-    expectTypeOf<TokenBucket['setRate']>().returns.toEqualTypeOf<void>();
+    expectTypeOf<MemoryTokenBucket>().toExtend<AdjustableRateLimiter>();
+    expectTypeOf<MemoryTokenBucket['setRate']>().returns.toEqualTypeOf<void>();
     expectTypeOf<'retry_after_exceeds_elapsed'>().toExtend<GiveUpCause>();
   });
 });

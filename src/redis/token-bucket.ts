@@ -60,7 +60,7 @@ export interface RedisTokenBucketOptions extends TokenBucketBaseOptions {
   /**
    * What to do when Redis can't answer. `'reject'`: fail with `StoreUnavailableError`.
    * `'allow'`: grant (`remaining: 0`), trading the limit for availability. A `RateLimiter`
-   * (say a `createTokenBucket` sized for one instance): ask it instead.
+   * (say a `createMemoryTokenBucket` sized for one instance): ask it instead.
    * @default 'reject'
    */
   readonly onStoreError?: 'reject' | 'allow' | RateLimiter;
@@ -125,7 +125,7 @@ function toResult(reply: unknown, tokens: number): AcquireResult {
 }
 
 /**
- * A per-key token bucket in Redis with the same interface as `createTokenBucket`: every
+ * A per-key token bucket in Redis with the same interface as `createMemoryTokenBucket`: every
  * process sharing `prefix` shares the limit. Each `tryAcquire` is one EVALSHA of
  * `token-bucket.lua`; `acquire` waits for the `retryAfterMs` Redis reports, serving this
  * process's callers on a key first come, first served.
@@ -135,7 +135,7 @@ function toResult(reply: unknown, tokens: number): AcquireResult {
  * const perNumber = createRedisTokenBucket(redis, {
  *   prefix: 'wa:rate',
  *   ...WHATSAPP_RATE_LIMITS.perPhoneNumber,
- *   onStoreError: createTokenBucket({ capacity: 2, refillPerSecond: 20 }),
+ *   onStoreError: createMemoryTokenBucket({ capacity: 2, refillPerSecond: 20 }),
  * });
  * await perNumber.acquire(phoneNumberId, 1, { maxWaitMs: 10_000 });
  */

@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { createTokenBucket, StoreUnavailableError } from '../../src/index.js';
+import { createMemoryTokenBucket, StoreUnavailableError } from '../../src/index.js';
 import { createRedisTokenBucket } from '../../src/redis/index.js';
 import {
   connectRedis,
@@ -141,7 +141,7 @@ describeOwnRedis('createRedisTokenBucket when Redis is in trouble', () => {
     const redis = quiet(
       connectRedis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false }),
     );
-    const fallback = createTokenBucket({ capacity: 2, refillPerSecond: 0.01 });
+    const fallback = createMemoryTokenBucket({ capacity: 2, refillPerSecond: 0.01 });
     const limiter = createRedisTokenBucket(redis, {
       ...limits,
       prefix: uniquePrefix('fallback'),
