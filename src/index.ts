@@ -107,6 +107,7 @@ export {
   serializeRetryRecord,
   validateRetryRecord,
 } from './core/retry-record.js';
+export type { StoreErrorPolicy } from './core/store-error.js';
 export type {
   AdaptiveOptions,
   TokenBucketBaseOptions,

@@ -222,11 +222,11 @@ describe('idempotent', () => {
     expect(error).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSE', key: 'k' });
   });
 
-  it('rethrows StoreUnavailableError without running fn, unless onStoreError is run', async () => {
+  it('rethrows StoreUnavailableError without running fn, unless onStoreError is proceed', async () => {
     const fn = vi.fn(async () => 'ran unguarded');
     await expect(idempotent(downStore, 'k', fn)).rejects.toBeInstanceOf(StoreUnavailableError);
     expect(fn).not.toHaveBeenCalled();
-    expect(await idempotent(downStore, 'k', fn, { onStoreError: 'run' })).toBe('ran unguarded');
+    expect(await idempotent(downStore, 'k', fn, { onStoreError: 'proceed' })).toBe('ran unguarded');
     expect(fn).toHaveBeenCalledTimes(1);
   });
 
@@ -306,7 +306,7 @@ describe('idempotent', () => {
 
   it('rejects bad arguments naming the option and the value', async () => {
     const { store } = setup();
-    const fn = async () => 1;
+    const fn = vi.fn(async () => 1);
     await expect(idempotent(store, '', fn)).rejects.toThrow(/key must not be empty/);
     await expect(idempotent(store, 'k', 'fn' as never)).rejects.toThrow(/fn must be a function/);
     await expect(idempotent(store, 'k', fn, { leaseMs: -1 })).rejects.toThrow(/leaseMs.*-1/);
@@ -318,8 +318,18 @@ describe('idempotent', () => {
       /waitForResultMs.*-1/,
     );
     await expect(idempotent(store, 'k', fn, { onStoreError: 'ignore' as never })).rejects.toThrow(
-      /onStoreError.*'throw', 'run'.*"ignore"/,
+      /onStoreError.*'fail', 'proceed'.*"ignore"/,
     );
+    for (const [old, now] of [
+      ['throw', 'fail'],
+      ['run', 'proceed'],
+    ] as const) {
+      const call = idempotent(store, 'k', fn, { onStoreError: old as never });
+      await expect(call).rejects.toThrow(TypeError);
+      await expect(call).rejects.toThrow(`onStoreError: '${old}' was renamed`);
+      await expect(call).rejects.toThrow(`use onStoreError: '${now}'`);
+    }
+    expect(fn).not.toHaveBeenCalled();
     await expect(idempotent(null as never, 'k', fn)).rejects.toThrow(/store must be/);
     await expect(idempotent(store, 'k', fn, { requestId: '' })).rejects.toThrow(
       /requestId must not be empty/,

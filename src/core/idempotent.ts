@@ -5,7 +5,8 @@ import type { Classification, Reason } from './classify-types.js';
 import { type Clock, type RandomSource, systemClock } from './clock.js';
 import { brandCheck, describe, isRetrykitError, PermanentError, RetrykitError } from './errors.js';
 import type { ClaimOptions, IdempotencyStore } from './idempotency-types.js';
-import { assertFunction, assertKey, assertNumber, assertOneOf, showValue } from './validate.js';
+import { assertStoreErrorPolicy, type StoreErrorPolicy } from './store-error.js';
+import { assertFunction, assertKey, assertNumber, showValue } from './validate.js';
 
 const DAY_MS = 86_400_000;
 
@@ -36,7 +37,7 @@ export const IDEMPOTENCY_DEFAULTS = Object.freeze({
   /** Permanent failures are released (not stored) unless asked. */
   rememberFailures: false,
   /** A store error fails the call. */
-  onStoreError: 'throw',
+  onStoreError: 'fail',
 } as const);
 
 /** What the function wrapped by {@link idempotent} receives. */
@@ -127,12 +128,12 @@ export interface IdempotentOptions {
    */
   readonly classify?: (error: unknown) => Classification;
   /**
-   * What to do when the store can't be reached before `fn` ran. `'throw'` rejects with the
-   * store's `StoreUnavailableError`: nothing runs. `'run'` runs `fn` unguarded, accepting a
+   * What to do when the store can't be reached before `fn` ran. `'fail'` rejects with the
+   * store's `StoreUnavailableError`: nothing runs. `'proceed'` runs `fn` unguarded, accepting a
    * possible duplicate over a lost call.
-   * @default 'throw'
+   * @default 'fail'
    */
-  readonly onStoreError?: 'throw' | 'run';
+  readonly onStoreError?: StoreErrorPolicy;
   /**
    * Called when `fn` succeeded but its result could not be stored (the call still resolves
    * with it). Must not throw.
@@ -245,8 +246,6 @@ function replay(key: string, failure: StoredFailure): PermanentError {
 
 const NEVER_ABORTED: AbortSignal = new AbortController().signal;
 
-const STORE_ERROR_CHOICES = ['throw', 'run'] as const;
-
 /**
  * Completions and releases that failed with the store unreachable, tried again in the
  * background while the lease lasts; at most this many at once in a process.
@@ -264,7 +263,7 @@ const followUps = createBackgroundRetries(MAX_PENDING_FOLLOW_UPS);
  *   `rememberFailures`, a permanent failure is stored instead, and later calls rethrow it as a
  *   `PermanentError` (same message, `name` and `code` on its `cause`).
  * - The store is down: rejects with `StoreUnavailableError` without running `fn` (unless
- *   `onStoreError: 'run'`). A store that can't answer never counts as "not seen before". A
+ *   `onStoreError: 'proceed'`). A store that can't answer never counts as "not seen before". A
  *   claim that timed out yet ran later is released by the Redis store, so a retry runs `fn`
  *   without waiting out the lease; with `requestId`, a retry takes its own claim at once.
  * - `fn` outlives `leaseMs`: another call may take the key over and run `fn` too; this call's
@@ -301,10 +300,8 @@ export async function idempotent<T>(
     options.pollBackoff ?? IDEMPOTENCY_DEFAULTS.pollBackoff,
     'pollBackoff',
   );
-  const onStoreError = assertOneOf(
-    'onStoreError',
+  const onStoreError = assertStoreErrorPolicy(
     options.onStoreError ?? IDEMPOTENCY_DEFAULTS.onStoreError,
-    STORE_ERROR_CHOICES,
   );
   for (const name of ['classify', 'onNotRecorded', 'random'] as const) {
     if (options[name] !== undefined) assertFunction(name, options[name]);
@@ -334,7 +331,7 @@ export async function idempotent<T>(
     try {
       claim = await store.claim(key, claimOptions);
     } catch (error) {
-      if (onStoreError === 'run' && isStoreUnavailable(error)) return await fn(context);
+      if (onStoreError === 'proceed' && isStoreUnavailable(error)) return await fn(context);
       throw error;
     }
     const now = clock.now();

@@ -11,6 +11,7 @@ import type {
   RateLimiter,
 } from '../core/rate-limit-types.js';
 import type { ThrottleFeedback } from '../core/retry.js';
+import { assertStoreErrorPolicy, type StoreErrorPolicy } from '../core/store-error.js';
 import {
   granted,
   NO_FEEDBACK,
@@ -58,12 +59,12 @@ export interface RedisTokenBucketOptions extends TokenBucketBaseOptions {
    */
   readonly commandTimeoutMs?: number;
   /**
-   * What to do when Redis can't answer. `'reject'`: fail with `StoreUnavailableError`.
-   * `'allow'`: grant (`remaining: 0`), trading the limit for availability. A `RateLimiter`
+   * What to do when Redis can't answer. `'fail'`: reject with `StoreUnavailableError`.
+   * `'proceed'`: grant (`remaining: 0`), trading the limit for availability. A `RateLimiter`
    * (say a `createMemoryTokenBucket` sized for one instance): ask it instead.
-   * @default 'reject'
+   * @default 'fail'
    */
-  readonly onStoreError?: 'reject' | 'allow' | RateLimiter;
+  readonly onStoreError?: StoreErrorPolicy | RateLimiter;
   /**
    * Tag every call with a request id the script remembers for `2 × commandTimeoutMs` (at least
    * 2 s), so that a call a reconnecting client re-sends (ioredis does, by default) is not
@@ -79,7 +80,7 @@ export const REDIS_TOKEN_BUCKET_DEFAULTS = Object.freeze({
   prefix: 'retrykit:rate',
   timeSource: 'redis',
   commandTimeoutMs: 1_000,
-  onStoreError: 'reject',
+  onStoreError: 'fail',
   dedupe: true,
 });
 
@@ -160,7 +161,7 @@ export function createRedisTokenBucket(
     0,
   );
   const onStoreError = options.onStoreError ?? D.onStoreError;
-  if (!isRateLimiter(onStoreError)) assertOneOf('onStoreError', onStoreError, ['reject', 'allow']);
+  if (!isRateLimiter(onStoreError)) assertStoreErrorPolicy(onStoreError);
   const dedupe = options.dedupe ?? D.dedupe;
   if (typeof dedupe !== 'boolean') {
     throw new TypeError(`dedupe must be a boolean, got ${showValue(dedupe)}`);
@@ -294,8 +295,8 @@ export function createRedisTokenBucket(
         return result;
       },
       (error: unknown) => {
-        if (onStoreError === 'reject' || !(error instanceof StoreUnavailableError)) throw error;
-        if (onStoreError === 'allow') return granted(0);
+        if (onStoreError === 'fail' || !(error instanceof StoreUnavailableError)) throw error;
+        if (onStoreError === 'proceed') return granted(0);
         return onStoreError.tryAcquire(key, tokens);
       },
     );
@@ -370,8 +371,8 @@ export function createRedisTokenBucket(
         try {
           result = await take(key, tokens);
         } catch (error) {
-          if (onStoreError === 'reject' || !(error instanceof StoreUnavailableError)) throw error;
-          if (onStoreError === 'allow') return clock.now() - start;
+          if (onStoreError === 'fail' || !(error instanceof StoreUnavailableError)) throw error;
+          if (onStoreError === 'proceed') return clock.now() - start;
           const spent = clock.now() - start;
           const fallbackOptions: AcquireOptions = {
             ...(signal === undefined ? {} : { signal }),
