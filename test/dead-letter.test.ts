@@ -216,8 +216,8 @@ describeRedis('createRedisDeadLetterQueue', () => {
       'prefix must not be empty',
     );
     expect(() => createRedisDeadLetterQueue(redis, { prefix: 'a{b}' })).toThrow(/prefix/);
-    expect(() => createRedisDeadLetterQueue(redis, { prefix: 'p', timeoutMs: -1 })).toThrow(
-      'timeoutMs must be a finite number >= 0, got -1',
+    expect(() => createRedisDeadLetterQueue(redis, { prefix: 'p', commandTimeoutMs: -1 })).toThrow(
+      'commandTimeoutMs must be a finite number >= 0, got -1',
     );
   });
 });
@@ -228,7 +228,7 @@ describeOwnRedis('createRedisDeadLetterQueue with Redis down', () => {
     const redis = connectRedis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
     redis.on('error', () => {});
     await ready(redis);
-    const dlq = createRedisDeadLetterQueue(redis, { prefix: 'down', timeoutMs: 500 });
+    const dlq = createRedisDeadLetterQueue(redis, { prefix: 'down', commandTimeoutMs: 500 });
     await dlq.add(letter(1));
     await server.stop();
     await expect(dlq.add(letter(2))).rejects.toBeInstanceOf(StoreUnavailableError);

@@ -159,7 +159,7 @@ describeRedis('createRedisIdempotencyStore', () => {
       },
       eval: redis.eval.bind(redis),
     } as unknown as Parameters<typeof createRedisIdempotencyStore>[0];
-    const store = createRedisIdempotencyStore(client, { prefix, timeoutMs: 1000 });
+    const store = createRedisIdempotencyStore(client, { prefix, commandTimeoutMs: 1000 });
     await expect(store.claim('k', { leaseMs: 60_000 })).rejects.toBeInstanceOf(
       StoreUnavailableError,
     );
@@ -185,8 +185,8 @@ describeRedis('createRedisIdempotencyStore', () => {
     expect(() => createRedisIdempotencyStore(redis, { prefix: '' })).toThrow(
       /prefix must not be empty/,
     );
-    expect(() => createRedisIdempotencyStore(redis, { prefix: 'p', timeoutMs: -1 })).toThrow(
-      /timeoutMs.*-1/,
+    expect(() => createRedisIdempotencyStore(redis, { prefix: 'p', commandTimeoutMs: -1 })).toThrow(
+      /commandTimeoutMs.*-1/,
     );
     expect(() => createRedisIdempotencyStore({} as never, { prefix: 'p' })).toThrow(/evalsha/);
     expect(() =>
@@ -248,7 +248,7 @@ describeOwnRedis('idempotency with Redis going down', () => {
     const redis = connectRedis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
     redis.on('error', () => {}); // reconnect attempts after the stop; the test checks the calls
     if (redis.status !== 'ready') await once(redis, 'ready');
-    const store = createRedisIdempotencyStore(redis, { prefix: 'outage', timeoutMs: 500 });
+    const store = createRedisIdempotencyStore(redis, { prefix: 'outage', commandTimeoutMs: 500 });
     const ran: string[] = [];
     const notRecorded: string[] = [];
     const handle = (id: string) =>
@@ -314,7 +314,7 @@ describeOwnRedis('idempotency with Redis going down', () => {
   it('times out against a frozen Redis with StoreUnavailableError, then recovers', async () => {
     const server = await ownRedisServer();
     const redis = connectRedis(server.url, { maxRetriesPerRequest: 0 });
-    const store = createRedisIdempotencyStore(redis, { prefix: 'frozen', timeoutMs: 300 });
+    const store = createRedisIdempotencyStore(redis, { prefix: 'frozen', commandTimeoutMs: 300 });
     const claim = await store.claim('k', { leaseMs: 60_000 });
     server.freeze();
     const error = await store.claim('k', { leaseMs: 60_000 }).catch((e: unknown) => e);

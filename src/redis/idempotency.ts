@@ -37,11 +37,11 @@ export interface RedisIdempotencyStoreOptions {
   /** How results are stored. @default jsonSerializer */
   readonly serializer?: Serializer;
   /**
-   * Fail with `StoreUnavailableError` when Redis has not answered within this many
+   * Fail with `StoreUnavailableError` when Redis has not answered a command within this many
    * milliseconds; 0 waits as long as the client does.
-   * @default 2000
+   * @default 2_000
    */
-  readonly timeoutMs?: number;
+  readonly commandTimeoutMs?: number;
   /** Receives `idempotency_hit` events. */
   readonly onEvent?: EventListener;
   /**
@@ -53,7 +53,7 @@ export interface RedisIdempotencyStoreOptions {
 
 /** The defaults of {@link RedisIdempotencyStoreOptions}. */
 export const REDIS_IDEMPOTENCY_DEFAULTS = Object.freeze({
-  timeoutMs: 2000,
+  commandTimeoutMs: 2_000,
 });
 
 /**
@@ -116,8 +116,8 @@ export function createRedisIdempotencyStore(
   assertFunction('serializer.serialize', serializer.serialize);
   assertFunction('serializer.deserialize', serializer.deserialize);
   const timeoutMs = assertNumber(
-    'timeoutMs',
-    options.timeoutMs ?? REDIS_IDEMPOTENCY_DEFAULTS.timeoutMs,
+    'commandTimeoutMs',
+    options.commandTimeoutMs ?? REDIS_IDEMPOTENCY_DEFAULTS.commandTimeoutMs,
     0,
   );
   if (options.onEvent !== undefined) assertFunction('onEvent', options.onEvent);

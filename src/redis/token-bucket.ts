@@ -55,7 +55,7 @@ export interface RedisTokenBucketOptions extends TokenBucketBaseOptions {
   /**
    * Milliseconds to wait for Redis before treating it as unavailable (see `onStoreError`),
    * so that a hung server doesn't hang callers. 0 waits for ever.
-   * @default 1_000
+   * @default 2_000
    */
   readonly commandTimeoutMs?: number;
   /**
@@ -79,7 +79,7 @@ export interface RedisTokenBucketOptions extends TokenBucketBaseOptions {
 export const REDIS_TOKEN_BUCKET_DEFAULTS = Object.freeze({
   prefix: 'retrykit:rate',
   timeSource: 'redis',
-  commandTimeoutMs: 1_000,
+  commandTimeoutMs: 2_000,
   onStoreError: 'fail',
   dedupe: true,
 });

@@ -141,7 +141,7 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
    * How long one store call (`claim`, `complete`, `release`) may take, in milliseconds, before
    * it counts as failed: a store that never answers gets 500, never a request that hangs. A
    * claim that answers `claimed` after its time ran out is released. Keep it above the store's
-   * own timeout (the Redis store's `timeoutMs`, 2 s by default) and below the time the sender
+   * own timeout (the Redis store's `commandTimeoutMs`, 2 s by default) and below the time the sender
    * waits for an answer.
    * @default 10_000
    */
