@@ -219,6 +219,9 @@ describeRedis('createRedisDeadLetterQueue', () => {
     expect(() => createRedisDeadLetterQueue(redis, { prefix: 'p', commandTimeoutMs: -1 })).toThrow(
       'commandTimeoutMs must be a finite number >= 0, got -1',
     );
+    expect(() =>
+      createRedisDeadLetterQueue(redis, { prefix: 'p', timeoutMs: 500 } as never),
+    ).toThrow('timeoutMs was renamed in retrykit 0.2: use commandTimeoutMs');
   });
 });
 

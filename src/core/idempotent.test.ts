@@ -172,7 +172,7 @@ describe('idempotent', () => {
     expect(clock.now()).toBeGreaterThanOrEqual(1500);
     expect(clock.now()).toBeLessThan(2600);
     if (dead.status === 'claimed') {
-      expect(await store.complete('k', dead.token, 'late', { ttlMs: 1000 })).toBe(false);
+      expect(await store.complete('k', dead.token, 'late', { resultTtlMs: 1000 })).toBe(false);
     }
   });
 
@@ -310,9 +310,11 @@ describe('idempotent', () => {
     await expect(idempotent(store, '', fn)).rejects.toThrow(/key must not be empty/);
     await expect(idempotent(store, 'k', 'fn' as never)).rejects.toThrow(/fn must be a function/);
     await expect(idempotent(store, 'k', fn, { leaseMs: -1 })).rejects.toThrow(/leaseMs.*-1/);
-    await expect(idempotent(store, 'k', fn, { ttlMs: Number.NaN })).rejects.toThrow(/ttlMs.*NaN/);
-    await expect(idempotent(store, 'k', fn, { ttlMs: -86_400_000 })).rejects.toThrow(
-      /ttlMs.*-86400000/,
+    await expect(idempotent(store, 'k', fn, { resultTtlMs: Number.NaN })).rejects.toThrow(
+      /resultTtlMs.*NaN/,
+    );
+    await expect(idempotent(store, 'k', fn, { resultTtlMs: -86_400_000 })).rejects.toThrow(
+      /resultTtlMs.*-86400000/,
     );
     await expect(idempotent(store, 'k', fn, { waitForResultMs: -1 })).rejects.toThrow(
       /waitForResultMs.*-1/,
@@ -329,6 +331,9 @@ describe('idempotent', () => {
       await expect(call).rejects.toThrow(`onStoreError: '${old}' was renamed`);
       await expect(call).rejects.toThrow(`use onStoreError: '${now}'`);
     }
+    await expect(idempotent(store, 'k', fn, { ttlMs: 1000 } as never)).rejects.toThrow(
+      'ttlMs was renamed in retrykit 0.2: use resultTtlMs',
+    );
     expect(fn).not.toHaveBeenCalled();
     await expect(idempotent(null as never, 'k', fn)).rejects.toThrow(/store must be/);
     await expect(idempotent(store, 'k', fn, { requestId: '' })).rejects.toThrow(
@@ -346,7 +351,7 @@ describe('idempotent', () => {
   it('has frozen defaults whose webhook TTL outlives Meta’s 7-day redelivery', () => {
     expect(Object.isFrozen(IDEMPOTENCY_DEFAULTS)).toBe(true);
     expect(Object.isFrozen(IDEMPOTENCY_DEFAULTS.pollBackoff)).toBe(true);
-    expect(IDEMPOTENCY_DEFAULTS.webhookTtlMs).toBeGreaterThan(7 * 86_400_000);
-    expect(IDEMPOTENCY_DEFAULTS.ttlMs).toBeGreaterThanOrEqual(86_400_000);
+    expect(IDEMPOTENCY_DEFAULTS.webhookResultTtlMs).toBeGreaterThan(7 * 86_400_000);
+    expect(IDEMPOTENCY_DEFAULTS.resultTtlMs).toBeGreaterThanOrEqual(86_400_000);
   });
 });

@@ -6,25 +6,31 @@ import { type Clock, type RandomSource, systemClock } from './clock.js';
 import { brandCheck, describe, isRetrykitError, PermanentError, RetrykitError } from './errors.js';
 import type { ClaimOptions, IdempotencyStore } from './idempotency-types.js';
 import { assertStoreErrorPolicy, type StoreErrorPolicy } from './store-error.js';
-import { assertFunction, assertKey, assertNumber, showValue } from './validate.js';
+import {
+  assertFunction,
+  assertKey,
+  assertNoRenamedOptions,
+  assertNumber,
+  showValue,
+} from './validate.js';
 
 const DAY_MS = 86_400_000;
 
 /**
  * The defaults of {@link IdempotentOptions}, and the TTLs we recommend.
  *
- * - `webhookTtlMs` (8 days): Meta redelivers an unacknowledged webhook for up to 7 days, so a
+ * - `webhookResultTtlMs` (8 days): Meta redelivers an unacknowledged webhook for up to 7 days, so a
  *   webhook's dedupe mark must outlive that, with a day to spare.
- * - `ttlMs` (1 day): a send key must outlive every retry of that send, including a job queue's
+ * - `resultTtlMs` (1 day): a send key must outlive every retry of that send, including a job queue's
  *   (BullMQ) delayed retries and a redrive from the dead-letter queue the same day.
  */
 export const IDEMPOTENCY_DEFAULTS = Object.freeze({
   /** Lease on a claimed key, in milliseconds: 60 seconds. */
   leaseMs: 60_000,
   /** How long a result is kept, in milliseconds: 1 day (sends). */
-  ttlMs: DAY_MS,
+  resultTtlMs: DAY_MS,
   /** The TTL for webhook dedupe, in milliseconds: 8 days (Meta redelivers for 7). */
-  webhookTtlMs: 8 * DAY_MS,
+  webhookResultTtlMs: 8 * DAY_MS,
   /** How long a duplicate waits for the first call's result, in milliseconds: 10 seconds. */
   waitForResultMs: 10_000,
   /** Backoff between a waiting duplicate's looks at the store: 50 ms doubling to 1 s. */
@@ -74,11 +80,11 @@ export interface IdempotentOptions {
    */
   readonly leaseMs?: number;
   /**
-   * How long the result is remembered, in milliseconds. Use `IDEMPOTENCY_DEFAULTS.webhookTtlMs`
+   * How long the result is remembered, in milliseconds. Use `IDEMPOTENCY_DEFAULTS.webhookResultTtlMs`
    * (8 days) for webhook IDs, a day or more for sends.
    * @default 86_400_000 (1 day)
    */
-  readonly ttlMs?: number;
+  readonly resultTtlMs?: number;
   /**
    * A digest of the request. A later call with the same key and a different fingerprint fails
    * with {@link IdempotencyKeyReuseError} instead of returning the other request's result.
@@ -255,7 +261,7 @@ const followUps = createBackgroundRetries(MAX_PENDING_FOLLOW_UPS);
 
 /**
  * Runs `fn` once per `key`, however many times and from however many processes it is called:
- * the first call claims the key, runs `fn` and stores its result for `ttlMs`; later calls get
+ * the first call claims the key, runs `fn` and stores its result for `resultTtlMs`; later calls get
  * that result without running `fn`. A duplicate that arrives while the first is running waits
  * up to `waitForResultMs` for its result.
  *
@@ -271,7 +277,7 @@ const followUps = createBackgroundRetries(MAX_PENDING_FOLLOW_UPS);
  *
  * @example
  * const receipt = await idempotent(store, `send:${order.id}`, () => whatsapp.send(order), {
- *   ttlMs: IDEMPOTENCY_DEFAULTS.ttlMs,
+ *   resultTtlMs: IDEMPOTENCY_DEFAULTS.resultTtlMs,
  * });
  */
 export async function idempotent<T>(
@@ -285,8 +291,13 @@ export async function idempotent<T>(
   }
   assertKey('key', key);
   assertFunction('fn', fn);
+  assertNoRenamedOptions(options, { ttlMs: 'resultTtlMs' });
   const leaseMs = assertNumber('leaseMs', options.leaseMs ?? IDEMPOTENCY_DEFAULTS.leaseMs, 1);
-  const ttlMs = assertNumber('ttlMs', options.ttlMs ?? IDEMPOTENCY_DEFAULTS.ttlMs, 1);
+  const resultTtlMs = assertNumber(
+    'resultTtlMs',
+    options.resultTtlMs ?? IDEMPOTENCY_DEFAULTS.resultTtlMs,
+    1,
+  );
   const waitForResultMs = assertNumber(
     'waitForResultMs',
     options.waitForResultMs ?? IDEMPOTENCY_DEFAULTS.waitForResultMs,
@@ -368,7 +379,7 @@ export async function idempotent<T>(
       throw error;
     }
     let stored: boolean;
-    const record = () => store.complete(key, token, value, { ttlMs });
+    const record = () => store.complete(key, token, value, { resultTtlMs });
     try {
       stored = await record();
     } catch (error) {
@@ -392,7 +403,7 @@ export async function idempotent<T>(
       const classification = classify(error);
       if (!classification.retryable) {
         const record = { [FAILURE]: describeFailure(error, classification) };
-        const stored = await store.complete(key, token, record, { ttlMs }).catch(() => false);
+        const stored = await store.complete(key, token, record, { resultTtlMs }).catch(() => false);
         if (stored) return;
       }
     }

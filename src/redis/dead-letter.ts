@@ -6,7 +6,12 @@ import { completeDeadLetter } from '../core/dead-letter.js';
 import type { DeadLetterEntry, DeadLetterQueue } from '../core/dead-letter-types.js';
 import { type EventListener, emit } from '../core/events.js';
 import { listOptions, type Positioned, type RedrivePort, runRedrive } from '../core/redrive.js';
-import { assertFunction, assertKey, assertNumber } from '../core/validate.js';
+import {
+  assertFunction,
+  assertKey,
+  assertNoRenamedOptions,
+  assertNumber,
+} from '../core/validate.js';
 import type { RedisClientLike } from './client.js';
 import { defineScript, hashTag, runScript } from './script.js';
 import addSource from './scripts/dlq-add.lua';
@@ -78,6 +83,7 @@ export function createRedisDeadLetterQueue<P = unknown>(
   if (/[{}]/.test(prefix)) {
     throw new TypeError(`prefix must not contain '{' or '}', got ${JSON.stringify(prefix)}`);
   }
+  assertNoRenamedOptions(options, { timeoutMs: 'commandTimeoutMs' });
   const timeoutMs = assertNumber(
     'commandTimeoutMs',
     options.commandTimeoutMs ?? REDIS_DEAD_LETTER_DEFAULTS.commandTimeoutMs,

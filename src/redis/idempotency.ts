@@ -11,7 +11,12 @@ import {
   fencingToken,
 } from '../core/idempotency-args.js';
 import type { ClaimOptions, ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
-import { assertFunction, assertKey, assertNumber } from '../core/validate.js';
+import {
+  assertFunction,
+  assertKey,
+  assertNoRenamedOptions,
+  assertNumber,
+} from '../core/validate.js';
 import type { RedisClientLike } from './client.js';
 import { defineScript, hashTag, runCommand, runScript } from './script.js';
 import claimSource from './scripts/idempotency-claim.lua';
@@ -111,6 +116,7 @@ export function createRedisIdempotencyStore(
   if (typeof options !== 'object' || options === null) {
     throw new TypeError('createRedisIdempotencyStore needs an options object with prefix');
   }
+  assertNoRenamedOptions(options, { timeoutMs: 'commandTimeoutMs' });
   const prefix = assertKey('prefix', options.prefix);
   const serializer = options.serializer ?? jsonSerializer;
   assertFunction('serializer.serialize', serializer.serialize);

@@ -392,7 +392,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
       },
       {
         leaseMs,
-        ttlMs: resultTtlMs,
+        resultTtlMs,
         waitForResultMs,
         fingerprint: fingerprintOf(payload),
         clock,

@@ -235,7 +235,7 @@ describeOwnRedis('a late release never drops a newer claim', () => {
     });
     expect(await held[0]?.()).toBe(0);
     expect(await plain.claim('k', { leaseMs: LEASE })).toMatchObject({ status: 'in_progress' });
-    expect(await store.complete('k', 'job:1', 'done', { ttlMs: 60_000 })).toBe(true);
+    expect(await store.complete('k', 'job:1', 'done', { resultTtlMs: 60_000 })).toBe(true);
     expect(await plain.claim('k', { leaseMs: LEASE })).toEqual({
       status: 'completed',
       result: 'done',
