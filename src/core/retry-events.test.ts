@@ -208,7 +208,7 @@ describe('retry events', () => {
   it('budget exhausted: the failure, then give_up without a retry_scheduled', async () => {
     const clock = createManualClock();
     const { onEvent, shapes } = recorder();
-    const budget = createRetryBudget({ clock, minRetriesPerSecond: 0, percentCanRetry: 0 });
+    const budget = createRetryBudget({ clock, minRetriesPerSecond: 0, retryRatio: 0 });
     const done = retry(
       () => {
         throw httpError(503);

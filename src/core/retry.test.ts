@@ -542,8 +542,8 @@ describe('retry budget', () => {
     const budget = createRetryBudget({
       clock,
       minRetriesPerSecond: 0,
-      percentCanRetry: 0.2,
-      ttlMs: 10_000,
+      retryRatio: 0.2,
+      windowMs: 10_000,
     });
     const run = createRetry({ clock, budget, maxAttempts: 2, backoff: { initialDelayMs: 1 } });
     const outcomes = await Promise.all(
@@ -567,8 +567,8 @@ describe('retry budget', () => {
     const budget = createRetryBudget({
       clock,
       minRetriesPerSecond: 1,
-      percentCanRetry: 0.5,
-      ttlMs: 10_000,
+      retryRatio: 0.5,
+      windowMs: 10_000,
     });
     expect(budget.balance()).toBe(10);
     for (let i = 0; i < 20; i++) budget.deposit();
@@ -593,8 +593,8 @@ describe('retry budget', () => {
           const budget = createRetryBudget({
             clock: { now: () => now },
             minRetriesPerSecond: 0,
-            percentCanRetry: percent,
-            ttlMs: 10_000,
+            retryRatio: percent,
+            windowMs: 10_000,
           });
           const history: { t: number; deposits: number; granted: number }[] = [];
           for (const step of steps) {
@@ -614,8 +614,14 @@ describe('retry budget', () => {
   });
 
   it('rejects bad options', () => {
-    expect(() => createRetryBudget({ ttlMs: 0 })).toThrow(/ttlMs.*0/);
-    expect(() => createRetryBudget({ percentCanRetry: -0.1 })).toThrow(/percentCanRetry.*-0\.1/);
+    expect(() => createRetryBudget({ windowMs: 0 })).toThrow(/windowMs.*0/);
+    expect(() => createRetryBudget({ ttlMs: 1000 } as never)).toThrow(
+      'ttlMs was renamed in retrykit 0.2: use windowMs',
+    );
+    expect(() => createRetryBudget({ percentCanRetry: 0.2 } as never)).toThrow(
+      'percentCanRetry was renamed in retrykit 0.2: use retryRatio',
+    );
+    expect(() => createRetryBudget({ retryRatio: -0.1 })).toThrow(/retryRatio.*-0\.1/);
     expect(() => createRetryBudget({ minRetriesPerSecond: Number.NaN })).toThrow(
       /minRetriesPerSecond.*NaN/,
     );
