@@ -27,7 +27,7 @@ export type {
 } from './core/dead-letter-types.js';
 export type { EnvRetryOptions } from './core/env.js';
 export { backoffFromEnv } from './core/env.js';
-export type { AttemptFailure, GiveUpCause, RetrykitErrorCode } from './core/errors.js';
+export type { AttemptFailure, RetrykitErrorCode, StopReason } from './core/errors.js';
 export {
   isRetrykitError,
   PermanentError,

@@ -4,7 +4,8 @@ import fc from 'fast-check';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { createManualClock } from '../testing/index.js';
 import type { Reason } from './classify-types.js';
-import type { GiveUpEvent, MessageStatusEvent, RetrykitEvent } from './events.js';
+import type { StopReason } from './errors.js';
+import type { MessageStatusEvent, RetrykitEvent } from './events.js';
 import { HISTOGRAM_RELATIVE_ERROR } from './histogram.js';
 import {
   createMetrics,
@@ -42,12 +43,12 @@ const ev = {
     delayMs,
     reason,
   }),
-  giveUp: (cause: GiveUpEvent['cause'], reason: Reason, elapsedMs = 0): RetrykitEvent => ({
+  giveUp: (stopReason: StopReason, reason: Reason, elapsedMs = 0): RetrykitEvent => ({
     type: 'give_up',
     time: 0,
     attempts: 1,
     reason,
-    cause,
+    stopReason,
     error: new Error(reason),
     elapsedMs,
   }),
@@ -189,7 +190,7 @@ describe('createMetrics: the sliding window', () => {
     expect(s.giveUps).toEqual({
       total: 2,
       byReason: { client_error: 1, aborted: 1 },
-      byCause: { permanent: 1, aborted: 1 },
+      byStopReason: { permanent: 1, aborted: 1 },
     });
     // Aborted calls are left out of latency.
     expect(s.latency.count).toBe(99);
@@ -601,8 +602,8 @@ describe('public types', () => {
       'q: 7',
     );
     expectTypeOf<MetricsSnapshot['rates']['retry']>().toEqualTypeOf<number | null>();
-    expectTypeOf<MetricsSnapshot['giveUps']['byCause']>().toEqualTypeOf<
-      Readonly<Partial<Record<GiveUpEvent['cause'], number>>>
+    expectTypeOf<MetricsSnapshot['giveUps']['byStopReason']>().toEqualTypeOf<
+      Readonly<Partial<Record<StopReason, number>>>
     >();
   });
 });

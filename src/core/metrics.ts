@@ -1,9 +1,9 @@
 import { REASONS, type Reason } from './classify-types.js';
 import { type Clock, systemClock } from './clock.js';
 import { DeliveryTracker } from './delivery.js';
+import type { StopReason } from './errors.js';
 import type {
   EventListener,
-  GiveUpEvent,
   IdempotencyHitEvent,
   MessageStatusEvent,
   RetrykitEvent,
@@ -11,7 +11,7 @@ import type {
 import { bucketOf, HISTOGRAM_BUCKETS, HISTOGRAM_RELATIVE_ERROR, quantileOf } from './histogram.js';
 import { assertFunction, assertInteger, assertNumber, showValue } from './validate.js';
 
-const CAUSES: readonly GiveUpEvent['cause'][] = [
+const STOP_REASONS: readonly StopReason[] = [
   'permanent',
   'max_attempts',
   'max_elapsed',
@@ -61,8 +61,8 @@ const FAILURE_BY_REASON = 19;
 const RETRY_BY_REASON = FAILURE_BY_REASON + R;
 const GIVE_UP_BY_REASON = RETRY_BY_REASON + R;
 const DEAD_LETTER_BY_REASON = GIVE_UP_BY_REASON + R;
-const GIVE_UP_BY_CAUSE = DEAD_LETTER_BY_REASON + R;
-const IDEMPOTENCY_BY_STATUS = GIVE_UP_BY_CAUSE + CAUSES.length;
+const GIVE_UP_BY_STOP_REASON = DEAD_LETTER_BY_REASON + R;
+const IDEMPOTENCY_BY_STATUS = GIVE_UP_BY_STOP_REASON + STOP_REASONS.length;
 const STATUS_COUNT = IDEMPOTENCY_BY_STATUS + IDEMPOTENCY.length;
 const COUNTERS = STATUS_COUNT + STATUSES.length;
 
@@ -271,7 +271,8 @@ export interface MetricsSnapshot {
   readonly giveUps: {
     readonly total: number;
     readonly byReason: Readonly<Partial<Record<Reason, number>>>;
-    readonly byCause: Readonly<Partial<Record<GiveUpEvent['cause'], number>>>;
+    /** Calls that gave up, by why retrying stopped. */
+    readonly byStopReason: Readonly<Partial<Record<StopReason, number>>>;
   };
   /** Shares between 0 and 1; `null` when there is nothing to divide by. */
   readonly rates: {
@@ -560,9 +561,9 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
       case 'give_up': {
         add(GIVE_UPS);
         add(GIVE_UP_BY_REASON + reasonIndex(event.reason));
-        const cause = CAUSES.indexOf(event.cause);
-        if (cause >= 0) add(GIVE_UP_BY_CAUSE + cause);
-        if (event.cause !== 'aborted') recordLatency(event.elapsedMs);
+        const stop = STOP_REASONS.indexOf(event.stopReason);
+        if (stop >= 0) add(GIVE_UP_BY_STOP_REASON + stop);
+        if (event.stopReason !== 'aborted') recordLatency(event.elapsedMs);
         break;
       }
       case 'rate_limit_wait':
@@ -626,7 +627,7 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
     };
     const retries = agg[RETRIES] ?? 0;
     judge('retryRate', retries, (agg[CALLS_STARTED] ?? 0) + retries);
-    const aborted = agg[GIVE_UP_BY_CAUSE + CAUSES.indexOf('aborted')] ?? 0;
+    const aborted = agg[GIVE_UP_BY_STOP_REASON + STOP_REASONS.indexOf('aborted')] ?? 0;
     const failed = (agg[GIVE_UPS] ?? 0) - aborted;
     judge('errorRate', failed, (agg[SUCCEEDED] ?? 0) + failed);
     judge('meanLatencyMs', agg[LATENCY_SUM] ?? 0, agg[LATENCY_COUNT] ?? 0);
@@ -686,7 +687,7 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
     );
     const perMinute = (n: number): number | null =>
       coveredMs > 0 ? (n / coveredMs) * 60_000 : null;
-    const aborted = a(GIVE_UP_BY_CAUSE + CAUSES.indexOf('aborted'));
+    const aborted = a(GIVE_UP_BY_STOP_REASON + STOP_REASONS.indexOf('aborted'));
     const failedCalls = a(GIVE_UPS) - aborted;
     const queueSummaries: Record<string, QueueSummary> = {};
     for (const [name, q] of queues) {
@@ -716,7 +717,7 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
       giveUps: {
         total: a(GIVE_UPS),
         byReason: nonZero(REASONS, agg, GIVE_UP_BY_REASON),
-        byCause: nonZero(CAUSES, agg, GIVE_UP_BY_CAUSE),
+        byStopReason: nonZero(STOP_REASONS, agg, GIVE_UP_BY_STOP_REASON),
       },
       rates: {
         firstAttemptSuccess: ratio(a(FIRST_OK), a(FIRST_OK) + a(FIRST_FAILED)),

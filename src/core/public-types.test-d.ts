@@ -6,12 +6,12 @@ import {
   type Classification,
   computeDelay,
   createRetry,
-  type GiveUpCause,
   isRetrykitError,
   type MemoryTokenBucket,
   type Reason,
   type RetrykitError,
   retry,
+  type StopReason,
 } from '../index.js';
 
 describe('public types', () => {
@@ -51,6 +51,6 @@ describe('public types', () => {
   it('the memory token bucket changes a key’s rate synchronously', () => {
     expectTypeOf<MemoryTokenBucket>().toExtend<AdjustableRateLimiter>();
     expectTypeOf<MemoryTokenBucket['setRate']>().returns.toEqualTypeOf<void>();
-    expectTypeOf<'retry_after_exceeds_elapsed'>().toExtend<GiveUpCause>();
+    expectTypeOf<'retry_after_exceeds_elapsed'>().toExtend<StopReason>();
   });
 });
