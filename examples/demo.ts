@@ -263,7 +263,7 @@ const rows: [string, string][] = [
     }`,
   ],
   ['Retried', `${snap.retries.scheduled} retries (${byReason(snap.retries.byReason) || 'none'})`],
-  ['First-attempt success', pct(snap.rates.firstAttemptSuccess ?? 0, 1)],
+  ['First-attempt success', pct(snap.ratios.firstAttemptSuccess ?? 0, 1)],
   [
     'Duplicates suppressed',
     `${sendDuplicates} repeated sends, ${webhookDuplicates} webhook redeliveries`,

@@ -300,6 +300,6 @@ describe('retry events', () => {
       meanDelayMs: (100 + 100 + 200) / 3,
     });
     expect(s.giveUps.byStopReason).toEqual({ permanent: 1, max_attempts: 1 });
-    expect(s.rates).toEqual({ firstAttemptSuccess: 1 / 4, retry: 3 / 7, error: 2 / 4 });
+    expect(s.ratios).toEqual({ firstAttemptSuccess: 1 / 4, retry: 3 / 7, error: 2 / 4 });
   });
 });
