@@ -19,10 +19,10 @@ const DAY_MS = 86_400_000;
 /**
  * The defaults of {@link IdempotentOptions}, and the TTLs we recommend.
  *
- * - `webhookResultTtlMs` (8 days): Meta redelivers an unacknowledged webhook for up to 7 days, so a
- *   webhook's dedupe mark must outlive that, with a day to spare.
- * - `resultTtlMs` (1 day): a send key must outlive every retry of that send, including a job queue's
- *   (BullMQ) delayed retries and a redrive from the dead-letter queue the same day.
+ * - `webhookResultTtlMs` (8 days): Meta redelivers an unacknowledged webhook for up to 7 days,
+ *   so a webhook's dedupe mark must outlive that, with a day to spare.
+ * - `resultTtlMs` (1 day): a send key must outlive every retry of that send, including a job
+ *   queue's (BullMQ) delayed retries and a redrive from the dead-letter queue the same day.
  */
 export const IDEMPOTENCY_DEFAULTS = Object.freeze({
   /** Lease on a claimed key, in milliseconds: 60 seconds. */
@@ -80,8 +80,8 @@ export interface IdempotentOptions {
    */
   readonly leaseMs?: number;
   /**
-   * How long the result is remembered, in milliseconds. Use `IDEMPOTENCY_DEFAULTS.webhookResultTtlMs`
-   * (8 days) for webhook IDs, a day or more for sends.
+   * How long the result is remembered, in milliseconds. Use
+   * `IDEMPOTENCY_DEFAULTS.webhookResultTtlMs` (8 days) for webhook IDs, a day or more for sends.
    * @default 86_400_000 (1 day)
    */
   readonly resultTtlMs?: number;
