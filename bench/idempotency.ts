@@ -19,7 +19,8 @@ export const idempotencySuite: BenchSuite = {
     const claimComplete = async () => {
       const key = `cc:${n++}`;
       const claim = await store.claim(key, { leaseMs: 30_000 });
-      if (claim.status === 'claimed') await store.complete(key, claim.token, 'ok', { ttlMs: ttl });
+      if (claim.status === 'claimed')
+        await store.complete(key, claim.token, 'ok', { resultTtlMs: ttl });
     };
     const oneByOne = await interleaved(
       {
@@ -31,7 +32,7 @@ export const idempotencySuite: BenchSuite = {
         },
         'claim + complete': claimComplete,
         'idempotent() (claim + fn + complete)': () =>
-          idempotent(store, `i:${n++}`, async () => 'ok', { ttlMs: ttl }),
+          idempotent(store, `i:${n++}`, async () => 'ok', { resultTtlMs: ttl }),
       },
       timeMs * 12,
     );
@@ -59,7 +60,7 @@ export const idempotencySuite: BenchSuite = {
           const key = `c:${m++}`;
           const claim = await memory.claim(key, { leaseMs: 30_000 });
           if (claim.status === 'claimed')
-            await memory.complete(key, claim.token, 'ok', { ttlMs: ttl });
+            await memory.complete(key, claim.token, 'ok', { resultTtlMs: ttl });
         },
         'memory idempotent(), first call': () => idempotent(memory, `i:${m++}`, fn),
         'memory idempotent(), stored result': () => idempotent(memory, 'hot', fn),

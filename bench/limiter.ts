@@ -3,7 +3,7 @@ import Bottleneck from 'bottleneck';
 import { Redis } from 'ioredis';
 import { TokenBucket as LimiterBucket } from 'limiter';
 import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
-import { createTokenBucket, type RateLimiter } from '../src/index.js';
+import { createMemoryTokenBucket, type RateLimiter } from '../src/index.js';
 import { createRedisTokenBucket } from '../src/redis/index.js';
 import {
   type BenchSuite,
@@ -63,7 +63,7 @@ function batched(fn: () => unknown): () => void {
 }
 
 async function memoryCases(timeMs: number, capacity: number, perSecond: number) {
-  const retrykit = createTokenBucket({ capacity, refillPerSecond: perSecond });
+  const retrykit = createMemoryTokenBucket({ capacity, refillPerSecond: perSecond });
   const limiterBucket = new LimiterBucket({
     bucketSize: capacity,
     tokensPerInterval: perSecond,
@@ -80,7 +80,7 @@ async function memoryCases(timeMs: number, capacity: number, perSecond: number) 
   const sync = await bestOf(
     {
       [CLOCK]: batched(() => Date.now()),
-      'retrykit createTokenBucket': batched(() => retrykit.tryAcquire(KEY)),
+      'retrykit createMemoryTokenBucket': batched(() => retrykit.tryAcquire(KEY)),
       'limiter TokenBucket (one bucket, no key)': batched(() => limiterBucket.tryRemoveTokens(1)),
       'limiter TokenBucket per key (Map of buckets)': batched(() => limiterKeyed(KEY)),
     },
@@ -172,7 +172,7 @@ function ratio(results: readonly Measured[], a: string, b: string): string {
 /** The best ratio to `peer` any check could reach: that of a bare clock read. */
 function ceiling(results: readonly Measured[], peer: Measured): string {
   const clock = results.find((r) => r.name === CLOCK)?.hz ?? 0;
-  const own = results.find((r) => r.name === 'retrykit createTokenBucket')?.hz ?? 0;
+  const own = results.find((r) => r.name === 'retrykit createMemoryTokenBucket')?.hz ?? 0;
   return `A bare clock read is ${(clock / peer.hz).toFixed(2)}× ${peer.name}; retrykit's whole check is ${(own / clock).toFixed(2)}× a bare clock read.`;
 }
 
@@ -184,7 +184,7 @@ function ceiling(results: readonly Measured[], peer: Measured): string {
 function insertKeys(inserts: number, maxKeys: number | undefined): number {
   let best = Number.POSITIVE_INFINITY;
   for (let round = 0; round < 3; round++) {
-    const bucket = createTokenBucket({
+    const bucket = createMemoryTokenBucket({
       capacity: 1,
       refillPerSecond: 1e-9,
       ...(maxKeys === undefined ? {} : { maxKeys }),
@@ -278,7 +278,7 @@ export const limiterSuite: BenchSuite = {
       rows = [
         rateReport(
           'memory',
-          await waiters(createTokenBucket({ capacity, refillPerSecond: 80 }), seconds),
+          await waiters(createMemoryTokenBucket({ capacity, refillPerSecond: 80 }), seconds),
           seconds,
           capacity,
         ),

@@ -14,8 +14,8 @@ import { parseArgs } from 'node:util';
 import {
   createMemoryDeadLetterQueue,
   createMemoryIdempotencyStore,
+  createMemoryTokenBucket,
   createMetrics,
-  createTokenBucket,
   type DeadLetterQueue,
   type IdempotencyStore,
   type RateLimiter,
@@ -84,7 +84,7 @@ if (values.redis !== undefined) {
   webhookStore = createRedisIdempotencyStore(client, { prefix: `${prefix}:webhook`, onEvent });
   dlq = createRedisDeadLetterQueue<CloudMessage>(client, { prefix: `${prefix}:dlq`, onEvent });
 } else {
-  limiter = createTokenBucket({ ...limits, onEvent });
+  limiter = createMemoryTokenBucket({ ...limits, onEvent });
   sendStore = createMemoryIdempotencyStore({ maxEntries: 100_000, onEvent });
   webhookStore = createMemoryIdempotencyStore({ maxEntries: 100_000, onEvent });
   dlq = createMemoryDeadLetterQueue<CloudMessage>({ maxEntries: 100_000, onEvent });
@@ -263,7 +263,7 @@ const rows: [string, string][] = [
     }`,
   ],
   ['Retried', `${snap.retries.scheduled} retries (${byReason(snap.retries.byReason) || 'none'})`],
-  ['First-attempt success', pct(snap.rates.firstAttemptSuccess ?? 0, 1)],
+  ['First-attempt success', pct(snap.ratios.firstAttemptSuccess ?? 0, 1)],
   [
     'Duplicates suppressed',
     `${sendDuplicates} repeated sends, ${webhookDuplicates} webhook redeliveries`,

@@ -54,7 +54,7 @@ const server = createServer(async (req, res) => {
   try {
     for (const message of messages) {
       await idempotent(store, `wamid:${message.id}`, () => saveMessage(message), {
-        ttlMs: IDEMPOTENCY_DEFAULTS.webhookTtlMs, // outlives Meta's 7 days of redelivery
+        resultTtlMs: IDEMPOTENCY_DEFAULTS.webhookResultTtlMs, // outlives Meta's 7 days of redelivery
         leaseMs: 30_000,
         waitForResultMs: 5_000,
       });

@@ -104,9 +104,9 @@ const pct = (x: number | null): string => (x === null ? 'n/a' : `${(x * 100).toF
 const ms = (x: number | null): string => (x === null ? 'n/a' : `${Math.round(x)} ms`);
 console.log('\n# createMetrics().snapshot()');
 console.log(`calls: ${s.calls.succeeded} succeeded, ${s.calls.gaveUp} gave up`);
-console.log(`first-attempt success: ${pct(s.rates.firstAttemptSuccess)}`);
-console.log(`retry rate: ${pct(s.rates.retry)} (${JSON.stringify(s.retries.byReason)})`);
-console.log(`error rate: ${pct(s.rates.error)}`);
+console.log(`first-attempt success: ${pct(s.ratios.firstAttemptSuccess)}`);
+console.log(`retry rate: ${pct(s.ratios.retry)} (${JSON.stringify(s.retries.byReason)})`);
+console.log(`error rate: ${pct(s.ratios.error)}`);
 console.log(`latency: p50 ${ms(s.latency.p50Ms)}, p99 ${ms(s.latency.p99Ms)}`);
 console.log(
   `delivery: ${pct(s.messages.deliveryRate)}, mean ${ms(s.messages.deliveryLatency.meanMs)}`,

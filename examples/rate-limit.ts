@@ -9,8 +9,8 @@ import type { AddressInfo } from 'node:net';
 import {
   type Classification,
   composeClassifiers,
+  createMemoryTokenBucket,
   createRetry,
-  createTokenBucket,
   WHATSAPP_RATE_LIMITS,
 } from '../src/index.js';
 
@@ -52,7 +52,7 @@ const classifyWhatsApp = (error: unknown): Classification | undefined =>
     : undefined;
 
 const phoneNumberId = '106540352242922';
-const perNumber = createTokenBucket({
+const perNumber = createMemoryTokenBucket({
   ...WHATSAPP_RATE_LIMITS.perPhoneNumber,
   refillPerSecond: 60,
   adaptive: { recoveryMs: 20_000 },

@@ -8,7 +8,7 @@
 import {
   createMemoryDeadLetterQueue,
   createMemoryIdempotencyStore,
-  createTokenBucket,
+  createMemoryTokenBucket,
   isRetrykitError,
 } from '../src/index.js';
 import { type CloudMessage, createWhatsAppClient } from '../src/whatsapp/index.js';
@@ -27,7 +27,7 @@ const whatsapp = createWhatsAppClient({
   phoneNumberId: '106540352242922',
   baseUrl: api.url,
   // 20 messages/s with a burst of 2; WHATSAPP_RATE_LIMITS has the platform's presets.
-  limiter: createTokenBucket({ capacity: 2, refillPerSecond: 20 }),
+  limiter: createMemoryTokenBucket({ capacity: 2, refillPerSecond: 20 }),
   store: createMemoryIdempotencyStore({ maxEntries: 10_000 }),
   dlq: deadLetters,
   retry: { maxAttempts: 6, backoff: { initialDelayMs: 100, maxDelayMs: 2000 } },

@@ -27,7 +27,7 @@ export type {
 } from './core/dead-letter-types.js';
 export type { EnvRetryOptions } from './core/env.js';
 export { backoffFromEnv } from './core/env.js';
-export type { AttemptFailure, GiveUpCause, RetrykitErrorCode } from './core/errors.js';
+export type { AttemptFailure, RetrykitErrorCode, StopReason } from './core/errors.js';
 export {
   isRetrykitError,
   PermanentError,
@@ -107,6 +107,7 @@ export {
   serializeRetryRecord,
   validateRetryRecord,
 } from './core/retry-record.js';
+export type { StoreErrorPolicy } from './core/store-error.js';
 export type {
   AdaptiveOptions,
   TokenBucketBaseOptions,
@@ -120,5 +121,5 @@ export type {
   MemoryIdempotencyStoreOptions,
 } from './memory/idempotency.js';
 export { createMemoryIdempotencyStore } from './memory/idempotency.js';
-export type { TokenBucket, TokenBucketOptions } from './memory/token-bucket.js';
-export { createTokenBucket } from './memory/token-bucket.js';
+export type { MemoryTokenBucket, MemoryTokenBucketOptions } from './memory/token-bucket.js';
+export { createMemoryTokenBucket } from './memory/token-bucket.js';

@@ -216,9 +216,12 @@ describeRedis('createRedisDeadLetterQueue', () => {
       'prefix must not be empty',
     );
     expect(() => createRedisDeadLetterQueue(redis, { prefix: 'a{b}' })).toThrow(/prefix/);
-    expect(() => createRedisDeadLetterQueue(redis, { prefix: 'p', timeoutMs: -1 })).toThrow(
-      'timeoutMs must be a finite number >= 0, got -1',
+    expect(() => createRedisDeadLetterQueue(redis, { prefix: 'p', commandTimeoutMs: -1 })).toThrow(
+      'commandTimeoutMs must be a finite number >= 0, got -1',
     );
+    expect(() =>
+      createRedisDeadLetterQueue(redis, { prefix: 'p', timeoutMs: 500 } as never),
+    ).toThrow('timeoutMs was renamed in retrykit 0.2: use commandTimeoutMs');
   });
 });
 
@@ -228,7 +231,7 @@ describeOwnRedis('createRedisDeadLetterQueue with Redis down', () => {
     const redis = connectRedis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
     redis.on('error', () => {});
     await ready(redis);
-    const dlq = createRedisDeadLetterQueue(redis, { prefix: 'down', timeoutMs: 500 });
+    const dlq = createRedisDeadLetterQueue(redis, { prefix: 'down', commandTimeoutMs: 500 });
     await dlq.add(letter(1));
     await server.stop();
     await expect(dlq.add(letter(2))).rejects.toBeInstanceOf(StoreUnavailableError);

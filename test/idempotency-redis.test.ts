@@ -98,7 +98,7 @@ describeRedis('createRedisIdempotencyStore', () => {
     expect(await redis.pttl(key)).toBeGreaterThan(25_000);
     expect(await redis.pttl(key)).toBeLessThanOrEqual(30_000);
     if (claim.status !== 'claimed') throw new Error('expected a claim');
-    await store.complete('k', claim.token, { ok: true }, { ttlMs: 8 * 86_400_000 });
+    await store.complete('k', claim.token, { ok: true }, { resultTtlMs: 8 * 86_400_000 });
     expect(await redis.pttl(key)).toBeGreaterThan(8 * 86_400_000 - 5000);
     expect(await redis.get(key)).toBe('c0:{"ok":true}');
     await store.markOnce('wamid.1', 691_200_000);
@@ -123,7 +123,7 @@ describeRedis('createRedisIdempotencyStore', () => {
       [Symbol('s'), /result is a symbol/],
     ];
     for (const [value, message] of bad) {
-      await expect(store.complete('k', claim.token, value, { ttlMs: 1000 })).rejects.toThrow(
+      await expect(store.complete('k', claim.token, value, { resultTtlMs: 1000 })).rejects.toThrow(
         message,
       );
     }
@@ -159,7 +159,7 @@ describeRedis('createRedisIdempotencyStore', () => {
       },
       eval: redis.eval.bind(redis),
     } as unknown as Parameters<typeof createRedisIdempotencyStore>[0];
-    const store = createRedisIdempotencyStore(client, { prefix, timeoutMs: 1000 });
+    const store = createRedisIdempotencyStore(client, { prefix, commandTimeoutMs: 1000 });
     await expect(store.claim('k', { leaseMs: 60_000 })).rejects.toBeInstanceOf(
       StoreUnavailableError,
     );
@@ -185,9 +185,12 @@ describeRedis('createRedisIdempotencyStore', () => {
     expect(() => createRedisIdempotencyStore(redis, { prefix: '' })).toThrow(
       /prefix must not be empty/,
     );
-    expect(() => createRedisIdempotencyStore(redis, { prefix: 'p', timeoutMs: -1 })).toThrow(
-      /timeoutMs.*-1/,
+    expect(() => createRedisIdempotencyStore(redis, { prefix: 'p', commandTimeoutMs: -1 })).toThrow(
+      /commandTimeoutMs.*-1/,
     );
+    expect(() =>
+      createRedisIdempotencyStore(redis, { prefix: 'p', timeoutMs: 500 } as never),
+    ).toThrow('timeoutMs was renamed in retrykit 0.2: use commandTimeoutMs');
     expect(() => createRedisIdempotencyStore({} as never, { prefix: 'p' })).toThrow(/evalsha/);
     expect(() =>
       createRedisIdempotencyStore(redis, { prefix: 'p', serializer: {} as never }),
@@ -211,7 +214,12 @@ describeRedis('createRedisIdempotencyStore', () => {
     expect(rescued.completedBy).toBe(rescuer.pid);
 
     expect(
-      await store.complete('send:crash', token, { completedBy: 'the dead' }, { ttlMs: 60_000 }),
+      await store.complete(
+        'send:crash',
+        token,
+        { completedBy: 'the dead' },
+        { resultTtlMs: 60_000 },
+      ),
     ).toBe(false);
     expect(await store.release('send:crash', token)).toBe(false);
     expect(await store.claim('send:crash', { leaseMs: 1000 })).toEqual({
@@ -248,7 +256,7 @@ describeOwnRedis('idempotency with Redis going down', () => {
     const redis = connectRedis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
     redis.on('error', () => {}); // reconnect attempts after the stop; the test checks the calls
     if (redis.status !== 'ready') await once(redis, 'ready');
-    const store = createRedisIdempotencyStore(redis, { prefix: 'outage', timeoutMs: 500 });
+    const store = createRedisIdempotencyStore(redis, { prefix: 'outage', commandTimeoutMs: 500 });
     const ran: string[] = [];
     const notRecorded: string[] = [];
     const handle = (id: string) =>
@@ -306,7 +314,7 @@ describeOwnRedis('idempotency with Redis going down', () => {
     expect(ran.length).toBe(succeeded.length);
 
     const unguarded = await idempotent(store, 'opt-in', async () => 'ran anyway', {
-      onStoreError: 'run',
+      onStoreError: 'proceed',
     });
     expect(unguarded).toBe('ran anyway');
   });
@@ -314,7 +322,7 @@ describeOwnRedis('idempotency with Redis going down', () => {
   it('times out against a frozen Redis with StoreUnavailableError, then recovers', async () => {
     const server = await ownRedisServer();
     const redis = connectRedis(server.url, { maxRetriesPerRequest: 0 });
-    const store = createRedisIdempotencyStore(redis, { prefix: 'frozen', timeoutMs: 300 });
+    const store = createRedisIdempotencyStore(redis, { prefix: 'frozen', commandTimeoutMs: 300 });
     const claim = await store.claim('k', { leaseMs: 60_000 });
     server.freeze();
     const error = await store.claim('k', { leaseMs: 60_000 }).catch((e: unknown) => e);
@@ -325,7 +333,7 @@ describeOwnRedis('idempotency with Redis going down', () => {
       idempotent(store, 'k', async () => 'dup', { waitForResultMs: 0 }),
     ).rejects.toBeInstanceOf(IdempotencyInProgressError);
     if (claim.status === 'claimed') {
-      expect(await store.complete('k', claim.token, 'done', { ttlMs: 60_000 })).toBe(true);
+      expect(await store.complete('k', claim.token, 'done', { resultTtlMs: 60_000 })).toBe(true);
     }
   });
 });

@@ -3,8 +3,8 @@ import {
   type Clock,
   createMemoryDeadLetterQueue,
   createMemoryIdempotencyStore,
+  createMemoryTokenBucket,
   createMetrics,
-  createTokenBucket,
 } from '../src/index.js';
 import {
   type CloudMessage,
@@ -96,7 +96,7 @@ describe('one metrics window wired to every component, as the docs say', () => {
         limiterNow += ms;
       },
     };
-    const limiter = createTokenBucket({
+    const limiter = createMemoryTokenBucket({
       capacity: 1,
       refillPerSecond: 1,
       clock: limiterClock,

@@ -1,10 +1,10 @@
-import { createTokenBucket } from '../src/index.js';
+import { createMemoryTokenBucket } from '../src/index.js';
 import { createRedisTokenBucket } from '../src/redis/index.js';
 import { rateLimiterContract } from './support/rate-limiter-contract.js';
 import { connectRedis, describeRedis, uniquePrefix } from './support/redis.js';
 
 rateLimiterContract('memory token bucket', (limits, clock) =>
-  createTokenBucket({ ...limits, clock }),
+  createMemoryTokenBucket({ ...limits, clock }),
 );
 
 describeRedis('Redis', () => {

@@ -233,9 +233,21 @@ describeRedis('createRedisTokenBucket', () => {
       createRedisTokenBucket(redis, {
         capacity: 1,
         refillPerSecond: 1,
-        onStoreError: 'ignore' as 'allow',
+        onStoreError: 'ignore' as 'proceed',
       }),
     ).toThrow(/onStoreError.*"ignore"/);
+    for (const [old, now] of [
+      ['reject', 'fail'],
+      ['allow', 'proceed'],
+    ] as const) {
+      expect(() =>
+        createRedisTokenBucket(redis, {
+          capacity: 1,
+          refillPerSecond: 1,
+          onStoreError: old as never,
+        }),
+      ).toThrow(`onStoreError: '${old}' was renamed in retrykit 0.2: use onStoreError: '${now}'`);
+    }
     expect(() =>
       createRedisTokenBucket(redis, {
         capacity: 1,

@@ -119,7 +119,7 @@ describe('scenario 2: outage and recovery', () => {
       outageMs: 5000,
       startSpreadMs: 1,
       strategy: 'none',
-      budget: { ttlMs: 1000, minRetriesPerSecond: 10, percentCanRetry: 0 },
+      budget: { windowMs: 1000, minRetriesPerSecond: 10, retryRatio: 0 },
     });
     expect(run.deadLettered).toBe(90);
     expect(run.delivered).toBe(10);

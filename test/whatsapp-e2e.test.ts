@@ -5,7 +5,7 @@ import { type FakeWhatsApp, startFakeWhatsApp } from '../examples/support/fake-w
 import {
   createMemoryDeadLetterQueue,
   createMemoryIdempotencyStore,
-  createTokenBucket,
+  createMemoryTokenBucket,
   type DeadLetterEntry,
   type DeadLetterQueue,
 } from '../src/index.js';
@@ -111,7 +111,7 @@ describe('createWhatsAppClient end to end against the fake Cloud API over HTTP',
         return fetch(url, init);
       },
       // Well under the fake's limit: the room absorbs loopback jitter on a loaded machine.
-      limiter: createTokenBucket({ capacity: 2, refillPerSecond: 35 }),
+      limiter: createMemoryTokenBucket({ capacity: 2, refillPerSecond: 35 }),
       store: createMemoryIdempotencyStore({ maxEntries: 10_000 }),
       dlq,
       requestTimeoutMs: 1000,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   type AdjustableRateLimiter,
-  createTokenBucket,
+  createMemoryTokenBucket,
   WHATSAPP_RATE_LIMITS,
 } from '../src/index.js';
 import { createRedisTokenBucket } from '../src/redis/index.js';
@@ -62,7 +62,10 @@ async function check(limiter: AdjustableRateLimiter, advance: (ms: number) => vo
 describe('following a throughput upgrade from the webhook', () => {
   it('raises one number of a memory bucket from 80/s to 1,000/s', async () => {
     const { clock, advance } = manualTime();
-    await check(createTokenBucket({ ...WHATSAPP_RATE_LIMITS.perPhoneNumber, clock }), advance);
+    await check(
+      createMemoryTokenBucket({ ...WHATSAPP_RATE_LIMITS.perPhoneNumber, clock }),
+      advance,
+    );
   });
 });
 

@@ -68,7 +68,10 @@ describe('wrapProcessor with the retrykit strategy', () => {
       reason: 'rate_limited',
       disposition: 'exhausted',
     });
-    expect(events.at(-1)).toMatchObject({ type: 'give_up', cause: 'retry_after_exceeds_elapsed' });
+    expect(events.at(-1)).toMatchObject({
+      type: 'give_up',
+      stopReason: 'retry_after_exceeds_elapsed',
+    });
   });
 
   it('leaves a retry within the budget to BullMQ, with the delay decided once', async () => {

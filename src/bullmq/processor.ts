@@ -138,7 +138,7 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
       const attempts = attempt + 1;
       const permanent = !c.retryable || error instanceof UnrecoverableError;
       const history = historyOf(job.data);
-      let stop: GiveUpEvent['cause'] = permanent ? 'permanent' : 'max_attempts';
+      let stop: GiveUpEvent['stopReason'] = permanent ? 'permanent' : 'max_attempts';
       if (!permanent && attempts < limit && options.strategy !== undefined && usesRetrykit(job)) {
         const plan = planRetry(options.strategy, attempts, error, job);
         if (plan === 'max_elapsed' || plan === 'retry_after_exceeds_elapsed') stop = plan;
@@ -165,7 +165,7 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
         time: clock.now(),
         attempts,
         reason: c.reason,
-        cause: stop,
+        stopReason: stop,
         error,
         elapsedMs: now - job.timestamp,
       });

@@ -1,31 +1,33 @@
 import { type Clock, systemClock } from './clock.js';
-import { assertNumber } from './validate.js';
+import { assertNoRenamedOptions, assertNumber } from './validate.js';
 
 /** Options of {@link createRetryBudget} (Finagle's `RetryBudget` semantics). */
 export interface RetryBudgetOptions {
   /**
-   * How long a deposit (a first attempt) stays in the budget, in milliseconds.
+   * The sliding window deposits (first attempts) and withdrawals (retries) are counted over,
+   * in milliseconds: a deposit leaves the budget this long after it was made.
    * @default 10_000
    */
-  readonly ttlMs?: number;
+  readonly windowMs?: number;
   /**
    * Retries per second allowed regardless of traffic, so that low-volume callers can still
-   * retry. Over `ttlMs` this grants `minRetriesPerSecond · ttlMs / 1000` retries.
+   * retry. Over `windowMs` this grants `minRetriesPerSecond · windowMs / 1000` retries.
    * @default 10
    */
   readonly minRetriesPerSecond?: number;
   /**
-   * Retries allowed as a share of first attempts in the last `ttlMs`, in [0, 1000].
-   * 0.2 means at most one retry per five calls, on top of the minimum.
+   * Retries allowed per first attempt in the last `windowMs` (a ratio, in [0, 1000]: above 1
+   * a call may retry more than once). 0.2 means at most one retry per five calls, on top of the
+   * minimum.
    * @default 0.2
    */
-  readonly percentCanRetry?: number;
+  readonly retryRatio?: number;
   /** Time source. @default systemClock */
   readonly clock?: Pick<Clock, 'now'>;
 }
 
 /**
- * A shared allowance of retries: each first attempt deposits `percentCanRetry` of a retry,
+ * A shared allowance of retries: each first attempt deposits `retryRatio` of a retry,
  * each retry withdraws one. When it is spent, retries are refused and calls fail fast instead
  * of piling onto a struggling server.
  */
@@ -40,16 +42,16 @@ export interface RetryBudget {
 
 /** The defaults of {@link RetryBudgetOptions}. */
 export const RETRY_BUDGET_DEFAULTS = Object.freeze({
-  ttlMs: 10_000,
+  windowMs: 10_000,
   minRetriesPerSecond: 10,
-  percentCanRetry: 0.2,
+  retryRatio: 0.2,
 });
 
 const SLOTS = 10;
 
 /**
  * Creates a {@link RetryBudget}: deposits and withdrawals are counted in ten time slots over
- * `ttlMs`, so memory is constant and old traffic ages out. Share one budget across every call
+ * `windowMs`, so memory is constant and old traffic ages out. Share one budget across every call
  * to the same dependency.
  *
  * @example
@@ -57,21 +59,22 @@ const SLOTS = 10;
  * const send = createRetry({ budget });
  */
 export function createRetryBudget(options: RetryBudgetOptions = {}): RetryBudget {
-  const ttlMs = assertNumber('ttlMs', options.ttlMs ?? RETRY_BUDGET_DEFAULTS.ttlMs, 1);
+  assertNoRenamedOptions(options, { ttlMs: 'windowMs', percentCanRetry: 'retryRatio' });
+  const windowMs = assertNumber('windowMs', options.windowMs ?? RETRY_BUDGET_DEFAULTS.windowMs, 1);
   const minPerSecond = assertNumber(
     'minRetriesPerSecond',
     options.minRetriesPerSecond ?? RETRY_BUDGET_DEFAULTS.minRetriesPerSecond,
     0,
   );
-  const percent = assertNumber(
-    'percentCanRetry',
-    options.percentCanRetry ?? RETRY_BUDGET_DEFAULTS.percentCanRetry,
+  const ratio = assertNumber(
+    'retryRatio',
+    options.retryRatio ?? RETRY_BUDGET_DEFAULTS.retryRatio,
     0,
     1000,
   );
   const clock = options.clock ?? systemClock;
-  const slotMs = ttlMs / SLOTS;
-  const reserve = (minPerSecond * ttlMs) / 1000;
+  const slotMs = windowMs / SLOTS;
+  const reserve = (minPerSecond * windowMs) / 1000;
   const deposits = new Float64Array(SLOTS);
   const withdrawals = new Float64Array(SLOTS);
   let currentSlot = Math.floor(clock.now() / slotMs);
@@ -96,7 +99,7 @@ export function createRetryBudget(options: RetryBudgetOptions = {}): RetryBudget
 
   const balance = (): number => {
     advance();
-    return Math.max(0, Math.floor(reserve + depositSum * percent - withdrawalSum + 1e-9));
+    return Math.max(0, Math.floor(reserve + depositSum * ratio - withdrawalSum + 1e-9));
   };
 
   return {

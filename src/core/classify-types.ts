@@ -12,7 +12,6 @@ export type Reason =
   | 'auth'
   | 'policy'
   | 'aborted'
-  | 'budget_exhausted'
   | 'unknown';
 
 /** Every {@link Reason}, in a fixed order (for validation and per-reason counters). */
@@ -27,7 +26,6 @@ export const REASONS: readonly Reason[] = Object.freeze([
   'auth',
   'policy',
   'aborted',
-  'budget_exhausted',
   'unknown',
 ] satisfies Reason[]);
 

@@ -70,14 +70,23 @@ export interface AttemptFailure {
 }
 
 /**
- * Why {@link RetryError} stopped retrying. `retry_after_exceeds_elapsed`: the server asked for
- * a wait (`Retry-After`, a platform's retry hint) longer than what was left of `maxElapsedMs`.
+ * Why a call stopped trying for good (the `stopReason` of a `give_up` event, of `onGiveUp` and,
+ * for the four that throw it, of {@link RetryError}):
+ * - `permanent`: a failure not worth retrying (thrown as a `PermanentError`);
+ * - `max_attempts`: `maxAttempts` (or the failure's own cap) reached;
+ * - `max_elapsed`: `maxElapsedMs` would be passed before the next try;
+ * - `retry_after_exceeds_elapsed`: the server asked for a wait (`Retry-After`, a platform's
+ *   retry hint) longer than what was left of `maxElapsedMs`;
+ * - `budget_exhausted`: the retry budget refused another try;
+ * - `aborted`: the caller's `signal` aborted.
  */
-export type GiveUpCause =
+export type StopReason =
+  | 'permanent'
   | 'max_attempts'
   | 'max_elapsed'
   | 'retry_after_exceeds_elapsed'
-  | 'budget_exhausted';
+  | 'budget_exhausted'
+  | 'aborted';
 
 /**
  * Thrown by `retry` when a retryable failure persists: attempts ran out, the time budget
@@ -94,23 +103,24 @@ export class RetryError extends RetrykitError {
   /** Every failure, oldest first. */
   readonly errors: readonly AttemptFailure[];
   /** Why retrying stopped. */
-  readonly giveUp: GiveUpCause;
-  /** The classified reason of the last failure (or `budget_exhausted`). */
+  readonly stopReason: Exclude<StopReason, 'permanent' | 'aborted'>;
+  /** The classified reason of the last failure. */
   readonly reason: Reason;
 
-  constructor(giveUp: GiveUpCause, errors: readonly AttemptFailure[], cause: unknown) {
-    const last = errors[errors.length - 1];
-    const reason: Reason =
-      giveUp === 'budget_exhausted' ? 'budget_exhausted' : (last?.reason ?? 'unknown');
+  constructor(
+    stopReason: Exclude<StopReason, 'permanent' | 'aborted'>,
+    errors: readonly AttemptFailure[],
+    cause: unknown,
+  ) {
     super(
       'RETRY_EXHAUSTED',
-      `Gave up after ${errors.length} attempt${errors.length === 1 ? '' : 's'} (${giveUp}): ${describe(cause)}`,
+      `Gave up after ${errors.length} attempt${errors.length === 1 ? '' : 's'} (${stopReason}): ${describe(cause)}`,
       { cause },
     );
     this.attempts = errors.length;
     this.errors = errors;
-    this.giveUp = giveUp;
-    this.reason = reason;
+    this.stopReason = stopReason;
+    this.reason = errors[errors.length - 1]?.reason ?? 'unknown';
   }
 }
 

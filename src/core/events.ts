@@ -1,5 +1,5 @@
 import type { Classification, Reason } from './classify-types.js';
-import type { GiveUpCause } from './errors.js';
+import type { StopReason } from './errors.js';
 
 /**
  * What a retrykit component reports as it works. Every component that takes an `onEvent`
@@ -77,7 +77,7 @@ export interface GiveUpEvent extends EventScope {
   readonly attempts: number;
   readonly reason: Reason;
   /** Why retrying stopped. */
-  readonly cause: GiveUpCause | 'permanent' | 'aborted';
+  readonly stopReason: StopReason;
   readonly error: unknown;
   /** Milliseconds from the first attempt's start. */
   readonly elapsedMs: number;

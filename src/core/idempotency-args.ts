@@ -42,9 +42,11 @@ export function checkTtl(ttlMs: unknown, name = 'ttlMs'): number {
 /** Validates `complete` options. */
 export function checkCompleteOptions(options: unknown): number {
   if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`complete options must be an object with ttlMs, got ${showValue(options)}`);
+    throw new TypeError(
+      `complete options must be an object with resultTtlMs, got ${showValue(options)}`,
+    );
   }
-  return checkTtl((options as { ttlMs?: unknown }).ttlMs);
+  return checkTtl((options as { resultTtlMs?: unknown }).resultTtlMs, 'resultTtlMs');
 }
 
 interface CryptoLike {

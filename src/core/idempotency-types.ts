@@ -59,14 +59,14 @@ export interface IdempotencyStore {
    */
   claim<R = unknown>(key: string, options: ClaimOptions): Promise<ClaimResult<R>>;
   /**
-   * Stores `result` for `ttlMs` milliseconds and ends the lease. `false` (nothing written) if
+   * Stores `result` for `resultTtlMs` milliseconds and ends the lease. `false` (nothing written) if
    * `token` is no longer the current holder's: the lease expired and someone took over.
    */
   complete(
     key: string,
     token: string,
     result: unknown,
-    options: { readonly ttlMs: number },
+    options: { readonly resultTtlMs: number },
   ): Promise<boolean>;
   /** Drops the claim so that a retry can run again. `false` if `token` no longer holds it. */
   release(key: string, token: string): Promise<boolean>;

@@ -172,7 +172,7 @@ describe('idempotent', () => {
     expect(clock.now()).toBeGreaterThanOrEqual(1500);
     expect(clock.now()).toBeLessThan(2600);
     if (dead.status === 'claimed') {
-      expect(await store.complete('k', dead.token, 'late', { ttlMs: 1000 })).toBe(false);
+      expect(await store.complete('k', dead.token, 'late', { resultTtlMs: 1000 })).toBe(false);
     }
   });
 
@@ -222,11 +222,11 @@ describe('idempotent', () => {
     expect(error).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSE', key: 'k' });
   });
 
-  it('rethrows StoreUnavailableError without running fn, unless onStoreError is run', async () => {
+  it('rethrows StoreUnavailableError without running fn, unless onStoreError is proceed', async () => {
     const fn = vi.fn(async () => 'ran unguarded');
     await expect(idempotent(downStore, 'k', fn)).rejects.toBeInstanceOf(StoreUnavailableError);
     expect(fn).not.toHaveBeenCalled();
-    expect(await idempotent(downStore, 'k', fn, { onStoreError: 'run' })).toBe('ran unguarded');
+    expect(await idempotent(downStore, 'k', fn, { onStoreError: 'proceed' })).toBe('ran unguarded');
     expect(fn).toHaveBeenCalledTimes(1);
   });
 
@@ -306,20 +306,35 @@ describe('idempotent', () => {
 
   it('rejects bad arguments naming the option and the value', async () => {
     const { store } = setup();
-    const fn = async () => 1;
+    const fn = vi.fn(async () => 1);
     await expect(idempotent(store, '', fn)).rejects.toThrow(/key must not be empty/);
     await expect(idempotent(store, 'k', 'fn' as never)).rejects.toThrow(/fn must be a function/);
     await expect(idempotent(store, 'k', fn, { leaseMs: -1 })).rejects.toThrow(/leaseMs.*-1/);
-    await expect(idempotent(store, 'k', fn, { ttlMs: Number.NaN })).rejects.toThrow(/ttlMs.*NaN/);
-    await expect(idempotent(store, 'k', fn, { ttlMs: -86_400_000 })).rejects.toThrow(
-      /ttlMs.*-86400000/,
+    await expect(idempotent(store, 'k', fn, { resultTtlMs: Number.NaN })).rejects.toThrow(
+      /resultTtlMs.*NaN/,
+    );
+    await expect(idempotent(store, 'k', fn, { resultTtlMs: -86_400_000 })).rejects.toThrow(
+      /resultTtlMs.*-86400000/,
     );
     await expect(idempotent(store, 'k', fn, { waitForResultMs: -1 })).rejects.toThrow(
       /waitForResultMs.*-1/,
     );
     await expect(idempotent(store, 'k', fn, { onStoreError: 'ignore' as never })).rejects.toThrow(
-      /onStoreError.*'throw', 'run'.*"ignore"/,
+      /onStoreError.*'fail', 'proceed'.*"ignore"/,
     );
+    for (const [old, now] of [
+      ['throw', 'fail'],
+      ['run', 'proceed'],
+    ] as const) {
+      const call = idempotent(store, 'k', fn, { onStoreError: old as never });
+      await expect(call).rejects.toThrow(TypeError);
+      await expect(call).rejects.toThrow(`onStoreError: '${old}' was renamed`);
+      await expect(call).rejects.toThrow(`use onStoreError: '${now}'`);
+    }
+    await expect(idempotent(store, 'k', fn, { ttlMs: 1000 } as never)).rejects.toThrow(
+      'ttlMs was renamed in retrykit 0.2: use resultTtlMs',
+    );
+    expect(fn).not.toHaveBeenCalled();
     await expect(idempotent(null as never, 'k', fn)).rejects.toThrow(/store must be/);
     await expect(idempotent(store, 'k', fn, { requestId: '' })).rejects.toThrow(
       /requestId must not be empty/,
@@ -336,7 +351,7 @@ describe('idempotent', () => {
   it('has frozen defaults whose webhook TTL outlives Meta’s 7-day redelivery', () => {
     expect(Object.isFrozen(IDEMPOTENCY_DEFAULTS)).toBe(true);
     expect(Object.isFrozen(IDEMPOTENCY_DEFAULTS.pollBackoff)).toBe(true);
-    expect(IDEMPOTENCY_DEFAULTS.webhookTtlMs).toBeGreaterThan(7 * 86_400_000);
-    expect(IDEMPOTENCY_DEFAULTS.ttlMs).toBeGreaterThanOrEqual(86_400_000);
+    expect(IDEMPOTENCY_DEFAULTS.webhookResultTtlMs).toBeGreaterThan(7 * 86_400_000);
+    expect(IDEMPOTENCY_DEFAULTS.resultTtlMs).toBeGreaterThanOrEqual(86_400_000);
   });
 });

@@ -5,25 +5,32 @@ import type { Classification, Reason } from './classify-types.js';
 import { type Clock, type RandomSource, systemClock } from './clock.js';
 import { brandCheck, describe, isRetrykitError, PermanentError, RetrykitError } from './errors.js';
 import type { ClaimOptions, IdempotencyStore } from './idempotency-types.js';
-import { assertFunction, assertKey, assertNumber, assertOneOf, showValue } from './validate.js';
+import { assertStoreErrorPolicy, type StoreErrorPolicy } from './store-error.js';
+import {
+  assertFunction,
+  assertKey,
+  assertNoRenamedOptions,
+  assertNumber,
+  showValue,
+} from './validate.js';
 
 const DAY_MS = 86_400_000;
 
 /**
  * The defaults of {@link IdempotentOptions}, and the TTLs we recommend.
  *
- * - `webhookTtlMs` (8 days): Meta redelivers an unacknowledged webhook for up to 7 days, so a
- *   webhook's dedupe mark must outlive that, with a day to spare.
- * - `ttlMs` (1 day): a send key must outlive every retry of that send, including a job queue's
- *   (BullMQ) delayed retries and a redrive from the dead-letter queue the same day.
+ * - `webhookResultTtlMs` (8 days): Meta redelivers an unacknowledged webhook for up to 7 days,
+ *   so a webhook's dedupe mark must outlive that, with a day to spare.
+ * - `resultTtlMs` (1 day): a send key must outlive every retry of that send, including a job
+ *   queue's (BullMQ) delayed retries and a redrive from the dead-letter queue the same day.
  */
 export const IDEMPOTENCY_DEFAULTS = Object.freeze({
   /** Lease on a claimed key, in milliseconds: 60 seconds. */
   leaseMs: 60_000,
   /** How long a result is kept, in milliseconds: 1 day (sends). */
-  ttlMs: DAY_MS,
+  resultTtlMs: DAY_MS,
   /** The TTL for webhook dedupe, in milliseconds: 8 days (Meta redelivers for 7). */
-  webhookTtlMs: 8 * DAY_MS,
+  webhookResultTtlMs: 8 * DAY_MS,
   /** How long a duplicate waits for the first call's result, in milliseconds: 10 seconds. */
   waitForResultMs: 10_000,
   /** Backoff between a waiting duplicate's looks at the store: 50 ms doubling to 1 s. */
@@ -36,7 +43,7 @@ export const IDEMPOTENCY_DEFAULTS = Object.freeze({
   /** Permanent failures are released (not stored) unless asked. */
   rememberFailures: false,
   /** A store error fails the call. */
-  onStoreError: 'throw',
+  onStoreError: 'fail',
 } as const);
 
 /** What the function wrapped by {@link idempotent} receives. */
@@ -73,11 +80,11 @@ export interface IdempotentOptions {
    */
   readonly leaseMs?: number;
   /**
-   * How long the result is remembered, in milliseconds. Use `IDEMPOTENCY_DEFAULTS.webhookTtlMs`
-   * (8 days) for webhook IDs, a day or more for sends.
+   * How long the result is remembered, in milliseconds. Use
+   * `IDEMPOTENCY_DEFAULTS.webhookResultTtlMs` (8 days) for webhook IDs, a day or more for sends.
    * @default 86_400_000 (1 day)
    */
-  readonly ttlMs?: number;
+  readonly resultTtlMs?: number;
   /**
    * A digest of the request. A later call with the same key and a different fingerprint fails
    * with {@link IdempotencyKeyReuseError} instead of returning the other request's result.
@@ -127,12 +134,12 @@ export interface IdempotentOptions {
    */
   readonly classify?: (error: unknown) => Classification;
   /**
-   * What to do when the store can't be reached before `fn` ran. `'throw'` rejects with the
-   * store's `StoreUnavailableError`: nothing runs. `'run'` runs `fn` unguarded, accepting a
+   * What to do when the store can't be reached before `fn` ran. `'fail'` rejects with the
+   * store's `StoreUnavailableError`: nothing runs. `'proceed'` runs `fn` unguarded, accepting a
    * possible duplicate over a lost call.
-   * @default 'throw'
+   * @default 'fail'
    */
-  readonly onStoreError?: 'throw' | 'run';
+  readonly onStoreError?: StoreErrorPolicy;
   /**
    * Called when `fn` succeeded but its result could not be stored (the call still resolves
    * with it). Must not throw.
@@ -245,8 +252,6 @@ function replay(key: string, failure: StoredFailure): PermanentError {
 
 const NEVER_ABORTED: AbortSignal = new AbortController().signal;
 
-const STORE_ERROR_CHOICES = ['throw', 'run'] as const;
-
 /**
  * Completions and releases that failed with the store unreachable, tried again in the
  * background while the lease lasts; at most this many at once in a process.
@@ -256,7 +261,7 @@ const followUps = createBackgroundRetries(MAX_PENDING_FOLLOW_UPS);
 
 /**
  * Runs `fn` once per `key`, however many times and from however many processes it is called:
- * the first call claims the key, runs `fn` and stores its result for `ttlMs`; later calls get
+ * the first call claims the key, runs `fn` and stores its result for `resultTtlMs`; later calls get
  * that result without running `fn`. A duplicate that arrives while the first is running waits
  * up to `waitForResultMs` for its result.
  *
@@ -264,7 +269,7 @@ const followUps = createBackgroundRetries(MAX_PENDING_FOLLOW_UPS);
  *   `rememberFailures`, a permanent failure is stored instead, and later calls rethrow it as a
  *   `PermanentError` (same message, `name` and `code` on its `cause`).
  * - The store is down: rejects with `StoreUnavailableError` without running `fn` (unless
- *   `onStoreError: 'run'`). A store that can't answer never counts as "not seen before". A
+ *   `onStoreError: 'proceed'`). A store that can't answer never counts as "not seen before". A
  *   claim that timed out yet ran later is released by the Redis store, so a retry runs `fn`
  *   without waiting out the lease; with `requestId`, a retry takes its own claim at once.
  * - `fn` outlives `leaseMs`: another call may take the key over and run `fn` too; this call's
@@ -272,7 +277,7 @@ const followUps = createBackgroundRetries(MAX_PENDING_FOLLOW_UPS);
  *
  * @example
  * const receipt = await idempotent(store, `send:${order.id}`, () => whatsapp.send(order), {
- *   ttlMs: IDEMPOTENCY_DEFAULTS.ttlMs,
+ *   resultTtlMs: IDEMPOTENCY_DEFAULTS.resultTtlMs,
  * });
  */
 export async function idempotent<T>(
@@ -286,8 +291,13 @@ export async function idempotent<T>(
   }
   assertKey('key', key);
   assertFunction('fn', fn);
+  assertNoRenamedOptions(options, { ttlMs: 'resultTtlMs' });
   const leaseMs = assertNumber('leaseMs', options.leaseMs ?? IDEMPOTENCY_DEFAULTS.leaseMs, 1);
-  const ttlMs = assertNumber('ttlMs', options.ttlMs ?? IDEMPOTENCY_DEFAULTS.ttlMs, 1);
+  const resultTtlMs = assertNumber(
+    'resultTtlMs',
+    options.resultTtlMs ?? IDEMPOTENCY_DEFAULTS.resultTtlMs,
+    1,
+  );
   const waitForResultMs = assertNumber(
     'waitForResultMs',
     options.waitForResultMs ?? IDEMPOTENCY_DEFAULTS.waitForResultMs,
@@ -301,10 +311,8 @@ export async function idempotent<T>(
     options.pollBackoff ?? IDEMPOTENCY_DEFAULTS.pollBackoff,
     'pollBackoff',
   );
-  const onStoreError = assertOneOf(
-    'onStoreError',
+  const onStoreError = assertStoreErrorPolicy(
     options.onStoreError ?? IDEMPOTENCY_DEFAULTS.onStoreError,
-    STORE_ERROR_CHOICES,
   );
   for (const name of ['classify', 'onNotRecorded', 'random'] as const) {
     if (options[name] !== undefined) assertFunction(name, options[name]);
@@ -334,7 +342,7 @@ export async function idempotent<T>(
     try {
       claim = await store.claim(key, claimOptions);
     } catch (error) {
-      if (onStoreError === 'run' && isStoreUnavailable(error)) return await fn(context);
+      if (onStoreError === 'proceed' && isStoreUnavailable(error)) return await fn(context);
       throw error;
     }
     const now = clock.now();
@@ -371,7 +379,7 @@ export async function idempotent<T>(
       throw error;
     }
     let stored: boolean;
-    const record = () => store.complete(key, token, value, { ttlMs });
+    const record = () => store.complete(key, token, value, { resultTtlMs });
     try {
       stored = await record();
     } catch (error) {
@@ -395,7 +403,7 @@ export async function idempotent<T>(
       const classification = classify(error);
       if (!classification.retryable) {
         const record = { [FAILURE]: describeFailure(error, classification) };
-        const stored = await store.complete(key, token, record, { ttlMs }).catch(() => false);
+        const stored = await store.complete(key, token, record, { resultTtlMs }).catch(() => false);
         if (stored) return;
       }
     }

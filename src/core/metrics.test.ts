@@ -4,7 +4,8 @@ import fc from 'fast-check';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { createManualClock } from '../testing/index.js';
 import type { Reason } from './classify-types.js';
-import type { GiveUpEvent, MessageStatusEvent, RetrykitEvent } from './events.js';
+import type { StopReason } from './errors.js';
+import type { MessageStatusEvent, RetrykitEvent } from './events.js';
 import { HISTOGRAM_RELATIVE_ERROR } from './histogram.js';
 import {
   createMetrics,
@@ -42,12 +43,12 @@ const ev = {
     delayMs,
     reason,
   }),
-  giveUp: (cause: GiveUpEvent['cause'], reason: Reason, elapsedMs = 0): RetrykitEvent => ({
+  giveUp: (stopReason: StopReason, reason: Reason, elapsedMs = 0): RetrykitEvent => ({
     type: 'give_up',
     time: 0,
     attempts: 1,
     reason,
-    cause,
+    stopReason,
     error: new Error(reason),
     elapsedMs,
   }),
@@ -158,7 +159,7 @@ describe('createMetrics: the sliding window', () => {
     const s = m.snapshot();
     expect(s.calls.gaveUp).toBe(0);
     expect(s.attempts.failed).toBe(0);
-    expect(s.rates.error).toBeNull();
+    expect(s.ratios.error).toBeNull();
     expect(m.checkHealth().healthy).toBe(true);
   });
 
@@ -183,13 +184,13 @@ describe('createMetrics: the sliding window', () => {
       firstAttemptSucceeded: 97,
       gaveUp: 2,
     });
-    expect(s.rates.firstAttemptSuccess).toBeCloseTo(97 / 99, 12);
-    expect(s.rates.retry).toBeCloseTo(1 / 101, 12);
-    expect(s.rates.error).toBeCloseTo(1 / 99, 12);
+    expect(s.ratios.firstAttemptSuccess).toBeCloseTo(97 / 99, 12);
+    expect(s.ratios.retry).toBeCloseTo(1 / 101, 12);
+    expect(s.ratios.error).toBeCloseTo(1 / 99, 12);
     expect(s.giveUps).toEqual({
       total: 2,
       byReason: { client_error: 1, aborted: 1 },
-      byCause: { permanent: 1, aborted: 1 },
+      byStopReason: { permanent: 1, aborted: 1 },
     });
     // Aborted calls are left out of latency.
     expect(s.latency.count).toBe(99);
@@ -285,8 +286,8 @@ describe('checkHealth: fires exactly at the thresholds', () => {
           const m = createMetrics({ clock: createManualClock() });
           for (let i = 0; i < first; i++) m.onEvent(ev.start());
           for (let i = 0; i < retries; i++) m.onEvent(ev.retry('timeout'));
-          const report = m.checkHealth({ retryRate: threshold, minSamples });
-          const breached = report.breaches.some((b) => b.check === 'retryRate');
+          const report = m.checkHealth({ retryRatio: threshold, minSamples });
+          const breached = report.breaches.some((b) => b.check === 'retryRatio');
           expect(breached).toBe(retries > Math.min(k, attempts) && attempts >= minSamples);
           expect(report.healthy).toBe(!breached);
         },
@@ -302,7 +303,7 @@ describe('checkHealth: fires exactly at the thresholds', () => {
         for (let i = 0; i < retries; i++) m.onEvent(ev.retry('timeout'));
         const attempts = first + retries;
         const expected = attempts >= 20 && retries * 50 > attempts;
-        expect(m.checkHealth().breaches.some((b) => b.check === 'retryRate')).toBe(expected);
+        expect(m.checkHealth().breaches.some((b) => b.check === 'retryRatio')).toBe(expected);
       }),
     );
   });
@@ -323,8 +324,8 @@ describe('checkHealth: fires exactly at the thresholds', () => {
           for (let i = 0; i < failed; i++) failedCall(m);
           for (let i = 0; i < aborted; i++) m.onEvent(ev.giveUp('aborted', 'aborted'));
           const breach = m
-            .checkHealth({ errorRate: threshold })
-            .breaches.find((b) => b.check === 'errorRate');
+            .checkHealth({ errorRatio: threshold })
+            .breaches.find((b) => b.check === 'errorRatio');
           expect(breach !== undefined).toBe(failed > Math.min(k, finished) && finished >= 20);
           if (breach !== undefined && breach.check !== 'queueRising') {
             expect(breach.samples).toBe(finished);
@@ -426,8 +427,8 @@ describe('checkHealth: fires exactly at the thresholds', () => {
     for (let i = 0; i < 19; i++) failedCall(m);
     expect(m.checkHealth().healthy).toBe(true);
     failedCall(m);
-    expect(m.checkHealth().breaches.map((b) => b.check)).toEqual(['errorRate']);
-    expect(m.checkHealth({ errorRate: Infinity }).healthy).toBe(true);
+    expect(m.checkHealth().breaches.map((b) => b.check)).toEqual(['errorRatio']);
+    expect(m.checkHealth({ errorRatio: Infinity }).healthy).toBe(true);
   });
 });
 
@@ -447,7 +448,7 @@ describe('onAlert and onResolve', () => {
     expect(alerts).toHaveLength(0); // judged when the window slides, not per event
     await clock.advance(1_000);
     m.onEvent(ev.start());
-    expect(alerts).toEqual([{ check: 'errorRate', value: 1, threshold: 0.02, samples: 30 }]);
+    expect(alerts).toEqual([{ check: 'errorRatio', value: 1, threshold: 0.02, samples: 30 }]);
     for (let s = 0; s < 5; s++) {
       for (let i = 0; i < 30; i++) failedCall(m);
       await clock.advance(1_000);
@@ -564,8 +565,8 @@ describe('createMetrics: options', () => {
     expect(() => createMetrics({ windowMs: Number.NaN })).toThrow(/windowMs must be a number/);
     expect(() => createMetrics({ slots: 2.5 })).toThrow(/slots must be an integer, got 2.5/);
     expect(() => createMetrics({ maxTrackedMessages: 0 })).toThrow(/maxTrackedMessages/);
-    expect(() => createMetrics({ thresholds: { retryRate: 2 } })).toThrow(
-      /thresholds.retryRate .*got 2/,
+    expect(() => createMetrics({ thresholds: { retryRatio: 2 } })).toThrow(
+      /thresholds.retryRatio .*got 2/,
     );
     expect(() => createMetrics({ thresholds: { meanLatencyMs: -1 } })).toThrow(
       /thresholds.meanLatencyMs/,
@@ -576,7 +577,13 @@ describe('createMetrics: options', () => {
     expect(() => createMetrics({ onAlert: 'page' as never })).toThrow(/onAlert must be a function/);
     const m = createMetrics();
     expect(() => m.checkHealth({ minSamples: 0 })).toThrow(/checkHealth thresholds.minSamples/);
-    expect(() => m.checkHealth({ errorRate: Number.NaN })).toThrow(/errorRate/);
+    expect(() => m.checkHealth({ errorRatio: Number.NaN })).toThrow(/errorRatio/);
+    expect(() => m.checkHealth({ errorRate: 0.1 } as never)).toThrow(
+      'errorRate was renamed in retrykit 0.2: use errorRatio',
+    );
+    expect(() => createMetrics({ thresholds: { retryRate: 0.1 } as never })).toThrow(
+      'retryRate was renamed in retrykit 0.2: use retryRatio',
+    );
   });
 
   it('works unbound, e.g. passed around as metrics.onEvent', () => {
@@ -600,9 +607,9 @@ describe('public types', () => {
     expect(show({ check: 'queueRising', value: 5, threshold: 5, queue: 'q', depth: 7 })).toBe(
       'q: 7',
     );
-    expectTypeOf<MetricsSnapshot['rates']['retry']>().toEqualTypeOf<number | null>();
-    expectTypeOf<MetricsSnapshot['giveUps']['byCause']>().toEqualTypeOf<
-      Readonly<Partial<Record<GiveUpEvent['cause'], number>>>
+    expectTypeOf<MetricsSnapshot['ratios']['retry']>().toEqualTypeOf<number | null>();
+    expectTypeOf<MetricsSnapshot['giveUps']['byStopReason']>().toEqualTypeOf<
+      Readonly<Partial<Record<StopReason, number>>>
     >();
   });
 });

@@ -1,17 +1,23 @@
 import { REASONS, type Reason } from './classify-types.js';
 import { type Clock, systemClock } from './clock.js';
 import { DeliveryTracker } from './delivery.js';
+import type { StopReason } from './errors.js';
 import type {
   EventListener,
-  GiveUpEvent,
   IdempotencyHitEvent,
   MessageStatusEvent,
   RetrykitEvent,
 } from './events.js';
 import { bucketOf, HISTOGRAM_BUCKETS, HISTOGRAM_RELATIVE_ERROR, quantileOf } from './histogram.js';
-import { assertFunction, assertInteger, assertNumber, showValue } from './validate.js';
+import {
+  assertFunction,
+  assertInteger,
+  assertNoRenamedOptions,
+  assertNumber,
+  showValue,
+} from './validate.js';
 
-const CAUSES: readonly GiveUpEvent['cause'][] = [
+const STOP_REASONS: readonly StopReason[] = [
   'permanent',
   'max_attempts',
   'max_elapsed',
@@ -61,8 +67,8 @@ const FAILURE_BY_REASON = 19;
 const RETRY_BY_REASON = FAILURE_BY_REASON + R;
 const GIVE_UP_BY_REASON = RETRY_BY_REASON + R;
 const DEAD_LETTER_BY_REASON = GIVE_UP_BY_REASON + R;
-const GIVE_UP_BY_CAUSE = DEAD_LETTER_BY_REASON + R;
-const IDEMPOTENCY_BY_STATUS = GIVE_UP_BY_CAUSE + CAUSES.length;
+const GIVE_UP_BY_STOP_REASON = DEAD_LETTER_BY_REASON + R;
+const IDEMPOTENCY_BY_STATUS = GIVE_UP_BY_STOP_REASON + STOP_REASONS.length;
 const STATUS_COUNT = IDEMPOTENCY_BY_STATUS + IDEMPOTENCY.length;
 const COUNTERS = STATUS_COUNT + STATUSES.length;
 
@@ -77,14 +83,14 @@ export interface HealthThresholds {
    * upstream is degrading (throttling, a flapping dependency) and retries start adding load.
    * @default 0.02
    */
-  readonly retryRate?: number;
+  readonly retryRatio?: number;
   /**
    * Largest healthy share of finished calls that failed for good (gave up), aborted calls left
    * out. Above 2 % messages are being lost to the dead-letter queue faster than a person can
    * look at them.
    * @default 0.02
    */
-  readonly errorRate?: number;
+  readonly errorRatio?: number;
   /**
    * Largest healthy mean duration of a call, retries and waits included, in milliseconds.
    * Users notice 5 s; past it, backoff is stacking up or the API is slow.
@@ -114,8 +120,8 @@ export interface HealthThresholds {
 
 /** The defaults of {@link HealthThresholds}. */
 export const HEALTH_DEFAULTS = Object.freeze({
-  retryRate: 0.02,
-  errorRate: 0.02,
+  retryRatio: 0.02,
+  errorRatio: 0.02,
   meanLatencyMs: 5000,
   meanDeliveryLatencyMs: 5000,
   queueRisingSamples: 5,
@@ -127,8 +133,8 @@ type ResolvedThresholds = { readonly [K in keyof typeof HEALTH_DEFAULTS]: number
 /** A threshold the window is over. `value` is strictly greater than `threshold`. */
 export type HealthBreach =
   | {
-      readonly check: 'retryRate' | 'errorRate' | 'meanLatencyMs' | 'meanDeliveryLatencyMs';
-      /** The measured rate (0..1) or mean (milliseconds). */
+      readonly check: 'retryRatio' | 'errorRatio' | 'meanLatencyMs' | 'meanDeliveryLatencyMs';
+      /** The measured ratio (0..1) or mean (milliseconds). */
       readonly value: number;
       readonly threshold: number;
       /** How many calls, attempts or deliveries the value is computed over. */
@@ -271,10 +277,11 @@ export interface MetricsSnapshot {
   readonly giveUps: {
     readonly total: number;
     readonly byReason: Readonly<Partial<Record<Reason, number>>>;
-    readonly byCause: Readonly<Partial<Record<GiveUpEvent['cause'], number>>>;
+    /** Calls that gave up, by why retrying stopped. */
+    readonly byStopReason: Readonly<Partial<Record<StopReason, number>>>;
   };
   /** Shares between 0 and 1; `null` when there is nothing to divide by. */
-  readonly rates: {
+  readonly ratios: {
     /** First attempts that succeeded ÷ first attempts that finished. */
     readonly firstAttemptSuccess: number | null;
     /** Retries ÷ (first attempts + retries). */
@@ -348,11 +355,12 @@ function resolveThresholds(
   if (typeof t !== 'object' || t === null) {
     throw new TypeError(`${prefix} must be an object, got ${showValue(t)}`);
   }
+  assertNoRenamedOptions(t, { retryRate: 'retryRatio', errorRate: 'errorRatio' });
   const pick = (key: keyof ResolvedThresholds, max: number, integer: boolean): number =>
     t[key] === undefined ? base[key] : thresholdValue(`${prefix}.${key}`, t[key], max, integer);
   return {
-    retryRate: pick('retryRate', 1, false),
-    errorRate: pick('errorRate', 1, false),
+    retryRatio: pick('retryRatio', 1, false),
+    errorRatio: pick('errorRatio', 1, false),
     meanLatencyMs: pick('meanLatencyMs', Infinity, false),
     meanDeliveryLatencyMs: pick('meanDeliveryLatencyMs', Infinity, false),
     queueRisingSamples: pick('queueRisingSamples', Infinity, true),
@@ -560,9 +568,9 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
       case 'give_up': {
         add(GIVE_UPS);
         add(GIVE_UP_BY_REASON + reasonIndex(event.reason));
-        const cause = CAUSES.indexOf(event.cause);
-        if (cause >= 0) add(GIVE_UP_BY_CAUSE + cause);
-        if (event.cause !== 'aborted') recordLatency(event.elapsedMs);
+        const stop = STOP_REASONS.indexOf(event.stopReason);
+        if (stop >= 0) add(GIVE_UP_BY_STOP_REASON + stop);
+        if (event.stopReason !== 'aborted') recordLatency(event.elapsedMs);
         break;
       }
       case 'rate_limit_wait':
@@ -616,7 +624,7 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
   const evaluate = (t: ResolvedThresholds): HealthBreach[] => {
     const breaches: HealthBreach[] = [];
     const judge = (
-      check: 'retryRate' | 'errorRate' | 'meanLatencyMs' | 'meanDeliveryLatencyMs',
+      check: 'retryRatio' | 'errorRatio' | 'meanLatencyMs' | 'meanDeliveryLatencyMs',
       part: number,
       samples: number,
     ): void => {
@@ -625,10 +633,10 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
       if (value > t[check]) breaches.push({ check, value, threshold: t[check], samples });
     };
     const retries = agg[RETRIES] ?? 0;
-    judge('retryRate', retries, (agg[CALLS_STARTED] ?? 0) + retries);
-    const aborted = agg[GIVE_UP_BY_CAUSE + CAUSES.indexOf('aborted')] ?? 0;
+    judge('retryRatio', retries, (agg[CALLS_STARTED] ?? 0) + retries);
+    const aborted = agg[GIVE_UP_BY_STOP_REASON + STOP_REASONS.indexOf('aborted')] ?? 0;
     const failed = (agg[GIVE_UPS] ?? 0) - aborted;
-    judge('errorRate', failed, (agg[SUCCEEDED] ?? 0) + failed);
+    judge('errorRatio', failed, (agg[SUCCEEDED] ?? 0) + failed);
     judge('meanLatencyMs', agg[LATENCY_SUM] ?? 0, agg[LATENCY_COUNT] ?? 0);
     judge('meanDeliveryLatencyMs', agg[DELIVERY_SUM] ?? 0, agg[DELIVERY_COUNT] ?? 0);
     for (const [queue, q] of queues) {
@@ -686,7 +694,7 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
     );
     const perMinute = (n: number): number | null =>
       coveredMs > 0 ? (n / coveredMs) * 60_000 : null;
-    const aborted = a(GIVE_UP_BY_CAUSE + CAUSES.indexOf('aborted'));
+    const aborted = a(GIVE_UP_BY_STOP_REASON + STOP_REASONS.indexOf('aborted'));
     const failedCalls = a(GIVE_UPS) - aborted;
     const queueSummaries: Record<string, QueueSummary> = {};
     for (const [name, q] of queues) {
@@ -716,9 +724,9 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
       giveUps: {
         total: a(GIVE_UPS),
         byReason: nonZero(REASONS, agg, GIVE_UP_BY_REASON),
-        byCause: nonZero(CAUSES, agg, GIVE_UP_BY_CAUSE),
+        byStopReason: nonZero(STOP_REASONS, agg, GIVE_UP_BY_STOP_REASON),
       },
-      rates: {
+      ratios: {
         firstAttemptSuccess: ratio(a(FIRST_OK), a(FIRST_OK) + a(FIRST_FAILED)),
         retry: ratio(a(RETRIES), a(CALLS_STARTED) + a(RETRIES)),
         error: ratio(failedCalls, a(SUCCEEDED) + failedCalls),

@@ -6,12 +6,12 @@ import {
   type Classification,
   computeDelay,
   createRetry,
-  type GiveUpCause,
   isRetrykitError,
+  type MemoryTokenBucket,
   type Reason,
   type RetrykitError,
   retry,
-  type TokenBucket,
+  type StopReason,
 } from '../index.js';
 
 describe('public types', () => {
@@ -49,8 +49,8 @@ describe('public types', () => {
   });
 
   it('the memory token bucket changes a key’s rate synchronously', () => {
-    expectTypeOf<TokenBucket>().toExtend<AdjustableRateLimiter>();
-    expectTypeOf<TokenBucket['setRate']>().returns.toEqualTypeOf<void>();
-    expectTypeOf<'retry_after_exceeds_elapsed'>().toExtend<GiveUpCause>();
+    expectTypeOf<MemoryTokenBucket>().toExtend<AdjustableRateLimiter>();
+    expectTypeOf<MemoryTokenBucket['setRate']>().returns.toEqualTypeOf<void>();
+    expectTypeOf<'retry_after_exceeds_elapsed'>().toExtend<StopReason>();
   });
 });

@@ -89,7 +89,7 @@ describe('retry events', () => {
     expect((events[1] as { error: unknown }).error).toBe(failure);
   });
 
-  it('a permanent failure: one attempt, then give_up with cause permanent', async () => {
+  it('a permanent failure: one attempt, then give_up with stopReason permanent', async () => {
     const clock = createManualClock();
     const { onEvent, shapes, events } = recorder();
     const done = retry(
@@ -113,7 +113,7 @@ describe('retry events', () => {
         time: 0,
         attempts: 1,
         reason: 'client_error',
-        cause: 'permanent',
+        stopReason: 'permanent',
         elapsedMs: 0,
       },
     ]);
@@ -153,13 +153,13 @@ describe('retry events', () => {
         time: 300,
         attempts: 3,
         reason: 'server_error',
-        cause: 'max_attempts',
+        stopReason: 'max_attempts',
         elapsedMs: 300,
       },
     ]);
   });
 
-  it('aborted while waiting: give_up with cause aborted and the signal reason', async () => {
+  it('aborted while waiting: give_up with stopReason aborted and the signal reason', async () => {
     const clock = createManualClock();
     const { onEvent, shapes, events } = recorder();
     const controller = new AbortController();
@@ -185,7 +185,7 @@ describe('retry events', () => {
       time: 40,
       attempts: 1,
       reason: 'aborted',
-      cause: 'aborted',
+      stopReason: 'aborted',
       elapsedMs: 40,
     });
     expect((events[3] as { error: unknown }).error).toBe(reason);
@@ -201,23 +201,38 @@ describe('retry events', () => {
     });
     await expect(done).rejects.toThrow('too late');
     expect(shapes()).toEqual([
-      { type: 'give_up', time: 5, attempts: 0, reason: 'aborted', cause: 'aborted', elapsedMs: 0 },
+      {
+        type: 'give_up',
+        time: 5,
+        attempts: 0,
+        reason: 'aborted',
+        stopReason: 'aborted',
+        elapsedMs: 0,
+      },
     ]);
   });
 
   it('budget exhausted: the failure, then give_up without a retry_scheduled', async () => {
     const clock = createManualClock();
     const { onEvent, shapes } = recorder();
-    const budget = createRetryBudget({ clock, minRetriesPerSecond: 0, percentCanRetry: 0 });
+    const budget = createRetryBudget({ clock, minRetriesPerSecond: 0, retryRatio: 0 });
     const done = retry(
       () => {
         throw httpError(503);
       },
       { clock, onEvent, backoff, budget },
     );
-    await expect(done).rejects.toBeInstanceOf(RetryError);
+    await expect(done).rejects.toMatchObject({
+      name: 'RetryError',
+      stopReason: 'budget_exhausted',
+      reason: 'service_unavailable',
+    });
     expect(shapes().map((e) => e.type)).toEqual(['attempt_start', 'attempt_failure', 'give_up']);
-    expect(shapes()[2]).toMatchObject({ cause: 'budget_exhausted', attempts: 1 });
+    expect(shapes()[2]).toMatchObject({
+      stopReason: 'budget_exhausted',
+      reason: 'service_unavailable',
+      attempts: 1,
+    });
   });
 
   it('a throwing listener changes nothing; combineListeners still reaches the others', async () => {
@@ -284,7 +299,7 @@ describe('retry events', () => {
       byReason: { rate_limited: 1, server_error: 2 },
       meanDelayMs: (100 + 100 + 200) / 3,
     });
-    expect(s.giveUps.byCause).toEqual({ permanent: 1, max_attempts: 1 });
-    expect(s.rates).toEqual({ firstAttemptSuccess: 1 / 4, retry: 3 / 7, error: 2 / 4 });
+    expect(s.giveUps.byStopReason).toEqual({ permanent: 1, max_attempts: 1 });
+    expect(s.ratios).toEqual({ firstAttemptSuccess: 1 / 4, retry: 3 / 7, error: 2 / 4 });
   });
 });

@@ -91,7 +91,7 @@ describe('retry', () => {
         expect(fn).toHaveBeenCalledTimes(maxAttempts);
         expect(error).toBeInstanceOf(RetryError);
         expect(error.attempts).toBe(maxAttempts);
-        expect(error.giveUp).toBe('max_attempts');
+        expect(error.stopReason).toBe('max_attempts');
         expect(error.errors.map((e) => e.reason)).toEqual(
           Array(maxAttempts).fill('service_unavailable'),
         );
@@ -228,7 +228,7 @@ describe('retry', () => {
     }).catch((e: unknown) => e);
     await clock.runAll();
     const error = (await result) as RetryError;
-    expect(error.giveUp).toBe('max_elapsed');
+    expect(error.stopReason).toBe('max_elapsed');
     expect(clock.sleeps).toEqual([100, 200, 400]);
     expect(clock.now()).toBe(700);
     expect(fn).toHaveBeenCalledTimes(4);
@@ -261,7 +261,7 @@ describe('retry', () => {
     const error = (await retry(fn, { clock, maxElapsedMs: 60_000 }).catch(
       (e: unknown) => e,
     )) as RetryError;
-    expect(error.giveUp).toBe('retry_after_exceeds_elapsed');
+    expect(error.stopReason).toBe('retry_after_exceeds_elapsed');
     expect(error.reason).toBe('service_unavailable');
     expect(error.message).toMatch(/retry_after_exceeds_elapsed/);
     expect(fn).toHaveBeenCalledTimes(1);
@@ -277,12 +277,12 @@ describe('retry', () => {
     const result = retry(fn, { clock, onEvent: (e) => events.push(e) }).catch((e: unknown) => e);
     const error = (await result) as RetryError;
     expect(error).toBeInstanceOf(RetryError);
-    expect(error.giveUp).toBe('retry_after_exceeds_elapsed');
+    expect(error.stopReason).toBe('retry_after_exceeds_elapsed');
     expect(error.reason).toBe('rate_limited');
     expect(fn).toHaveBeenCalledTimes(1);
     expect(clock.sleeps).toEqual([]);
     expect(events.find((e) => e.type === 'give_up')).toMatchObject({
-      cause: 'retry_after_exceeds_elapsed',
+      stopReason: 'retry_after_exceeds_elapsed',
     });
   });
 
@@ -297,7 +297,7 @@ describe('retry', () => {
     await clock.runAll();
     const error = (await result) as RetryError;
     // 20 s spent, 40 s left: a 50 s wait can't end in time.
-    expect(error.giveUp).toBe('retry_after_exceeds_elapsed');
+    expect(error.stopReason).toBe('retry_after_exceeds_elapsed');
     expect(fn).toHaveBeenCalledTimes(2);
     expect(clock.sleeps).toEqual([20_000]);
   });
@@ -327,7 +327,7 @@ describe('retry', () => {
           await clock.runAll();
           const outcome = await result;
           if (retryAfterMs > maxElapsedMs) {
-            expect((outcome as RetryError).giveUp).toBe('retry_after_exceeds_elapsed');
+            expect((outcome as RetryError).stopReason).toBe('retry_after_exceeds_elapsed');
             expect(clock.sleeps).toEqual([]);
           } else {
             expect(outcome).toBe('ok');
@@ -542,15 +542,15 @@ describe('retry budget', () => {
     const budget = createRetryBudget({
       clock,
       minRetriesPerSecond: 0,
-      percentCanRetry: 0.2,
-      ttlMs: 10_000,
+      retryRatio: 0.2,
+      windowMs: 10_000,
     });
     const run = createRetry({ clock, budget, maxAttempts: 2, backoff: { initialDelayMs: 1 } });
     const outcomes = await Promise.all(
       Array.from({ length: 50 }, async () => {
         const p = run(async () => {
           throw http(503);
-        }).catch((e: RetryError) => e.giveUp);
+        }).catch((e: RetryError) => e.stopReason);
         await clock.runAll();
         return p;
       }),
@@ -567,8 +567,8 @@ describe('retry budget', () => {
     const budget = createRetryBudget({
       clock,
       minRetriesPerSecond: 1,
-      percentCanRetry: 0.5,
-      ttlMs: 10_000,
+      retryRatio: 0.5,
+      windowMs: 10_000,
     });
     expect(budget.balance()).toBe(10);
     for (let i = 0; i < 20; i++) budget.deposit();
@@ -593,8 +593,8 @@ describe('retry budget', () => {
           const budget = createRetryBudget({
             clock: { now: () => now },
             minRetriesPerSecond: 0,
-            percentCanRetry: percent,
-            ttlMs: 10_000,
+            retryRatio: percent,
+            windowMs: 10_000,
           });
           const history: { t: number; deposits: number; granted: number }[] = [];
           for (const step of steps) {
@@ -614,8 +614,14 @@ describe('retry budget', () => {
   });
 
   it('rejects bad options', () => {
-    expect(() => createRetryBudget({ ttlMs: 0 })).toThrow(/ttlMs.*0/);
-    expect(() => createRetryBudget({ percentCanRetry: -0.1 })).toThrow(/percentCanRetry.*-0\.1/);
+    expect(() => createRetryBudget({ windowMs: 0 })).toThrow(/windowMs.*0/);
+    expect(() => createRetryBudget({ ttlMs: 1000 } as never)).toThrow(
+      'ttlMs was renamed in retrykit 0.2: use windowMs',
+    );
+    expect(() => createRetryBudget({ percentCanRetry: 0.2 } as never)).toThrow(
+      'percentCanRetry was renamed in retrykit 0.2: use retryRatio',
+    );
+    expect(() => createRetryBudget({ retryRatio: -0.1 })).toThrow(/retryRatio.*-0\.1/);
     expect(() => createRetryBudget({ minRetriesPerSecond: Number.NaN })).toThrow(
       /minRetriesPerSecond.*NaN/,
     );

@@ -8,8 +8,8 @@ import type { RetryBudget } from './budget.js';
 import { classify as defaultClassify } from './classify.js';
 import type { Classification, Reason } from './classify-types.js';
 import { type Clock, type RandomSource, systemClock } from './clock.js';
-import { type AttemptFailure, type GiveUpCause, PermanentError, RetryError } from './errors.js';
-import { type EventListener, emit, type GiveUpEvent } from './events.js';
+import { type AttemptFailure, PermanentError, RetryError, type StopReason } from './errors.js';
+import { type EventListener, emit } from './events.js';
 import { assertFunction, assertInteger, assertNumber } from './validate.js';
 
 /** What the retried function receives on each attempt. */
@@ -46,7 +46,8 @@ export interface GiveUpInfo {
   /** The error the call rejects with. */
   readonly error: unknown;
   readonly reason: Reason;
-  readonly cause: GiveUpEvent['cause'];
+  /** Why retrying stopped. */
+  readonly stopReason: StopReason;
   readonly elapsedMs: number;
 }
 
@@ -72,7 +73,7 @@ export interface RetryOptions {
    * Give up once this many milliseconds have passed since the first attempt started; a retry
    * whose delay would end past it is not attempted. A server asking for a longer wait
    * (`Retry-After`, a platform's retry hint) than what is left of it ends the call at once
-   * with `giveUp: 'retry_after_exceeds_elapsed'`.
+   * with `stopReason: 'retry_after_exceeds_elapsed'`.
    * @default 86_400_000 (24 hours)
    */
   readonly maxElapsedMs?: number;
@@ -369,7 +370,7 @@ async function continueAfterFailure<T>(
         attempts: attempt + 1,
         error: signal.reason,
         reason: 'aborted',
-        cause: 'aborted',
+        stopReason: 'aborted',
       });
     }
     const verdict = classifySafely(o, error);
@@ -396,11 +397,11 @@ async function continueAfterFailure<T>(
               errors: failures,
               ...(classifierThrew ? { classifyError: verdict.thrown } : {}),
             });
-      throw giveUp(o, start, { attempts, error: out, reason: c.reason, cause: 'permanent' });
+      throw giveUp(o, start, { attempts, error: out, reason: c.reason, stopReason: 'permanent' });
     }
     const limit =
       c.maxAttempts !== undefined && c.maxAttempts < o.maxAttempts ? c.maxAttempts : o.maxAttempts;
-    let stop: GiveUpCause | undefined;
+    let stop: Exclude<StopReason, 'permanent' | 'aborted'> | undefined;
     let delayMs = 0;
     if (attempts >= limit) {
       stop = 'max_attempts';
@@ -417,7 +418,7 @@ async function continueAfterFailure<T>(
     }
     if (stop !== undefined) {
       const out = new RetryError(stop, failures, error);
-      throw giveUp(o, start, { attempts, error: out, reason: out.reason, cause: stop });
+      throw giveUp(o, start, { attempts, error: out, reason: out.reason, stopReason: stop });
     }
     previousDelayMs = delayMs;
     const elapsedMs = now - start;
@@ -438,7 +439,12 @@ async function continueAfterFailure<T>(
     try {
       await clock.sleep(delayMs, signal);
     } catch (abortReason) {
-      throw giveUp(o, start, { attempts, error: abortReason, reason: 'aborted', cause: 'aborted' });
+      throw giveUp(o, start, {
+        attempts,
+        error: abortReason,
+        reason: 'aborted',
+        stopReason: 'aborted',
+      });
     }
     attemptStart = clock.now();
     emit(o.onEvent, {
@@ -480,7 +486,7 @@ async function execute<T>(
       attempts: 0,
       error: reason,
       reason: 'aborted',
-      cause: 'aborted',
+      stopReason: 'aborted',
     });
   }
   const start = o.clock.now();

@@ -69,3 +69,18 @@ export function assertOneOf<T extends string>(
 }
 
 export { show as showValue };
+
+/**
+ * Refuses an option retrykit renamed (0.2), naming the new one, so that a caller still passing
+ * the old name sees what to change instead of having it ignored.
+ */
+export function assertNoRenamedOptions(
+  options: object,
+  renamed: Readonly<Record<string, string>>,
+): void {
+  for (const old in renamed) {
+    if (Object.hasOwn(options, old)) {
+      throw new TypeError(`${old} was renamed in retrykit 0.2: use ${renamed[old]}`);
+    }
+  }
+}

@@ -1,7 +1,7 @@
 import type { TokenBucketLimits } from './token-bucket-options.js';
 
 /**
- * WhatsApp Cloud API throughput limits as token-bucket options, for `createTokenBucket` or
+ * WhatsApp Cloud API throughput limits as token-bucket options, for `createMemoryTokenBucket` or
  * `createRedisTokenBucket`. Key the per-number limiters by phone number ID and the pair
  * limiter by phone number ID and recipient.
  *
@@ -13,7 +13,7 @@ import type { TokenBucketLimits } from './token-bucket-options.js';
  * lets a burst of 45 borrow future quota, so that bucket holds 45 and refills one every 6 s.
  *
  * @example
- * const perNumber = createTokenBucket({ ...WHATSAPP_RATE_LIMITS.perPhoneNumber, adaptive: true });
+ * const perNumber = createMemoryTokenBucket({ ...WHATSAPP_RATE_LIMITS.perPhoneNumber, adaptive: true });
  */
 export const WHATSAPP_RATE_LIMITS = Object.freeze({
   /** Default throughput of a business phone number: 80 messages/s (error 130429 above). */

@@ -32,7 +32,7 @@ describe('createMemoryIdempotencyStore', () => {
               await store.markOnce(`k${o.key}`, o.ttlMs);
               const claim = await store.claim(`c${o.key}`, { leaseMs: o.ttlMs });
               if (claim.status === 'claimed' && o.key % 2 === 0) {
-                await store.complete(`c${o.key}`, claim.token, o.key, { ttlMs: o.ttlMs });
+                await store.complete(`c${o.key}`, claim.token, o.key, { resultTtlMs: o.ttlMs });
               }
             }
             expect(store.size).toBeLessThanOrEqual(maxEntries);
@@ -96,7 +96,7 @@ describe('createMemoryIdempotencyStore', () => {
         const next = await store.claim('c', { leaseMs: ms });
         expect(next.status).toBe('claimed');
         if (claim.status === 'claimed') {
-          expect(await store.complete('c', claim.token, 'late', { ttlMs: ms })).toBe(false);
+          expect(await store.complete('c', claim.token, 'late', { resultTtlMs: ms })).toBe(false);
         }
       }),
     );
@@ -136,7 +136,7 @@ describe('createMemoryIdempotencyStore', () => {
     });
     const claim = await store.claim('k', { leaseMs: 100 });
     await store.claim('k', { leaseMs: 100 });
-    if (claim.status === 'claimed') await store.complete('k', claim.token, 1, { ttlMs: 100 });
+    if (claim.status === 'claimed') await store.complete('k', claim.token, 1, { resultTtlMs: 100 });
     await store.claim('k', { leaseMs: 100 });
     await store.markOnce('m', 100);
     await store.markOnce('m', 100);

@@ -5,37 +5,43 @@ import type { RetrykitEvent } from '../core/events.js';
 import { RateLimitAbortedError, RateLimitTimeoutError } from '../core/rate-limit-errors.js';
 import { retry } from '../core/retry.js';
 import { createManualClock } from '../testing/index.js';
-import { createTokenBucket } from './token-bucket.js';
+import { createMemoryTokenBucket } from './token-bucket.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
 
-describe('createTokenBucket', () => {
+describe('createMemoryTokenBucket', () => {
   it('rejects bad options, naming the option and the value', () => {
-    expect(() => createTokenBucket({ capacity: 0, refillPerSecond: 1 })).toThrow(
+    expect(() => createMemoryTokenBucket({ capacity: 0, refillPerSecond: 1 })).toThrow(
       /capacity must be a finite number >= 1, got 0/,
     );
-    expect(() => createTokenBucket({ capacity: -5, refillPerSecond: 1 })).toThrow(/capacity.*-5/);
-    expect(() => createTokenBucket({ capacity: 10, refillPerSecond: Number.NaN })).toThrow(
+    expect(() => createMemoryTokenBucket({ capacity: -5, refillPerSecond: 1 })).toThrow(
+      /capacity.*-5/,
+    );
+    expect(() => createMemoryTokenBucket({ capacity: 10, refillPerSecond: Number.NaN })).toThrow(
       /refillPerSecond must be a number, got NaN/,
     );
-    expect(() => createTokenBucket({ capacity: 10, refillPerSecond: Infinity })).toThrow(
+    expect(() => createMemoryTokenBucket({ capacity: 10, refillPerSecond: Infinity })).toThrow(
       /refillPerSecond.*Infinity/,
     );
-    expect(() => createTokenBucket({ capacity: 10, refillPerSecond: 1, maxKeys: 0 })).toThrow(
+    expect(() => createMemoryTokenBucket({ capacity: 10, refillPerSecond: 1, maxKeys: 0 })).toThrow(
       /maxKeys.*0/,
     );
-    expect(() => createTokenBucket({ capacity: 10, refillPerSecond: 1, maxKeys: 2.5 })).toThrow(
-      /maxKeys.*2.5/,
-    );
     expect(() =>
-      createTokenBucket({ capacity: 10, refillPerSecond: 1, adaptive: { decreaseFactor: 1.5 } }),
+      createMemoryTokenBucket({ capacity: 10, refillPerSecond: 1, maxKeys: 2.5 }),
+    ).toThrow(/maxKeys.*2.5/);
+    expect(() =>
+      createMemoryTokenBucket({
+        capacity: 10,
+        refillPerSecond: 1,
+        adaptive: { decreaseFactor: 1.5 },
+      }),
     ).toThrow(/adaptive.decreaseFactor.*1.5/);
   });
 
   it('rejects bad calls, naming the value', () => {
-    const bucket = createTokenBucket({ capacity: 10, refillPerSecond: 1 });
+    const bucket = createMemoryTokenBucket({ capacity: 10, refillPerSecond: 1 });
     expect(() => bucket.tryAcquire('')).toThrow(/key must not be empty/);
     expect(() => bucket.tryAcquire(42 as unknown as string)).toThrow(
       /key must be a string, got 42/,
@@ -58,13 +64,13 @@ describe('createTokenBucket', () => {
       },
       sleep: manual.sleep,
     };
-    const bucket = createTokenBucket({ capacity: 2, refillPerSecond: 1, clock, maxKeys: 4 });
+    const bucket = createMemoryTokenBucket({ capacity: 2, refillPerSecond: 1, clock, maxKeys: 4 });
     for (let i = 0; i < 10; i++) bucket.tryAcquire(`k${i % 6}`);
     expect(reads).toBe(10);
   });
 
   it('returns frozen results, shared when equal', () => {
-    const bucket = createTokenBucket({
+    const bucket = createMemoryTokenBucket({
       capacity: 5,
       refillPerSecond: 1,
       clock: createManualClock(),
@@ -78,7 +84,7 @@ describe('createTokenBucket', () => {
 
   it('serves waiters first come, first served: a big request is not starved by small ones', async () => {
     const clock = createManualClock();
-    const bucket = createTokenBucket({ capacity: 10, refillPerSecond: 10, clock });
+    const bucket = createMemoryTokenBucket({ capacity: 10, refillPerSecond: 10, clock });
     expect(bucket.tryAcquire('k', 10).ok).toBe(true);
     const order: string[] = [];
     const big = bucket.acquire('k', 8).then((ms) => order.push(`big@${ms}`));
@@ -95,7 +101,7 @@ describe('createTokenBucket', () => {
   it('maxWaitMs rejects at once when the line is too long, taking nothing', async () => {
     const clock = createManualClock();
     const events: RetrykitEvent[] = [];
-    const bucket = createTokenBucket({
+    const bucket = createMemoryTokenBucket({
       capacity: 1,
       refillPerSecond: 1,
       clock,
@@ -123,7 +129,12 @@ describe('createTokenBucket', () => {
 
   it('maxWaitMs rejects a waiter whose turn slipped past its deadline after a throttle', async () => {
     const clock = createManualClock();
-    const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 1, clock, adaptive: true });
+    const bucket = createMemoryTokenBucket({
+      capacity: 1,
+      refillPerSecond: 1,
+      clock,
+      adaptive: true,
+    });
     bucket.tryAcquire('k');
     const first = bucket.acquire('k', 1, { maxWaitMs: 1000 }).catch((e: unknown) => e);
     const second = bucket.acquire('k', 1, { maxWaitMs: 1400 }).catch((e: unknown) => e);
@@ -142,7 +153,7 @@ describe('createTokenBucket', () => {
 
   it('abort rejects with RateLimitAbortedError, takes nothing, and lets the next waiter through', async () => {
     const clock = createManualClock();
-    const bucket = createTokenBucket({ capacity: 5, refillPerSecond: 1, clock });
+    const bucket = createMemoryTokenBucket({ capacity: 5, refillPerSecond: 1, clock });
     bucket.tryAcquire('k', 5);
     const controller = new AbortController();
     const big = bucket.acquire('k', 5, { signal: controller.signal }).catch((e: unknown) => e);
@@ -163,7 +174,7 @@ describe('createTokenBucket', () => {
   it('emits rate_limit_wait with the time waited', async () => {
     const clock = createManualClock();
     const events: RetrykitEvent[] = [];
-    const bucket = createTokenBucket({
+    const bucket = createMemoryTokenBucket({
       capacity: 1,
       refillPerSecond: 4,
       clock,
@@ -180,7 +191,7 @@ describe('createTokenBucket', () => {
 
   it('drops idle keys whose bucket is full again, without timers', async () => {
     const clock = createManualClock();
-    const bucket = createTokenBucket({ capacity: 2, refillPerSecond: 1, clock });
+    const bucket = createMemoryTokenBucket({ capacity: 2, refillPerSecond: 1, clock });
     for (let i = 0; i < 100; i++) bucket.tryAcquire(`old${i}`);
     expect(bucket.size).toBe(100);
     await clock.advance(1000);
@@ -191,7 +202,7 @@ describe('createTokenBucket', () => {
 
   it('keeps keys that are not full again', () => {
     const clock = createManualClock();
-    const bucket = createTokenBucket({ capacity: 2, refillPerSecond: 1, clock });
+    const bucket = createMemoryTokenBucket({ capacity: 2, refillPerSecond: 1, clock });
     for (let i = 0; i < 50; i++) bucket.tryAcquire(`old${i}`, 2);
     for (let i = 0; i < 50; i++) bucket.tryAcquire(`new${i}`);
     expect(bucket.size).toBe(100);
@@ -214,7 +225,12 @@ describe('createTokenBucket', () => {
           const clock = createManualClock();
           // Each key's single token is spent on first use and never comes back in this test,
           // so a grant means "not held": new, or evicted since.
-          const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 1e-9, clock, maxKeys });
+          const bucket = createMemoryTokenBucket({
+            capacity: 1,
+            refillPerSecond: 1e-9,
+            clock,
+            maxKeys,
+          });
           const model: number[] = []; // least recently used first
           for (const k of keys) {
             const at = model.indexOf(k);
@@ -246,7 +262,12 @@ describe('createTokenBucket', () => {
         ),
         async (maxKeys, ops) => {
           const clock = createManualClock();
-          const bucket = createTokenBucket({ capacity: 2, refillPerSecond: 1, clock, maxKeys });
+          const bucket = createMemoryTokenBucket({
+            capacity: 2,
+            refillPerSecond: 1,
+            clock,
+            maxKeys,
+          });
           const used = new Set<number>();
           for (const op of ops) {
             if ('advanceMs' in op) {
@@ -267,7 +288,7 @@ describe('createTokenBucket', () => {
 
   it('never evicts a key with waiters; it moves it to the back instead', async () => {
     const clock = createManualClock();
-    const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 1, clock, maxKeys: 2 });
+    const bucket = createMemoryTokenBucket({ capacity: 1, refillPerSecond: 1, clock, maxKeys: 2 });
     bucket.tryAcquire('waiting');
     const waiter = bucket.acquire('waiting');
     bucket.tryAcquire('b');
@@ -279,7 +300,7 @@ describe('createTokenBucket', () => {
   });
 
   it('keeps exactly the maxKeys most recent keys over a long run past the cap', () => {
-    const bucket = createTokenBucket({
+    const bucket = createMemoryTokenBucket({
       capacity: 1,
       refillPerSecond: 1e-9,
       clock: createManualClock(),
@@ -294,7 +315,7 @@ describe('createTokenBucket', () => {
 
   it('waits for a refill a month away with one timer, not a busy loop (real clock)', async () => {
     const timeouts = vi.spyOn(globalThis, 'setTimeout');
-    const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 1 / (30 * 86_400) });
+    const bucket = createMemoryTokenBucket({ capacity: 1, refillPerSecond: 1 / (30 * 86_400) });
     expect(bucket.tryAcquire('k').ok).toBe(true);
     const controller = new AbortController();
     const waiting = bucket.acquire('k', 1, { signal: controller.signal }).catch((e: unknown) => e);
@@ -311,7 +332,7 @@ describe('createTokenBucket', () => {
   describe('setRate', () => {
     it('wakes a waiter at once, and rejects waiters above the new capacity', async () => {
       const clock = createManualClock();
-      const bucket = createTokenBucket({ capacity: 5, refillPerSecond: 0.001, clock });
+      const bucket = createMemoryTokenBucket({ capacity: 5, refillPerSecond: 0.001, clock });
       bucket.tryAcquire('k', 5);
       const small = bucket.acquire('k', 1);
       const big = bucket.acquire('k', 4).catch((e: unknown) => e);
@@ -327,7 +348,12 @@ describe('createTokenBucket', () => {
 
     it('outlives the key being dropped, until resetRate', () => {
       const clock = createManualClock();
-      const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 1, clock, maxKeys: 1 });
+      const bucket = createMemoryTokenBucket({
+        capacity: 1,
+        refillPerSecond: 1,
+        clock,
+        maxKeys: 1,
+      });
       bucket.setRate('k', { refillPerSecond: 4, capacity: 3 });
       expect(bucket.tryAcquire('k', 3).ok).toBe(true);
       bucket.tryAcquire('other'); // evicts k
@@ -340,7 +366,11 @@ describe('createTokenBucket', () => {
     });
 
     it('holds at most maxRateOverrides keys with their own rate', () => {
-      const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 1, maxRateOverrides: 2 });
+      const bucket = createMemoryTokenBucket({
+        capacity: 1,
+        refillPerSecond: 1,
+        maxRateOverrides: 2,
+      });
       bucket.setRate('a', { refillPerSecond: 2 });
       bucket.setRate('b', { refillPerSecond: 2 });
       bucket.setRate('a', { refillPerSecond: 3 });
@@ -348,14 +378,18 @@ describe('createTokenBucket', () => {
       bucket.resetRate('b');
       bucket.setRate('c', { refillPerSecond: 2 });
       expect(() =>
-        createTokenBucket({ capacity: 1, refillPerSecond: 1, maxRateOverrides: -1 }),
+        createMemoryTokenBucket({ capacity: 1, refillPerSecond: 1, maxRateOverrides: -1 }),
       ).toThrow(/maxRateOverrides.*-1/);
     });
 
     it('gives exactly maxRateOverrides keys their own rate, whatever the cap (property)', () => {
       fc.assert(
         fc.property(fc.integer({ min: 0, max: 40 }), (maxRateOverrides) => {
-          const bucket = createTokenBucket({ capacity: 1, refillPerSecond: 1, maxRateOverrides });
+          const bucket = createMemoryTokenBucket({
+            capacity: 1,
+            refillPerSecond: 1,
+            maxRateOverrides,
+          });
           for (let i = 0; i < maxRateOverrides; i++) {
             bucket.setRate(`k${i}`, { refillPerSecond: 2 });
             bucket.setRate(`k${i}`, { refillPerSecond: 3 });
@@ -371,7 +405,7 @@ describe('createTokenBucket', () => {
 
     it('lowers an adaptive key from its own rate, never above it', async () => {
       const clock = createManualClock();
-      const bucket = createTokenBucket({
+      const bucket = createMemoryTokenBucket({
         capacity: 10,
         refillPerSecond: 100,
         clock,
@@ -386,7 +420,7 @@ describe('createTokenBucket', () => {
   });
 
   it('ignores throttles when not adaptive', () => {
-    const bucket = createTokenBucket({
+    const bucket = createMemoryTokenBucket({
       capacity: 10,
       refillPerSecond: 10,
       clock: createManualClock(),
@@ -400,7 +434,12 @@ describe('createTokenBucket', () => {
 describe('adaptive mode', () => {
   it('drops the rate ×0.7 per throttle, counts a burst of throttles once, and never goes below the floor', async () => {
     const clock = createManualClock();
-    const bucket = createTokenBucket({ capacity: 80, refillPerSecond: 80, clock, adaptive: true });
+    const bucket = createMemoryTokenBucket({
+      capacity: 80,
+      refillPerSecond: 80,
+      clock,
+      adaptive: true,
+    });
     const feedback = bucket.feedback('phone');
     const rateLimited = { retryable: true, reason: 'rate_limited' } as const;
     feedback.throttled(rateLimited);
@@ -416,7 +455,7 @@ describe('adaptive mode', () => {
 
   it('recovers along the cubic curve to the configured rate, never above', async () => {
     const clock = createManualClock();
-    const bucket = createTokenBucket({
+    const bucket = createMemoryTokenBucket({
       capacity: 80,
       refillPerSecond: 80,
       clock,
@@ -437,7 +476,12 @@ describe('adaptive mode', () => {
 
   it('honours a Retry-After carried by the throttle', () => {
     const clock = createManualClock();
-    const bucket = createTokenBucket({ capacity: 10, refillPerSecond: 10, clock, adaptive: true });
+    const bucket = createMemoryTokenBucket({
+      capacity: 10,
+      refillPerSecond: 10,
+      clock,
+      adaptive: true,
+    });
     bucket.feedback('k').throttled({ retryable: true, reason: 'rate_limited', retryAfterMs: 2000 });
     const result = bucket.tryAcquire('k');
     expect(result.ok).toBe(false);
@@ -451,7 +495,7 @@ describe('adaptive mode', () => {
         fc.integer({ min: 0, max: 3_600_000 }),
         (retryAfterMs, maxThrottleMs) => {
           const clock = createManualClock();
-          const bucket = createTokenBucket({
+          const bucket = createMemoryTokenBucket({
             capacity: 10,
             refillPerSecond: 10,
             clock,
@@ -470,7 +514,12 @@ describe('adaptive mode', () => {
 
   it('caps a 130429 with a Retry-After of years at the 5-minute default', () => {
     const clock = createManualClock();
-    const bucket = createTokenBucket({ capacity: 10, refillPerSecond: 80, clock, adaptive: true });
+    const bucket = createMemoryTokenBucket({
+      capacity: 10,
+      refillPerSecond: 80,
+      clock,
+      adaptive: true,
+    });
     bucket.feedback('k').throttled({
       retryable: true,
       reason: 'rate_limited',
@@ -480,10 +529,10 @@ describe('adaptive mode', () => {
     const result = bucket.tryAcquire('k');
     expect(!result.ok && result.retryAfterMs).toBeLessThanOrEqual(300_000 + 20);
     expect(() =>
-      createTokenBucket({ capacity: 1, refillPerSecond: 1, adaptive: { maxThrottleMs: -1 } }),
+      createMemoryTokenBucket({ capacity: 1, refillPerSecond: 1, adaptive: { maxThrottleMs: -1 } }),
     ).toThrow(/adaptive.maxThrottleMs.*-1/);
     expect(() =>
-      createTokenBucket({
+      createMemoryTokenBucket({
         capacity: 1,
         refillPerSecond: 1,
         adaptive: { maxThrottleMs: MAX_TIMER_MS + 1 },
@@ -493,7 +542,12 @@ describe('adaptive mode', () => {
 
   it('slows down when retry reports 429s, then recovers', async () => {
     const clock = createManualClock();
-    const bucket = createTokenBucket({ capacity: 10, refillPerSecond: 10, clock, adaptive: true });
+    const bucket = createMemoryTokenBucket({
+      capacity: 10,
+      refillPerSecond: 10,
+      clock,
+      adaptive: true,
+    });
     let calls = 0;
     let rateOnThirdCall = 0;
     const send = async () => {

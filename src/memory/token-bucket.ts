@@ -25,8 +25,8 @@ import {
 } from '../core/token-bucket-options.js';
 import { assertInteger, assertNumber, showValue } from '../core/validate.js';
 
-/** Options of {@link createTokenBucket}. */
-export interface TokenBucketOptions extends TokenBucketBaseOptions {
+/** Options of {@link createMemoryTokenBucket}. */
+export interface MemoryTokenBucketOptions extends TokenBucketBaseOptions {
   /**
    * Most keys held at once. When a new key would exceed it, the least recently used key
    * without waiters is dropped (it starts over with a full bucket if it comes back), so set
@@ -51,7 +51,7 @@ export interface TokenBucketOptions extends TokenBucketBaseOptions {
   readonly adaptive?: boolean | AdaptiveOptions;
 }
 
-/** The defaults of {@link TokenBucketOptions}. */
+/** The defaults of {@link MemoryTokenBucketOptions}. */
 export const TOKEN_BUCKET_DEFAULTS = Object.freeze({
   maxKeys: Number.POSITIVE_INFINITY,
   maxRateOverrides: 10_000,
@@ -59,7 +59,7 @@ export const TOKEN_BUCKET_DEFAULTS = Object.freeze({
 });
 
 /** A per-key token bucket held in memory; `tryAcquire` is synchronous. */
-export interface TokenBucket extends AdjustableRateLimiter {
+export interface MemoryTokenBucket extends AdjustableRateLimiter {
   tryAcquire(key: string, tokens?: number): AcquireResult;
   setRate(key: string, rate: KeyRate): void;
   resetRate(key: string): void;
@@ -122,11 +122,11 @@ const RESOLVED_ZERO: Promise<number> = Promise.resolve(0);
  * as new keys arrive, and `maxKeys` caps the map.
  *
  * @example
- * const perNumber = createTokenBucket(WHATSAPP_RATE_LIMITS.perPhoneNumber);
+ * const perNumber = createMemoryTokenBucket(WHATSAPP_RATE_LIMITS.perPhoneNumber);
  * await perNumber.acquire(phoneNumberId, 1, { maxWaitMs: 10_000 });
  * await sendMessage(phoneNumberId, message);
  */
-export function createTokenBucket(options: TokenBucketOptions): TokenBucket {
+export function createMemoryTokenBucket(options: MemoryTokenBucketOptions): MemoryTokenBucket {
   const refillPerMs = validateLimits(options);
   const { capacity } = options;
   const clock: Clock = options.clock ?? systemClock;

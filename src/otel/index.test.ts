@@ -92,7 +92,7 @@ describe('createOtelListener', () => {
       '{"error.type":"rate_limited"}': { count: 1, sum: 1.5 },
     });
     expect(points(m.get('retrykit.give_ups'))).toEqual({
-      '{"error.type":"client_error","retrykit.give_up.cause":"permanent"}': 1,
+      '{"error.type":"client_error","retrykit.stop_reason":"permanent"}': 1,
     });
     expect(points(m.get('retrykit.call.duration'))).toEqual({
       '{"retrykit.outcome":"success"}': { count: 2, sum: 1.5 },

@@ -69,8 +69,8 @@ export const OTEL_ATTRIBUTES = Object.freeze({
   retryable: 'retrykit.retryable',
   /** Whether a finished call needed more than one attempt. */
   retried: 'retrykit.retried',
-  /** Why a call gave up: `permanent`, `max_attempts`, `max_elapsed`, `retry_after_exceeds_elapsed`, `budget_exhausted`, `aborted`. */
-  giveUpCause: 'retrykit.give_up.cause',
+  /** Why a call gave up: a retrykit `StopReason`. */
+  stopReason: 'retrykit.stop_reason',
   /** Whether a rate limiter let the caller through after waiting (`false`: refused). */
   granted: 'retrykit.granted',
   /** `completed`, `in_progress` or `duplicate`. */
@@ -98,7 +98,7 @@ const A = OTEL_ATTRIBUTES;
  * | `retrykit.attempt.duration` | histogram | `s` | outcome, error.type |
  * | `retrykit.retries` | counter | `{retry}` | error.type |
  * | `retrykit.retry.delay` | histogram | `s` | error.type |
- * | `retrykit.give_ups` | counter | `{call}` | error.type, give_up.cause |
+ * | `retrykit.give_ups` | counter | `{call}` | error.type, retrykit.stop_reason |
  * | `retrykit.rate_limit.waits` | counter | `{wait}` | granted |
  * | `retrykit.rate_limit.wait.duration` | histogram | `s` | granted |
  * | `retrykit.idempotency.hits` | counter | `{hit}` | idempotency.status |
@@ -207,8 +207,11 @@ export function createOtelListener(options: OtelListenerOptions = {}): EventList
         break;
       }
       case 'give_up': {
-        const outcome = event.cause === 'aborted' ? 'aborted' : 'failure';
-        giveUps.add(1, attrs(event, { [A.errorType]: event.reason, [A.giveUpCause]: event.cause }));
+        const outcome = event.stopReason === 'aborted' ? 'aborted' : 'failure';
+        giveUps.add(
+          1,
+          attrs(event, { [A.errorType]: event.reason, [A.stopReason]: event.stopReason }),
+        );
         calls.add(
           1,
           attrs(event, {

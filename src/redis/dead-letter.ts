@@ -6,7 +6,12 @@ import { completeDeadLetter } from '../core/dead-letter.js';
 import type { DeadLetterEntry, DeadLetterQueue } from '../core/dead-letter-types.js';
 import { type EventListener, emit } from '../core/events.js';
 import { listOptions, type Positioned, type RedrivePort, runRedrive } from '../core/redrive.js';
-import { assertFunction, assertKey, assertNumber } from '../core/validate.js';
+import {
+  assertFunction,
+  assertKey,
+  assertNoRenamedOptions,
+  assertNumber,
+} from '../core/validate.js';
 import type { RedisClientLike } from './client.js';
 import { defineScript, hashTag, runScript } from './script.js';
 import addSource from './scripts/dlq-add.lua';
@@ -37,11 +42,11 @@ export interface RedisDeadLetterQueueOptions {
    */
   readonly prefix: string;
   /**
-   * Fail with `StoreUnavailableError` when Redis hasn't answered within this many
+   * Fail with `StoreUnavailableError` when Redis hasn't answered a command within this many
    * milliseconds. 0 waits as long as the client does.
    * @default 2_000
    */
-  readonly timeoutMs?: number;
+  readonly commandTimeoutMs?: number;
   /** Receives a `dead_letter` event for every entry added. */
   readonly onEvent?: EventListener;
   /** Dates dead letters and redrive failures (leases use the Redis server's clock). @default systemClock */
@@ -51,7 +56,7 @@ export interface RedisDeadLetterQueueOptions {
 }
 
 /** The defaults of {@link RedisDeadLetterQueueOptions}. */
-export const REDIS_DEAD_LETTER_DEFAULTS = Object.freeze({ timeoutMs: 2_000 });
+export const REDIS_DEAD_LETTER_DEFAULTS = Object.freeze({ commandTimeoutMs: 2_000 });
 
 /**
  * A dead-letter queue in Redis: it outlives worker restarts (with `appendonly yes`: see
@@ -78,9 +83,10 @@ export function createRedisDeadLetterQueue<P = unknown>(
   if (/[{}]/.test(prefix)) {
     throw new TypeError(`prefix must not contain '{' or '}', got ${JSON.stringify(prefix)}`);
   }
+  assertNoRenamedOptions(options, { timeoutMs: 'commandTimeoutMs' });
   const timeoutMs = assertNumber(
-    'timeoutMs',
-    options.timeoutMs ?? REDIS_DEAD_LETTER_DEFAULTS.timeoutMs,
+    'commandTimeoutMs',
+    options.commandTimeoutMs ?? REDIS_DEAD_LETTER_DEFAULTS.commandTimeoutMs,
     0,
   );
   if (options.onEvent !== undefined) assertFunction('onEvent', options.onEvent);

@@ -11,7 +11,12 @@ import {
   fencingToken,
 } from '../core/idempotency-args.js';
 import type { ClaimOptions, ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
-import { assertFunction, assertKey, assertNumber } from '../core/validate.js';
+import {
+  assertFunction,
+  assertKey,
+  assertNoRenamedOptions,
+  assertNumber,
+} from '../core/validate.js';
 import type { RedisClientLike } from './client.js';
 import { defineScript, hashTag, runCommand, runScript } from './script.js';
 import claimSource from './scripts/idempotency-claim.lua';
@@ -37,11 +42,11 @@ export interface RedisIdempotencyStoreOptions {
   /** How results are stored. @default jsonSerializer */
   readonly serializer?: Serializer;
   /**
-   * Fail with `StoreUnavailableError` when Redis has not answered within this many
+   * Fail with `StoreUnavailableError` when Redis has not answered a command within this many
    * milliseconds; 0 waits as long as the client does.
-   * @default 2000
+   * @default 2_000
    */
-  readonly timeoutMs?: number;
+  readonly commandTimeoutMs?: number;
   /** Receives `idempotency_hit` events. */
   readonly onEvent?: EventListener;
   /**
@@ -53,7 +58,7 @@ export interface RedisIdempotencyStoreOptions {
 
 /** The defaults of {@link RedisIdempotencyStoreOptions}. */
 export const REDIS_IDEMPOTENCY_DEFAULTS = Object.freeze({
-  timeoutMs: 2000,
+  commandTimeoutMs: 2_000,
 });
 
 /**
@@ -111,13 +116,14 @@ export function createRedisIdempotencyStore(
   if (typeof options !== 'object' || options === null) {
     throw new TypeError('createRedisIdempotencyStore needs an options object with prefix');
   }
+  assertNoRenamedOptions(options, { timeoutMs: 'commandTimeoutMs' });
   const prefix = assertKey('prefix', options.prefix);
   const serializer = options.serializer ?? jsonSerializer;
   assertFunction('serializer.serialize', serializer.serialize);
   assertFunction('serializer.deserialize', serializer.deserialize);
   const timeoutMs = assertNumber(
-    'timeoutMs',
-    options.timeoutMs ?? REDIS_IDEMPOTENCY_DEFAULTS.timeoutMs,
+    'commandTimeoutMs',
+    options.commandTimeoutMs ?? REDIS_IDEMPOTENCY_DEFAULTS.commandTimeoutMs,
     0,
   );
   if (options.onEvent !== undefined) assertFunction('onEvent', options.onEvent);

@@ -11,6 +11,7 @@ import type {
   RateLimiter,
 } from '../core/rate-limit-types.js';
 import type { ThrottleFeedback } from '../core/retry.js';
+import { assertStoreErrorPolicy, type StoreErrorPolicy } from '../core/store-error.js';
 import {
   granted,
   NO_FEEDBACK,
@@ -54,16 +55,16 @@ export interface RedisTokenBucketOptions extends TokenBucketBaseOptions {
   /**
    * Milliseconds to wait for Redis before treating it as unavailable (see `onStoreError`),
    * so that a hung server doesn't hang callers. 0 waits for ever.
-   * @default 1_000
+   * @default 2_000
    */
   readonly commandTimeoutMs?: number;
   /**
-   * What to do when Redis can't answer. `'reject'`: fail with `StoreUnavailableError`.
-   * `'allow'`: grant (`remaining: 0`), trading the limit for availability. A `RateLimiter`
-   * (say a `createTokenBucket` sized for one instance): ask it instead.
-   * @default 'reject'
+   * What to do when Redis can't answer. `'fail'`: reject with `StoreUnavailableError`.
+   * `'proceed'`: grant (`remaining: 0`), trading the limit for availability. A `RateLimiter`
+   * (say a `createMemoryTokenBucket` sized for one instance): ask it instead.
+   * @default 'fail'
    */
-  readonly onStoreError?: 'reject' | 'allow' | RateLimiter;
+  readonly onStoreError?: StoreErrorPolicy | RateLimiter;
   /**
    * Tag every call with a request id the script remembers for `2 × commandTimeoutMs` (at least
    * 2 s), so that a call a reconnecting client re-sends (ioredis does, by default) is not
@@ -78,8 +79,8 @@ export interface RedisTokenBucketOptions extends TokenBucketBaseOptions {
 export const REDIS_TOKEN_BUCKET_DEFAULTS = Object.freeze({
   prefix: 'retrykit:rate',
   timeSource: 'redis',
-  commandTimeoutMs: 1_000,
-  onStoreError: 'reject',
+  commandTimeoutMs: 2_000,
+  onStoreError: 'fail',
   dedupe: true,
 });
 
@@ -125,7 +126,7 @@ function toResult(reply: unknown, tokens: number): AcquireResult {
 }
 
 /**
- * A per-key token bucket in Redis with the same interface as `createTokenBucket`: every
+ * A per-key token bucket in Redis with the same interface as `createMemoryTokenBucket`: every
  * process sharing `prefix` shares the limit. Each `tryAcquire` is one EVALSHA of
  * `token-bucket.lua`; `acquire` waits for the `retryAfterMs` Redis reports, serving this
  * process's callers on a key first come, first served.
@@ -135,7 +136,7 @@ function toResult(reply: unknown, tokens: number): AcquireResult {
  * const perNumber = createRedisTokenBucket(redis, {
  *   prefix: 'wa:rate',
  *   ...WHATSAPP_RATE_LIMITS.perPhoneNumber,
- *   onStoreError: createTokenBucket({ capacity: 2, refillPerSecond: 20 }),
+ *   onStoreError: createMemoryTokenBucket({ capacity: 2, refillPerSecond: 20 }),
  * });
  * await perNumber.acquire(phoneNumberId, 1, { maxWaitMs: 10_000 });
  */
@@ -160,7 +161,7 @@ export function createRedisTokenBucket(
     0,
   );
   const onStoreError = options.onStoreError ?? D.onStoreError;
-  if (!isRateLimiter(onStoreError)) assertOneOf('onStoreError', onStoreError, ['reject', 'allow']);
+  if (!isRateLimiter(onStoreError)) assertStoreErrorPolicy(onStoreError);
   const dedupe = options.dedupe ?? D.dedupe;
   if (typeof dedupe !== 'boolean') {
     throw new TypeError(`dedupe must be a boolean, got ${showValue(dedupe)}`);
@@ -294,8 +295,8 @@ export function createRedisTokenBucket(
         return result;
       },
       (error: unknown) => {
-        if (onStoreError === 'reject' || !(error instanceof StoreUnavailableError)) throw error;
-        if (onStoreError === 'allow') return granted(0);
+        if (onStoreError === 'fail' || !(error instanceof StoreUnavailableError)) throw error;
+        if (onStoreError === 'proceed') return granted(0);
         return onStoreError.tryAcquire(key, tokens);
       },
     );
@@ -370,8 +371,8 @@ export function createRedisTokenBucket(
         try {
           result = await take(key, tokens);
         } catch (error) {
-          if (onStoreError === 'reject' || !(error instanceof StoreUnavailableError)) throw error;
-          if (onStoreError === 'allow') return clock.now() - start;
+          if (onStoreError === 'fail' || !(error instanceof StoreUnavailableError)) throw error;
+          if (onStoreError === 'proceed') return clock.now() - start;
           const spent = clock.now() - start;
           const fallbackOptions: AcquireOptions = {
             ...(signal === undefined ? {} : { signal }),

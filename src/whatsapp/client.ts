@@ -44,7 +44,7 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
   readonly fetch?: typeof globalThis.fetch;
   /**
    * Throughput limiter, keyed by `phoneNumberId`; every attempt (retries too) takes a token.
-   * An adaptive one slows down on 130429, 80007 and 4. E.g. `createTokenBucket(...)`.
+   * An adaptive one slows down on 130429, 80007 and 4. E.g. `createMemoryTokenBucket(...)`.
    */
   readonly limiter?: RateLimiter;
   /**
@@ -196,8 +196,8 @@ async function readBody(response: Response): Promise<unknown> {
  * @example
  * const whatsapp = createWhatsAppClient({
  *   accessToken, phoneNumberId,
- *   limiter: createTokenBucket(WHATSAPP_RATE_LIMITS.perPhoneNumber),
- *   pairLimiter: createTokenBucket(WHATSAPP_RATE_LIMITS.pair),
+ *   limiter: createMemoryTokenBucket(WHATSAPP_RATE_LIMITS.perPhoneNumber),
+ *   pairLimiter: createMemoryTokenBucket(WHATSAPP_RATE_LIMITS.pair),
  *   store: createMemoryIdempotencyStore({ maxEntries: 100_000 }),
  *   dlq: createMemoryDeadLetterQueue(),
  * });
@@ -392,7 +392,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
       },
       {
         leaseMs,
-        ttlMs: resultTtlMs,
+        resultTtlMs,
         waitForResultMs,
         fingerprint: fingerprintOf(payload),
         clock,

@@ -602,8 +602,16 @@ describe('createWebhookHandler', () => {
     const { store } = fakeStore();
     expect(() => createWebhookHandler({ store, enqueue: () => {} })).toThrow(/appSecret/);
     expect(() =>
-      createWebhookHandler({ appSecret: 's', store, enqueue: () => {}, dedupeTtlMs: -1 }),
-    ).toThrow(/dedupeTtlMs/);
+      createWebhookHandler({ appSecret: 's', store, enqueue: () => {}, resultTtlMs: -1 }),
+    ).toThrow(/resultTtlMs/);
+    expect(() =>
+      createWebhookHandler({
+        appSecret: 's',
+        store,
+        enqueue: () => {},
+        dedupeTtlMs: 1000,
+      } as never),
+    ).toThrow('dedupeTtlMs was renamed in retrykit 0.2: use resultTtlMs');
     expect(() =>
       createWebhookHandler({ appSecret: 's', store, enqueue: () => {}, storeTimeoutMs: 0 }),
     ).toThrow(/storeTimeoutMs must be a finite number >= 1, got 0/);

@@ -6,7 +6,13 @@ import type { DeadLetterQueue } from '../core/dead-letter-types.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import { type EventListener, emit } from '../core/events.js';
 import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
-import { assertFunction, assertInteger, assertKey, assertNumber } from '../core/validate.js';
+import {
+  assertFunction,
+  assertInteger,
+  assertKey,
+  assertNoRenamedOptions,
+  assertNumber,
+} from '../core/validate.js';
 import { isWebhookPayloadError } from './errors.js';
 import {
   bodyBytes,
@@ -130,7 +136,7 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
    * redelivery window (Meta: 7 days).
    * @default 691_200_000 (8 days)
    */
-  readonly dedupeTtlMs?: number;
+  readonly resultTtlMs?: number;
   /**
    * How long a claim holds while `enqueue` runs, in milliseconds; a crashed handler's claims
    * free up after it. Until then a redelivery of its updates is answered 503.
@@ -141,7 +147,7 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
    * How long one store call (`claim`, `complete`, `release`) may take, in milliseconds, before
    * it counts as failed: a store that never answers gets 500, never a request that hangs. A
    * claim that answers `claimed` after its time ran out is released. Keep it above the store's
-   * own timeout (the Redis store's `timeoutMs`, 2 s by default) and below the time the sender
+   * own timeout (the Redis store's `commandTimeoutMs`, 2 s by default) and below the time the sender
    * waits for an answer.
    * @default 10_000
    */
@@ -176,7 +182,7 @@ const MAX_PENDING_COMPLETIONS = 10_000;
 
 /** The defaults of {@link WebhookHandlerOptions}. */
 export const WEBHOOK_HANDLER_DEFAULTS = Object.freeze({
-  dedupeTtlMs: 8 * 24 * 60 * 60 * 1000,
+  resultTtlMs: 8 * 24 * 60 * 60 * 1000,
   leaseMs: 30_000,
   storeTimeoutMs: 10_000,
   keyPrefix: 'whatsapp:webhook:',
@@ -286,10 +292,11 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
   if (typeof store !== 'object' || store === null) {
     throw new TypeError(`store must be an IdempotencyStore, got ${String(store)}`);
   }
+  assertNoRenamedOptions(options, { dedupeTtlMs: 'resultTtlMs' });
   const appSecret = options.appSecret ?? '';
-  const dedupeTtlMs = assertNumber(
-    'dedupeTtlMs',
-    options.dedupeTtlMs ?? WEBHOOK_HANDLER_DEFAULTS.dedupeTtlMs,
+  const resultTtlMs = assertNumber(
+    'resultTtlMs',
+    options.resultTtlMs ?? WEBHOOK_HANDLER_DEFAULTS.resultTtlMs,
     1,
   );
   const leaseMs = assertNumber('leaseMs', options.leaseMs ?? WEBHOOK_HANDLER_DEFAULTS.leaseMs, 1);
@@ -464,7 +471,7 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
   const completions = createBackgroundRetries(MAX_PENDING_COMPLETIONS);
   const completeAll = async (claims: ReadonlyArray<readonly [string, string]>): Promise<void> => {
     const record = ([key, token]: readonly [string, string]) =>
-      storeCall('complete', () => store.complete(key, token, 1, { ttlMs: dedupeTtlMs }));
+      storeCall('complete', () => store.complete(key, token, 1, { resultTtlMs }));
     const outcomes = await Promise.allSettled(claims.map(record));
     outcomes.forEach((outcome, i) => {
       const claim = claims[i];

@@ -1,7 +1,7 @@
 import type { ConnectionOptions, Processor, Queue } from 'bullmq';
 import type { Express, Request } from 'express';
 import type { Redis } from 'ioredis';
-import type { DeadLetterQueue, MetricsHandle, TokenBucket } from '../../src/index.js';
+import type { DeadLetterQueue, MemoryTokenBucket, MetricsHandle } from '../../src/index.js';
 import type { RedisTokenBucket } from '../../src/redis/index.js';
 import type { InboundMessage, StatusUpdate, WhatsAppClient } from '../../src/whatsapp/index.js';
 
@@ -97,7 +97,7 @@ export interface DocGlobals {
   update: StatusUpdate;
   dlq: DeadLetterQueue<AppWebhookBody>;
   metrics: MetricsHandle;
-  perNumber: TokenBucket;
+  perNumber: MemoryTokenBucket;
   redisPerNumber: RedisTokenBucket;
   whatsapp: WhatsAppClient;
 }

@@ -33,6 +33,6 @@ describe('examples/prometheus-metrics.ts', () => {
     expect(stdout).toContain('delivery: 100.0 %, mean 1400 ms');
     expect(stdout).toContain('first-attempt success: 70.0 %');
     expect(stdout).toContain('retry rate: 29.8 %');
-    expect(stdout).toMatch(/health: retryRate 0\.298 > 0\.02/);
+    expect(stdout).toMatch(/health: retryRatio 0\.298 > 0\.02/);
   }, 60_000);
 });

@@ -21,7 +21,7 @@ describeOwnRedis('dead-letter redrive when a consumer is cut off mid-run', () =>
     const direct = connectRedis(server.url);
     await Promise.all([ready(cutOff), ready(direct)]);
     const prefix = 'cut';
-    const a = createRedisDeadLetterQueue<{ n: number }>(cutOff, { prefix, timeoutMs: 300 });
+    const a = createRedisDeadLetterQueue<{ n: number }>(cutOff, { prefix, commandTimeoutMs: 300 });
     const b = createRedisDeadLetterQueue<{ n: number }>(direct, { prefix });
     await b.add(letter(1));
     const runs: string[] = [];

@@ -61,7 +61,7 @@ describeOwnRedis('withFallback with Redis down', () => {
     await ready(redis);
     const primary = createRedisDeadLetterQueue<{ n: number }>(redis, {
       prefix: 'outage',
-      timeoutMs: 1000,
+      commandTimeoutMs: 1000,
     });
     let diverted = 0;
     const dlq = withFallback(primary, createFileSink<DeadLetterEntry<{ n: number }>>(path), {

@@ -38,7 +38,10 @@ describeOwnRedis('idempotency claims whose answer was lost', () => {
         path === 'SET NX'
           ? redis
           : { evalsha: redis.evalsha.bind(redis), eval: redis.eval.bind(redis) };
-      const store = createRedisIdempotencyStore(client, { prefix: 'resent', timeoutMs: 5000 });
+      const store = createRedisIdempotencyStore(client, {
+        prefix: 'resent',
+        commandTimeoutMs: 5000,
+      });
       // Load the claim script, so that the dropped reply is the claim's own (not a NOSCRIPT).
       await store.claim('warm-up', { leaseMs: LEASE });
       await store.claim('warm-up', { leaseMs: LEASE });
@@ -81,7 +84,7 @@ describeOwnRedis('idempotency claims whose answer was lost', () => {
       const a = connectRedis(server.url);
       const b = connectRedis(server.url);
       await Promise.all([ready(a), ready(b)]);
-      const storeA = createRedisIdempotencyStore(a, { prefix: 'stalled', timeoutMs: 150 });
+      const storeA = createRedisIdempotencyStore(a, { prefix: 'stalled', commandTimeoutMs: 150 });
       const storeB = createRedisIdempotencyStore(b, { prefix: 'stalled' });
       const { runs, fn } = counter();
 
@@ -112,7 +115,7 @@ describeOwnRedis('idempotency claims whose answer was lost', () => {
     const a = connectRedis(proxy.url, { maxRetriesPerRequest: 5 });
     a.on('error', () => {}); // the cut below
     await ready(a);
-    const storeA = createRedisIdempotencyStore(a, { prefix: 'resent-late', timeoutMs: 150 });
+    const storeA = createRedisIdempotencyStore(a, { prefix: 'resent-late', commandTimeoutMs: 150 });
     const { runs, fn } = counter();
 
     // The claim's SET takes the key, its reply is lost and the connection hangs past the
@@ -139,7 +142,7 @@ describeOwnRedis('idempotency claims whose answer was lost', () => {
     const a = connectRedis(server.url, { maxRetriesPerRequest: null });
     a.on('error', () => {}); // reconnect attempts while the server is down
     await ready(a);
-    const storeA = createRedisIdempotencyStore(a, { prefix: 'offline', timeoutMs: 150 });
+    const storeA = createRedisIdempotencyStore(a, { prefix: 'offline', commandTimeoutMs: 150 });
     const { runs, fn } = counter();
 
     await server.kill();
@@ -163,7 +166,7 @@ describeOwnRedis('idempotency claims whose answer was lost', () => {
     const server = await ownRedisServer();
     const redis = connectRedis(server.url);
     await ready(redis);
-    const store = createRedisIdempotencyStore(redis, { prefix: 'job', timeoutMs: 150 });
+    const store = createRedisIdempotencyStore(redis, { prefix: 'job', commandTimeoutMs: 150 });
     const { runs, fn } = counter();
     const options = { leaseMs: LEASE, requestId: 'job:42', waitForResultMs: 0 };
 
@@ -214,7 +217,7 @@ describeOwnRedis('a late release never drops a newer claim', () => {
           : redis.evalsha(sha, numKeys, ...rest),
       eval: redis.eval.bind(redis),
     } as unknown as Parameters<typeof createRedisIdempotencyStore>[0];
-    const store = createRedisIdempotencyStore(client, { prefix: 'fence', timeoutMs: 100 });
+    const store = createRedisIdempotencyStore(client, { prefix: 'fence', commandTimeoutMs: 100 });
     const plain = createRedisIdempotencyStore(redis, { prefix: 'fence' });
     await plain.release('warm-up', 'none');
 
@@ -232,7 +235,7 @@ describeOwnRedis('a late release never drops a newer claim', () => {
     });
     expect(await held[0]?.()).toBe(0);
     expect(await plain.claim('k', { leaseMs: LEASE })).toMatchObject({ status: 'in_progress' });
-    expect(await store.complete('k', 'job:1', 'done', { ttlMs: 60_000 })).toBe(true);
+    expect(await store.complete('k', 'job:1', 'done', { resultTtlMs: 60_000 })).toBe(true);
     expect(await plain.claim('k', { leaseMs: LEASE })).toEqual({
       status: 'completed',
       result: 'done',

@@ -23,7 +23,7 @@ describeOwnRedis('idempotent() when the store fails after fn ran', () => {
     await ready(redis);
     const store = createRedisIdempotencyStore(redis, {
       prefix: uniquePrefix('complete'),
-      timeoutMs: 300,
+      commandTimeoutMs: 300,
     });
     let runs = 0;
     const notRecorded: string[] = [];
@@ -70,7 +70,7 @@ describeOwnRedis('idempotent() when the store fails after fn ran', () => {
     await ready(redis);
     const store = createRedisIdempotencyStore(redis, {
       prefix: uniquePrefix('release'),
-      timeoutMs: 300,
+      commandTimeoutMs: 300,
     });
     let runs = 0;
     await expect(

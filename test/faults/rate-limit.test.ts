@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { createTokenBucket, StoreUnavailableError } from '../../src/index.js';
+import { createMemoryTokenBucket, StoreUnavailableError } from '../../src/index.js';
 import { createRedisTokenBucket } from '../../src/redis/index.js';
 import {
   connectRedis,
@@ -85,10 +85,10 @@ describeOwnRedis('createRedisTokenBucket when Redis is in trouble', () => {
     });
   });
 
-  it("'reject' fails fast with StoreUnavailableError when the server is stopped, frozen or paused", async () => {
+  it("'fail' fails fast with StoreUnavailableError when the server is stopped, frozen or paused", async () => {
     const server = await ownRedisServer();
     const redis = quiet(connectRedis(server.url, { maxRetriesPerRequest: 0 }));
-    const limiter = createRedisTokenBucket(redis, { ...limits, prefix: uniquePrefix('reject') });
+    const limiter = createRedisTokenBucket(redis, { ...limits, prefix: uniquePrefix('fail') });
     expect((await limiter.tryAcquire('k')).ok).toBe(true);
 
     server.freeze();
@@ -116,13 +116,13 @@ describeOwnRedis('createRedisTokenBucket when Redis is in trouble', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
-  it("'allow' grants while the server is down, and limits again once it is back", async () => {
+  it("'proceed' grants while the server is down, and limits again once it is back", async () => {
     const server = await ownRedisServer();
     const redis = quiet(connectRedis(server.url, { maxRetriesPerRequest: 0 }));
     const limiter = createRedisTokenBucket(redis, {
       ...limits,
-      prefix: uniquePrefix('allow'),
-      onStoreError: 'allow',
+      prefix: uniquePrefix('proceed'),
+      onStoreError: 'proceed',
     });
     expect(await limiter.tryAcquire('k')).toEqual({ ok: true, remaining: 0 });
     expect((await limiter.tryAcquire('k')).ok).toBe(false);
@@ -141,7 +141,7 @@ describeOwnRedis('createRedisTokenBucket when Redis is in trouble', () => {
     const redis = quiet(
       connectRedis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false }),
     );
-    const fallback = createTokenBucket({ capacity: 2, refillPerSecond: 0.01 });
+    const fallback = createMemoryTokenBucket({ capacity: 2, refillPerSecond: 0.01 });
     const limiter = createRedisTokenBucket(redis, {
       ...limits,
       prefix: uniquePrefix('fallback'),

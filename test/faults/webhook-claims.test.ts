@@ -47,7 +47,10 @@ async function webhook(url: string, storeTimeoutMs: number, options: { retries?:
   const redis = connectRedis(url, { maxRetriesPerRequest: options.retries ?? 1 });
   redis.on('error', () => {}); // reconnect attempts while the server is down
   await ready(redis);
-  const store = createRedisIdempotencyStore(redis, { prefix: 'hook', timeoutMs: storeTimeoutMs });
+  const store = createRedisIdempotencyStore(redis, {
+    prefix: 'hook',
+    commandTimeoutMs: storeTimeoutMs,
+  });
   await store.claim('warm-up', { leaseMs: LEASE });
   await store.claim('warm-up', { leaseMs: LEASE });
   await store.release('warm-up', 'none');

@@ -49,7 +49,7 @@ async function setUp(options: {
     baseUrl: fake.url,
     store: createRedisIdempotencyStore(redis, {
       prefix: uniquePrefix('wa-send'),
-      timeoutMs: options.timeoutMs,
+      commandTimeoutMs: options.timeoutMs,
     }),
     leaseMs: LEASE,
     waitForResultMs: options.waitForResultMs,

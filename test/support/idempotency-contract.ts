@@ -54,7 +54,7 @@ export function idempotencyStoreContract(name: string, setup: () => Promise<Cont
       for (const [i, value] of values.entries()) {
         const claim = await store.claim(`v${i}`, { leaseMs: LEASE });
         if (claim.status !== 'claimed') throw new Error(`expected a claim, got ${claim.status}`);
-        expect(await store.complete(`v${i}`, claim.token, value, { ttlMs: TTL })).toBe(true);
+        expect(await store.complete(`v${i}`, claim.token, value, { resultTtlMs: TTL })).toBe(true);
         expect(await store.claim(`v${i}`, { leaseMs: LEASE })).toEqual({
           status: 'completed',
           result: value,
@@ -66,11 +66,13 @@ export function idempotencyStoreContract(name: string, setup: () => Promise<Cont
       const { store } = await setup();
       const claim = await store.claim('k', { leaseMs: LEASE });
       if (claim.status !== 'claimed') throw new Error('expected a claim');
-      expect(await store.complete('k', 'not-the-token', 'forged', { ttlMs: TTL })).toBe(false);
+      expect(await store.complete('k', 'not-the-token', 'forged', { resultTtlMs: TTL })).toBe(
+        false,
+      );
       expect(await store.release('k', 'not-the-token')).toBe(false);
       expect((await store.claim('k', { leaseMs: LEASE })).status).toBe('in_progress');
-      expect(await store.complete('k', claim.token, 'real', { ttlMs: TTL })).toBe(true);
-      expect(await store.complete('k', claim.token, 'again', { ttlMs: TTL })).toBe(false);
+      expect(await store.complete('k', claim.token, 'real', { resultTtlMs: TTL })).toBe(true);
+      expect(await store.complete('k', claim.token, 'again', { resultTtlMs: TTL })).toBe(false);
       expect(await store.release('k', claim.token)).toBe(false);
       expect(await store.claim('k', { leaseMs: LEASE })).toEqual({
         status: 'completed',
@@ -80,7 +82,7 @@ export function idempotencyStoreContract(name: string, setup: () => Promise<Cont
 
     it('answers false for a key that was never claimed', async () => {
       const { store } = await setup();
-      expect(await store.complete('ghost', 'some-token', 1, { ttlMs: TTL })).toBe(false);
+      expect(await store.complete('ghost', 'some-token', 1, { resultTtlMs: TTL })).toBe(false);
       expect(await store.release('ghost', 'some-token')).toBe(false);
       expect((await store.claim('ghost', { leaseMs: LEASE })).status).toBe('claimed');
     });
@@ -93,8 +95,8 @@ export function idempotencyStoreContract(name: string, setup: () => Promise<Cont
       const second = await store.claim('k', { leaseMs: LEASE });
       if (second.status !== 'claimed') throw new Error('expected a second claim');
       expect(second.token).not.toBe(first.token);
-      expect(await store.complete('k', first.token, 'stale', { ttlMs: TTL })).toBe(false);
-      expect(await store.complete('k', second.token, 'fresh', { ttlMs: TTL })).toBe(true);
+      expect(await store.complete('k', first.token, 'stale', { resultTtlMs: TTL })).toBe(false);
+      expect(await store.complete('k', second.token, 'fresh', { resultTtlMs: TTL })).toBe(true);
       expect(await store.claim('k', { leaseMs: LEASE })).toEqual({
         status: 'completed',
         result: 'fresh',
@@ -114,9 +116,9 @@ export function idempotencyStoreContract(name: string, setup: () => Promise<Cont
       await advance(LEASE / 2 + 100);
       const next = await store.claim('k', { leaseMs: LEASE });
       if (next.status !== 'claimed') throw new Error(`expected a takeover, got ${next.status}`);
-      expect(await store.complete('k', dead.token, 'late', { ttlMs: TTL })).toBe(false);
+      expect(await store.complete('k', dead.token, 'late', { resultTtlMs: TTL })).toBe(false);
       expect(await store.release('k', dead.token)).toBe(false);
-      expect(await store.complete('k', next.token, 'new holder', { ttlMs: TTL })).toBe(true);
+      expect(await store.complete('k', next.token, 'new holder', { resultTtlMs: TTL })).toBe(true);
       expect(await store.claim('k', { leaseMs: LEASE })).toEqual({
         status: 'completed',
         result: 'new holder',
@@ -128,15 +130,15 @@ export function idempotencyStoreContract(name: string, setup: () => Promise<Cont
       const claim = await store.claim('k', { leaseMs: LEASE });
       if (claim.status !== 'claimed') throw new Error('expected a claim');
       await advance(LEASE + 100);
-      expect(await store.complete('k', claim.token, 'late', { ttlMs: TTL })).toBe(false);
+      expect(await store.complete('k', claim.token, 'late', { resultTtlMs: TTL })).toBe(false);
       expect((await store.claim('k', { leaseMs: LEASE })).status).toBe('claimed');
     });
 
-    it('forgets a result after ttlMs', async () => {
+    it('forgets a result after resultTtlMs', async () => {
       const { store, advance } = await setup();
       const claim = await store.claim('k', { leaseMs: LEASE });
       if (claim.status !== 'claimed') throw new Error('expected a claim');
-      await store.complete('k', claim.token, 'done', { ttlMs: TTL });
+      await store.complete('k', claim.token, 'done', { resultTtlMs: TTL });
       await advance(TTL - 1000);
       expect((await store.claim('k', { leaseMs: LEASE })).status).toBe('completed');
       await advance(1100);
@@ -153,7 +155,7 @@ export function idempotencyStoreContract(name: string, setup: () => Promise<Cont
       expect((await store.claim('k', { leaseMs: LEASE, fingerprint: 'sha:aaa' })).status).toBe(
         'in_progress',
       );
-      await store.complete('k', claim.token, 42, { ttlMs: TTL });
+      await store.complete('k', claim.token, 42, { resultTtlMs: TTL });
       expect(await store.claim('k', { leaseMs: LEASE, fingerprint: 'sha:bbb' })).toEqual({
         status: 'mismatch',
       });
@@ -184,8 +186,8 @@ export function idempotencyStoreContract(name: string, setup: () => Promise<Cont
       expect((await store.claim('k', { leaseMs: LEASE })).status).toBe('in_progress');
       await advance(LEASE / 2 + 100);
       expect((await store.claim('k', { leaseMs: LEASE })).status).toBe('in_progress');
-      expect(await store.complete('k', 'job-2', 'not mine', { ttlMs: TTL })).toBe(false);
-      expect(await store.complete('k', 'job-1', 'done', { ttlMs: TTL })).toBe(true);
+      expect(await store.complete('k', 'job-2', 'not mine', { resultTtlMs: TTL })).toBe(false);
+      expect(await store.complete('k', 'job-1', 'done', { resultTtlMs: TTL })).toBe(true);
       expect(await store.claim('k', { leaseMs: LEASE, requestId: 'job-1' })).toEqual({
         status: 'completed',
         result: 'done',
@@ -202,13 +204,13 @@ export function idempotencyStoreContract(name: string, setup: () => Promise<Cont
           expect((await store.claim(`k${i}`, { leaseMs: LEASE, requestId: other })).status).toBe(
             'in_progress',
           );
-          expect(await store.complete(`k${i}`, other, 'forged', { ttlMs: TTL })).toBe(false);
+          expect(await store.complete(`k${i}`, other, 'forged', { resultTtlMs: TTL })).toBe(false);
           expect(await store.release(`k${i}`, other)).toBe(false);
         }
       }
       expect(await store.release('k0', 'a:b')).toBe(true);
       expect((await store.claim('k0', { leaseMs: LEASE })).status).toBe('claimed');
-      expect(await store.complete('k6', 'äöå:/%', 6, { ttlMs: TTL })).toBe(true);
+      expect(await store.complete('k6', 'äöå:/%', 6, { resultTtlMs: TTL })).toBe(true);
       expect(await store.claim('k6', { leaseMs: LEASE })).toEqual({
         status: 'completed',
         result: 6,
@@ -285,10 +287,10 @@ export function idempotencyStoreContract(name: string, setup: () => Promise<Cont
       );
       const claim = await store.claim('k', { leaseMs: LEASE });
       if (claim.status !== 'claimed') throw new Error('expected a claim');
-      await expect(store.complete('k', claim.token, 1, { ttlMs: -60 })).rejects.toThrow(
-        /ttlMs.*-60/,
+      await expect(store.complete('k', claim.token, 1, { resultTtlMs: -60 })).rejects.toThrow(
+        /resultTtlMs.*-60/,
       );
-      await expect(store.complete('k', '', 1, { ttlMs: TTL })).rejects.toThrow(
+      await expect(store.complete('k', '', 1, { resultTtlMs: TTL })).rejects.toThrow(
         /token must not be empty/,
       );
       await expect(store.release('', claim.token)).rejects.toThrow(/key must not be empty/);
