@@ -13,6 +13,14 @@ export type {
 } from './client.js';
 export { createWhatsAppClient } from './client.js';
 export type {
+  DeliveryMetricsOptions,
+  DeliverySnapshot,
+  MessageStatusEvent,
+  WhatsAppEvent,
+  WhatsAppEventListener,
+} from './delivery.js';
+export { whatsappDeliveryMetrics } from './delivery.js';
+export type {
   CloudApiEndpointOptions,
   CloudMessage,
   EndpointRequest,
@@ -28,6 +36,7 @@ export {
   WebhookPayloadError,
   WhatsAppApiError,
 } from './errors.js';
+export { WHATSAPP_RATE_LIMITS } from './rate-limits.js';
 export type {
   HeadersLike,
   RawBody,
