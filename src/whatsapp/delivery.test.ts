@@ -119,6 +119,20 @@ describe('whatsappDeliveryMetrics in createMetrics', () => {
     ]);
   });
 
+  it('a mean exactly at the threshold is healthy, a millisecond more is not', () => {
+    const m = withDelivery();
+    for (let i = 0; i < 20; i++) {
+      m.onEvent(status(`wamid.${i}`, 'accepted', 0));
+      m.onEvent(status(`wamid.${i}`, 'delivered', 5_000));
+    }
+    expect(m.checkHealth().healthy).toBe(true);
+    m.onEvent(status('wamid.20', 'accepted', 0));
+    m.onEvent(status('wamid.20', 'delivered', 5_021));
+    expect(m.checkHealth().breaches.map((b) => [b.check, b.value])).toEqual([
+      ['messages.meanDeliveryLatencyMs', 5_001],
+    ]);
+  });
+
   it('keeps at most maxTrackedMessages IDs, and counts the ones forgotten undelivered', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 0, max: 200 }), (max, n) => {
