@@ -1,8 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, expectTypeOf, it } from 'vitest';
+import { type AnyEvent, combineListeners, type EventListener } from '../core/events.js';
 import { createMetrics } from '../core/metrics.js';
 import { createManualClock } from '../testing/index.js';
-import { type MessageStatusEvent, whatsappDeliveryMetrics } from './delivery.js';
+import {
+  type MessageStatusEvent,
+  type WhatsAppEventListener,
+  whatsappDeliveryMetrics,
+} from './delivery.js';
 
 const status = (
   messageId: string,
@@ -167,6 +172,16 @@ describe('whatsappDeliveryMetrics in createMetrics', () => {
       /meanDeliveryLatencyMs/,
     );
     expect(() => whatsappDeliveryMetrics(null as never)).toThrow(/options must be an object/);
+  });
+
+  it('types the listeners: metrics and combined listeners take WhatsApp events, core-only ones not', () => {
+    const plain = createMetrics();
+    expectTypeOf(plain.onEvent).toExtend<WhatsAppEventListener>();
+    expectTypeOf(
+      combineListeners(plain.onEvent, (_e: AnyEvent) => {}),
+    ).toExtend<WhatsAppEventListener>();
+    expectTypeOf<EventListener>().not.toExtend<WhatsAppEventListener>();
+    expectTypeOf<WhatsAppEventListener>().toExtend<EventListener>();
   });
 
   it('types the section as snapshot().messages', () => {
