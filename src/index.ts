@@ -37,11 +37,11 @@ export {
   StoreUnavailableError,
 } from './core/errors.js';
 export type {
+  AnyEvent,
   AttemptFailureEvent,
   AttemptStartEvent,
   AttemptSuccessEvent,
   DeadLetterEvent,
-  AnyEvent,
   EventAttributes,
   EventListener,
   EventScope,
