@@ -10,7 +10,8 @@ import {
 import { afterEach, describe, expect, it } from 'vitest';
 import { retry } from '../core/retry.js';
 import { createManualClock } from '../testing/index.js';
-import { type WhatsAppEventListener, whatsappDeliveryMetrics } from '../whatsapp/delivery.js';
+import { whatsappDeliveryMetrics } from '../whatsapp/delivery-metrics.js';
+import type { WhatsAppEventListener } from '../whatsapp/events.js';
 import { createOtelListener, DURATION_BUCKETS_S } from './index.js';
 
 let provider: MeterProvider | undefined;

@@ -7,8 +7,8 @@ import { IdempotencyKeyReuseError } from '../core/idempotent.js';
 import type { RateLimiter } from '../core/rate-limit-types.js';
 import { createManualClock } from '../testing/index.js';
 import { createWhatsAppClient, type WhatsAppClientOptions } from './client.js';
-import type { WhatsAppEvent } from './delivery.js';
 import { type CloudMessage, wasenderEndpoint } from './endpoints.js';
+import type { WhatsAppEvent } from './events.js';
 
 // Test-local fakes of the contracts; the real adapters are exercised end to end under test/.
 

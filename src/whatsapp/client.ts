@@ -19,9 +19,9 @@ import {
 } from '../core/retry.js';
 import { assertFunction, assertKey, assertNumber } from '../core/validate.js';
 import { classifyWhatsAppError } from './classify.js';
-import type { WhatsAppEventListener } from './delivery.js';
 import { type CloudMessage, cloudApiEndpoint, type WhatsAppEndpoint } from './endpoints.js';
 import { WhatsAppApiError } from './errors.js';
+import type { WhatsAppEventListener } from './events.js';
 
 /** Options of {@link createWhatsAppClient}. */
 export interface WhatsAppClientOptions<P = CloudMessage> {

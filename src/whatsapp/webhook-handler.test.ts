@@ -5,7 +5,7 @@ import { StoreUnavailableError } from '../core/errors.js';
 import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
 import { createMemoryDeadLetterQueue } from '../memory/dead-letter.js';
 import { createMemoryIdempotencyStore } from '../memory/idempotency.js';
-import type { WhatsAppEvent } from './delivery.js';
+import type { WhatsAppEvent } from './events.js';
 import { parseWebhook, type WebhookUpdate } from './webhook.js';
 import { createWebhookHandler, type WebhookHandlerOptions } from './webhook-handler.js';
 

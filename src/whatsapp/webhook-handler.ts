@@ -7,8 +7,8 @@ import { StoreUnavailableError } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
 import { assertFunction, assertInteger, assertKey, assertNumber } from '../core/validate.js';
-import type { WhatsAppEventListener } from './delivery.js';
 import { isWebhookPayloadError } from './errors.js';
+import type { WhatsAppEventListener } from './events.js';
 import {
   bodyBytes,
   type HeadersLike,

@@ -3,11 +3,8 @@ import { describe, expect, expectTypeOf, it } from 'vitest';
 import { type AnyEvent, combineListeners, type EventListener } from '../core/events.js';
 import { createMetrics } from '../core/metrics.js';
 import { createManualClock } from '../testing/index.js';
-import {
-  type MessageStatusEvent,
-  type WhatsAppEventListener,
-  whatsappDeliveryMetrics,
-} from './delivery.js';
+import { whatsappDeliveryMetrics } from './delivery-metrics.js';
+import type { MessageStatusEvent, WhatsAppEventListener } from './events.js';
 
 const status = (
   messageId: string,
