@@ -3,6 +3,7 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { RetrykitEvent } from '../src/index.js';
 import { combineListeners, createMetrics, createRetry } from '../src/index.js';
 import { createOtelListener } from '../src/otel/index.js';
+import { type WhatsAppEventListener, whatsappDeliveryMetrics } from '../src/whatsapp/index.js';
 import { type BenchSuite, measure, ratioTable } from './harness.js';
 
 const succeed = async (): Promise<number> => 42;
@@ -11,7 +12,7 @@ export const metricsSuite: BenchSuite = {
   name: 'metrics',
   async run({ timeMs }) {
     const provider = new MeterProvider();
-    const window = createMetrics();
+    const window = createMetrics({ sections: [whatsappDeliveryMetrics()] });
     const otel = createOtelListener({ meterProvider: provider });
     const plain = createRetry({ maxAttempts: 5 });
     const withWindow = createRetry({ maxAttempts: 5, onEvent: window.onEvent });
@@ -40,12 +41,13 @@ export const metricsSuite: BenchSuite = {
     const sdkHistogram = provider.getMeter('peer').createHistogram('peer.duration', { unit: 's' });
     const noop = otelApi.getMeter('noop').createHistogram('noop');
     let i = 0;
+    const onStatus: WhatsAppEventListener = window.onEvent;
     const perEvent = await measure(
       {
         'OTel SDK histogram.record': () => sdkHistogram.record((i++ & 1023) / 1000),
         'createMetrics onEvent(attempt_success)': () => window.onEvent(success),
         'createMetrics onEvent(message_status)': () =>
-          window.onEvent({
+          onStatus({
             type: 'message_status',
             time: 0,
             messageId: `wamid.${i++ & 16_383}`,

@@ -26,6 +26,7 @@ import {
   createWhatsAppClient,
   reduceStatus,
   type StatusUpdate,
+  whatsappDeliveryMetrics,
 } from '../src/whatsapp/index.js';
 import { startFakeWhatsApp } from './support/fake-whatsapp.js';
 
@@ -49,8 +50,12 @@ const PHONE_NUMBER_ID = '106540352242922';
 const APP_SECRET = 'demo-app-secret';
 const started = Date.now();
 
-// Every component reports to one metrics window; the final report is its snapshot.
-const metrics = createMetrics({ windowMs: 3_600_000, maxTrackedMessages: total + 1000 });
+// Every component reports to one metrics window, WhatsApp delivery included; the final report is
+// its snapshot.
+const metrics = createMetrics({
+  windowMs: 3_600_000,
+  sections: [whatsappDeliveryMetrics({ maxTrackedMessages: total + 1000 })],
+});
 const { onEvent } = metrics;
 
 // ---- stores: in memory, or Redis with --redis ------------------------------------------------

@@ -15,6 +15,7 @@ import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { combineListeners, createMetrics, createRetry } from '../src/index.js';
 import { createOtelListener } from '../src/otel/index.js';
+import { type WhatsAppEventListener, whatsappDeliveryMetrics } from '../src/whatsapp/index.js';
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) =>
@@ -50,12 +51,18 @@ const meterProvider = new MeterProvider({ readers: [exporter] });
 const scrape = createServer((req, res) => exporter.getMetricsRequestHandler(req, res));
 const scrapePort = await listen(scrape);
 
-// 3. One onEvent for every component: the OTel listener and the sliding window.
+// 3. One onEvent for every component: the OTel listener and the sliding window, each with the
+//    WhatsApp delivery section (statuses once per message, send-to-delivered latency).
+const delivery = whatsappDeliveryMetrics();
 const metrics = createMetrics({
   windowMs: 60_000,
+  sections: [delivery],
   onAlert: (b) => console.log(`ALERT ${b.check}: ${b.value} > ${b.threshold}`),
 });
-const onEvent = combineListeners(metrics.onEvent, createOtelListener({ meterProvider }));
+const onEvent: WhatsAppEventListener = combineListeners(
+  metrics.onEvent,
+  createOtelListener({ meterProvider, sections: [delivery] }),
+);
 const send = createRetry({
   onEvent,
   maxAttempts: 4,

@@ -37,15 +37,17 @@ export {
   StoreUnavailableError,
 } from './core/errors.js';
 export type {
+  AnyEvent,
   AttemptFailureEvent,
   AttemptStartEvent,
   AttemptSuccessEvent,
   DeadLetterEvent,
+  EventAttributes,
   EventListener,
   EventScope,
+  ExtensionEvent,
   GiveUpEvent,
   IdempotencyHitEvent,
-  MessageStatusEvent,
   QueueDepthEvent,
   RateLimitWaitEvent,
   RetrykitEvent,
@@ -70,13 +72,23 @@ export type {
   HealthReport,
   HealthResolution,
   HealthThresholds,
-  LatencySummary,
   MetricsHandle,
   MetricsOptions,
   MetricsSnapshot,
   QueueSummary,
 } from './core/metrics.js';
 export { createMetrics } from './core/metrics.js';
+export type {
+  AttachedSection,
+  InstrumentOptions,
+  LatencySummary,
+  MetricsSection,
+  MetricsWindow,
+  SectionBreach,
+  SectionCounter,
+  SectionLatency,
+  SectionSnapshots,
+} from './core/metrics-section.js';
 export {
   RateLimitAbortedError,
   RateLimitTimeoutError,
@@ -113,7 +125,6 @@ export type {
   TokenBucketBaseOptions,
   TokenBucketLimits,
 } from './core/token-bucket-options.js';
-export { WHATSAPP_RATE_LIMITS } from './core/whatsapp-rate-limits.js';
 export type { MemoryDeadLetterQueueOptions } from './memory/dead-letter.js';
 export { createMemoryDeadLetterQueue } from './memory/dead-letter.js';
 export type {

@@ -12,9 +12,11 @@ import {
   createWhatsAppClient,
   signWebhookBody,
   type WebhookUpdate,
+  whatsappDeliveryMetrics,
 } from '../src/whatsapp/index.js';
 
-// Everything wired as docs/observability.md says: one `createMetrics()`, its `onEvent` given to
+// Everything wired as docs/observability.md says: one `createMetrics()` with the WhatsApp
+// delivery section, its `onEvent` given to
 // every component. The test keeps its own counts of what happened and the window must agree.
 
 const APP_SECRET = 'test-app-secret';
@@ -82,7 +84,7 @@ async function post(handle: ReturnType<typeof createWebhookHandler>, body: strin
 
 describe('one metrics window wired to every component, as the docs say', () => {
   it('counts every event exactly once', async () => {
-    const metrics = createMetrics();
+    const metrics = createMetrics({ sections: [whatsappDeliveryMetrics()] });
     const { onEvent } = metrics;
     const store = createMemoryIdempotencyStore({ maxEntries: 1000, onEvent });
     const dlq = createMemoryDeadLetterQueue<CloudMessage>({ onEvent });

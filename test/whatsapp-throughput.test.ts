@@ -1,12 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  type AdjustableRateLimiter,
-  createMemoryTokenBucket,
-  WHATSAPP_RATE_LIMITS,
-} from '../src/index.js';
+import { type AdjustableRateLimiter, createMemoryTokenBucket } from '../src/index.js';
 import { createRedisTokenBucket } from '../src/redis/index.js';
-import { parseWebhook, type WebhookUpdate } from '../src/whatsapp/index.js';
+import { parseWebhook, type WebhookUpdate, WHATSAPP_RATE_LIMITS } from '../src/whatsapp/index.js';
 import { connectRedis, describeRedis, uniquePrefix } from './support/redis.js';
 
 // A `phone_number_quality_update` announcing Meta's higher throughput raises that number's

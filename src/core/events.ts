@@ -1,5 +1,6 @@
 import type { Classification, Reason } from './classify-types.js';
 import type { StopReason } from './errors.js';
+import { showValue } from './validate.js';
 
 /**
  * What a retrykit component reports as it works. Every component that takes an `onEvent`
@@ -15,17 +16,35 @@ export type RetrykitEvent =
   | RateLimitWaitEvent
   | IdempotencyHitEvent
   | DeadLetterEvent
-  | QueueDepthEvent
-  | MessageStatusEvent;
+  | QueueDepthEvent;
 
-/** Fields any event may carry, set by the emitter or added with {@link scopeListener}. */
+/**
+ * Names and values that say what an event concerns (a tenant, a region, a WhatsApp phone
+ * number ID as `whatsapp.phone_number_id`), set by the emitter or stamped with
+ * {@link scopeListener}. Exporters only turn them into metric attributes when the user opts in
+ * (each value multiplies series).
+ */
+export type EventAttributes = Readonly<Record<string, string>>;
+
+/** Fields any event may carry. */
 export interface EventScope {
-  /**
-   * The WhatsApp Business phone number ID the event concerns, when the emitter knows it.
-   * Exporters only turn it into a metric attribute when the user opts in (it multiplies series).
-   */
-  readonly phoneNumberId?: string;
+  /** What the event concerns; see {@link EventAttributes}. */
+  readonly attributes?: EventAttributes;
 }
+
+/**
+ * An event defined by a layer above core, such as `message_status` from `retrykit/whatsapp`.
+ * Its `type` is not one of {@link RetrykitEvent}'s; core listeners pass it on (or to a metrics
+ * section, see `MetricsSection`) and otherwise ignore it.
+ */
+export interface ExtensionEvent extends EventScope {
+  readonly type: string;
+  /** The emitter clock's `now()`, in milliseconds. */
+  readonly time: number;
+}
+
+/** Any event a listener may receive: core's own, or one a layer above core defines. */
+export type AnyEvent = RetrykitEvent | ExtensionEvent;
 
 /** An attempt is about to call the wrapped function. */
 export interface AttemptStartEvent extends EventScope {
@@ -120,22 +139,15 @@ export interface QueueDepthEvent extends EventScope {
   readonly queue?: string;
 }
 
-/** A WhatsApp message was sent, or a status webhook for it arrived. */
-export interface MessageStatusEvent extends EventScope {
-  readonly type: 'message_status';
-  readonly time: number;
-  /** The WhatsApp message ID (wamid). */
-  readonly messageId: string;
-  readonly status: 'accepted' | 'sent' | 'delivered' | 'read' | 'played' | 'failed';
-  /** The payload's own timestamp, in milliseconds, when the event came from a webhook. */
-  readonly timestampMs?: number;
-}
-
-/** Receives {@link RetrykitEvent}s. Must not throw; if it does, the error is swallowed. */
-export type EventListener = (event: RetrykitEvent) => void;
+/**
+ * Receives events: {@link RetrykitEvent}s by default; a layer above core widens `E` with its
+ * own (e.g. `retrykit/whatsapp`'s `WhatsAppEvent`). Must not throw; if it does, the error is
+ * swallowed.
+ */
+export type EventListener<E extends AnyEvent = RetrykitEvent> = (event: E) => void;
 
 /** Calls `listener` with `event`, swallowing anything it throws: a hook never breaks a send. */
-export function emit(listener: EventListener | undefined, event: RetrykitEvent): void {
+export function emit<E extends AnyEvent>(listener: EventListener<E> | undefined, event: E): void {
   if (listener === undefined) return;
   try {
     listener(event);
@@ -152,15 +164,15 @@ export function emit(listener: EventListener | undefined, event: RetrykitEvent):
  * const onEvent = combineListeners(metrics.onEvent, createOtelListener(), (e) => log.debug(e));
  * const send = createRetry({ onEvent });
  */
-export function combineListeners(
-  ...listeners: ReadonlyArray<EventListener | undefined>
-): EventListener {
-  const active = listeners.filter((l): l is EventListener => l !== undefined);
+export function combineListeners<E extends AnyEvent = RetrykitEvent>(
+  ...listeners: ReadonlyArray<EventListener<E> | undefined>
+): EventListener<E> {
+  const active = listeners.filter((l): l is EventListener<E> => l !== undefined);
   for (const [i, l] of active.entries()) {
     if (typeof l !== 'function') throw new TypeError(`listeners[${i}] must be a function`);
   }
   if (active.length === 1) {
-    const only = active[0] as EventListener;
+    const only = active[0] as EventListener<E>;
     return (event) => emit(only, event);
   }
   return (event) => {
@@ -169,12 +181,30 @@ export function combineListeners(
 }
 
 /**
- * Wraps `listener` so that every event it receives carries `scope` (e.g. the phone number ID
- * a WhatsApp client sends from), unless the event already set those fields.
+ * Wraps `listener` so that every event it receives carries `attributes` (e.g. the phone number
+ * ID a WhatsApp client sends from) in its `attributes`; where the event already set a name,
+ * the event's value wins.
  *
  * @example
- * const send = createRetry({ onEvent: scopeListener(metrics.onEvent, { phoneNumberId }) });
+ * const onEvent = scopeListener(metrics.onEvent, { 'whatsapp.phone_number_id': phoneNumberId });
+ * const send = createRetry({ onEvent });
  */
-export function scopeListener(listener: EventListener, scope: EventScope): EventListener {
-  return (event) => emit(listener, { ...scope, ...event } as RetrykitEvent);
+export function scopeListener<E extends AnyEvent = RetrykitEvent>(
+  listener: EventListener<E>,
+  attributes: EventAttributes,
+): EventListener<E> {
+  if (typeof attributes !== 'object' || attributes === null) {
+    throw new TypeError(`attributes must be an object, got ${showValue(attributes)}`);
+  }
+  for (const [name, value] of Object.entries(attributes)) {
+    if (typeof value !== 'string') {
+      throw new TypeError(`attributes.${name} must be a string, got ${showValue(value)}`);
+    }
+  }
+  return (event) =>
+    emit(listener, {
+      ...event,
+      attributes:
+        event.attributes === undefined ? attributes : { ...attributes, ...event.attributes },
+    });
 }

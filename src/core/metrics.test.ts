@@ -5,7 +5,7 @@ import { describe, expect, expectTypeOf, it } from 'vitest';
 import { createManualClock } from '../testing/index.js';
 import type { Reason } from './classify-types.js';
 import type { StopReason } from './errors.js';
-import type { MessageStatusEvent, RetrykitEvent } from './events.js';
+import type { AnyEvent, RetrykitEvent } from './events.js';
 import { HISTOGRAM_RELATIVE_ERROR } from './histogram.js';
 import {
   createMetrics,
@@ -13,6 +13,7 @@ import {
   type HealthResolution,
   type MetricsSnapshot,
 } from './metrics.js';
+import type { MetricsSection } from './metrics-section.js';
 
 const ev = {
   start: (attempt = 0): RetrykitEvent => ({
@@ -57,18 +58,6 @@ const ev = {
     time: 0,
     depth,
     ...(queue === undefined ? {} : { queue }),
-  }),
-  status: (
-    messageId: string,
-    status: MessageStatusEvent['status'],
-    time: number,
-    timestampMs?: number,
-  ): RetrykitEvent => ({
-    type: 'message_status',
-    time,
-    messageId,
-    status,
-    ...(timestampMs === undefined ? {} : { timestampMs }),
   }),
 };
 
@@ -230,48 +219,6 @@ describe('createMetrics: the sliding window', () => {
   });
 });
 
-describe('createMetrics: WhatsApp delivery', () => {
-  it('measures send to delivered, counts each status once per message, and the delivery rate', () => {
-    const m = createMetrics({ clock: createManualClock() });
-    m.onEvent(ev.status('wamid.A', 'accepted', 1_000));
-    m.onEvent(ev.status('wamid.A', 'sent', 1_400));
-    m.onEvent(ev.status('wamid.A', 'delivered', 3_000));
-    m.onEvent(ev.status('wamid.A', 'delivered', 3_900)); // a retried webhook
-    m.onEvent(ev.status('wamid.A', 'read', 9_000));
-    m.onEvent(ev.status('wamid.B', 'accepted', 1_000));
-    m.onEvent(ev.status('wamid.B', 'read', 2_000)); // read implies delivered
-    m.onEvent(ev.status('wamid.C', 'accepted', 1_000));
-    m.onEvent(ev.status('wamid.C', 'failed', 1_500));
-    m.onEvent(ev.status('wamid.C', 'failed', 1_600));
-    const s = m.snapshot().messages;
-    expect(s).toMatchObject({
-      accepted: 3,
-      delivered: 2,
-      failed: 1,
-      byStatus: { accepted: 3, sent: 1, delivered: 1, read: 2, failed: 1 },
-    });
-    expect(s.deliveryRate).toBeCloseTo(2 / 3, 12);
-    expect(s.deliveryLatency).toMatchObject({ count: 2, meanMs: 1_500, maxMs: 2_000 });
-  });
-
-  it('pairs a delivered that arrives before its sent, on the webhooks own timestamps', () => {
-    const m = createMetrics({ clock: createManualClock() });
-    m.onEvent(ev.status('wamid.X', 'delivered', 50_000, 7_000));
-    expect(m.snapshot().messages.deliveryLatency.count).toBe(0);
-    m.onEvent(ev.status('wamid.X', 'sent', 50_100, 4_000));
-    const s = m.snapshot().messages;
-    expect(s.deliveryLatency).toMatchObject({ count: 1, meanMs: 3_000 });
-    expect(s.delivered).toBe(1);
-  });
-
-  it('never reports a negative latency when the webhook clock is behind ours', () => {
-    const m = createMetrics({ clock: createManualClock() });
-    m.onEvent(ev.status('wamid.Y', 'accepted', 10_700));
-    m.onEvent(ev.status('wamid.Y', 'delivered', 10_600));
-    expect(m.snapshot().messages.deliveryLatency.meanMs).toBe(0);
-  });
-});
-
 describe('checkHealth: fires exactly at the thresholds', () => {
   it('retry rate: breached iff retries / attempts > threshold, with enough attempts', () => {
     fc.assert(
@@ -356,27 +303,6 @@ describe('checkHealth: fires exactly at the thresholds', () => {
     expect(m.checkHealth().breaches).toEqual([
       { check: 'meanLatencyMs', value: 105_001 / 21, threshold: 5_000, samples: 21 },
     ]);
-  });
-
-  it('mean delivery latency: breached iff send-to-delivered averages above the threshold', () => {
-    fc.assert(
-      fc.property(
-        fc.array(fc.integer({ min: 0, max: 10_000 }), { minLength: 1, maxLength: 40 }),
-        fc.integer({ min: 1, max: 10_000 }),
-        (latencies, threshold) => {
-          const m = createMetrics({ clock: createManualClock() });
-          latencies.forEach((l, i) => {
-            m.onEvent(ev.status(`wamid.${i}`, 'accepted', 0));
-            m.onEvent(ev.status(`wamid.${i}`, 'delivered', l));
-          });
-          const sum = latencies.reduce((a, b) => a + b, 0);
-          const breached = m
-            .checkHealth({ meanDeliveryLatencyMs: threshold, minSamples: 1 })
-            .breaches.some((b) => b.check === 'meanDeliveryLatencyMs');
-          expect(breached).toBe(sum > threshold * latencies.length);
-        },
-      ),
-    );
   });
 
   it('queue: breached iff the depth rose in each of the last N samples', () => {
@@ -503,7 +429,7 @@ describe('createMetrics: bounded memory', () => {
     const gc = runInNewContext('gc') as (() => void) | undefined;
     let now = 0;
     const clock = { now: () => now, sleep: () => Promise.resolve() };
-    const m = createMetrics({ clock, windowMs: 60_000, slots: 30, maxTrackedMessages: 1_000 });
+    const m = createMetrics({ clock, windowMs: 60_000, slots: 30 });
     const reasons: Reason[] = ['rate_limited', 'server_error', 'timeout', 'network'];
     const starts = [ev.start()];
     const successes = Array.from({ length: 90 }, (_, i) => ev.success(i * 100));
@@ -529,10 +455,16 @@ describe('createMetrics: bounded memory', () => {
             m.onEvent(pick(retries, i));
             break;
           case 4:
-            m.onEvent(ev.status(`wamid.${i}`, 'accepted', now));
+            m.onEvent(ev.giveUp('max_attempts', pick(reasons, i), i % 7_000));
             break;
           case 5:
-            m.onEvent(ev.status(`wamid.${i - 1}`, 'delivered', now + 5));
+            m.onEvent({
+              type: 'rate_limit_wait',
+              time: now,
+              key: 'k',
+              waitMs: i % 90,
+              granted: true,
+            });
             break;
           case 6:
             m.onEvent(pick(queues, i >> 3));
@@ -549,12 +481,11 @@ describe('createMetrics: bounded memory', () => {
     gc?.();
     const after = process.memoryUsage().heapUsed;
     const s = m.snapshot();
-    expect(s.messages.tracked).toBeLessThanOrEqual(1_000);
     expect(Object.keys(s.queues).length).toBeLessThanOrEqual(100);
     expect(s.calls.succeeded).toBeGreaterThan(0);
     expect(s.calls.succeeded).toBeLessThan(125_000);
-    // 800 000 more events, 100 000 of them new message IDs: an unbounded map would grow by
-    // tens of megabytes; the bounded structures stay put (leeway for the test runner).
+    // 800 000 more events, 100 000 of them queue samples over 5 000 names: an unbounded map
+    // would grow; the bounded structures stay put (leeway for the test runner).
     if (gc !== undefined) expect(after - before).toBeLessThan(8 * 1024 * 1024);
   }, 60_000);
 });
@@ -564,7 +495,14 @@ describe('createMetrics: options', () => {
     expect(() => createMetrics({ windowMs: 0 })).toThrow(/windowMs .*got 0/);
     expect(() => createMetrics({ windowMs: Number.NaN })).toThrow(/windowMs must be a number/);
     expect(() => createMetrics({ slots: 2.5 })).toThrow(/slots must be an integer, got 2.5/);
-    expect(() => createMetrics({ maxTrackedMessages: 0 })).toThrow(/maxTrackedMessages/);
+    expect(() => createMetrics({ sections: {} as never })).toThrow(/sections must be an array/);
+    expect(() => createMetrics({ sections: [counting('calls')] })).toThrow(
+      /sections\[0\]\.name .*not a core snapshot key, got "calls"/,
+    );
+    expect(() => createMetrics({ sections: [counting('a.b')] })).toThrow(/sections\[0\]\.name/);
+    expect(() => createMetrics({ sections: [counting('x'), counting('x')] })).toThrow(
+      /sections\[1\]\.name "x" is already taken/,
+    );
     expect(() => createMetrics({ thresholds: { retryRatio: 2 } })).toThrow(
       /thresholds.retryRatio .*got 2/,
     );
@@ -611,5 +549,89 @@ describe('public types', () => {
     expectTypeOf<MetricsSnapshot['giveUps']['byStopReason']>().toEqualTypeOf<
       Readonly<Partial<Record<StopReason, number>>>
     >();
+  });
+});
+
+/** A test section: counts events of type `ping` and their `ms`, alerting above `limitMs` mean. */
+function counting<const N extends string>(name: N, limitMs = Infinity) {
+  return {
+    name,
+    attach(window) {
+      const pings = window.counter('pings', { description: 'pings' });
+      const latency = window.latency('ping.duration', { description: 'ping durations' });
+      return {
+        observe(event: AnyEvent) {
+          if (event.type !== 'ping') return;
+          pings.add();
+          latency.record((event as AnyEvent & { ms: number }).ms);
+        },
+        snapshot: () => ({
+          pings: pings.total(),
+          perMinute: window.perMinute(pings.total()),
+          latency: latency.summary(),
+        }),
+        health(minSamples: number) {
+          const { count, meanMs } = latency.summary();
+          if (count < minSamples || meanMs === null || !(meanMs > limitMs)) return [];
+          return [{ check: 'meanMs', value: meanMs, threshold: limitMs, samples: count }];
+        },
+      };
+    },
+  } satisfies MetricsSection<unknown, N>;
+}
+
+describe('createMetrics: sections', () => {
+  it('a section sees every event and windows its counters and latencies like the core', async () => {
+    const clock = createManualClock();
+    const m = createMetrics({ clock, windowMs: 10_000, slots: 10, sections: [counting('pings')] });
+    m.onEvent({ type: 'ping', time: 0, ms: 100 } as AnyEvent);
+    m.onEvent({ type: 'ping', time: 0, ms: 300 } as AnyEvent);
+    m.onEvent(ev.start());
+    await clock.advance(5_000);
+    m.onEvent({ type: 'ping', time: 0, ms: 500 } as AnyEvent);
+    expect(m.snapshot().pings).toMatchObject({ pings: 3, perMinute: 36 });
+    expect(m.snapshot().pings.latency).toMatchObject({ count: 3, meanMs: 300, maxMs: 500 });
+    expect(m.snapshot().calls.started).toBe(1);
+    await clock.advance(5_000);
+    expect(m.snapshot().pings).toMatchObject({ pings: 1, latency: { count: 1, meanMs: 500 } });
+    await clock.advance(20_000);
+    expect(m.snapshot().pings).toMatchObject({ pings: 0, latency: { count: 0, meanMs: null } });
+  });
+
+  it('a section check is named after the section, alerts and resolves like a core check', async () => {
+    const clock = createManualClock();
+    const alerts: HealthBreach[] = [];
+    const resolved: HealthResolution[] = [];
+    const m = createMetrics({
+      clock,
+      windowMs: 10_000,
+      slots: 10,
+      thresholds: { minSamples: 2 },
+      sections: [counting('pings', 200)],
+      onAlert: (b) => alerts.push(b),
+      onResolve: (r) => resolved.push(r),
+    });
+    m.onEvent({ type: 'ping', time: 0, ms: 201 } as AnyEvent);
+    expect(m.checkHealth().healthy).toBe(true);
+    m.onEvent({ type: 'ping', time: 0, ms: 201 } as AnyEvent);
+    expect(m.checkHealth().breaches).toEqual([
+      { check: 'pings.meanMs', value: 201, threshold: 200, samples: 2 },
+    ]);
+    expect(m.checkHealth({ minSamples: 3 }).healthy).toBe(true);
+    await clock.advance(1_000);
+    m.snapshot();
+    expect(alerts.map((b) => b.check)).toEqual(['pings.meanMs']);
+    await clock.advance(10_000);
+    m.snapshot();
+    expect(resolved.map((r) => r.breach.check)).toEqual(['pings.meanMs']);
+  });
+
+  it('types the snapshot with each section under its name', () => {
+    const m = createMetrics({ sections: [counting('a'), counting('b')] });
+    expectTypeOf(m.snapshot().a.pings).toEqualTypeOf<number>();
+    expectTypeOf(m.snapshot().b.latency.meanMs).toEqualTypeOf<number | null>();
+    // @ts-expect-error no section named c
+    m.snapshot().c;
+    expectTypeOf(m.onEvent).parameter(0).toEqualTypeOf<AnyEvent>();
   });
 });

@@ -1,14 +1,18 @@
 import { REASONS, type Reason } from './classify-types.js';
 import { type Clock, systemClock } from './clock.js';
-import { DeliveryTracker } from './delivery.js';
 import type { StopReason } from './errors.js';
-import type {
-  EventListener,
-  IdempotencyHitEvent,
-  MessageStatusEvent,
-  RetrykitEvent,
-} from './events.js';
+import type { AnyEvent, EventListener, IdempotencyHitEvent, RetrykitEvent } from './events.js';
 import { bucketOf, HISTOGRAM_BUCKETS, HISTOGRAM_RELATIVE_ERROR, quantileOf } from './histogram.js';
+import type {
+  AttachedSection,
+  InstrumentOptions,
+  LatencySummary,
+  MetricsSection,
+  MetricsWindow,
+  SectionCounter,
+  SectionLatency,
+  SectionSnapshots,
+} from './metrics-section.js';
 import {
   assertFunction,
   assertInteger,
@@ -29,14 +33,6 @@ const IDEMPOTENCY: readonly IdempotencyHitEvent['status'][] = [
   'completed',
   'in_progress',
   'duplicate',
-];
-const STATUSES: readonly MessageStatusEvent['status'][] = [
-  'accepted',
-  'sent',
-  'delivered',
-  'read',
-  'played',
-  'failed',
 ];
 
 const R = REASONS.length;
@@ -59,18 +55,13 @@ const LIMIT_WAITS = 11;
 const LIMIT_REFUSED = 12;
 const LIMIT_WAIT_SUM = 13;
 const DEAD_LETTERS = 14;
-const REACHED = 15;
-const UNDELIVERED = 16;
-const DELIVERY_SUM = 17;
-const DELIVERY_COUNT = 18;
-const FAILURE_BY_REASON = 19;
+const FAILURE_BY_REASON = 15;
 const RETRY_BY_REASON = FAILURE_BY_REASON + R;
 const GIVE_UP_BY_REASON = RETRY_BY_REASON + R;
 const DEAD_LETTER_BY_REASON = GIVE_UP_BY_REASON + R;
 const GIVE_UP_BY_STOP_REASON = DEAD_LETTER_BY_REASON + R;
 const IDEMPOTENCY_BY_STATUS = GIVE_UP_BY_STOP_REASON + STOP_REASONS.length;
-const STATUS_COUNT = IDEMPOTENCY_BY_STATUS + IDEMPOTENCY.length;
-const COUNTERS = STATUS_COUNT + STATUSES.length;
+const COUNTERS = IDEMPOTENCY_BY_STATUS + IDEMPOTENCY.length;
 
 /**
  * Limits {@link MetricsHandle.checkHealth} compares the window against. A breach is a value
@@ -98,12 +89,6 @@ export interface HealthThresholds {
    */
   readonly meanLatencyMs?: number;
   /**
-   * Largest healthy mean time from send to `delivered`, in milliseconds: the same 5 s, seen
-   * from the recipient's phone.
-   * @default 5000
-   */
-  readonly meanDeliveryLatencyMs?: number;
-  /**
    * A queue whose sampled depth rose this many samples in a row is not being drained.
    * Five rises rule out the ordinary sawtooth of a busy queue while still catching a
    * sustained backlog within five sampling periods.
@@ -123,17 +108,19 @@ export const HEALTH_DEFAULTS = Object.freeze({
   retryRatio: 0.02,
   errorRatio: 0.02,
   meanLatencyMs: 5000,
-  meanDeliveryLatencyMs: 5000,
   queueRisingSamples: 5,
   minSamples: 20,
 });
 
 type ResolvedThresholds = { readonly [K in keyof typeof HEALTH_DEFAULTS]: number };
 
-/** A threshold the window is over. `value` is strictly greater than `threshold`. */
+/**
+ * A threshold the window is over. `value` is strictly greater than `threshold`. A section's
+ * check is named `` `${section}.${check}` `` (e.g. `messages.meanDeliveryLatencyMs`).
+ */
 export type HealthBreach =
   | {
-      readonly check: 'retryRatio' | 'errorRatio' | 'meanLatencyMs' | 'meanDeliveryLatencyMs';
+      readonly check: 'retryRatio' | 'errorRatio' | 'meanLatencyMs' | `${string}.${string}`;
       /** The measured ratio (0..1) or mean (milliseconds). */
       readonly value: number;
       readonly threshold: number;
@@ -170,7 +157,7 @@ export interface HealthResolution {
 }
 
 /** Options of {@link createMetrics}. */
-export interface MetricsOptions {
+export interface MetricsOptions<L extends readonly MetricsSection[] = readonly MetricsSection[]> {
   /**
    * Length of the sliding window, in milliseconds.
    * @default 300_000 (5 minutes, the usual range of a Prometheus alert rule)
@@ -204,36 +191,28 @@ export interface MetricsOptions {
    */
   readonly onResolve?: (resolution: HealthResolution) => void;
   /**
-   * WhatsApp message IDs followed at once to deduplicate statuses and pair sends with
-   * deliveries; the oldest is forgotten first.
-   * @default 10_000
-   */
-  readonly maxTrackedMessages?: number;
-  /**
    * Distinct queue names whose depth is followed; the least recently sampled is forgotten first.
    * @default 100
    */
   readonly maxQueues?: number;
+  /**
+   * Parts added by layers above core (see `MetricsSection`): each sees every event, adds
+   * `snapshot()[section.name]` and its checks to `checkHealth()` and `onAlert`.
+   * @default []
+   *
+   * @example
+   * import { whatsappDeliveryMetrics } from 'retrykit/whatsapp';
+   * const metrics = createMetrics({ sections: [whatsappDeliveryMetrics()] });
+   */
+  readonly sections?: L;
 }
 
 /** The defaults of {@link MetricsOptions}. */
 export const METRICS_DEFAULTS = Object.freeze({
   windowMs: 300_000,
   slots: 30,
-  maxTrackedMessages: 10_000,
   maxQueues: 100,
 });
-
-/** A latency distribution over the window, in milliseconds; `null` when nothing was measured. */
-export interface LatencySummary {
-  readonly count: number;
-  readonly meanMs: number | null;
-  /** Percentiles from a log-linear histogram: within 1.6 % (or 1 ms below 64 ms). */
-  readonly p50Ms: number | null;
-  readonly p95Ms: number | null;
-  readonly p99Ms: number | null;
-  readonly maxMs: number | null;
-}
 
 /** The last sampled depth of one queue. */
 export interface QueueSummary {
@@ -306,37 +285,21 @@ export interface MetricsSnapshot {
     readonly total: number;
     readonly byReason: Readonly<Partial<Record<Reason, number>>>;
   };
-  /** WhatsApp messages, from `message_status` events (each status counted once per message). */
-  readonly messages: {
-    /** Messages the API accepted (sent by this process). */
-    readonly accepted: number;
-    /** Accepted messages per minute over `coveredMs`. */
-    readonly acceptedPerMinute: number | null;
-    /** Status reports by status. */
-    readonly byStatus: Readonly<Partial<Record<MessageStatusEvent['status'], number>>>;
-    /** Messages that reached the phone (first of delivered, read, played). */
-    readonly delivered: number;
-    /** Messages that failed without reaching the phone. */
-    readonly failed: number;
-    /** delivered ÷ (delivered + failed). */
-    readonly deliveryRate: number | null;
-    /** From send to delivered. */
-    readonly deliveryLatency: LatencySummary;
-    /** Message IDs followed right now. */
-    readonly tracked: number;
-    /** Messages forgotten (to stay bounded) before they were delivered or failed, ever. */
-    readonly untracked: number;
-  };
   /** Last sampled depth by queue name (`default` when the event named none). */
   readonly queues: Readonly<Record<string, QueueSummary>>;
 }
 
-/** What {@link createMetrics} returns. */
-export interface MetricsHandle {
-  /** Pass it as `onEvent` to every component (combine several with `combineListeners`). */
-  readonly onEvent: EventListener;
-  /** Counts and rates over the sliding window. */
-  snapshot(): MetricsSnapshot;
+/**
+ * What {@link createMetrics} returns; `S` holds the parts its sections add to `snapshot()`.
+ */
+export interface MetricsHandle<S = unknown> {
+  /**
+   * Pass it as `onEvent` to every component (combine several with `combineListeners`). Takes
+   * events of layers above core too, for the sections.
+   */
+  readonly onEvent: EventListener<AnyEvent>;
+  /** Counts and rates over the sliding window, with each section's part under its name. */
+  snapshot(): MetricsSnapshot & S;
   /** Compares the window with `thresholds` (merged over the configured ones). */
   checkHealth(thresholds?: HealthThresholds): HealthReport;
 }
@@ -362,7 +325,6 @@ function resolveThresholds(
     retryRatio: pick('retryRatio', 1, false),
     errorRatio: pick('errorRatio', 1, false),
     meanLatencyMs: pick('meanLatencyMs', Infinity, false),
-    meanDeliveryLatencyMs: pick('meanDeliveryLatencyMs', Infinity, false),
     queueRisingSamples: pick('queueRisingSamples', Infinity, true),
     minSamples:
       t.minSamples === undefined
@@ -444,6 +406,102 @@ class WindowHistogram {
   }
 }
 
+/** A section's counter: one value per slot plus their sum. */
+class SlotCounter implements SectionCounter {
+  readonly #slots: Float64Array;
+  readonly #slot: () => number;
+  #total = 0;
+
+  constructor(slots: number, slot: () => number) {
+    this.#slots = new Float64Array(slots);
+    this.#slot = slot;
+  }
+
+  add(n = 1): void {
+    if (!(n >= 0) || n === Infinity) return;
+    const s = this.#slot();
+    this.#slots[s] = (this.#slots[s] ?? 0) + n;
+    this.#total += n;
+  }
+
+  total(): number {
+    return this.#total;
+  }
+
+  clear(slot: number): void {
+    this.#slots[slot] = 0;
+  }
+
+  /** Sums the slots again (rather than subtracting), which keeps float sums free of drift. */
+  resum(): void {
+    let t = 0;
+    for (const v of this.#slots) t += v;
+    this.#total = t;
+  }
+}
+
+/** A section's latency: a windowed histogram with its count and sum. */
+class SlotLatency implements SectionLatency {
+  readonly histogram: WindowHistogram;
+  readonly count: SlotCounter;
+  readonly sum: SlotCounter;
+  readonly #slot: () => number;
+
+  constructor(slots: number, slot: () => number) {
+    this.histogram = new WindowHistogram(slots);
+    this.count = new SlotCounter(slots, slot);
+    this.sum = new SlotCounter(slots, slot);
+    this.#slot = slot;
+  }
+
+  record(ms: number): void {
+    if (!(ms >= 0) || ms === Infinity) return;
+    this.count.add();
+    this.sum.add(ms);
+    this.histogram.record(this.#slot(), ms);
+  }
+
+  summary(): LatencySummary {
+    return this.histogram.summary(this.count.total(), this.sum.total());
+  }
+}
+
+/** Keys of {@link MetricsSnapshot}: a section may not take one. */
+const CORE_KEYS: ReadonlySet<string> = new Set([
+  'time',
+  'windowMs',
+  'coveredMs',
+  'calls',
+  'attempts',
+  'retries',
+  'giveUps',
+  'rates',
+  'latency',
+  'rateLimit',
+  'idempotency',
+  'deadLetters',
+  'queues',
+]);
+
+function checkSections(sections: unknown): readonly MetricsSection[] {
+  if (!Array.isArray(sections)) {
+    throw new TypeError(`sections must be an array, got ${showValue(sections)}`);
+  }
+  const names = new Set<string>();
+  for (const [i, section] of sections.entries()) {
+    const name: unknown = (section as Partial<MetricsSection> | null)?.name;
+    if (typeof name !== 'string' || name === '' || name.includes('.') || CORE_KEYS.has(name)) {
+      throw new TypeError(
+        `sections[${i}].name must be a non-empty string without "." and not a core snapshot key, got ${showValue(name)}`,
+      );
+    }
+    if (names.has(name)) throw new TypeError(`sections[${i}].name "${name}" is already taken`);
+    names.add(name);
+    assertFunction(`sections[${i}].attach`, (section as MetricsSection).attach);
+  }
+  return sections as readonly MetricsSection[];
+}
+
 /**
  * Relative error bound of the latency percentiles in {@link MetricsSnapshot} (above 64 ms).
  */
@@ -452,8 +510,9 @@ export const LATENCY_PERCENTILE_ERROR = HISTOGRAM_RELATIVE_ERROR;
 /**
  * Keeps a sliding window of what retrykit components report: calls, first-attempt successes,
  * retries, give-ups and failures by reason, call latency percentiles, limiter waits,
- * idempotency hits, dead letters, queue depths and WhatsApp delivery. Memory is fixed at
- * creation (plus the bounded message and queue maps) and each event costs O(1).
+ * idempotency hits, dead letters and queue depths, plus what each of `sections` adds (WhatsApp
+ * delivery: `whatsappDeliveryMetrics()` from `retrykit/whatsapp`). Memory is fixed at creation
+ * (plus the bounded queue map and the sections' own) and each event costs O(1).
  *
  * @example
  * const metrics = createMetrics({
@@ -464,14 +523,12 @@ export const LATENCY_PERCENTILE_ERROR = HISTOGRAM_RELATIVE_ERROR;
  * // …later, e.g. in a /health route:
  * const { healthy, breaches } = metrics.checkHealth();
  */
-export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
+export function createMetrics<const L extends readonly MetricsSection[] = []>(
+  options: MetricsOptions<L> = {},
+): MetricsHandle<SectionSnapshots<L>> {
   const windowMs = assertNumber('windowMs', options.windowMs ?? METRICS_DEFAULTS.windowMs, 1);
   const slots = assertInteger('slots', options.slots ?? METRICS_DEFAULTS.slots, 1, 10_000);
-  const maxTracked = assertInteger(
-    'maxTrackedMessages',
-    options.maxTrackedMessages ?? METRICS_DEFAULTS.maxTrackedMessages,
-    1,
-  );
+  const sectionList = checkSections(options.sections ?? []);
   const maxQueues = assertInteger('maxQueues', options.maxQueues ?? METRICS_DEFAULTS.maxQueues, 1);
   const thresholds = resolveThresholds(HEALTH_DEFAULTS, options.thresholds, 'thresholds');
   for (const name of ['onAlert', 'onResolve'] as const) {
@@ -484,8 +541,8 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
   const counts = new Float64Array(slots * COUNTERS);
   const agg = new Float64Array(COUNTERS);
   const latency = new WindowHistogram(slots);
-  const delivery = new WindowHistogram(slots);
-  const tracker = new DeliveryTracker(maxTracked);
+  const sectionCounters: SlotCounter[] = [];
+  const sectionLatencies: SlotLatency[] = [];
   const queues = new Map<string, { depth: number; rising: number; time: number }>();
   const alerts = new Map<string, { breach: HealthBreach; startedAt: number }>();
 
@@ -515,15 +572,18 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
     if (steps >= slots) {
       counts.fill(0);
       latency.clearAll();
-      delivery.clearAll();
+      for (const l of sectionLatencies) l.histogram.clearAll();
+      for (let s = 0; s < slots; s++) for (const c of sectionCounters) c.clear(s);
     } else {
       for (let i = 1; i <= steps; i++) {
         const s = (((current + i) % slots) + slots) % slots;
         counts.fill(0, s * COUNTERS, (s + 1) * COUNTERS);
         latency.clear(s);
-        delivery.clear(s);
+        for (const l of sectionLatencies) l.histogram.clear(s);
+        for (const c of sectionCounters) c.clear(s);
       }
     }
+    for (const c of sectionCounters) c.resum();
     // Summing the slots again (rather than subtracting) keeps float sums free of drift.
     agg.fill(0);
     for (let s = 0; s < slots; s++) {
@@ -543,69 +603,82 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
 
   const reasonIndex = (reason: string): number => REASON_INDEX.get(reason) ?? UNKNOWN;
 
-  const onEvent: EventListener = (event: RetrykitEvent): void => {
+  const coveredAt = (now: number): number =>
+    Math.max(0, Math.min(now - createdAt, (slots - 1) * slotMs + (now - current * slotMs)));
+
+  const window: MetricsWindow = {
+    counter: (_name: string, _options: InstrumentOptions) => {
+      const c = new SlotCounter(slots, () => slot);
+      sectionCounters.push(c);
+      return c;
+    },
+    latency: (_name: string, _options: InstrumentOptions) => {
+      const l = new SlotLatency(slots, () => slot);
+      sectionCounters.push(l.count, l.sum);
+      sectionLatencies.push(l);
+      return l;
+    },
+    perMinute: (count) => {
+      const coveredMs = coveredAt(clock.now());
+      return coveredMs > 0 ? (count / coveredMs) * 60_000 : null;
+    },
+  };
+  const attached: ReadonlyArray<readonly [string, AttachedSection<unknown>]> = sectionList.map(
+    (section) => [section.name, section.attach(window)] as const,
+  );
+
+  const onEvent: EventListener<AnyEvent> = (event: AnyEvent): void => {
     const now = advance();
-    switch (event.type) {
+    for (const [, section] of attached) section.observe(event);
+    const e = event as RetrykitEvent;
+    switch (e.type) {
       case 'attempt_start':
         add(ATTEMPTS_STARTED);
-        if (event.attempt === 0) add(CALLS_STARTED);
+        if (e.attempt === 0) add(CALLS_STARTED);
         break;
       case 'attempt_success':
         add(SUCCEEDED);
-        if (event.attempt === 0) add(FIRST_OK);
-        recordLatency(event.elapsedMs);
+        if (e.attempt === 0) add(FIRST_OK);
+        recordLatency(e.elapsedMs);
         break;
       case 'attempt_failure':
         add(FAILURES);
-        add(FAILURE_BY_REASON + reasonIndex(event.classification.reason));
-        if (event.attempt === 0) add(FIRST_FAILED);
+        add(FAILURE_BY_REASON + reasonIndex(e.classification.reason));
+        if (e.attempt === 0) add(FIRST_FAILED);
         break;
       case 'retry_scheduled':
         add(RETRIES);
-        add(RETRY_BY_REASON + reasonIndex(event.reason));
-        if (event.delayMs >= 0 && event.delayMs !== Infinity) add(RETRY_DELAY_SUM, event.delayMs);
+        add(RETRY_BY_REASON + reasonIndex(e.reason));
+        if (e.delayMs >= 0 && e.delayMs !== Infinity) add(RETRY_DELAY_SUM, e.delayMs);
         break;
       case 'give_up': {
         add(GIVE_UPS);
-        add(GIVE_UP_BY_REASON + reasonIndex(event.reason));
-        const stop = STOP_REASONS.indexOf(event.stopReason);
+        add(GIVE_UP_BY_REASON + reasonIndex(e.reason));
+        const stop = STOP_REASONS.indexOf(e.stopReason);
         if (stop >= 0) add(GIVE_UP_BY_STOP_REASON + stop);
-        if (event.stopReason !== 'aborted') recordLatency(event.elapsedMs);
+        if (e.stopReason !== 'aborted') recordLatency(e.elapsedMs);
         break;
       }
       case 'rate_limit_wait':
-        if (event.granted) {
+        if (e.granted) {
           add(LIMIT_WAITS);
-          if (event.waitMs >= 0 && event.waitMs !== Infinity) add(LIMIT_WAIT_SUM, event.waitMs);
+          if (e.waitMs >= 0 && e.waitMs !== Infinity) add(LIMIT_WAIT_SUM, e.waitMs);
         } else {
           add(LIMIT_REFUSED);
         }
         break;
       case 'idempotency_hit': {
-        const i = IDEMPOTENCY.indexOf(event.status);
+        const i = IDEMPOTENCY.indexOf(e.status);
         if (i >= 0) add(IDEMPOTENCY_BY_STATUS + i);
         break;
       }
       case 'dead_letter':
         add(DEAD_LETTERS);
-        add(DEAD_LETTER_BY_REASON + reasonIndex(event.reason));
+        add(DEAD_LETTER_BY_REASON + reasonIndex(e.reason));
         break;
       case 'queue_depth':
-        sampleQueue(event.queue ?? 'default', event.depth, now);
+        sampleQueue(e.queue ?? 'default', e.depth, now);
         break;
-      case 'message_status': {
-        const seen = tracker.observe(event);
-        const s = STATUSES.indexOf(event.status);
-        if (seen.first && s >= 0) add(STATUS_COUNT + s);
-        if (seen.reached) add(REACHED);
-        if (seen.failed) add(UNDELIVERED);
-        if (seen.latencyMs !== undefined) {
-          add(DELIVERY_SUM, seen.latencyMs);
-          add(DELIVERY_COUNT);
-          delivery.record(slot, seen.latencyMs);
-        }
-        break;
-      }
     }
   };
 
@@ -624,7 +697,7 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
   const evaluate = (t: ResolvedThresholds): HealthBreach[] => {
     const breaches: HealthBreach[] = [];
     const judge = (
-      check: 'retryRatio' | 'errorRatio' | 'meanLatencyMs' | 'meanDeliveryLatencyMs',
+      check: 'retryRatio' | 'errorRatio' | 'meanLatencyMs',
       part: number,
       samples: number,
     ): void => {
@@ -638,7 +711,6 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
     const failed = (agg[GIVE_UPS] ?? 0) - aborted;
     judge('errorRatio', failed, (agg[SUCCEEDED] ?? 0) + failed);
     judge('meanLatencyMs', agg[LATENCY_SUM] ?? 0, agg[LATENCY_COUNT] ?? 0);
-    judge('meanDeliveryLatencyMs', agg[DELIVERY_SUM] ?? 0, agg[DELIVERY_COUNT] ?? 0);
     for (const [queue, q] of queues) {
       if (q.rising >= t.queueRisingSamples) {
         breaches.push({
@@ -647,6 +719,16 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
           threshold: t.queueRisingSamples,
           queue,
           depth: q.depth,
+        });
+      }
+    }
+    for (const [name, section] of attached) {
+      for (const b of section.health?.(t.minSamples) ?? []) {
+        breaches.push({
+          check: `${name}.${b.check}`,
+          value: b.value,
+          threshold: b.threshold,
+          samples: b.samples,
         });
       }
     }
@@ -685,13 +767,10 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
     }
   }
 
-  const snapshot = (): MetricsSnapshot => {
+  const snapshot = (): MetricsSnapshot & SectionSnapshots<L> => {
     const now = advance();
     const a = (i: number): number => agg[i] ?? 0;
-    const coveredMs = Math.max(
-      0,
-      Math.min(now - createdAt, (slots - 1) * slotMs + (now - current * slotMs)),
-    );
+    const coveredMs = coveredAt(now);
     const perMinute = (n: number): number | null =>
       coveredMs > 0 ? (n / coveredMs) * 60_000 : null;
     const aborted = a(GIVE_UP_BY_STOP_REASON + STOP_REASONS.indexOf('aborted'));
@@ -700,7 +779,7 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
     for (const [name, q] of queues) {
       queueSummaries[name] = { depth: q.depth, risingSamples: q.rising, sampledAt: q.time };
     }
-    return {
+    const core: MetricsSnapshot = {
       time: now,
       windowMs,
       coveredMs,
@@ -745,19 +824,12 @@ export function createMetrics(options: MetricsOptions = {}): MetricsHandle {
         total: a(DEAD_LETTERS),
         byReason: nonZero(REASONS, agg, DEAD_LETTER_BY_REASON),
       },
-      messages: {
-        accepted: a(STATUS_COUNT),
-        acceptedPerMinute: perMinute(a(STATUS_COUNT)),
-        byStatus: nonZero(STATUSES, agg, STATUS_COUNT),
-        delivered: a(REACHED),
-        failed: a(UNDELIVERED),
-        deliveryRate: ratio(a(REACHED), a(REACHED) + a(UNDELIVERED)),
-        deliveryLatency: delivery.summary(a(DELIVERY_COUNT), a(DELIVERY_SUM)),
-        tracked: tracker.size,
-        untracked: tracker.dropped,
-      },
       queues: queueSummaries,
     };
+    if (attached.length === 0) return core as MetricsSnapshot & SectionSnapshots<L>;
+    const parts: Record<string, unknown> = { ...core };
+    for (const [name, section] of attached) parts[name] = section.snapshot();
+    return parts as MetricsSnapshot & SectionSnapshots<L>;
   };
 
   const checkHealth = (overrides?: HealthThresholds): HealthReport => {

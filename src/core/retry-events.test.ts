@@ -249,14 +249,25 @@ describe('retry events', () => {
     expect(events.map((e) => e.type)).toEqual(['attempt_start', 'attempt_success']);
   });
 
-  it('scopeListener stamps the phone number ID on every event', async () => {
+  it('scopeListener stamps attributes on every event; the event own attributes win', async () => {
     const clock = createManualClock();
     const { onEvent, events } = recorder();
-    await retry(() => 'ok', {
-      clock,
-      onEvent: scopeListener(onEvent, { phoneNumberId: '1055' }),
+    const scoped = scopeListener(onEvent, { 'whatsapp.phone_number_id': '1055', region: 'eu' });
+    await retry(() => 'ok', { clock, onEvent: scoped });
+    expect(events.map((e) => e.attributes)).toEqual([
+      { 'whatsapp.phone_number_id': '1055', region: 'eu' },
+      { 'whatsapp.phone_number_id': '1055', region: 'eu' },
+    ]);
+    scoped({ type: 'queue_depth', time: 0, depth: 1, attributes: { region: 'us', queue: 'q' } });
+    expect(events.at(-1)?.attributes).toEqual({
+      'whatsapp.phone_number_id': '1055',
+      region: 'us',
+      queue: 'q',
     });
-    expect(events.map((e) => e.phoneNumberId)).toEqual(['1055', '1055']);
+    expect(() => scopeListener(onEvent, null as never)).toThrow(/attributes must be an object/);
+    expect(() => scopeListener(onEvent, { n: 1 as never })).toThrow(
+      /attributes.n must be a string, got 1/,
+    );
   });
 
   it('feeds metrics: each path lands in the right counter', async () => {

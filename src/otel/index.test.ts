@@ -10,6 +10,8 @@ import {
 import { afterEach, describe, expect, it } from 'vitest';
 import { retry } from '../core/retry.js';
 import { createManualClock } from '../testing/index.js';
+import { whatsappDeliveryMetrics } from '../whatsapp/delivery-metrics.js';
+import type { WhatsAppEventListener } from '../whatsapp/events.js';
 import { createOtelListener, DURATION_BUCKETS_S } from './index.js';
 
 let provider: MeterProvider | undefined;
@@ -107,7 +109,11 @@ describe('createOtelListener', () => {
 
   it('records limiter, idempotency, dead letters, queue depth and WhatsApp delivery', async () => {
     const { provider, collect } = setup();
-    const onEvent = createOtelListener({ meterProvider: provider, prefix: 'wa' });
+    const onEvent: WhatsAppEventListener = createOtelListener({
+      meterProvider: provider,
+      prefix: 'wa',
+      sections: [whatsappDeliveryMetrics()],
+    });
     onEvent({ type: 'rate_limit_wait', time: 0, key: 'k', waitMs: 250, granted: true });
     onEvent({ type: 'rate_limit_wait', time: 0, key: 'k', waitMs: 9_000, granted: false });
     onEvent({ type: 'idempotency_hit', time: 0, key: 'k', status: 'completed' });
@@ -117,6 +123,7 @@ describe('createOtelListener', () => {
     onEvent({ type: 'message_status', time: 1_000, messageId: 'wamid.1', status: 'accepted' });
     onEvent({ type: 'message_status', time: 3_500, messageId: 'wamid.1', status: 'delivered' });
     onEvent({ type: 'message_status', time: 3_600, messageId: 'wamid.1', status: 'delivered' });
+    onEvent({ type: 'message_status', time: 3_600, messageId: 'wamid.2', status: 'failed' });
     const m = await collect();
     expect(points(m.get('wa.rate_limit.waits'))).toEqual({
       '{"retrykit.granted":true}': 1,
@@ -133,40 +140,57 @@ describe('createOtelListener', () => {
     expect(points(m.get('wa.messages'))).toEqual({
       '{"whatsapp.message.status":"accepted"}': 1,
       '{"whatsapp.message.status":"delivered"}': 1,
+      '{"whatsapp.message.status":"failed"}': 1,
     });
+    expect(points(m.get('wa.messages.delivered'))).toEqual({ '{}': 1 });
+    expect(points(m.get('wa.messages.undelivered'))).toEqual({ '{}': 1 });
+    expect(m.get('wa.messages')?.descriptor.unit).toBe('{message}');
     expect(points(m.get('wa.message.delivery.duration'))).toEqual({
       '{}': { count: 1, sum: 2.5 },
     });
   });
 
-  it('adds the phone number ID only when asked to', async () => {
+  it('without a section, ignores events it does not know', async () => {
+    const { provider, collect } = setup();
+    const onEvent: WhatsAppEventListener = createOtelListener({ meterProvider: provider });
+    onEvent({ type: 'message_status', time: 1_000, messageId: 'wamid.1', status: 'accepted' });
+    onEvent({ type: 'dead_letter', time: 0, id: 'x', reason: 'policy' });
+    const m = await collect();
+    expect([...m.keys()]).toEqual(['retrykit.dead_letters']);
+  });
+
+  it('adds event attributes only when asked to, to sections measurements too', async () => {
     const { provider, collect } = setup();
     const quiet = createOtelListener({ meter: provider.getMeter('a') });
-    const loud = createOtelListener({
+    const loud: WhatsAppEventListener = createOtelListener({
       meter: provider.getMeter('b'),
       prefix: 'loud',
-      includePhoneNumberId: true,
+      includeAttributes: ['whatsapp.phone_number_id'],
+      sections: [whatsappDeliveryMetrics()],
     });
-    const event = {
-      type: 'dead_letter',
-      time: 0,
-      id: 'x',
-      reason: 'policy',
-      phoneNumberId: '1055',
-    } as const;
+    const attributes = { 'whatsapp.phone_number_id': '1055', tenant: 't1' };
+    const event = { type: 'dead_letter', time: 0, id: 'x', reason: 'policy', attributes } as const;
     quiet(event);
     loud(event);
+    loud({ type: 'message_status', time: 0, messageId: 'w', status: 'sent', attributes });
     const m = await collect();
     expect(points(m.get('retrykit.dead_letters'))).toEqual({ '{"error.type":"policy"}': 1 });
     expect(points(m.get('loud.dead_letters'))).toEqual({
       '{"error.type":"policy","whatsapp.phone_number_id":"1055"}': 1,
     });
+    expect(points(m.get('loud.messages'))).toEqual({
+      '{"whatsapp.message.status":"sent","whatsapp.phone_number_id":"1055"}': 1,
+    });
   });
 
   it('rejects bad options naming the option and the value', () => {
     expect(() => createOtelListener({ prefix: '' })).toThrow(/prefix must not be empty/);
-    expect(() => createOtelListener({ includePhoneNumberId: 'yes' as never })).toThrow(
-      /includePhoneNumberId must be a boolean, got "yes"/,
+    expect(() => createOtelListener({ includeAttributes: 'yes' as never })).toThrow(
+      /includeAttributes must be an array, got "yes"/,
+    );
+    expect(() => createOtelListener({ includeAttributes: [''] })).toThrow(/includeAttributes\[0\]/);
+    expect(() => createOtelListener({ sections: [{ name: 'x' } as never] })).toThrow(
+      /sections\[0\]\.attach must be a function/,
     );
     expect(() => createOtelListener({ maxQueues: 0 })).toThrow(/maxQueues/);
   });

@@ -7,9 +7,16 @@ import {
   metrics,
   type ObservableResult,
 } from '@opentelemetry/api';
-import { DeliveryTracker } from '../core/delivery.js';
-import type { EventListener, RetrykitEvent } from '../core/events.js';
-import { assertInteger, assertKey, showValue } from '../core/validate.js';
+import type { AnyEvent, EventListener, RetrykitEvent } from '../core/events.js';
+import type {
+  AttachedSection,
+  InstrumentOptions,
+  MetricsSection,
+  MetricsWindow,
+  SectionCounter,
+  SectionLatency,
+} from '../core/metrics-section.js';
+import { assertFunction, assertInteger, assertKey, showValue } from '../core/validate.js';
 
 /** Options of {@link createOtelListener}. */
 export interface OtelListenerOptions {
@@ -23,17 +30,22 @@ export interface OtelListenerOptions {
    */
   readonly prefix?: string;
   /**
-   * Add `whatsapp.phone_number_id` to every measurement whose event carries a `phoneNumberId`.
-   * Off by default: each phone number multiplies the number of series.
-   * @default false
+   * Event attributes (see `EventAttributes`) copied onto every measurement of an event that
+   * carries them, e.g. `['whatsapp.phone_number_id']`. None by default: each value multiplies
+   * the number of series.
+   * @default []
    */
-  readonly includePhoneNumberId?: boolean;
+  readonly includeAttributes?: readonly string[];
   /**
-   * WhatsApp message IDs followed at once to deduplicate statuses and pair sends with
-   * deliveries; the oldest is forgotten first.
-   * @default 10_000
+   * Parts added by layers above core, the same `MetricsSection`s `createMetrics` takes: each
+   * sees every event and records into instruments named `<prefix>.<name it gives>`.
+   * @default []
+   *
+   * @example
+   * import { whatsappDeliveryMetrics } from 'retrykit/whatsapp';
+   * const onEvent = createOtelListener({ sections: [whatsappDeliveryMetrics()] });
    */
-  readonly maxTrackedMessages?: number;
+  readonly sections?: readonly MetricsSection[];
   /**
    * Distinct queues whose last depth the `queue.depth` gauge reports; the least recently
    * sampled is forgotten first.
@@ -45,8 +57,6 @@ export interface OtelListenerOptions {
 /** The defaults of {@link OtelListenerOptions}. */
 const OTEL_DEFAULTS = Object.freeze({
   prefix: 'retrykit',
-  includePhoneNumberId: false,
-  maxTrackedMessages: 10_000,
   maxQueues: 100,
 });
 
@@ -77,10 +87,6 @@ export const OTEL_ATTRIBUTES = Object.freeze({
   idempotencyStatus: 'retrykit.idempotency.status',
   /** The queue a depth was sampled from. */
   queue: 'retrykit.queue',
-  /** `accepted`, `sent`, `delivered`, `read`, `played` or `failed`. */
-  messageStatus: 'whatsapp.message.status',
-  /** The WhatsApp Business phone number ID, only with `includePhoneNumberId`. */
-  phoneNumberId: 'whatsapp.phone_number_id',
 });
 
 const A = OTEL_ATTRIBUTES;
@@ -104,10 +110,11 @@ const A = OTEL_ATTRIBUTES;
  * | `retrykit.idempotency.hits` | counter | `{hit}` | idempotency.status |
  * | `retrykit.dead_letters` | counter | `{message}` | error.type |
  * | `retrykit.queue.depth` | observable gauge | `{job}` | queue |
- * | `retrykit.messages` | counter | `{message}` | whatsapp.message.status |
- * | `retrykit.message.delivery.duration` | histogram | `s` | — |
  *
- * Every measurement also gets `whatsapp.phone_number_id` with `includePhoneNumberId`.
+ * Each of `sections` adds its own (WhatsApp delivery: `retrykit.messages`,
+ * `retrykit.messages.delivered`, `retrykit.messages.undelivered`,
+ * `retrykit.message.delivery.duration`). Every measurement also gets the event attributes
+ * named in `includeAttributes`.
  *
  * @example
  * import { combineListeners, createMetrics, createRetry } from 'retrykit';
@@ -115,17 +122,20 @@ const A = OTEL_ATTRIBUTES;
  * const metrics = createMetrics();
  * const send = createRetry({ onEvent: combineListeners(metrics.onEvent, createOtelListener()) });
  */
-export function createOtelListener(options: OtelListenerOptions = {}): EventListener {
+export function createOtelListener(options: OtelListenerOptions = {}): EventListener<AnyEvent> {
   const prefix = assertKey('prefix', options.prefix ?? OTEL_DEFAULTS.prefix);
-  const includePhone = options.includePhoneNumberId ?? OTEL_DEFAULTS.includePhoneNumberId;
-  if (typeof includePhone !== 'boolean') {
-    throw new TypeError(`includePhoneNumberId must be a boolean, got ${showValue(includePhone)}`);
+  const include = options.includeAttributes ?? [];
+  if (!Array.isArray(include)) {
+    throw new TypeError(`includeAttributes must be an array, got ${showValue(include)}`);
   }
-  const maxTracked = assertInteger(
-    'maxTrackedMessages',
-    options.maxTrackedMessages ?? OTEL_DEFAULTS.maxTrackedMessages,
-    1,
-  );
+  for (const [i, n] of include.entries()) assertKey(`includeAttributes[${i}]`, n);
+  const sections = options.sections ?? [];
+  if (!Array.isArray(sections)) {
+    throw new TypeError(`sections must be an array, got ${showValue(sections)}`);
+  }
+  for (const [i, section] of sections.entries()) {
+    assertFunction(`sections[${i}].attach`, (section as Partial<MetricsSection> | null)?.attach);
+  }
   const maxQueues = assertInteger('maxQueues', options.maxQueues ?? OTEL_DEFAULTS.maxQueues, 1);
   const meter =
     options.meter ?? (options.meterProvider ?? metrics).getMeter('retrykit', undefined, {});
@@ -155,11 +165,6 @@ export function createOtelListener(options: OtelListenerOptions = {}): EventList
     '{message}',
     'Entries written to a dead-letter queue.',
   );
-  const messages = counter('messages', '{message}', 'WhatsApp message statuses, once each.');
-  const deliveryDuration = seconds(
-    'message.delivery.duration',
-    'Time from sending a WhatsApp message to its delivery.',
-  );
 
   const queues = new Map<string, { depth: number; attributes: Attributes }>();
   meter
@@ -171,18 +176,82 @@ export function createOtelListener(options: OtelListenerOptions = {}): EventList
       for (const q of queues.values()) result.observe(q.depth, q.attributes);
     });
 
-  const tracker = new DeliveryTracker(maxTracked);
+  const attrs = (event: AnyEvent | undefined, base: Attributes): Attributes => {
+    const own = event?.attributes;
+    if (include.length === 0 || own === undefined) return base;
+    let out: Attributes | undefined;
+    for (const n of include) {
+      const v = own[n];
+      if (v === undefined) continue;
+      out ??= { ...base };
+      out[n] = v;
+    }
+    return out ?? base;
+  };
 
-  const attrs = (event: RetrykitEvent, base: Attributes): Attributes =>
-    includePhone && event.phoneNumberId !== undefined
-      ? { ...base, [A.phoneNumberId]: event.phoneNumberId }
-      : base;
+  const counters = new Map<string, Counter>();
+  const histograms = new Map<string, Histogram>();
+  const window: MetricsWindow = {
+    counter(suffix: string, o: InstrumentOptions): SectionCounter {
+      let c = counters.get(suffix);
+      if (c === undefined) {
+        c = counter(suffix, o.unit ?? '1', o.description);
+        counters.set(suffix, c);
+      }
+      const instrument = c;
+      const fixed: Attributes = { ...o.attributes };
+      let total = 0;
+      return {
+        add(n = 1, event) {
+          total += n;
+          instrument.add(n, attrs(event, fixed));
+        },
+        total: () => total,
+      };
+    },
+    latency(suffix: string, o: InstrumentOptions): SectionLatency {
+      let h = histograms.get(suffix);
+      if (h === undefined) {
+        h = seconds(suffix, o.description);
+        histograms.set(suffix, h);
+      }
+      const instrument = h;
+      const fixed: Attributes = { ...o.attributes };
+      let count = 0;
+      let sum = 0;
+      let max = -Infinity;
+      return {
+        record(ms, event) {
+          if (!(ms >= 0) || ms === Infinity) return;
+          count++;
+          sum += ms;
+          if (ms > max) max = ms;
+          instrument.record(ms / 1000, attrs(event, fixed));
+        },
+        summary: () => ({
+          count,
+          meanMs: count > 0 ? sum / count : null,
+          p50Ms: null,
+          p95Ms: null,
+          p99Ms: null,
+          maxMs: count > 0 ? max : null,
+        }),
+      };
+    },
+    perMinute: () => null,
+  };
+  const attached: readonly AttachedSection<unknown>[] = sections.map((s) => s.attach(window));
 
   const SUCCESS = { [A.outcome]: 'success' } as const;
   const CALL_FIRST_TRY = { [A.outcome]: 'success', [A.retried]: false } as const;
   const CALL_RETRIED = { [A.outcome]: 'success', [A.retried]: true } as const;
 
   return (event) => {
+    for (const section of attached) section.observe(event);
+    recordCore(event as RetrykitEvent);
+  };
+
+  function recordCore(event: RetrykitEvent): void {
     switch (event.type) {
       case 'attempt_start':
         break;
@@ -245,14 +314,6 @@ export function createOtelListener(options: OtelListenerOptions = {}): EventList
         queues.set(queue, { depth: event.depth, attributes: attrs(event, { [A.queue]: queue }) });
         break;
       }
-      case 'message_status': {
-        const seen = tracker.observe(event);
-        if (seen.first) messages.add(1, attrs(event, { [A.messageStatus]: event.status }));
-        if (seen.latencyMs !== undefined) {
-          deliveryDuration.record(seen.latencyMs / 1000, attrs(event, {}));
-        }
-        break;
-      }
     }
-  };
+  }
 }

@@ -2,13 +2,13 @@ import { describe, expect, it } from 'vitest';
 import type { Classification } from '../core/classify-types.js';
 import type { DeadLetterQueue, NewDeadLetter } from '../core/dead-letter-types.js';
 import { PermanentError, RetryError } from '../core/errors.js';
-import type { RetrykitEvent } from '../core/events.js';
 import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
 import { IdempotencyKeyReuseError } from '../core/idempotent.js';
 import type { RateLimiter } from '../core/rate-limit-types.js';
 import { createManualClock } from '../testing/index.js';
 import { createWhatsAppClient, type WhatsAppClientOptions } from './client.js';
 import { type CloudMessage, wasenderEndpoint } from './endpoints.js';
+import type { WhatsAppEvent } from './events.js';
 
 // Test-local fakes of the contracts; the real adapters are exercised end to end under test/.
 
@@ -122,7 +122,7 @@ function client(
 ) {
   const clock = createManualClock(Date.UTC(2026, 0, 1));
   const { fetch, calls } = fakeFetch(replies);
-  const events: RetrykitEvent[] = [];
+  const events: WhatsAppEvent[] = [];
   const wa = createWhatsAppClient({
     accessToken: 'TOKEN',
     phoneNumberId: 'PN1',

@@ -5,7 +5,7 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { toDeadLetter } from '../core/dead-letter.js';
 import type { DeadLetterAttempt, DeadLetterQueue } from '../core/dead-letter-types.js';
 import { isRetrykitError } from '../core/errors.js';
-import { type EventListener, emit } from '../core/events.js';
+import { emit } from '../core/events.js';
 import { attemptOf } from '../core/failure.js';
 import type { IdempotencyStore } from '../core/idempotency-types.js';
 import { idempotent } from '../core/idempotent.js';
@@ -21,6 +21,7 @@ import { assertFunction, assertKey, assertNumber } from '../core/validate.js';
 import { classifyWhatsAppError } from './classify.js';
 import { type CloudMessage, cloudApiEndpoint, type WhatsAppEndpoint } from './endpoints.js';
 import { WhatsAppApiError } from './errors.js';
+import type { WhatsAppEventListener } from './events.js';
 
 /** Options of {@link createWhatsAppClient}. */
 export interface WhatsAppClientOptions<P = CloudMessage> {
@@ -96,7 +97,7 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * Receives retry events and `message_status` (`accepted`, with the wamid). Idempotency hits
    * come from `store` and dead letters from `dlq`: give them the same listener.
    */
-  readonly onEvent?: EventListener;
+  readonly onEvent?: WhatsAppEventListener;
   /** Time source for timeouts, waits and dead-letter times. @default systemClock */
   readonly clock?: Clock;
 }

@@ -12,6 +12,8 @@ export type {
   WhatsAppClientOptions,
 } from './client.js';
 export { createWhatsAppClient } from './client.js';
+export type { DeliveryMetricsOptions, DeliverySnapshot } from './delivery-metrics.js';
+export { whatsappDeliveryMetrics } from './delivery-metrics.js';
 export type {
   CloudApiEndpointOptions,
   CloudMessage,
@@ -28,6 +30,8 @@ export {
   WebhookPayloadError,
   WhatsAppApiError,
 } from './errors.js';
+export type { MessageStatusEvent, WhatsAppEvent, WhatsAppEventListener } from './events.js';
+export { WHATSAPP_RATE_LIMITS } from './rate-limits.js';
 export type {
   HeadersLike,
   RawBody,

@@ -2,10 +2,10 @@ import { createHmac } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import type { DeadLetterEntry, DeadLetterQueue, NewDeadLetter } from '../core/dead-letter-types.js';
 import { StoreUnavailableError } from '../core/errors.js';
-import type { RetrykitEvent } from '../core/events.js';
 import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
 import { createMemoryDeadLetterQueue } from '../memory/dead-letter.js';
 import { createMemoryIdempotencyStore } from '../memory/idempotency.js';
+import type { WhatsAppEvent } from './events.js';
 import { parseWebhook, type WebhookUpdate } from './webhook.js';
 import { createWebhookHandler, type WebhookHandlerOptions } from './webhook-handler.js';
 
@@ -449,7 +449,7 @@ describe('createWebhookHandler', () => {
 
   it('enqueues the good updates of a batch, dead-letters the malformed one with its reason, answers 200', async () => {
     const { dlq, added } = fakeDlq();
-    const events: RetrykitEvent[] = [];
+    const events: WhatsAppEvent[] = [];
     const { post, queued } = setup({ dlq, onEvent: (e) => events.push(e) });
     const body = batchWithOneBadMessage();
     const result = await post(body);

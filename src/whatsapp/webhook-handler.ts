@@ -4,7 +4,7 @@ import { type Clock, setLongTimeout, systemClock } from '../core/clock.js';
 import { toDeadLetter } from '../core/dead-letter.js';
 import type { DeadLetterQueue } from '../core/dead-letter-types.js';
 import { StoreUnavailableError } from '../core/errors.js';
-import { type EventListener, emit } from '../core/events.js';
+import { emit } from '../core/events.js';
 import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
 import {
   assertFunction,
@@ -14,6 +14,7 @@ import {
   assertNumber,
 } from '../core/validate.js';
 import { isWebhookPayloadError } from './errors.js';
+import type { WhatsAppEventListener } from './events.js';
 import {
   bodyBytes,
   type HeadersLike,
@@ -166,7 +167,7 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
    * Receives `message_status` events. Duplicates are reported by `store` (`idempotency_hit`)
    * and malformed items by `dlq` (`dead_letter`): give them the same listener.
    */
-  readonly onEvent?: EventListener;
+  readonly onEvent?: WhatsAppEventListener;
   /** Time source for events and dead letters. @default systemClock */
   readonly clock?: Pick<Clock, 'now'>;
 }
