@@ -157,7 +157,9 @@ const whatsapp = createWhatsAppClient({
   limiter,
   store: sendStore,
   dlq,
-  requestTimeoutMs: 2000,
+  // A request that times out may have been accepted (the Cloud API takes no idempotency key),
+  // and its retry would send the message twice: give a loaded machine room before giving up.
+  requestTimeoutMs: 10_000,
   retry: { maxAttempts: 6, backoff: { initialDelayMs: 250, maxDelayMs: 4000 } },
   onEvent,
 });
