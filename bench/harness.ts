@@ -16,6 +16,8 @@ export interface Measured {
    * per-batch ratios. Pairing each batch's numbers removes the load swings they share.
    */
   readonly paired?: { readonly baseline: string; readonly ratio: number };
+  /** From {@link loops} only: the rate of each round, in operations per second. */
+  readonly rounds?: readonly number[];
 }
 
 /** A benchmark suite: returns a Markdown section (a `##` heading and its tables). */
@@ -121,6 +123,78 @@ export async function interleaved(
     }
     for (const [name, { ms, ops }] of spent) rates.get(name)?.push((ops / ms) * 1000);
   }
+  return summarise(names, rates);
+}
+
+/** `items` in a random order (Fisher–Yates). */
+function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
+
+/**
+ * Runs each case as a plain `for` loop of `iterations` awaits, the cases taking turns in a new
+ * random order each round, for `timeMs` in all. A loop is timed once, so no timer read or
+ * harness call sits between two operations: what tinybench adds per task (about as much as a
+ * cheap `await` costs) would otherwise hide most of the differences. Each loop is timed in CPU
+ * time of this process, not wall time, so that the time other processes on a shared machine
+ * take the core from us is not counted. The ratios to the first case are paired round by
+ * round, which removes the swings the cases of one round share. The margin is the 95 %
+ * interval of the per-round rates.
+ */
+export async function loops(
+  cases: Record<string, { readonly iterations: number; run(iterations: number): Promise<unknown> }>,
+  timeMs: number,
+): Promise<Measured[]> {
+  const names = Object.keys(cases);
+  const random = seededRandom(2);
+  const rates = new Map<string, number[]>(names.map((name) => [name, []]));
+  // Warm up each loop until the JIT has compiled it.
+  for (let i = 0; i < 20; i++) {
+    for (const name of names) await cases[name]?.run(cases[name].iterations);
+  }
+  const end = performance.now() + timeMs;
+  while (performance.now() < end || (rates.get(names[0] as string)?.length ?? 0) < 5) {
+    for (const name of shuffled(names, random)) {
+      const c = cases[name];
+      if (c === undefined) continue;
+      const started = cpuMicroseconds();
+      await c.run(c.iterations);
+      rates.get(name)?.push((c.iterations / (cpuMicroseconds() - started)) * 1e6);
+    }
+  }
+  return summarise(names, rates).map((m) => ({ ...m, rounds: rates.get(m.name) ?? [] }));
+}
+
+/** The CPU time this process has used, user and system, in microseconds. */
+function cpuMicroseconds(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+}
+
+/**
+ * What one operation of case `a` costs in operations of case `b`, from results of
+ * {@link loops}: the median of the per-round ratios and their interquartile range. The
+ * median, because a neighbour's burst of work on a shared machine skews single rounds.
+ */
+export function pairedCost(
+  results: readonly Measured[],
+  a: string,
+  b: string,
+): { readonly median: number; readonly q1: number; readonly q3: number } {
+  const x = results.find((r) => r.name === a)?.rounds ?? [];
+  const y = results.find((r) => r.name === b)?.rounds ?? [];
+  const costs = x.map((rate, i) => (y[i] as number) / rate).sort((p, q) => p - q);
+  const at = (q: number): number => costs[Math.round(q * (costs.length - 1))] ?? Number.NaN;
+  return { median: at(0.5), q1: at(0.25), q3: at(0.75) };
+}
+
+/** Mean rate, margin and the mean of the per-round ratios to the first case. */
+function summarise(names: readonly string[], rates: Map<string, number[]>): Measured[] {
   const baseline = names[0] as string;
   const base = rates.get(baseline) ?? [];
   return names.map((name) => {
@@ -136,14 +210,4 @@ export async function interleaved(
       paired: { baseline, ratio },
     };
   });
-}
-
-/** `items` in a random order (Fisher–Yates). */
-function shuffled<T>(items: readonly T[], random: () => number): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j] as T, out[i] as T];
-  }
-  return out;
 }

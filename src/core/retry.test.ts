@@ -654,3 +654,67 @@ describe('attempt signals', () => {
     expect(signals.every((s) => !s.aborted)).toBe(true);
   });
 });
+
+describe('the first attempt', () => {
+  it('follows a plain value, a synchronous throw and a foreign thenable alike', async () => {
+    const clock = createManualClock();
+    const run = createRetry({ clock, backoff: { jitter: 'none', initialDelayMs: 10 } });
+    /** A thenable that is not a native promise, settling as `ok` says. */
+    const foreign = (ok: boolean, value: unknown): PromiseLike<string> => {
+      const settle = (resolve?: (v: never) => unknown, reject?: (e: unknown) => unknown) => {
+        queueMicrotask(() => (ok ? resolve?.(value as never) : reject?.(value)));
+        return new Promise<never>(() => {});
+      };
+      // biome-ignore lint/suspicious/noThenProperty: a foreign thenable is what is under test.
+      return { then: settle } as PromiseLike<string>;
+    };
+    await expect(run(() => 'plain')).resolves.toBe('plain');
+    await expect(run(() => foreign(true, 'foreign'))).resolves.toBe('foreign');
+    const calls: number[] = [];
+    const synchronous = run(({ attempt }) => {
+      calls.push(attempt);
+      if (attempt === 0) throw http(503);
+      return 'after a throw';
+    });
+    const rejecting = run(({ attempt }) =>
+      attempt === 0 ? foreign(false, http(503)) : 'after a foreign rejection',
+    );
+    await clock.runAll();
+    await expect(synchronous).resolves.toBe('after a throw');
+    await expect(rejecting).resolves.toBe('after a foreign rejection');
+    expect(calls).toEqual([0, 1]);
+  });
+
+  it('never throws synchronously: a clock or budget that throws rejects the call', async () => {
+    const broken = new Error('broken');
+    const fn = vi.fn(async () => 'ok');
+    const clock = {
+      now: () => {
+        throw broken;
+      },
+      sleep: async () => {},
+    };
+    const budget = {
+      deposit: () => {
+        throw broken;
+      },
+      tryWithdraw: () => true,
+      balance: () => 0,
+    };
+    for (const run of [createRetry({ clock }), createRetry({ budget })]) {
+      let call: Promise<string> | undefined;
+      expect(() => {
+        call = run(fn);
+      }).not.toThrow();
+      await expect(call).rejects.toBe(broken);
+    }
+    expect(fn).not.toHaveBeenCalled();
+  });
+
+  it('makes the signal once, on first read', async () => {
+    const run = createRetry();
+    const [a, b] = await run((ctx) => [ctx.signal, ctx.signal] as const);
+    expect(a).toBe(b);
+    expect(a.aborted).toBe(false);
+  });
+});

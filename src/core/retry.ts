@@ -476,7 +476,54 @@ function succeeded(o: Resolved, attempt: number, attemptStart: number, start: nu
   });
 }
 
-async function execute<T>(
+/**
+ * Starts a call: reads the clock, deposits into the budget, emits `attempt_start`. Returns
+ * when the first attempt started.
+ */
+function begin(o: Resolved): number {
+  const start = o.clock.now();
+  o.budget?.deposit();
+  if (o.onEvent !== undefined) {
+    emit(o.onEvent, { type: 'attempt_start', time: start, attempt: 0, elapsedMs: 0 });
+  }
+  return start;
+}
+
+/**
+ * Runs a call. The first attempt of a call with neither a signal nor an attempt timeout is the
+ * hot path: no async function, one closure (the failure handler, which keeps the start) and
+ * the one promise `then` makes; everything after a failure is in {@link continueAfterFailure}.
+ */
+function execute<T>(fn: (ctx: AttemptContext) => T | PromiseLike<T>, o: Resolved): Promise<T> {
+  if (o.signal !== undefined || o.attemptTimeoutMs !== undefined) return executeWatched(fn, o);
+  let start: number;
+  try {
+    start = begin(o);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  let result: T | PromiseLike<T>;
+  try {
+    result = fn(new FirstAttempt());
+  } catch (error) {
+    return continueAfterFailure(fn, o, start, error);
+  }
+  if (o.feedback === undefined && o.onEvent === undefined) {
+    return Promise.resolve(result).then(undefined, (error: unknown) =>
+      continueAfterFailure(fn, o, start, error),
+    );
+  }
+  return Promise.resolve(result).then(
+    (value) => {
+      succeeded(o, 0, start, start);
+      return value;
+    },
+    (error: unknown) => continueAfterFailure(fn, o, start, error),
+  );
+}
+
+/** {@link execute} for a call with a signal or an attempt timeout: each attempt is raced. */
+async function executeWatched<T>(
   fn: (ctx: AttemptContext) => T | PromiseLike<T>,
   o: Resolved,
 ): Promise<T> {
@@ -489,17 +536,10 @@ async function execute<T>(
       stopReason: 'aborted',
     });
   }
-  const start = o.clock.now();
-  o.budget?.deposit();
-  if (o.onEvent !== undefined) {
-    emit(o.onEvent, { type: 'attempt_start', time: start, attempt: 0, elapsedMs: 0 });
-  }
+  const start = begin(o);
   let value: T;
   try {
-    value =
-      o.signal === undefined && o.attemptTimeoutMs === undefined
-        ? await fn(new FirstAttempt())
-        : await runAttempt(fn, o, 0, 0, undefined);
+    value = await runAttempt(fn, o, 0, 0, undefined);
   } catch (error) {
     return continueAfterFailure(fn, o, start, error);
   }

@@ -189,6 +189,29 @@ describe('createMemoryTokenBucket', () => {
     ]);
   });
 
+  it('emits rate_limit_wait for each refused tryAcquire, with the wait it answers', () => {
+    const clock = createManualClock(1_000);
+    const events: RetrykitEvent[] = [];
+    const bucket = createMemoryTokenBucket({
+      capacity: 2,
+      refillPerSecond: 4,
+      clock,
+      onEvent: (e) => events.push(e),
+    });
+    expect(bucket.tryAcquire('k').ok).toBe(true);
+    expect(bucket.tryAcquire('k', 2)).toEqual({ ok: false, retryAfterMs: 250 });
+    expect(events).toEqual([
+      { type: 'rate_limit_wait', time: 1_000, key: 'k', waitMs: 250, granted: false },
+    ]);
+  });
+
+  it('holds no key for a request it rejects as larger than any capacity', () => {
+    const bucket = createMemoryTokenBucket({ capacity: 10, refillPerSecond: 1 });
+    expect(() => bucket.tryAcquire('k', 11)).toThrow(RangeError);
+    expect(() => bucket.tryAcquire('k', Number.NaN)).toThrow(TypeError);
+    expect(bucket.size).toBe(0);
+  });
+
   it('drops idle keys whose bucket is full again, without timers', async () => {
     const clock = createManualClock();
     const bucket = createMemoryTokenBucket({ capacity: 2, refillPerSecond: 1, clock });
