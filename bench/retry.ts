@@ -2,7 +2,7 @@ import asyncRetry from 'async-retry';
 import { retry as cockatielRetry, ExponentialBackoff, handleAll } from 'cockatiel';
 import { backOff } from 'exponential-backoff';
 import pRetry from 'p-retry';
-import { resolveBackoff } from '../src/core/backoff.js';
+import { resolveBackoff } from '../src/core/retry/backoff.js';
 import { computeDelay, createRetry } from '../src/index.js';
 import {
   type BenchSuite,

@@ -1,20 +1,7 @@
-export type {
-  BackoffOptions,
-  DelayContext,
-  JitterContext,
-  JitterFunction,
-  JitterKind,
-} from './core/backoff.js';
-export { backoffSchedule, computeDelay } from './core/backoff.js';
-export type { RetryBudget, RetryBudgetOptions } from './core/budget.js';
-export { createRetryBudget } from './core/budget.js';
-export { classify, classifyStatus, composeClassifiers, parseRetryAfter } from './core/classify.js';
 export type { Classification, Classifier, Reason } from './core/classify-types.js';
 export { REASONS } from './core/classify-types.js';
 export type { Clock, RandomSource } from './core/clock.js';
 export { systemClock } from './core/clock.js';
-export type { Sink, ToDeadLetterOptions } from './core/dead-letter.js';
-export { toDeadLetter } from './core/dead-letter.js';
 export type {
   DeadLetterAttempt,
   DeadLetterEntry,
@@ -24,9 +11,20 @@ export type {
   RedriveOptions,
   RedriveReport,
   RedriveSelector,
-} from './core/dead-letter-types.js';
-export type { EnvRetryOptions } from './core/env.js';
-export { backoffFromEnv } from './core/env.js';
+  RetryRecord,
+  RetryRecordOptions,
+  Sink,
+  ToDeadLetterOptions,
+} from './core/dead-letter/index.js';
+export {
+  createRetryRecord,
+  InvalidRecordError,
+  parseRetryRecord,
+  recordFailure,
+  serializeRetryRecord,
+  toDeadLetter,
+  validateRetryRecord,
+} from './core/dead-letter/index.js';
 export type { AttemptFailure, RetrykitErrorCode, StopReason } from './core/errors.js';
 export {
   isRetrykitError,
@@ -54,77 +52,85 @@ export type {
   RetryScheduledEvent,
 } from './core/events.js';
 export { combineListeners, scopeListener } from './core/events.js';
-export type { ClaimOptions, ClaimResult, IdempotencyStore } from './core/idempotency-types.js';
 export type {
+  ClaimOptions,
+  ClaimResult,
+  IdempotencyStore,
   IdempotentContext,
   IdempotentOptions,
   NotRecordedInfo,
   StoredFailure,
-} from './core/idempotent.js';
+} from './core/idempotency/index.js';
 export {
   IDEMPOTENCY_DEFAULTS,
   IdempotencyInProgressError,
   IdempotencyKeyReuseError,
   idempotent,
-} from './core/idempotent.js';
+} from './core/idempotency/index.js';
 export type {
+  AttachedSection,
   HealthBreach,
   HealthReport,
   HealthResolution,
   HealthThresholds,
-  MetricsHandle,
-  MetricsOptions,
-  MetricsSnapshot,
-  QueueSummary,
-} from './core/metrics.js';
-export { createMetrics } from './core/metrics.js';
-export type {
-  AttachedSection,
   InstrumentOptions,
   LatencySummary,
+  MetricsHandle,
+  MetricsOptions,
   MetricsSection,
+  MetricsSnapshot,
   MetricsWindow,
+  QueueSummary,
   SectionBreach,
   SectionCounter,
   SectionLatency,
   SectionSnapshots,
-} from './core/metrics-section.js';
-export {
-  RateLimitAbortedError,
-  RateLimitTimeoutError,
-} from './core/rate-limit-errors.js';
+} from './core/metrics/index.js';
+export { createMetrics } from './core/metrics/index.js';
 export type {
   AcquireOptions,
   AcquireResult,
+  AdaptiveOptions,
   AdjustableRateLimiter,
   KeyRate,
   RateLimiter,
-} from './core/rate-limit-types.js';
+  TokenBucketBaseOptions,
+  TokenBucketLimits,
+} from './core/rate-limit/index.js';
+export {
+  RateLimitAbortedError,
+  RateLimitTimeoutError,
+} from './core/rate-limit/index.js';
 export type {
   AttemptContext,
+  BackoffOptions,
+  DelayContext,
+  EnvRetryOptions,
   GiveUpInfo,
+  JitterContext,
+  JitterFunction,
+  JitterKind,
   PerCallOptions,
+  RetryBudget,
+  RetryBudgetOptions,
   RetryEvent,
   RetryFunction,
   RetryOptions,
   ThrottleFeedback,
-} from './core/retry.js';
-export { createRetry, retry } from './core/retry.js';
-export type { RetryRecord, RetryRecordOptions } from './core/retry-record.js';
+} from './core/retry/index.js';
 export {
-  createRetryRecord,
-  InvalidRecordError,
-  parseRetryRecord,
-  recordFailure,
-  serializeRetryRecord,
-  validateRetryRecord,
-} from './core/retry-record.js';
+  backoffFromEnv,
+  backoffSchedule,
+  classify,
+  classifyStatus,
+  composeClassifiers,
+  computeDelay,
+  createRetry,
+  createRetryBudget,
+  parseRetryAfter,
+  retry,
+} from './core/retry/index.js';
 export type { StoreErrorPolicy } from './core/store-error.js';
-export type {
-  AdaptiveOptions,
-  TokenBucketBaseOptions,
-  TokenBucketLimits,
-} from './core/token-bucket-options.js';
 export type { MemoryDeadLetterQueueOptions } from './memory/dead-letter.js';
 export { createMemoryDeadLetterQueue } from './memory/dead-letter.js';
 export type {

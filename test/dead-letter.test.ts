@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DEAD_LETTER_DEFAULTS } from '../src/core/redrive.js';
+import { DEAD_LETTER_DEFAULTS } from '../src/core/dead-letter/redrive.js';
 import { computeDelay, createMemoryDeadLetterQueue, StoreUnavailableError } from '../src/index.js';
 import { createRedisDeadLetterQueue } from '../src/redis/index.js';
 import { createManualClock } from '../src/testing/index.js';

@@ -1,8 +1,8 @@
 import type { MinimalJob } from 'bullmq';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { computeDelay, JITTER_KINDS } from '../core/backoff.js';
 import type { RetrykitEvent } from '../core/events.js';
+import { computeDelay, JITTER_KINDS } from '../core/retry/backoff.js';
 import { createManualClock, seededRandom } from '../testing/index.js';
 import { createBackoffStrategy } from './backoff.js';
 

@@ -1,15 +1,15 @@
 import type { MinimalJob } from 'bullmq';
+import type { Classification, Reason } from '../core/classify-types.js';
+import { type Clock, type RandomSource, systemClock } from '../core/clock.js';
+import { type EventListener, emit } from '../core/events.js';
 import {
   type BackoffOptions,
   type DelayDecision,
   delayAfterFailure,
   resolveBackoffPolicy,
-} from '../core/backoff.js';
-import { classify as defaultClassify } from '../core/classify.js';
-import type { Classification, Reason } from '../core/classify-types.js';
-import { type Clock, type RandomSource, systemClock } from '../core/clock.js';
-import { type EventListener, emit } from '../core/events.js';
-import { RETRY_DEFAULTS } from '../core/retry.js';
+} from '../core/retry/backoff.js';
+import { classify as defaultClassify } from '../core/retry/classify.js';
+import { RETRY_DEFAULTS } from '../core/retry/retry.js';
 import { assertFunction, assertNumber } from '../core/validate.js';
 
 /**

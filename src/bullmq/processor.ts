@@ -1,14 +1,14 @@
 import { type Job, type Processor, UnrecoverableError } from 'bullmq';
-import { classify as defaultClassify } from '../core/classify.js';
 import type { Classification } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { type Sink, toDeadLetter } from '../core/dead-letter.js';
-import type { DeadLetterAttempt, NewDeadLetter } from '../core/dead-letter-types.js';
+import { type Sink, toDeadLetter } from '../core/dead-letter/dead-letter.js';
+import type { DeadLetterAttempt, NewDeadLetter } from '../core/dead-letter/dead-letter-types.js';
+import { attemptOf } from '../core/dead-letter/failure.js';
+import { expectAttempts } from '../core/dead-letter/retry-record.js';
 import { describe } from '../core/errors.js';
 import { type EventListener, emit, type GiveUpEvent } from '../core/events.js';
-import { attemptOf } from '../core/failure.js';
 import { isRecord } from '../core/loose.js';
-import { expectAttempts } from '../core/retry-record.js';
+import { classify as defaultClassify } from '../core/retry/classify.js';
 import { assertFunction, assertInteger } from '../core/validate.js';
 import { planRetry, RETRYKIT_BACKOFF, type RetrykitBackoffStrategy } from './backoff.js';
 

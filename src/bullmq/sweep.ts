@@ -1,8 +1,8 @@
 import type { Job, Queue } from 'bullmq';
 import type { Classification } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { type Sink, toDeadLetter } from '../core/dead-letter.js';
-import type { NewDeadLetter } from '../core/dead-letter-types.js';
+import { type Sink, toDeadLetter } from '../core/dead-letter/dead-letter.js';
+import type { NewDeadLetter } from '../core/dead-letter/dead-letter-types.js';
 import { describe } from '../core/errors.js';
 import { assertFunction, assertInteger, showValue } from '../core/validate.js';
 import { historyOf, jobDeadLetterId, payloadOf } from './processor.js';

@@ -1,11 +1,16 @@
-import { classify as defaultClassify } from '../core/classify.js';
 import type { Classification } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { completeDeadLetter, newId } from '../core/dead-letter.js';
-import type { DeadLetterEntry, DeadLetterQueue } from '../core/dead-letter-types.js';
+import { completeDeadLetter, newId } from '../core/dead-letter/dead-letter.js';
+import type { DeadLetterEntry, DeadLetterQueue } from '../core/dead-letter/dead-letter-types.js';
+import {
+  listOptions,
+  type Positioned,
+  type RedrivePort,
+  runRedrive,
+} from '../core/dead-letter/redrive.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import { type EventListener, emit } from '../core/events.js';
-import { listOptions, type Positioned, type RedrivePort, runRedrive } from '../core/redrive.js';
+import { classify as defaultClassify } from '../core/retry/classify.js';
 import { assertFunction, assertInteger } from '../core/validate.js';
 
 /** Options of {@link createMemoryDeadLetterQueue}. */

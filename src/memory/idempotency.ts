@@ -7,8 +7,12 @@ import {
   checkToken,
   checkTtl,
   fencingToken,
-} from '../core/idempotency-args.js';
-import type { ClaimOptions, ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
+} from '../core/idempotency/idempotency-args.js';
+import type {
+  ClaimOptions,
+  ClaimResult,
+  IdempotencyStore,
+} from '../core/idempotency/idempotency-types.js';
 import { assertFunction, assertInteger } from '../core/validate.js';
 
 /** Options of {@link createMemoryIdempotencyStore}. */

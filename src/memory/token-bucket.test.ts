@@ -2,8 +2,11 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type Clock, MAX_TIMER_MS } from '../core/clock.js';
 import type { RetrykitEvent } from '../core/events.js';
-import { RateLimitAbortedError, RateLimitTimeoutError } from '../core/rate-limit-errors.js';
-import { retry } from '../core/retry.js';
+import {
+  RateLimitAbortedError,
+  RateLimitTimeoutError,
+} from '../core/rate-limit/rate-limit-errors.js';
+import { retry } from '../core/retry/retry.js';
 import { createManualClock } from '../testing/index.js';
 import { createMemoryTokenBucket } from './token-bucket.js';
 

@@ -1,15 +1,17 @@
 import { watchAbort } from '../core/abort-watch.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { type EventListener, emit } from '../core/events.js';
-import { RateLimitAbortedError, RateLimitTimeoutError } from '../core/rate-limit-errors.js';
+import {
+  RateLimitAbortedError,
+  RateLimitTimeoutError,
+} from '../core/rate-limit/rate-limit-errors.js';
 import type {
   AcquireOptions,
   AcquireResult,
   AdjustableRateLimiter,
   KeyRate,
-} from '../core/rate-limit-types.js';
-import type { ThrottleFeedback } from '../core/retry.js';
-import { cubicRate, msUntil, refill } from '../core/token-bucket-math.js';
+} from '../core/rate-limit/rate-limit-types.js';
+import { cubicRate, msUntil, refill } from '../core/rate-limit/token-bucket-math.js';
 import {
   type AdaptiveOptions,
   granted,
@@ -22,7 +24,8 @@ import {
   type TokenBucketBaseOptions,
   validateLimits,
   validTokens,
-} from '../core/token-bucket-options.js';
+} from '../core/rate-limit/token-bucket-options.js';
+import type { ThrottleFeedback } from '../core/retry/retry.js';
 import { assertInteger, assertNumber, showValue } from '../core/validate.js';
 
 /** Options of {@link createMemoryTokenBucket}. */

@@ -1,6 +1,10 @@
 import { type Clock, systemClock } from '../core/clock.js';
-import { completeDeadLetter, type Sink } from '../core/dead-letter.js';
-import type { DeadLetterEntry, DeadLetterQueue, NewDeadLetter } from '../core/dead-letter-types.js';
+import { completeDeadLetter, type Sink } from '../core/dead-letter/dead-letter.js';
+import type {
+  DeadLetterEntry,
+  DeadLetterQueue,
+  NewDeadLetter,
+} from '../core/dead-letter/dead-letter-types.js';
 import { describe, isRetrykitError, StoreUnavailableError } from '../core/errors.js';
 
 /** Options of {@link withFallback}. */

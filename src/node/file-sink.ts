@@ -1,6 +1,6 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Sink } from '../core/dead-letter.js';
+import type { Sink } from '../core/dead-letter/dead-letter.js';
 import { assertKey } from '../core/validate.js';
 import { withPathLock } from './path-lock.js';
 

@@ -8,7 +8,7 @@ import {
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
 import { afterEach, describe, expect, it } from 'vitest';
-import { retry } from '../core/retry.js';
+import { retry } from '../core/retry/retry.js';
 import { createManualClock } from '../testing/index.js';
 import { whatsappDeliveryMetrics } from '../whatsapp/delivery-metrics.js';
 import type { WhatsAppEventListener } from '../whatsapp/events.js';

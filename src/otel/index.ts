@@ -15,7 +15,7 @@ import type {
   MetricsWindow,
   SectionCounter,
   SectionLatency,
-} from '../core/metrics-section.js';
+} from '../core/metrics/metrics-section.js';
 import { assertFunction, assertInteger, assertKey, showValue } from '../core/validate.js';
 
 /** Options of {@link createOtelListener}. */

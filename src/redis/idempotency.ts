@@ -9,8 +9,12 @@ import {
   checkToken,
   checkTtl,
   fencingToken,
-} from '../core/idempotency-args.js';
-import type { ClaimOptions, ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
+} from '../core/idempotency/idempotency-args.js';
+import type {
+  ClaimOptions,
+  ClaimResult,
+  IdempotencyStore,
+} from '../core/idempotency/idempotency-types.js';
 import {
   assertFunction,
   assertKey,

@@ -2,16 +2,17 @@ import { watchAbort } from '../core/abort-watch.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import { type EventListener, emit } from '../core/events.js';
-import { RateLimitAbortedError, RateLimitTimeoutError } from '../core/rate-limit-errors.js';
+import {
+  RateLimitAbortedError,
+  RateLimitTimeoutError,
+} from '../core/rate-limit/rate-limit-errors.js';
 import type {
   AcquireOptions,
   AcquireResult,
   AdjustableRateLimiter,
   KeyRate,
   RateLimiter,
-} from '../core/rate-limit-types.js';
-import type { ThrottleFeedback } from '../core/retry.js';
-import { assertStoreErrorPolicy, type StoreErrorPolicy } from '../core/store-error.js';
+} from '../core/rate-limit/rate-limit-types.js';
 import {
   granted,
   NO_FEEDBACK,
@@ -21,7 +22,9 @@ import {
   type TokenBucketBaseOptions,
   validateLimits,
   validTokens,
-} from '../core/token-bucket-options.js';
+} from '../core/rate-limit/token-bucket-options.js';
+import type { ThrottleFeedback } from '../core/retry/retry.js';
+import { assertStoreErrorPolicy, type StoreErrorPolicy } from '../core/store-error.js';
 import {
   assertInteger,
   assertKey,

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { classifyStatus, composeClassifiers } from '../core/classify.js';
 import type { Classification, Reason } from '../core/classify-types.js';
 import { PermanentError, RetryError } from '../core/errors.js';
-import { retry } from '../core/retry.js';
+import { classifyStatus, composeClassifiers } from '../core/retry/classify.js';
+import { retry } from '../core/retry/retry.js';
 import { createManualClock, seededRandom } from '../testing/index.js';
 import {
   classifyWhatsAppError,

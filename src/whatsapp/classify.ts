@@ -1,8 +1,8 @@
-import type { BackoffOptions } from '../core/backoff.js';
-import { classifyStatus, headersOf, parseRetryAfter, statusOf } from '../core/classify.js';
 import type { Classification, Classifier, Reason } from '../core/classify-types.js';
 import { PermanentError } from '../core/errors.js';
 import { headerValue, isObject } from '../core/loose.js';
+import type { BackoffOptions } from '../core/retry/backoff.js';
+import { classifyStatus, headersOf, parseRetryAfter, statusOf } from '../core/retry/classify.js';
 import { isWebhookPayloadError, isWhatsAppApiError, parseErrorBody } from './errors.js';
 
 /** How retrykit treats one WhatsApp error code. */

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { Classification } from '../core/classify-types.js';
-import type { DeadLetterQueue, NewDeadLetter } from '../core/dead-letter-types.js';
+import type { DeadLetterQueue, NewDeadLetter } from '../core/dead-letter/dead-letter-types.js';
 import { PermanentError, RetryError } from '../core/errors.js';
-import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
-import { IdempotencyKeyReuseError } from '../core/idempotent.js';
-import type { RateLimiter } from '../core/rate-limit-types.js';
+import type { ClaimResult, IdempotencyStore } from '../core/idempotency/idempotency-types.js';
+import { IdempotencyKeyReuseError } from '../core/idempotency/idempotent.js';
+import type { RateLimiter } from '../core/rate-limit/rate-limit-types.js';
 import { createManualClock } from '../testing/index.js';
 import { createWhatsAppClient, type WhatsAppClientOptions } from './client.js';
 import { type CloudMessage, wasenderEndpoint } from './endpoints.js';

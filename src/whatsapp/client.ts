@@ -1,22 +1,22 @@
 import { watchAbort } from '../core/abort-watch.js';
-import { composeClassifiers } from '../core/classify.js';
 import type { Classification } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { toDeadLetter } from '../core/dead-letter.js';
-import type { DeadLetterAttempt, DeadLetterQueue } from '../core/dead-letter-types.js';
+import { toDeadLetter } from '../core/dead-letter/dead-letter.js';
+import type { DeadLetterAttempt, DeadLetterQueue } from '../core/dead-letter/dead-letter-types.js';
+import { attemptOf } from '../core/dead-letter/failure.js';
 import { isRetrykitError } from '../core/errors.js';
 import { emit } from '../core/events.js';
-import { attemptOf } from '../core/failure.js';
-import type { IdempotencyStore } from '../core/idempotency-types.js';
-import { idempotent } from '../core/idempotent.js';
-import type { RateLimiter } from '../core/rate-limit-types.js';
+import type { IdempotencyStore } from '../core/idempotency/idempotency-types.js';
+import { idempotent } from '../core/idempotency/idempotent.js';
+import type { RateLimiter } from '../core/rate-limit/rate-limit-types.js';
+import { composeClassifiers } from '../core/retry/classify.js';
 import {
   type AttemptContext,
   createRetry,
   type RetryEvent,
   type RetryOptions,
   type ThrottleFeedback,
-} from '../core/retry.js';
+} from '../core/retry/retry.js';
 import { assertFunction, assertKey, assertNumber } from '../core/validate.js';
 import { classifyWhatsAppError } from './classify.js';
 import { type CloudMessage, cloudApiEndpoint, type WhatsAppEndpoint } from './endpoints.js';

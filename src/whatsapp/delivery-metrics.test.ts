@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { type AnyEvent, combineListeners, type EventListener } from '../core/events.js';
-import { createMetrics } from '../core/metrics.js';
+import { createMetrics } from '../core/metrics/metrics.js';
 import { createManualClock } from '../testing/index.js';
 import { whatsappDeliveryMetrics } from './delivery-metrics.js';
 import type { MessageStatusEvent, WhatsAppEventListener } from './events.js';

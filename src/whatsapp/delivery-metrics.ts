@@ -1,5 +1,9 @@
 import type { AnyEvent } from '../core/events.js';
-import type { LatencySummary, MetricsSection, SectionBreach } from '../core/metrics-section.js';
+import type {
+  LatencySummary,
+  MetricsSection,
+  SectionBreach,
+} from '../core/metrics/metrics-section.js';
 import { assertInteger, assertNumber, showValue } from '../core/validate.js';
 import type { MessageStatusEvent } from './events.js';
 

@@ -1,4 +1,4 @@
-import type { TokenBucketLimits } from '../core/token-bucket-options.js';
+import type { TokenBucketLimits } from '../core/rate-limit/token-bucket-options.js';
 
 /**
  * WhatsApp Cloud API throughput limits as token-bucket options, for `createMemoryTokenBucket` or

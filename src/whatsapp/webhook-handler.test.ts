@@ -1,8 +1,12 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
-import type { DeadLetterEntry, DeadLetterQueue, NewDeadLetter } from '../core/dead-letter-types.js';
+import type {
+  DeadLetterEntry,
+  DeadLetterQueue,
+  NewDeadLetter,
+} from '../core/dead-letter/dead-letter-types.js';
 import { StoreUnavailableError } from '../core/errors.js';
-import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
+import type { ClaimResult, IdempotencyStore } from '../core/idempotency/idempotency-types.js';
 import { createMemoryDeadLetterQueue } from '../memory/dead-letter.js';
 import { createMemoryIdempotencyStore } from '../memory/idempotency.js';
 import type { WhatsAppEvent } from './events.js';

@@ -1,11 +1,11 @@
 import { createBackgroundRetries } from '../core/background-retries.js';
 import type { Classification } from '../core/classify-types.js';
 import { type Clock, setLongTimeout, systemClock } from '../core/clock.js';
-import { toDeadLetter } from '../core/dead-letter.js';
-import type { DeadLetterQueue } from '../core/dead-letter-types.js';
+import { toDeadLetter } from '../core/dead-letter/dead-letter.js';
+import type { DeadLetterQueue } from '../core/dead-letter/dead-letter-types.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import { emit } from '../core/events.js';
-import type { ClaimResult, IdempotencyStore } from '../core/idempotency-types.js';
+import type { ClaimResult, IdempotencyStore } from '../core/idempotency/idempotency-types.js';
 import {
   assertFunction,
   assertInteger,

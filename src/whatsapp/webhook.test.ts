@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { composeClassifiers } from '../core/classify.js';
+import { composeClassifiers } from '../core/retry/classify.js';
 import { classifyWhatsAppError } from './classify.js';
 import { isWebhookPayloadError, WebhookPayloadError } from './errors.js';
 import {

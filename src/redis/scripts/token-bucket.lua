@@ -1,6 +1,6 @@
 -- Token bucket, one atomic step: refill the bucket up to now, then take the tokens asked for
 -- if they are there; a refusal takes (and writes) nothing. The maths is `refill` and
--- `msUntil` of src/core/token-bucket-math.ts, step for step.
+-- `msUntil` of src/core/rate-limit/token-bucket-math.ts, step for step.
 --
 -- KEYS[1]  the bucket, a string "<tokens> <latest time seen, ms>". It expires once the
 --          bucket would be full again, which is the state a missing key stands for.

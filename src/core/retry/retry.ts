@@ -1,3 +1,8 @@
+import type { Classification, Reason } from '../classify-types.js';
+import { type Clock, type RandomSource, systemClock } from '../clock.js';
+import { type AttemptFailure, PermanentError, RetryError, type StopReason } from '../errors.js';
+import { type EventListener, emit } from '../events.js';
+import { assertFunction, assertInteger, assertNumber } from '../validate.js';
 import {
   type BackoffOptions,
   type BackoffPolicy,
@@ -6,11 +11,6 @@ import {
 } from './backoff.js';
 import type { RetryBudget } from './budget.js';
 import { classify as defaultClassify } from './classify.js';
-import type { Classification, Reason } from './classify-types.js';
-import { type Clock, type RandomSource, systemClock } from './clock.js';
-import { type AttemptFailure, PermanentError, RetryError, type StopReason } from './errors.js';
-import { type EventListener, emit } from './events.js';
-import { assertFunction, assertInteger, assertNumber } from './validate.js';
 
 /** What the retried function receives on each attempt. */
 export interface AttemptContext {

@@ -1,7 +1,14 @@
-import { REASONS, type Reason } from './classify-types.js';
-import { type Clock, systemClock } from './clock.js';
-import type { StopReason } from './errors.js';
-import type { AnyEvent, EventListener, IdempotencyHitEvent, RetrykitEvent } from './events.js';
+import { REASONS, type Reason } from '../classify-types.js';
+import { type Clock, systemClock } from '../clock.js';
+import type { StopReason } from '../errors.js';
+import type { AnyEvent, EventListener, IdempotencyHitEvent, RetrykitEvent } from '../events.js';
+import {
+  assertFunction,
+  assertInteger,
+  assertNoRenamedOptions,
+  assertNumber,
+  showValue,
+} from '../validate.js';
 import { bucketOf, HISTOGRAM_BUCKETS, HISTOGRAM_RELATIVE_ERROR, quantileOf } from './histogram.js';
 import type {
   AttachedSection,
@@ -13,13 +20,6 @@ import type {
   SectionLatency,
   SectionSnapshots,
 } from './metrics-section.js';
-import {
-  assertFunction,
-  assertInteger,
-  assertNoRenamedOptions,
-  assertNumber,
-  showValue,
-} from './validate.js';
 
 const STOP_REASONS: readonly StopReason[] = [
   'permanent',

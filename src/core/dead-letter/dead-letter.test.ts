@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { createManualClock } from '../testing/index.js';
+import { createManualClock } from '../../testing/index.js';
+import { PermanentError, RetryError } from '../errors.js';
+import { retry } from '../retry/retry.js';
 import { toDeadLetter } from './dead-letter.js';
-import { PermanentError, RetryError } from './errors.js';
-import { retry } from './retry.js';
 
 function httpError(status: number, extra: object = {}): Error {
   return Object.assign(new Error(`HTTP ${status}`), { status, ...extra });

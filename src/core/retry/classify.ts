@@ -1,6 +1,6 @@
-import type { Classification, Classifier } from './classify-types.js';
-import { PermanentError } from './errors.js';
-import { headerValue, isObject, type Loose } from './loose.js';
+import type { Classification, Classifier } from '../classify-types.js';
+import { PermanentError } from '../errors.js';
+import { headerValue, isObject, type Loose } from '../loose.js';
 
 const NETWORK_CODES = new Set([
   'ECONNRESET',

@@ -1,6 +1,6 @@
-import type { Classification, Reason } from './classify-types.js';
-import { MAX_TIMER_MS, type RandomSource } from './clock.js';
-import { assertNumber, assertOneOf, showValue } from './validate.js';
+import type { Classification, Reason } from '../classify-types.js';
+import { MAX_TIMER_MS, type RandomSource } from '../clock.js';
+import { assertNumber, assertOneOf, showValue } from '../validate.js';
 
 /** @internal The built-in jitter strategies, in the order the docs list them. */
 export const JITTER_KINDS = Object.freeze([

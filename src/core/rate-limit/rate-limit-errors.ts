@@ -1,4 +1,4 @@
-import { brandCheck, RetrykitError } from './errors.js';
+import { brandCheck, RetrykitError } from '../errors.js';
 
 /** Details shared by the rate limiter's errors. */
 interface RateLimitErrorDetails {

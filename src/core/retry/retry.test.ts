@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createManualClock, type ManualClock, seededRandom } from '../testing/index.js';
+import { createManualClock, type ManualClock, seededRandom } from '../../testing/index.js';
+import type { Classification } from '../classify-types.js';
+import { isRetrykitError, PermanentError, permanent, RetryError } from '../errors.js';
+import type { RetrykitEvent } from '../events.js';
 import { createRetryBudget } from './budget.js';
-import type { Classification } from './classify-types.js';
-import { isRetrykitError, PermanentError, permanent, RetryError } from './errors.js';
-import type { RetrykitEvent } from './events.js';
 import { createRetry, retry } from './retry.js';
 
 const http = (status: number, headers: Record<string, string> = {}) =>

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { createManualClock } from '../testing/index.js';
+import { createManualClock } from '../../testing/index.js';
+import { PermanentError, RetryError } from '../errors.js';
+import type { RetrykitEvent } from '../events.js';
+import { combineListeners, scopeListener } from '../events.js';
+import { createMetrics } from '../metrics/metrics.js';
 import { createRetryBudget } from './budget.js';
-import { PermanentError, RetryError } from './errors.js';
-import type { RetrykitEvent } from './events.js';
-import { combineListeners, scopeListener } from './events.js';
-import { createMetrics } from './metrics.js';
 import { retry } from './retry.js';
 
 function httpError(status: number): Error {

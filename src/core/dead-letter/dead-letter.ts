@@ -1,8 +1,8 @@
-import { classify as defaultClassify } from './classify.js';
-import type { Classification } from './classify-types.js';
-import { type Clock, systemClock } from './clock.js';
+import type { Classification } from '../classify-types.js';
+import { type Clock, systemClock } from '../clock.js';
+import { PermanentError, RetryError } from '../errors.js';
+import { classify as defaultClassify } from '../retry/classify.js';
 import type { DeadLetterAttempt, DeadLetterEntry, NewDeadLetter } from './dead-letter-types.js';
-import { PermanentError, RetryError } from './errors.js';
 import { attemptOf } from './failure.js';
 import {
   expectAttempts,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PermanentError, RetryError } from './errors.js';
+import { PermanentError, RetryError } from '../errors.js';
 import { attemptOf, errorCodeOf } from './failure.js';
 
 class PlatformError extends Error {

@@ -1,8 +1,8 @@
-import { type Clock, MAX_TIMER_MS } from './clock.js';
-import type { EventListener } from './events.js';
+import { type Clock, MAX_TIMER_MS } from '../clock.js';
+import type { EventListener } from '../events.js';
+import type { ThrottleFeedback } from '../retry/retry.js';
+import { assertNumber, showValue } from '../validate.js';
 import type { AcquireResult } from './rate-limit-types.js';
-import type { ThrottleFeedback } from './retry.js';
-import { assertNumber, showValue } from './validate.js';
 
 /** The size and speed of a token bucket; shared by the memory and the Redis limiter. */
 export interface TokenBucketLimits {

@@ -1,18 +1,18 @@
-import { createBackgroundRetries } from './background-retries.js';
-import { type BackoffOptions, delayFor, resolveBackoff } from './backoff.js';
-import { classify as defaultClassify } from './classify.js';
-import type { Classification, Reason } from './classify-types.js';
-import { type Clock, type RandomSource, systemClock } from './clock.js';
-import { brandCheck, describe, isRetrykitError, PermanentError, RetrykitError } from './errors.js';
-import type { ClaimOptions, IdempotencyStore } from './idempotency-types.js';
-import { assertStoreErrorPolicy, type StoreErrorPolicy } from './store-error.js';
+import { createBackgroundRetries } from '../background-retries.js';
+import type { Classification, Reason } from '../classify-types.js';
+import { type Clock, type RandomSource, systemClock } from '../clock.js';
+import { brandCheck, describe, isRetrykitError, PermanentError, RetrykitError } from '../errors.js';
+import { type BackoffOptions, delayFor, resolveBackoff } from '../retry/backoff.js';
+import { classify as defaultClassify } from '../retry/classify.js';
+import { assertStoreErrorPolicy, type StoreErrorPolicy } from '../store-error.js';
 import {
   assertFunction,
   assertKey,
   assertNoRenamedOptions,
   assertNumber,
   showValue,
-} from './validate.js';
+} from '../validate.js';
+import type { ClaimOptions, IdempotencyStore } from './idempotency-types.js';
 
 const DAY_MS = 86_400_000;
 

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { createMemoryIdempotencyStore } from '../memory/idempotency.js';
-import { createManualClock, seededRandom } from '../testing/index.js';
-import { PermanentError, StoreUnavailableError } from './errors.js';
-import type { RetrykitEvent } from './events.js';
+import { createMemoryIdempotencyStore } from '../../memory/idempotency.js';
+import { createManualClock, seededRandom } from '../../testing/index.js';
+import { PermanentError, StoreUnavailableError } from '../errors.js';
+import type { RetrykitEvent } from '../events.js';
 import type { IdempotencyStore } from './idempotency-types.js';
 import {
   IDEMPOTENCY_DEFAULTS,

@@ -2,10 +2,10 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { createManualClock } from '../testing/index.js';
-import type { Reason } from './classify-types.js';
-import type { StopReason } from './errors.js';
-import type { AnyEvent, RetrykitEvent } from './events.js';
+import { createManualClock } from '../../testing/index.js';
+import type { Reason } from '../classify-types.js';
+import type { StopReason } from '../errors.js';
+import type { AnyEvent, RetrykitEvent } from '../events.js';
 import { HISTOGRAM_RELATIVE_ERROR } from './histogram.js';
 import {
   createMetrics,

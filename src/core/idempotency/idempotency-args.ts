@@ -1,5 +1,5 @@
+import { assertKey, assertNumber, showValue } from '../validate.js';
 import type { ClaimOptions } from './idempotency-types.js';
-import { assertKey, assertNumber, showValue } from './validate.js';
 
 // Argument checks shared by the store adapters: memory and Redis reject the same bad input
 // with the same message.

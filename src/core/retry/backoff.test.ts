@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { seededRandom } from '../testing/index.js';
+import { seededRandom } from '../../testing/index.js';
+import { MAX_TIMER_MS } from '../clock.js';
 import {
   BACKOFF_DEFAULTS,
   type BackoffOptions,
@@ -8,7 +9,6 @@ import {
   computeDelay,
   type JitterKind,
 } from './backoff.js';
-import { MAX_TIMER_MS } from './clock.js';
 
 const KINDS: JitterKind[] = ['none', 'full', 'equal', 'decorrelated', 'proportional'];
 

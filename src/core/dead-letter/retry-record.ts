@@ -1,10 +1,10 @@
-import { classify as defaultClassify } from './classify.js';
-import { type Classification, REASONS, type Reason } from './classify-types.js';
-import { type Clock, systemClock } from './clock.js';
+import { type Classification, REASONS, type Reason } from '../classify-types.js';
+import { type Clock, systemClock } from '../clock.js';
+import { brandCheck, RetrykitError } from '../errors.js';
+import { classify as defaultClassify } from '../retry/classify.js';
+import { showValue } from '../validate.js';
 import type { DeadLetterAttempt } from './dead-letter-types.js';
-import { brandCheck, RetrykitError } from './errors.js';
 import { attemptOf } from './failure.js';
-import { showValue } from './validate.js';
 
 /**
  * The state a retry carries between attempts, e.g. in a queue job or a database row:

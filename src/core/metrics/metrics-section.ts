@@ -1,4 +1,4 @@
-import type { AnyEvent } from './events.js';
+import type { AnyEvent } from '../events.js';
 
 /** A latency distribution over the window, in milliseconds; `null` when nothing was measured. */
 export interface LatencySummary {

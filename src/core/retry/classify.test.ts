@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { PermanentError, permanent } from '../errors.js';
 import { classify, classifyStatus, composeClassifiers, parseRetryAfter } from './classify.js';
-import { PermanentError, permanent } from './errors.js';
 
 describe('classify', () => {
   it.each([

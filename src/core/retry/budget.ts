@@ -1,5 +1,5 @@
-import { type Clock, systemClock } from './clock.js';
-import { assertNoRenamedOptions, assertNumber } from './validate.js';
+import { type Clock, systemClock } from '../clock.js';
+import { assertNoRenamedOptions, assertNumber } from '../validate.js';
 
 /** Options of {@link createRetryBudget} (Finagle's `RetryBudget` semantics). */
 export interface RetryBudgetOptions {

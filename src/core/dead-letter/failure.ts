@@ -1,6 +1,6 @@
-import type { Classification } from './classify-types.js';
+import type { Classification } from '../classify-types.js';
+import { describe, isRetrykitError } from '../errors.js';
 import type { DeadLetterAttempt } from './dead-letter-types.js';
-import { describe, isRetrykitError } from './errors.js';
 
 function isCode(value: unknown): value is string | number {
   return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));

@@ -1,7 +1,8 @@
-import { type BackoffOptions, computeDelay, resolveBackoff } from './backoff.js';
-import type { Classification, Reason } from './classify-types.js';
-import { REASONS } from './classify-types.js';
-import type { Clock } from './clock.js';
+import type { Classification, Reason } from '../classify-types.js';
+import { REASONS } from '../classify-types.js';
+import type { Clock } from '../clock.js';
+import { type BackoffOptions, computeDelay, resolveBackoff } from '../retry/backoff.js';
+import { assertFunction, assertInteger, assertOneOf, showValue } from '../validate.js';
 import type {
   DeadLetterEntry,
   ListOptions,
@@ -10,7 +11,6 @@ import type {
   RedriveSelector,
 } from './dead-letter-types.js';
 import { attemptOf } from './failure.js';
-import { assertFunction, assertInteger, assertOneOf, showValue } from './validate.js';
 
 /** The defaults of {@link RedriveOptions} and of listing. */
 export const DEAD_LETTER_DEFAULTS = Object.freeze({

@@ -1,0 +1,23 @@
+// What this feature offers to the rest of retrykit: `createMetrics`, its histogram-backed latency summaries and the section extension point.
+export type {
+  HealthBreach,
+  HealthReport,
+  HealthResolution,
+  HealthThresholds,
+  MetricsHandle,
+  MetricsOptions,
+  MetricsSnapshot,
+  QueueSummary,
+} from './metrics.js';
+export { createMetrics } from './metrics.js';
+export type {
+  AttachedSection,
+  InstrumentOptions,
+  LatencySummary,
+  MetricsSection,
+  MetricsWindow,
+  SectionBreach,
+  SectionCounter,
+  SectionLatency,
+  SectionSnapshots,
+} from './metrics-section.js';
