@@ -139,9 +139,9 @@ export class CounterSlots implements SlotPart {
   /** Counters `from`..`from + keys.length` by key, those at zero left out. */
   nonZero<K extends string>(keys: readonly K[], from: number): Partial<Record<K, number>> {
     const out: Partial<Record<K, number>> = {};
-    for (const [i, key] of keys.entries()) {
-      const n = this.get(from + i);
-      if (n > 0) out[key] = n;
+    for (let i = 0; i < keys.length; i++) {
+      const n = this.#sum[from + i] ?? 0;
+      if (n > 0) out[keys[i] as K] = n;
     }
     return out;
   }
