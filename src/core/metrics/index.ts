@@ -1,14 +1,6 @@
 // What this feature offers to the rest of retrykit: `createMetrics`, its histogram-backed latency summaries and the section extension point.
-export type {
-  HealthBreach,
-  HealthReport,
-  HealthResolution,
-  HealthThresholds,
-  MetricsHandle,
-  MetricsOptions,
-  MetricsSnapshot,
-  QueueSummary,
-} from './metrics.js';
+export type { HealthBreach, HealthReport, HealthResolution, HealthThresholds } from './health.js';
+export type { MetricsHandle, MetricsOptions } from './metrics.js';
 export { createMetrics } from './metrics.js';
 export type {
   AttachedSection,
@@ -21,3 +13,4 @@ export type {
   SectionLatency,
   SectionSnapshots,
 } from './metrics-section.js';
+export type { MetricsSnapshot, QueueSummary } from './snapshot.js';

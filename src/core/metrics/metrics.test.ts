@@ -6,14 +6,11 @@ import { createManualClock } from '../../testing/index.js';
 import type { Reason } from '../classify-types.js';
 import type { StopReason } from '../errors.js';
 import type { AnyEvent, RetrykitEvent } from '../events.js';
+import type { HealthBreach, HealthResolution } from './health.js';
 import { HISTOGRAM_RELATIVE_ERROR } from './histogram.js';
-import {
-  createMetrics,
-  type HealthBreach,
-  type HealthResolution,
-  type MetricsSnapshot,
-} from './metrics.js';
+import { createMetrics } from './metrics.js';
 import type { MetricsSection } from './metrics-section.js';
+import type { MetricsSnapshot } from './snapshot.js';
 
 const ev = {
   start: (attempt = 0): RetrykitEvent => ({

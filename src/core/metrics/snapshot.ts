@@ -1,0 +1,219 @@
+import { REASONS, type Reason } from '../classify-types.js';
+import type { StopReason } from '../errors.js';
+import type { IdempotencyHitEvent } from '../events.js';
+import { failedCalls } from './health.js';
+import type { LatencySummary } from './metrics-section.js';
+import {
+  ATTEMPTS_STARTED,
+  CALLS_STARTED,
+  type CounterSlots,
+  DEAD_LETTER_BY_REASON,
+  DEAD_LETTERS,
+  FAILURE_BY_REASON,
+  FAILURES,
+  FIRST_FAILED,
+  FIRST_OK,
+  GIVE_UP_BY_REASON,
+  GIVE_UP_BY_STOP_REASON,
+  GIVE_UPS,
+  IDEMPOTENCY,
+  IDEMPOTENCY_BY_STATUS,
+  LATENCY_COUNT,
+  LATENCY_SUM,
+  LIMIT_REFUSED,
+  LIMIT_WAIT_SUM,
+  LIMIT_WAITS,
+  RETRIES,
+  RETRY_BY_REASON,
+  RETRY_DELAY_SUM,
+  STOP_REASONS,
+  SUCCEEDED,
+} from './window.js';
+import type { WindowHistogram } from './window-histogram.js';
+
+/** The last sampled depth of one queue. */
+export interface QueueSummary {
+  readonly depth: number;
+  /** Consecutive samples in which the depth rose (0 when the last one did not). */
+  readonly risingSamples: number;
+  /** When the last sample arrived, in milliseconds of the metrics clock. */
+  readonly sampledAt: number;
+}
+
+/** What {@link MetricsHandle.snapshot} returns: counts over the window and rates derived from them. */
+export interface MetricsSnapshot {
+  /** When it was taken, in milliseconds of the metrics clock. */
+  readonly time: number;
+  readonly windowMs: number;
+  /** Milliseconds the counts actually cover (less than `windowMs` just after creation). */
+  readonly coveredMs: number;
+  readonly calls: {
+    /** Calls whose first attempt started. */
+    readonly started: number;
+    readonly succeeded: number;
+    /** Calls that succeeded on their first attempt. */
+    readonly firstAttemptSucceeded: number;
+    /** Calls that failed for good, aborted ones included. */
+    readonly gaveUp: number;
+    /** Finished calls (succeeded + gave up) per minute over `coveredMs`. */
+    readonly perMinute: number | null;
+  };
+  readonly attempts: {
+    readonly started: number;
+    readonly failed: number;
+    /** Failed attempts by classification reason (reasons with none are left out). */
+    readonly failedByReason: Readonly<Partial<Record<Reason, number>>>;
+  };
+  readonly retries: {
+    readonly scheduled: number;
+    readonly byReason: Readonly<Partial<Record<Reason, number>>>;
+    /** Mean backoff delay before a retry, in milliseconds. */
+    readonly meanDelayMs: number | null;
+  };
+  readonly giveUps: {
+    readonly total: number;
+    readonly byReason: Readonly<Partial<Record<Reason, number>>>;
+    /** Calls that gave up, by why retrying stopped. */
+    readonly byStopReason: Readonly<Partial<Record<StopReason, number>>>;
+  };
+  /** Shares between 0 and 1; `null` when there is nothing to divide by. */
+  readonly ratios: {
+    /** First attempts that succeeded ÷ first attempts that finished. */
+    readonly firstAttemptSuccess: number | null;
+    /** Retries ÷ (first attempts + retries). */
+    readonly retry: number | null;
+    /** Calls that gave up ÷ calls that finished, aborted calls left out of both. */
+    readonly error: number | null;
+  };
+  /** Duration of finished calls, retries included (aborted calls left out). */
+  readonly latency: LatencySummary;
+  readonly rateLimit: {
+    /** Callers a limiter made wait. */
+    readonly waits: number;
+    /** Callers a limiter refused. */
+    readonly refused: number;
+    readonly meanWaitMs: number | null;
+  };
+  readonly idempotency: {
+    readonly hits: number;
+    readonly byStatus: Readonly<Partial<Record<IdempotencyHitEvent['status'], number>>>;
+  };
+  readonly deadLetters: {
+    readonly total: number;
+    readonly byReason: Readonly<Partial<Record<Reason, number>>>;
+  };
+  /** Last sampled depth by queue name (`default` when the event named none). */
+  readonly queues: Readonly<Record<string, QueueSummary>>;
+}
+
+interface QueueState {
+  readonly depth: number;
+  readonly rising: number;
+  readonly time: number;
+}
+
+/** The last depth of at most `max` queues; the least recently sampled is forgotten first. */
+export class QueueDepths {
+  readonly #queues = new Map<string, QueueState>();
+  readonly #max: number;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  sample(name: string, depth: number, now: number): void {
+    if (!(depth >= 0)) return;
+    const last = this.#queues.get(name);
+    if (last !== undefined) this.#queues.delete(name);
+    else if (this.#queues.size >= this.#max) this.#forgetOldest();
+    const rising = last !== undefined && depth > last.depth ? last.rising + 1 : 0;
+    this.#queues.set(name, { depth, rising, time: now });
+  }
+
+  entries(): IterableIterator<[string, QueueState]> {
+    return this.#queues.entries();
+  }
+
+  summaries(): Record<string, QueueSummary> {
+    const out: Record<string, QueueSummary> = {};
+    for (const [name, q] of this.#queues) {
+      out[name] = { depth: q.depth, risingSamples: q.rising, sampledAt: q.time };
+    }
+    return out;
+  }
+
+  #forgetOldest(): void {
+    const oldest = this.#queues.keys().next();
+    if (oldest.done !== true) this.#queues.delete(oldest.value);
+  }
+}
+
+function ratio(part: number, whole: number): number | null {
+  return whole > 0 ? part / whole : null;
+}
+
+/** What {@link buildSnapshot} reads. */
+export interface SnapshotInputs {
+  readonly time: number;
+  readonly windowMs: number;
+  readonly coveredMs: number;
+  readonly counters: CounterSlots;
+  readonly latency: WindowHistogram;
+  readonly queues: QueueDepths;
+}
+
+/** The core part of a snapshot, from the window's counters. */
+export function buildSnapshot(w: SnapshotInputs): MetricsSnapshot {
+  const c = w.counters;
+  const a = (i: number): number => c.get(i);
+  const perMinute = (n: number): number | null =>
+    w.coveredMs > 0 ? (n / w.coveredMs) * 60_000 : null;
+  const failed = failedCalls(c);
+  return {
+    time: w.time,
+    windowMs: w.windowMs,
+    coveredMs: w.coveredMs,
+    calls: {
+      started: a(CALLS_STARTED),
+      succeeded: a(SUCCEEDED),
+      firstAttemptSucceeded: a(FIRST_OK),
+      gaveUp: a(GIVE_UPS),
+      perMinute: perMinute(a(SUCCEEDED) + a(GIVE_UPS)),
+    },
+    attempts: {
+      started: a(ATTEMPTS_STARTED),
+      failed: a(FAILURES),
+      failedByReason: c.nonZero(REASONS, FAILURE_BY_REASON),
+    },
+    retries: {
+      scheduled: a(RETRIES),
+      byReason: c.nonZero(REASONS, RETRY_BY_REASON),
+      meanDelayMs: ratio(a(RETRY_DELAY_SUM), a(RETRIES)),
+    },
+    giveUps: {
+      total: a(GIVE_UPS),
+      byReason: c.nonZero(REASONS, GIVE_UP_BY_REASON),
+      byStopReason: c.nonZero(STOP_REASONS, GIVE_UP_BY_STOP_REASON),
+    },
+    ratios: {
+      firstAttemptSuccess: ratio(a(FIRST_OK), a(FIRST_OK) + a(FIRST_FAILED)),
+      retry: ratio(a(RETRIES), a(CALLS_STARTED) + a(RETRIES)),
+      error: ratio(failed, a(SUCCEEDED) + failed),
+    },
+    latency: w.latency.summary(a(LATENCY_COUNT), a(LATENCY_SUM)),
+    rateLimit: {
+      waits: a(LIMIT_WAITS),
+      refused: a(LIMIT_REFUSED),
+      meanWaitMs: ratio(a(LIMIT_WAIT_SUM), a(LIMIT_WAITS)),
+    },
+    idempotency: {
+      hits: IDEMPOTENCY.reduce((n, _, i) => n + a(IDEMPOTENCY_BY_STATUS + i), 0),
+      byStatus: c.nonZero(IDEMPOTENCY, IDEMPOTENCY_BY_STATUS),
+    },
+    deadLetters: {
+      total: a(DEAD_LETTERS),
+      byReason: c.nonZero(REASONS, DEAD_LETTER_BY_REASON),
+    },
+    queues: w.queues.summaries(),
+  };
+}
