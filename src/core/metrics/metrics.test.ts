@@ -496,6 +496,9 @@ describe('createMetrics: options', () => {
     expect(() => createMetrics({ sections: [counting('calls')] })).toThrow(
       /sections\[0\]\.name .*not a core snapshot key, got "calls"/,
     );
+    expect(() => createMetrics({ sections: [counting('ratios')] })).toThrow(
+      /sections\[0\]\.name .*not a core snapshot key, got "ratios"/,
+    );
     expect(() => createMetrics({ sections: [counting('a.b')] })).toThrow(/sections\[0\]\.name/);
     expect(() => createMetrics({ sections: [counting('x'), counting('x')] })).toThrow(
       /sections\[1\]\.name "x" is already taken/,

@@ -140,7 +140,7 @@ const CORE_KEYS: ReadonlySet<string> = new Set([
   'attempts',
   'retries',
   'giveUps',
-  'rates',
+  'ratios',
   'latency',
   'rateLimit',
   'idempotency',
