@@ -46,7 +46,10 @@ export interface BackoffStrategyOptions {
   readonly classify?: (error: unknown) => Classification;
   /** Random source for jitter. @default Math.random */
   readonly random?: RandomSource;
-  /** Receives a `retry_scheduled` event for every delay returned. */
+  /**
+   * Receives a `job_retry_scheduled` event for every delay returned: the job level, never
+   * counted as a retry of `retry`'s calls.
+   */
   readonly onEvent?: EventListener;
   /** Dates the events. @default systemClock */
   readonly clock?: Clock;
@@ -148,8 +151,10 @@ export function createBackoffStrategy(
     const decision = known ?? plan(attemptsMade, error, job, c);
     if (typeof decision !== 'number') return -1;
     emit(options.onEvent, {
-      type: 'retry_scheduled',
+      type: 'job_retry_scheduled',
       time: clock.now(),
+      queue: job?.queueName ?? '',
+      jobId: job?.id === undefined ? '' : String(job.id),
       attempt: attemptsMade,
       delayMs: decision,
       reason: c.reason,

@@ -1,6 +1,10 @@
 import { type Job, UnrecoverableError } from 'bullmq';
 import { describe, expect, it } from 'vitest';
-import type { RetrykitEvent } from '../core/events.js';
+import { RetryError } from '../core/errors.js';
+import { combineListeners, type RetrykitEvent } from '../core/events.js';
+import { createMetrics } from '../core/metrics/metrics.js';
+import { classify } from '../core/retry/classify.js';
+import { retry } from '../core/retry/retry.js';
 import { createMemoryDeadLetterQueue } from '../memory/dead-letter.js';
 import { createManualClock, seededRandom } from '../testing/index.js';
 import { createBackoffStrategy, RETRYKIT_BACKOFF } from './backoff.js';
@@ -29,11 +33,11 @@ describe('wrapProcessor options', () => {
   });
 });
 
-describe('wrapProcessor with the retrykit strategy', () => {
-  function httpError(status: number, headers: Record<string, string> = {}): Error {
-    return Object.assign(new Error(`HTTP ${status}`), { status, headers });
-  }
+function httpError(status: number, headers: Record<string, string> = {}): Error {
+  return Object.assign(new Error(`HTTP ${status}`), { status, headers });
+}
 
+describe('wrapProcessor with the retrykit strategy', () => {
   function fakeJob(timestamp: number, attemptsMade = 0) {
     const job = {
       id: '7',
@@ -68,8 +72,12 @@ describe('wrapProcessor with the retrykit strategy', () => {
       reason: 'rate_limited',
       disposition: 'exhausted',
     });
+    expect(events.map((e) => e.type)).toEqual(['job_attempt_start', 'job_attempt_failure']);
     expect(events.at(-1)).toMatchObject({
-      type: 'give_up',
+      queue: 'sends',
+      jobId: '7',
+      attempt: 0,
+      next: 'dead_letter',
       stopReason: 'retry_after_exceeds_elapsed',
     });
   });
@@ -94,5 +102,105 @@ describe('wrapProcessor with the retrykit strategy', () => {
     const expected = twin(1, 'retrykit', httpError(503), job);
     expect(strategy(1, 'retrykit', error, job)).toBe(expected);
     expect(strategy(1, 'retrykit', httpError(503), job)).not.toBe(expected);
+  });
+});
+
+describe('wrapProcessor: job attempts are their own level', () => {
+  function fakeJob(id: string, attemptsMade: number, timestamp: number) {
+    const job = {
+      id,
+      queueName: 'sends',
+      timestamp,
+      attemptsMade,
+      data: { to: '4915' } as Record<string, unknown>,
+      opts: { attempts: 2, backoff: RETRYKIT_BACKOFF },
+      async updateData(data: Record<string, unknown>) {
+        job.data = data;
+      },
+    };
+    return job as typeof job & Job;
+  }
+
+  it('reports start, success and failure per attempt, counted in snapshot().jobs only', async () => {
+    const clock = createManualClock(1_700_000_000_000);
+    const metrics = createMetrics({ clock });
+    const events: RetrykitEvent[] = [];
+    const onEvent = combineListeners(metrics.onEvent, (e) => events.push(e));
+    const dlq = createMemoryDeadLetterQueue({ clock, onEvent });
+    const strategy = createBackoffStrategy({
+      clock,
+      onEvent,
+      backoff: { initialDelayMs: 1000, jitter: 'none' },
+    });
+    const outcomes: Record<string, Array<'ok' | number>> = {
+      a: ['ok'],
+      b: [503, 'ok'],
+      c: [503, 503],
+      d: [400],
+    };
+    // Inside the job, one `retry` call per attempt: the call level, reported by `retry`.
+    const wrapped = wrapProcessor(
+      async (job) => {
+        const next = outcomes[String(job.id)]?.[job.attemptsMade];
+        await clock.advance(200);
+        return retry(
+          () => {
+            if (next !== 'ok') throw httpError(next as number);
+            return 'done';
+          },
+          { clock, onEvent, maxAttempts: 1 },
+        );
+      },
+      // A `RetryError` is the job's failure; classify the failure under it.
+      {
+        dlq,
+        strategy,
+        clock,
+        onEvent,
+        classify: (e) => classify(e instanceof RetryError ? e.cause : e),
+      },
+    );
+    const t0 = clock.now();
+    const run = async (id: string, attemptsMade: number) => {
+      const job = fakeJob(id, attemptsMade, t0);
+      try {
+        await wrapped(job, 'token');
+      } catch (error) {
+        if (!(error instanceof UnrecoverableError) && attemptsMade + 1 < 2) {
+          strategy(attemptsMade + 1, 'retrykit', error as Error, job);
+        }
+      }
+    };
+    for (const id of ['a', 'b', 'c', 'd']) await run(id, 0);
+    for (const id of ['b', 'c']) await run(id, 1);
+
+    const s = metrics.snapshot();
+    expect(s.jobs).toEqual({
+      started: 4,
+      attempts: 6,
+      succeeded: 2,
+      firstAttemptSucceeded: 1,
+      failed: 4,
+      failedByReason: { service_unavailable: 3, client_error: 1 },
+      retries: { scheduled: 2, meanDelayMs: 1000 },
+      gaveUp: 2,
+      gaveUpByStopReason: { max_attempts: 1, permanent: 1 },
+      ratios: { firstAttemptSuccess: 0.25, retry: 2 / 6, error: 0.5 },
+    });
+    // The calls `retry` made inside the jobs: one per job attempt, none retried.
+    expect(s.calls).toMatchObject({
+      started: 6,
+      succeeded: 2,
+      firstAttemptSucceeded: 2,
+      gaveUp: 4,
+    });
+    expect(s.retries.scheduled).toBe(0);
+    expect(s.deadLetters.total).toBe(2);
+    const failures = events.flatMap((e) =>
+      e.type === 'job_attempt_failure' ? [`${e.jobId}/${e.attempt}:${e.next}`] : [],
+    );
+    expect(failures).toEqual(['b/0:retry', 'c/0:retry', 'd/0:dead_letter', 'c/1:dead_letter']);
+    const success = events.find((e) => e.type === 'job_attempt_success');
+    expect(success).toMatchObject({ queue: 'sends', jobId: 'a', attempt: 0, durationMs: 200 });
   });
 });

@@ -5,8 +5,8 @@ import { type Sink, toDeadLetter } from '../core/dead-letter/dead-letter.js';
 import type { DeadLetterAttempt, NewDeadLetter } from '../core/dead-letter/dead-letter-types.js';
 import { attemptOf } from '../core/dead-letter/failure.js';
 import { expectAttempts } from '../core/dead-letter/retry-record.js';
-import { describe } from '../core/errors.js';
-import { type EventListener, emit, type GiveUpEvent } from '../core/events.js';
+import { describe, type StopReason } from '../core/errors.js';
+import { type EventListener, emit } from '../core/events.js';
 import { isRecord } from '../core/loose.js';
 import { classify as defaultClassify } from '../core/retry/classify.js';
 import { assertFunction, assertInteger } from '../core/validate.js';
@@ -50,7 +50,11 @@ export interface WrapProcessorOptions<P> {
    * ending past it); otherwise the strategy schedules the delay decided here.
    */
   readonly strategy?: RetrykitBackoffStrategy;
-  /** Receives `attempt_failure` for every failed attempt and `give_up` when a job is dead-lettered. */
+  /**
+   * Receives the job level: `job_attempt_start`, then `job_attempt_success` or
+   * `job_attempt_failure` (whose `next` says `retry` or `dead_letter`) for every attempt. These
+   * never count as calls of `retry`; a `retry` inside the processor reports its own calls.
+   */
   readonly onEvent?: EventListener;
   /** Dates failures. @default systemClock */
   readonly clock?: Clock;
@@ -118,38 +122,45 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
 
   return async (job, token, signal) => {
     const started = clock.now();
+    const scope = { queue: job.queueName, jobId: String(job.id) };
+    const attempt = job.attemptsMade;
+    emit(options.onEvent, { type: 'job_attempt_start', time: started, ...scope, attempt });
+    let result: R;
     try {
-      return await processor(job, token, signal);
+      result = await processor(job, token, signal);
     } catch (error) {
       const now = clock.now();
       const c = classify(error);
-      const attempt = job.attemptsMade;
-      emit(options.onEvent, {
-        type: 'attempt_failure',
+      const failure = {
+        type: 'job_attempt_failure',
         time: now,
+        ...scope,
         attempt,
         durationMs: now - started,
         error,
         classification: c,
-      });
+        elapsedMs: now - job.timestamp,
+      } as const;
       const jobAttempts = job.opts.attempts ?? 1;
       let limit = Math.min(jobAttempts, maxAttempts ?? jobAttempts);
       if (c.maxAttempts !== undefined) limit = Math.min(limit, c.maxAttempts);
       const attempts = attempt + 1;
       const permanent = !c.retryable || error instanceof UnrecoverableError;
       const history = historyOf(job.data);
-      let stop: GiveUpEvent['stopReason'] = permanent ? 'permanent' : 'max_attempts';
+      let stop: StopReason = permanent ? 'permanent' : 'max_attempts';
       if (!permanent && attempts < limit && options.strategy !== undefined && usesRetrykit(job)) {
         const plan = planRetry(options.strategy, attempts, error, job);
         if (plan === 'max_elapsed' || plan === 'retry_after_exceeds_elapsed') stop = plan;
       }
       if (!permanent && attempts < limit && stop === 'max_attempts') {
+        emit(options.onEvent, { ...failure, next: 'retry' });
         if (isRecord(job.data)) {
-          const failure = attemptOf(error, c, new Date(now).toISOString());
-          await job.updateData({ ...job.data, [HISTORY_FIELD]: [...history, failure] } as T);
+          const record = attemptOf(error, c, new Date(now).toISOString());
+          await job.updateData({ ...job.data, [HISTORY_FIELD]: [...history, record] } as T);
         }
         throw error;
       }
+      emit(options.onEvent, { ...failure, next: 'dead_letter', stopReason: stop });
       await options.dlq.add(
         toDeadLetter<T>(error, {
           payload: payloadOf<T>(job.data),
@@ -160,19 +171,19 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
           clock,
         }),
       );
-      emit(options.onEvent, {
-        type: 'give_up',
-        time: clock.now(),
-        attempts,
-        reason: c.reason,
-        stopReason: stop,
-        error,
-        elapsedMs: now - job.timestamp,
-      });
       if (!permanent && attempts >= jobAttempts) throw error;
       const unrecoverable = new UnrecoverableError(describe(error));
       (unrecoverable as { cause?: unknown }).cause = error;
       throw unrecoverable;
     }
+    const now = clock.now();
+    emit(options.onEvent, {
+      type: 'job_attempt_success',
+      time: now,
+      ...scope,
+      attempt,
+      durationMs: now - started,
+    });
+    return result;
   };
 }

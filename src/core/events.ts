@@ -16,7 +16,11 @@ export type RetrykitEvent =
   | RateLimitWaitEvent
   | IdempotencyHitEvent
   | DeadLetterEvent
-  | QueueDepthEvent;
+  | QueueDepthEvent
+  | JobAttemptStartEvent
+  | JobAttemptSuccessEvent
+  | JobAttemptFailureEvent
+  | JobRetryScheduledEvent;
 
 /**
  * Names and values that say what an event concerns (a tenant, a region, a WhatsApp phone
@@ -137,6 +141,65 @@ export interface QueueDepthEvent extends EventScope {
   readonly depth: number;
   /** Which queue, when several are sampled. */
   readonly queue?: string;
+}
+
+/**
+ * Which job a job-level event concerns. Job attempts are a level above the calls `retry` makes
+ * inside a job: the job events never count as calls, attempts or retries of `retry`.
+ */
+export interface JobEventScope extends EventScope {
+  /** The queue's name (BullMQ `job.queueName`). */
+  readonly queue: string;
+  /** The job's id. */
+  readonly jobId: string;
+}
+
+/** A queued job's attempt is about to run its processor (BullMQ: `wrapProcessor`). */
+export interface JobAttemptStartEvent extends JobEventScope {
+  readonly type: 'job_attempt_start';
+  readonly time: number;
+  /** 0-based: the attempts the job made before this one (BullMQ `job.attemptsMade`). */
+  readonly attempt: number;
+}
+
+/** A job's attempt returned: the job is done. */
+export interface JobAttemptSuccessEvent extends JobEventScope {
+  readonly type: 'job_attempt_success';
+  readonly time: number;
+  readonly attempt: number;
+  /** Duration of this attempt, in milliseconds. */
+  readonly durationMs: number;
+}
+
+/** A job's attempt threw; `next` says whether the queue runs it again or it stops here. */
+export interface JobAttemptFailureEvent extends JobEventScope {
+  readonly type: 'job_attempt_failure';
+  readonly time: number;
+  readonly attempt: number;
+  /** Duration of this attempt, in milliseconds. */
+  readonly durationMs: number;
+  readonly error: unknown;
+  readonly classification: Classification;
+  /**
+   * `retry`: handed back to the queue to run again; `dead_letter`: the job stops and goes to
+   * the dead-letter queue (which reports the `dead_letter` itself once it stored the entry).
+   */
+  readonly next: 'retry' | 'dead_letter';
+  /** Why the job stopped, when `next` is `dead_letter`. */
+  readonly stopReason?: StopReason;
+  /** Milliseconds from when the job was added (BullMQ `job.timestamp`) to this failure. */
+  readonly elapsedMs: number;
+}
+
+/** The queue will run a failed job again after `delayMs` (BullMQ: `createBackoffStrategy`). */
+export interface JobRetryScheduledEvent extends JobEventScope {
+  readonly type: 'job_retry_scheduled';
+  readonly time: number;
+  /** The attempt that will run next (0-based). */
+  readonly attempt: number;
+  /** Milliseconds until it runs. */
+  readonly delayMs: number;
+  readonly reason: Reason;
 }
 
 /**

@@ -36,6 +36,17 @@ import {
   GIVE_UPS,
   IDEMPOTENCY,
   IDEMPOTENCY_BY_STATUS,
+  JOB_ATTEMPTS,
+  JOB_FAILURE_BY_REASON,
+  JOB_FAILURES,
+  JOB_FIRST_FAILED,
+  JOB_FIRST_OK,
+  JOB_GIVE_UP_BY_STOP_REASON,
+  JOB_GIVE_UPS,
+  JOB_RETRIES,
+  JOB_RETRY_DELAY_SUM,
+  JOB_SUCCEEDED,
+  JOBS_STARTED,
   LATENCY_COUNT,
   LATENCY_SUM,
   LIMIT_REFUSED,
@@ -146,6 +157,7 @@ const CORE_KEYS: ReadonlySet<string> = new Set([
   'idempotency',
   'deadLetters',
   'queues',
+  'jobs',
 ]);
 
 function checkSections(sections: unknown): readonly MetricsSection[] {
@@ -236,6 +248,28 @@ function countEvent(w: WindowState, e: RetrykitEvent, now: number): void {
       break;
     case 'queue_depth':
       w.queues.sample(e.queue ?? 'default', e.depth, now);
+      break;
+    case 'job_attempt_start':
+      c.add(s, JOB_ATTEMPTS);
+      if (e.attempt === 0) c.add(s, JOBS_STARTED);
+      break;
+    case 'job_attempt_success':
+      c.add(s, JOB_SUCCEEDED);
+      if (e.attempt === 0) c.add(s, JOB_FIRST_OK);
+      break;
+    case 'job_attempt_failure': {
+      c.add(s, JOB_FAILURES);
+      c.add(s, JOB_FAILURE_BY_REASON + reasonIndex(e.classification.reason));
+      if (e.attempt === 0) c.add(s, JOB_FIRST_FAILED);
+      if (e.next !== 'dead_letter') break;
+      c.add(s, JOB_GIVE_UPS);
+      const stop = STOP_REASONS.indexOf(e.stopReason ?? 'max_attempts');
+      if (stop >= 0) c.add(s, JOB_GIVE_UP_BY_STOP_REASON + stop);
+      break;
+    }
+    case 'job_retry_scheduled':
+      c.add(s, JOB_RETRIES);
+      if (e.delayMs >= 0 && e.delayMs !== Infinity) c.add(s, JOB_RETRY_DELAY_SUM, e.delayMs);
       break;
   }
 }

@@ -18,6 +18,17 @@ import {
   GIVE_UPS,
   IDEMPOTENCY,
   IDEMPOTENCY_BY_STATUS,
+  JOB_ATTEMPTS,
+  JOB_FAILURE_BY_REASON,
+  JOB_FAILURES,
+  JOB_FIRST_FAILED,
+  JOB_FIRST_OK,
+  JOB_GIVE_UP_BY_STOP_REASON,
+  JOB_GIVE_UPS,
+  JOB_RETRIES,
+  JOB_RETRY_DELAY_SUM,
+  JOB_SUCCEEDED,
+  JOBS_STARTED,
   LATENCY_COUNT,
   LATENCY_SUM,
   LIMIT_REFUSED,
@@ -104,6 +115,47 @@ export interface MetricsSnapshot {
   };
   /** Last sampled depth by queue name (`default` when the event named none). */
   readonly queues: Readonly<Record<string, QueueSummary>>;
+  /**
+   * Queued jobs' attempts (`job_attempt_*` from BullMQ's `wrapProcessor`, `job_retry_scheduled`
+   * from its backoff strategy): a level above calls, never counted in `calls`, `attempts`,
+   * `retries`, `giveUps` or `ratios`.
+   */
+  readonly jobs: JobsSnapshot;
+}
+
+/** The job level of {@link MetricsSnapshot}: attempts of queued jobs. */
+export interface JobsSnapshot {
+  /** Jobs whose first attempt started. */
+  readonly started: number;
+  /** Job attempts started, first ones and re-runs. */
+  readonly attempts: number;
+  /** Job attempts that succeeded (each one a job done). */
+  readonly succeeded: number;
+  /** Jobs done on their first attempt. */
+  readonly firstAttemptSucceeded: number;
+  /** Job attempts that failed, retried or not. */
+  readonly failed: number;
+  /** Failed job attempts by classification reason (reasons with none are left out). */
+  readonly failedByReason: Readonly<Partial<Record<Reason, number>>>;
+  readonly retries: {
+    /** Re-runs the queue's backoff strategy scheduled. */
+    readonly scheduled: number;
+    /** Mean delay before a re-run, in milliseconds. */
+    readonly meanDelayMs: number | null;
+  };
+  /** Jobs that stopped for good and went to the dead-letter queue. */
+  readonly gaveUp: number;
+  /** Those jobs by why they stopped. */
+  readonly gaveUpByStopReason: Readonly<Partial<Record<StopReason, number>>>;
+  /** Shares between 0 and 1; `null` when there is nothing to divide by. */
+  readonly ratios: {
+    /** Jobs done on their first attempt ÷ first attempts that finished. */
+    readonly firstAttemptSuccess: number | null;
+    /** Re-runs scheduled ÷ (first attempts + re-runs scheduled). */
+    readonly retry: number | null;
+    /** Jobs that gave up ÷ jobs that finished (succeeded or gave up). */
+    readonly error: number | null;
+  };
 }
 
 interface QueueState {
@@ -215,5 +267,24 @@ export function buildSnapshot(w: SnapshotInputs): MetricsSnapshot {
       byReason: c.nonZero(REASONS, DEAD_LETTER_BY_REASON),
     },
     queues: w.queues.summaries(),
+    jobs: {
+      started: a(JOBS_STARTED),
+      attempts: a(JOB_ATTEMPTS),
+      succeeded: a(JOB_SUCCEEDED),
+      firstAttemptSucceeded: a(JOB_FIRST_OK),
+      failed: a(JOB_FAILURES),
+      failedByReason: c.nonZero(REASONS, JOB_FAILURE_BY_REASON),
+      retries: {
+        scheduled: a(JOB_RETRIES),
+        meanDelayMs: ratio(a(JOB_RETRY_DELAY_SUM), a(JOB_RETRIES)),
+      },
+      gaveUp: a(JOB_GIVE_UPS),
+      gaveUpByStopReason: c.nonZero(STOP_REASONS, JOB_GIVE_UP_BY_STOP_REASON),
+      ratios: {
+        firstAttemptSuccess: ratio(a(JOB_FIRST_OK), a(JOB_FIRST_OK) + a(JOB_FIRST_FAILED)),
+        retry: ratio(a(JOB_RETRIES), a(JOBS_STARTED) + a(JOB_RETRIES)),
+        error: ratio(a(JOB_GIVE_UPS), a(JOB_SUCCEEDED) + a(JOB_GIVE_UPS)),
+      },
+    },
   };
 }
