@@ -125,7 +125,7 @@ describe('wrapProcessor: job attempts are their own level', () => {
     const clock = createManualClock(1_700_000_000_000);
     const metrics = createMetrics({ clock });
     const events: RetrykitEvent[] = [];
-    const onEvent = combineListeners(metrics.onEvent, (e) => events.push(e));
+    const onEvent = combineListeners<RetrykitEvent>(metrics.onEvent, (e) => events.push(e));
     const dlq = createMemoryDeadLetterQueue({ clock, onEvent });
     const strategy = createBackoffStrategy({
       clock,
