@@ -104,7 +104,7 @@ describe('whatsappDeliveryMetrics in createMetrics', () => {
     const figures = (events: readonly MessageStatusEvent[], arrivals: readonly number[]) => {
       const clock = createManualClock();
       const m = createMetrics({ clock, sections: [whatsappDeliveryMetrics()] });
-      events.forEach((e, k) => m.onEvent({ ...e, time: arrivals[k] ?? 0 }));
+      for (const [k, e] of events.entries()) m.onEvent({ ...e, time: arrivals[k] ?? 0 });
       const { acceptedPerMinute: _, ...rest } = m.snapshot().messages;
       return rest;
     };
