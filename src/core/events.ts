@@ -106,7 +106,10 @@ export interface GiveUpEvent extends EventScope {
   readonly elapsedMs: number;
 }
 
-/** A rate limiter made a caller wait (or refused it). */
+/**
+ * A rate limiter made a caller wait for tokens (or refused it). A grant from tokens on hand is
+ * not reported, however long the limiter's store took to answer.
+ */
 export interface RateLimitWaitEvent extends EventScope {
   readonly type: 'rate_limit_wait';
   readonly time: number;
@@ -134,7 +137,7 @@ export interface DeadLetterEvent extends EventScope {
   readonly reason: Reason;
 }
 
-/** A sampled queue depth (e.g. BullMQ waiting + delayed jobs). */
+/** A sampled queue depth (e.g. BullMQ waiting + delayed jobs, from `sampleQueueDepth`). */
 export interface QueueDepthEvent extends EventScope {
   readonly type: 'queue_depth';
   readonly time: number;
