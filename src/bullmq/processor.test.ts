@@ -204,3 +204,44 @@ describe('wrapProcessor: job attempts are their own level', () => {
     expect(success).toMatchObject({ queue: 'sends', jobId: 'a', attempt: 0, durationMs: 200 });
   });
 });
+
+describe('wrapProcessor when the dead-letter queue fails', () => {
+  it('reports a retry while the job has attempts left, a stop without an entry after', async () => {
+    const clock = createManualClock(1_700_000_000_000);
+    const events: RetrykitEvent[] = [];
+    const down = Object.assign(new Error('dlq down'), { code: 'ECONNREFUSED' });
+    const wrapped = wrapProcessor(
+      async (): Promise<void> => {
+        throw httpError(400);
+      },
+      {
+        dlq: {
+          add: async () => {
+            throw down;
+          },
+        },
+        clock,
+        onEvent: (e) => events.push(e),
+      },
+    );
+    const job = (attemptsMade: number) =>
+      ({
+        id: '9',
+        queueName: 'sends',
+        timestamp: clock.now(),
+        attemptsMade,
+        data: {},
+        opts: { attempts: 2 },
+        updateData: async () => {},
+      }) as unknown as Job;
+    await expect(wrapped(job(0), 'token')).rejects.toBe(down);
+    await expect(wrapped(job(1), 'token')).rejects.toBe(down);
+    const failures = events.flatMap((e) =>
+      e.type === 'job_attempt_failure' ? [[e.attempt, e.next, e.stopReason]] : [],
+    );
+    expect(failures).toEqual([
+      [0, 'retry', undefined],
+      [1, 'dead_letter', 'permanent'],
+    ]);
+  });
+});

@@ -160,17 +160,24 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
         }
         throw error;
       }
+      try {
+        await options.dlq.add(
+          toDeadLetter<T>(error, {
+            payload: payloadOf<T>(job.data),
+            id: idOf(job as Job),
+            source: job.queueName,
+            history,
+            classify: () => (permanent ? { ...c, retryable: false } : c),
+            clock,
+          }),
+        );
+      } catch (dlqError) {
+        // BullMQ gets the queue's error instead: it runs the job again while it has attempts.
+        if (attempts < jobAttempts) emit(options.onEvent, { ...failure, next: 'retry' });
+        else emit(options.onEvent, { ...failure, next: 'dead_letter', stopReason: stop });
+        throw dlqError;
+      }
       emit(options.onEvent, { ...failure, next: 'dead_letter', stopReason: stop });
-      await options.dlq.add(
-        toDeadLetter<T>(error, {
-          payload: payloadOf<T>(job.data),
-          id: idOf(job as Job),
-          source: job.queueName,
-          history,
-          classify: () => (permanent ? { ...c, retryable: false } : c),
-          clock,
-        }),
-      );
       if (!permanent && attempts >= jobAttempts) throw error;
       const unrecoverable = new UnrecoverableError(describe(error));
       (unrecoverable as { cause?: unknown }).cause = error;

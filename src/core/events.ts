@@ -184,8 +184,11 @@ export interface JobAttemptFailureEvent extends JobEventScope {
   readonly error: unknown;
   readonly classification: Classification;
   /**
-   * `retry`: handed back to the queue to run again; `dead_letter`: the job stops and goes to
-   * the dead-letter queue (which reports the `dead_letter` itself once it stored the entry).
+   * `retry`: handed back to the queue to run again; `dead_letter`: the job stops for good and
+   * was handed to the dead-letter queue, which reports the `dead_letter` itself once it stored
+   * the entry. When that queue fails, the queue's error goes to BullMQ instead: `retry` while
+   * the job has attempts left, else `dead_letter` without an entry (the job stays in BullMQ's
+   * failed set).
    */
   readonly next: 'retry' | 'dead_letter';
   /** Why the job stopped, when `next` is `dead_letter`. */
