@@ -47,8 +47,10 @@ export default defineConfig({
         test: {
           name: 'peers6',
           include: [
+            'test/bullmq-queue-depth.test.ts',
             'test/dead-letter.test.ts',
             'test/idempotency-*.test.ts',
+            'test/metrics-scenario.test.ts',
             'test/peer-majors.test.ts',
             'test/rate-limiter-contract.test.ts',
             'test/redis-harness.test.ts',
