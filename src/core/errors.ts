@@ -11,7 +11,8 @@ export type RetrykitErrorCode =
   | 'IDEMPOTENCY_KEY_REUSE'
   | 'INVALID_RECORD'
   | 'WEBHOOK_PAYLOAD'
-  | 'WHATSAPP_API';
+  | 'WHATSAPP_API'
+  | 'BULKHEAD_REJECTED';
 
 const BRAND = Symbol.for('retrykit.error');
 
