@@ -2,7 +2,7 @@ import { DelayedError, type Job } from 'bullmq';
 import type { Classification } from '../core/classify-types.js';
 import type { DeadLetterAttempt } from '../core/dead-letter/dead-letter-types.js';
 import { attemptOf } from '../core/dead-letter/failure.js';
-import type { StopReason } from '../core/errors.js';
+import { RetryError, type StopReason } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { isRecord } from '../core/loose.js';
 import { RateLimitTimeoutError } from '../core/rate-limit/rate-limit-errors.js';
@@ -15,6 +15,19 @@ import type { DeferralPlanner } from './backoff.js';
  */
 export function isThrottle(c: Classification): boolean {
   return c.retryable && (c.reason === 'rate_limited' || (c.retryAfterMs ?? 0) > 0);
+}
+
+/**
+ * @internal The classification to defer a failure with, when it is a throttle: its own, or,
+ * for a `RetryError` whose last failure was `rate_limited` (a WhatsApp client inside the job
+ * ran out of its own retries on 130429), a retryable `rate_limited` one.
+ */
+export function throttleOf(error: unknown, c: Classification): Classification | undefined {
+  if (isThrottle(c)) return c;
+  if (error instanceof RetryError && error.reason === 'rate_limited') {
+    return { ...c, retryable: true, reason: 'rate_limited' };
+  }
+  return undefined;
 }
 
 /** @internal How many times the job was deferred, from its history. */

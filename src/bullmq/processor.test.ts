@@ -1,6 +1,7 @@
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { RetryError } from '../core/errors.js';
 import type { RetrykitEvent } from '../core/events.js';
 import { createMemoryDeadLetterQueue } from '../memory/dead-letter.js';
 import { createMemoryTokenBucket } from '../memory/token-bucket.js';
@@ -269,5 +270,28 @@ describe('wrapProcessor with the retrykit strategy', () => {
       ),
       { numRuns: 200 },
     );
+  });
+
+  it("defers a RetryError whose last failure was a throttle (a client's own retries ran out)", async () => {
+    const clock = createManualClock(Date.now());
+    const dlq = createMemoryDeadLetterQueue();
+    const failure = { attempt: 0, error: httpError(429), reason: 'rate_limited' as const, time: 0 };
+    const wrapped = wrapProcessor(
+      async (): Promise<void> => {
+        throw new RetryError('max_attempts', [failure], failure.error);
+      },
+      { dlq, clock },
+    );
+    const job = fakeJob(clock.now());
+    await expect(wrapped(job, 'token')).rejects.toBeInstanceOf(DelayedError);
+    expect(job.data._retrykitFailures).toMatchObject([{ reason: 'rate_limited' }]);
+    const other = { ...failure, reason: 'server_error' as const };
+    const notThrottled = wrapProcessor(
+      async (): Promise<void> => {
+        throw new RetryError('max_attempts', [other], other.error);
+      },
+      { dlq, clock },
+    );
+    await expect(notThrottled(fakeJob(clock.now()), 'token')).rejects.toBeInstanceOf(RetryError);
   });
 });

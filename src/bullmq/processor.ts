@@ -18,7 +18,7 @@ import {
   RETRYKIT_BACKOFF,
   type RetrykitBackoffStrategy,
 } from './backoff.js';
-import { acquireOrRefuse, deferThrottled, isThrottle, type LimiterRefusal } from './defer.js';
+import { acquireOrRefuse, deferThrottled, type LimiterRefusal, throttleOf } from './defer.js';
 
 /**
  * The field of `job.data` where {@link wrapProcessor} keeps the failures of earlier attempts
@@ -203,13 +203,11 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
       const permanent = !c.retryable || error instanceof UnrecoverableError;
       const history = historyOf(job.data);
       let stop: GiveUpEvent['stopReason'] = permanent ? 'permanent' : 'max_attempts';
-      if (
-        !permanent &&
-        planner !== undefined &&
-        (refusal !== undefined || (deferThrottles && isThrottle(c)))
-      ) {
-        const throttle = { job: job as Job, token, error, classification: c, history, now };
-        stop = (await deferThrottled(throttle, planner, HISTORY_FIELD)) ?? stop;
+      const throttle =
+        refusal?.classification ?? (deferThrottles ? throttleOf(error, c) : undefined);
+      if (!permanent && planner !== undefined && throttle !== undefined) {
+        const deferral = { job: job as Job, token, error, classification: throttle, history, now };
+        stop = (await deferThrottled(deferral, planner, HISTORY_FIELD)) ?? stop;
       }
       if (
         !permanent &&
