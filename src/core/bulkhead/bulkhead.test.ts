@@ -18,7 +18,7 @@ function deferred<T = string>() {
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('createBulkhead', () => {
-  it('names the option and the value it refuses', () => {
+  it('names the option and the value it refuses', async () => {
     expect(() => createBulkhead(undefined as never)).toThrow(
       'options must be an object, got undefined',
     );
@@ -35,8 +35,12 @@ describe('createBulkhead', () => {
       /^maxQueued must be a finite number between 0 and \d+, got -1$/,
     );
     const bulkhead = createBulkhead({ maxConcurrent: 1 });
-    expect(() => bulkhead.run('', async () => 1)).toThrow('key must not be empty');
-    expect(() => bulkhead.run('a', 3 as never)).toThrow('fn must be a function, got 3');
+    await expect(bulkhead.run('', async () => 1)).rejects.toThrow('key must not be empty');
+    await expect(bulkhead.run(7 as never, async () => 1)).rejects.toThrow(
+      'key must be a string, got 7',
+    );
+    await expect(bulkhead.run('a', 3 as never)).rejects.toThrow('fn must be a function, got 3');
+    expect(bulkhead.size).toBe(0);
   });
 
   it('runs up to maxConcurrent per key, queues maxQueued, rejects the next with a typed error', async () => {

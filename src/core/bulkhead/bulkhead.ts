@@ -136,8 +136,12 @@ export function createBulkhead(options: BulkheadOptions): Bulkhead {
 
   return {
     run(key, fn, runOptions = {}) {
-      assertKey('key', key);
-      assertFunction('fn', fn);
+      try {
+        assertKey('key', key);
+        assertFunction('fn', fn);
+      } catch (error) {
+        return Promise.reject(error);
+      }
       const { signal } = runOptions;
       if (signal?.aborted) return Promise.reject(signal.reason);
       let lane = lanes.get(key);
