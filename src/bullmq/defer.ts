@@ -9,6 +9,22 @@ import { RateLimitTimeoutError } from '../core/rate-limit/rate-limit-errors.js';
 import type { RateLimiter } from '../core/rate-limit/rate-limit-types.js';
 import type { DeferralPlanner } from './backoff.js';
 
+/** The errors a processor throws to tell BullMQ it moved the job itself, by name. */
+const BULLMQ_MOVES = new Set(['DelayedError', 'WaitingError', 'WaitingChildrenError']);
+
+/**
+ * @internal Whether `error` tells BullMQ the processor moved the job itself, or paused the
+ * queue (`worker.rateLimit(ms)` then `throw Worker.RateLimitError()`): not a failure, so
+ * `wrapProcessor` passes it on untouched. Read by name and message, as BullMQ's worker does.
+ */
+export function isBullMqMove(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { name, message } = error as { name?: unknown; message?: unknown };
+  return (
+    message === 'bullmq:rateLimitExceeded' || (typeof name === 'string' && BULLMQ_MOVES.has(name))
+  );
+}
+
 /**
  * @internal Whether a failure is a throttle, which `wrapProcessor` defers without spending an
  * attempt: a retryable `rate_limited` failure, or any retryable failure with a server's wait.

@@ -18,7 +18,13 @@ import {
   RETRYKIT_BACKOFF,
   type RetrykitBackoffStrategy,
 } from './backoff.js';
-import { acquireOrRefuse, deferThrottled, type LimiterRefusal, throttleOf } from './defer.js';
+import {
+  acquireOrRefuse,
+  deferThrottled,
+  isBullMqMove,
+  type LimiterRefusal,
+  throttleOf,
+} from './defer.js';
 
 /**
  * The field of `job.data` where {@link wrapProcessor} keeps the failures of earlier attempts
@@ -183,6 +189,7 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
       }
       return await processor(job, token, signal);
     } catch (error) {
+      if (isBullMqMove(error)) throw error;
       const now = clock.now();
       const c = refusal?.classification ?? classify(error);
       const attempt = job.attemptsMade;

@@ -258,6 +258,38 @@ describeRedis('BullMQ: a throttle spends no attempt', () => {
   });
 });
 
+describeRedis('BullMQ: moves a processor makes itself pass through wrapProcessor', () => {
+  it('lets a queue-wide pause (worker.rateLimit + Worker.RateLimitError) spend no attempt', async () => {
+    const { queue, startWorker } = setup('ratelimit');
+    const dlq = createMemoryDeadLetterQueue();
+    const events: RetrykitEvent[] = [];
+    let runs = 0;
+    const worker: Worker = startWorker(
+      wrapProcessor(
+        async () => {
+          runs++;
+          if (runs === 1) {
+            await worker.rateLimit(200);
+            throw Worker.RateLimitError();
+          }
+          return 'sent';
+        },
+        { dlq, onEvent: (e) => events.push(e) },
+      ),
+    );
+    const done = settled(worker);
+    const added = await queue.add('send', { to: 'A' }, { attempts: 1 });
+    await done;
+    const job = (await Job.fromId(queue, added.id as string)) as Job;
+    expect(await job.getState()).toBe('completed');
+    expect(runs).toBe(2);
+    expect(job.attemptsMade).toBe(1);
+    expect(job.data).toEqual({ to: 'A' });
+    expect(events).toEqual([]);
+    expect(await dlq.size()).toBe(0);
+  });
+});
+
 describeRedis('BullMQ: per-number fairness on open-source BullMQ', () => {
   it("runs number B's jobs while number A's backlog of 500 waits on A's limit", async () => {
     const { queue, startWorker } = setup('fairness');
