@@ -4,6 +4,9 @@ import {
   type AdjustableRateLimiter,
   type ClaimResult,
   type Classification,
+  createMemoryDeadLetterQueue,
+  type DeadLetterEntry,
+  type ListOptions,
   computeDelay,
   createRetry,
   isRetrykitError,
@@ -52,5 +55,18 @@ describe('public types', () => {
     expectTypeOf<MemoryTokenBucket>().toExtend<AdjustableRateLimiter>();
     expectTypeOf<MemoryTokenBucket['setRate']>().returns.toEqualTypeOf<void>();
     expectTypeOf<'retry_after_exceeds_elapsed'>().toExtend<StopReason>();
+  });
+
+  it('a paging loop passes the last cursor and its filters back to list', async () => {
+    const dlq = createMemoryDeadLetterQueue<{ to: string }>();
+    const reason: Reason | undefined = undefined as Reason | undefined;
+    const limit: number | undefined = undefined as number | undefined;
+    let cursor: string | undefined;
+    do {
+      const page = await dlq.list({ cursor, reason, limit });
+      expectTypeOf(page.entries).toEqualTypeOf<readonly DeadLetterEntry<{ to: string }>[]>();
+      cursor = page.cursor;
+    } while (cursor !== undefined);
+    expectTypeOf<ListOptions['cursor']>().toEqualTypeOf<string | undefined>();
   });
 });
