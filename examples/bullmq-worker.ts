@@ -8,9 +8,9 @@
 // under a fresh prefix and is removed at the end.
 import { type Job, Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { createBackoffStrategy, RETRYKIT_BACKOFF, wrapProcessor } from '../src/bullmq/index.js';
-import { type Classification, composeClassifiers, type DeadLetterEntry } from '../src/index.js';
-import { createRedisDeadLetterQueue } from '../src/redis/index.js';
+import { type Classification, composeClassifiers, type DeadLetterEntry } from 'retrykit';
+import { createBackoffStrategy, RETRYKIT_BACKOFF, wrapProcessor } from 'retrykit/bullmq';
+import { createRedisDeadLetterQueue } from 'retrykit/redis';
 
 interface Webhook {
   readonly messageId: string;

@@ -5,24 +5,20 @@
  * real work. The example then plays Meta: the GET handshake, one webhook delivered twice at
  * once and once more later, and one with a forged signature.
  *
- *   npx tsx examples/express-webhook.ts        (REDIS_URL or redis://127.0.0.1:6379)
+ *   npx tsx --import ./tools/lua-loader.mjs examples/express-webhook.ts        (REDIS_URL or redis://127.0.0.1:6379)
  */
 import { createHmac } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { Queue, Worker } from 'bullmq';
 import express from 'express';
 import { Redis } from 'ioredis';
+import { createRedisIdempotencyStore } from 'retrykit/redis';
 import {
   createWebhookHandler,
   handleVerificationRequest,
   type WebhookUpdate,
   whatsAppDedupeKey,
-} from '../src/whatsapp/index.js';
-
-// In your app: import { createRedisIdempotencyStore } from 'retrykit/redis';
-// Here the adapter runs from source, so Node is first taught to import its `.lua` files.
-await import('../tools/lua-loader.mjs');
-const { createRedisIdempotencyStore } = await import('../src/redis/index.js');
+} from 'retrykit/whatsapp';
 
 const APP_SECRET = 'example-app-secret';
 const VERIFY_TOKEN = 'example-verify-token';

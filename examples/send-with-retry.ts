@@ -10,8 +10,8 @@ import {
   createMemoryIdempotencyStore,
   createMemoryTokenBucket,
   isRetrykitError,
-} from '../src/index.js';
-import { type CloudMessage, createWhatsAppClient } from '../src/whatsapp/index.js';
+} from 'retrykit';
+import { type CloudMessage, createWhatsAppClient } from 'retrykit/whatsapp';
 import { startFakeWhatsApp } from './support/fake-whatsapp.js';
 
 // Stands in for graph.facebook.com. In your app: leave out `baseUrl`.
