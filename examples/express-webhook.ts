@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { Queue, Worker } from 'bullmq';
 import express from 'express';
 import { Redis } from 'ioredis';
+import { createBackoffStrategy, RETRYKIT_JOB_OPTIONS } from 'retrykit/bullmq';
 import { createRedisIdempotencyStore } from 'retrykit/redis';
 import {
   createWebhookHandler,
@@ -27,7 +28,12 @@ const prefix = `example-express:${process.pid}`;
 const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
 
 // ---- the app --------------------------------------------------------------------------------
-const queue = new Queue<WebhookUpdate>('whatsapp-updates', { connection, prefix });
+// Each job gets 6 attempts spaced by retrykit's backoff (BullMQ's default is one attempt).
+const queue = new Queue<WebhookUpdate>('whatsapp-updates', {
+  connection,
+  prefix,
+  defaultJobOptions: RETRYKIT_JOB_OPTIONS,
+});
 const handle = createWebhookHandler({
   appSecret: APP_SECRET,
   store: createRedisIdempotencyStore(connection, { prefix: `${prefix}:seen` }),
@@ -48,10 +54,7 @@ const handle = createWebhookHandler({
 
 const app = express();
 app.get('/webhook', (req, res) => {
-  const { status, body } = handleVerificationRequest(
-    req.query as Record<string, string>,
-    VERIFY_TOKEN,
-  );
+  const { status, body } = handleVerificationRequest(req.query, VERIFY_TOKEN);
   res.status(status).send(body);
 });
 // express.raw keeps the bytes Meta signed; express.json would re-serialise them.
@@ -81,7 +84,8 @@ const worker = new Worker<WebhookUpdate>(
             : u.kind,
     );
   },
-  { connection, prefix },
+  // The strategy behind RETRYKIT_JOB_OPTIONS' backoff; without it BullMQ can't schedule a retry.
+  { connection, prefix, settings: { backoffStrategy: createBackoffStrategy() } },
 );
 
 const server = app.listen(0, '127.0.0.1');
