@@ -11,6 +11,8 @@ import {
   isRetrykitError,
   type ListOptions,
   type MemoryTokenBucket,
+  type PermanentError,
+  permanent,
   type Reason,
   type RetrykitError,
   retry,
@@ -38,6 +40,11 @@ describe('public types', () => {
     const claim = {} as ClaimResult<{ wamid: string }>;
     if (claim.status === 'completed') expectTypeOf(claim.result).toEqualTypeOf<{ wamid: string }>();
     if (claim.status === 'claimed') expectTypeOf(claim.token).toEqualTypeOf<string>();
+  });
+
+  it('a PermanentError always has its classification', () => {
+    expectTypeOf<PermanentError['classification']>().toEqualTypeOf<Classification>();
+    expectTypeOf(permanent(new Error('x')).classification.reason).toEqualTypeOf<Reason>();
   });
 
   it('isRetrykitError narrows unknown', () => {
