@@ -39,7 +39,11 @@ async function grantTimes(
 
 /** Request gaps in milliseconds: bursts at the same instant, steady streams and pauses. */
 const gaps = fc.array(
-  fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 3 }), fc.double({ min: 0, max: 1500, noNaN: true })),
+  fc.oneof(
+    fc.constant(0),
+    fc.integer({ min: 0, max: 3 }),
+    fc.double({ min: 0, max: 1500, noNaN: true }),
+  ),
   { minLength: 1, maxLength: 3000 },
 );
 
