@@ -9,13 +9,9 @@
 // Needs a Redis at REDIS_URL (default redis://127.0.0.1:6379). Everything it creates lives
 // under a fresh prefix and is removed at the end.
 import { type Job, Queue, Worker } from 'bullmq';
-import { createBackoffStrategy, wrapProcessor } from '../src/bullmq/index.js';
-import {
-  createBulkhead,
-  createMemoryDeadLetterQueue,
-  createMemoryTokenBucket,
-} from '../src/index.js';
-import { type CloudMessage, createWhatsAppClient } from '../src/whatsapp/index.js';
+import { createBulkhead, createMemoryDeadLetterQueue, createMemoryTokenBucket } from 'retrykit';
+import { createBackoffStrategy, RETRYKIT_JOB_OPTIONS, wrapProcessor } from 'retrykit/bullmq';
+import { type CloudMessage, createWhatsAppClient } from 'retrykit/whatsapp';
 import { startFakeWhatsApp } from './support/fake-whatsapp.js';
 
 interface Send {
@@ -100,7 +96,7 @@ const sends = (phoneNumberId: string, count: number) =>
       phoneNumberId,
       message: { to: `4915100000${i}`, type: 'text', text: { body: `hello ${i}` } } as CloudMessage,
     },
-    opts: { attempts: 3 },
+    opts: RETRYKIT_JOB_OPTIONS,
   }));
 await queue.addBulk(sends('PN-BUSY', 30));
 await queue.addBulk(sends('PN-QUIET', 5));

@@ -17,6 +17,8 @@ import { assertFunction, assertInteger, assertNumber } from '../core/validate.js
  * {@link createBackoffStrategy}: BullMQ calls a worker's `settings.backoffStrategy` only for
  * jobs whose `backoff.type` is not one of its built-ins.
  *
+ * `RETRYKIT_JOB_OPTIONS` holds it with 6 attempts.
+ *
  * @example
  * await queue.add('webhook', payload, { attempts: 6, backoff: RETRYKIT_BACKOFF });
  */

@@ -25,6 +25,7 @@ import {
   type LimiterRefusal,
   throttleOf,
 } from './defer.js';
+import { singleAttemptWarner } from './job-options.js';
 
 /**
  * The field of `job.data` where {@link wrapProcessor} keeps the failures of earlier attempts
@@ -97,6 +98,18 @@ export interface WrapProcessorOptions<P> {
   readonly onEvent?: EventListener;
   /** Dates failures. @default systemClock */
   readonly clock?: Clock;
+  /**
+   * Receives, once per wrapped processor, a warning when a retryable failure meets a job
+   * allowed a single attempt (`job.opts.attempts` 0 or 1: BullMQ's default is 0), which is
+   * dead-lettered as `exhausted` on that first failure. Add jobs with `RETRYKIT_JOB_OPTIONS`
+   * to retry them. The warning is an `Error` named `RetrykitWarning` with `code`
+   * `'RETRYKIT_SINGLE_ATTEMPT'`.
+   * Pass `() => {}` where one-attempt jobs are deliberate.
+   * @default process.emitWarning where it exists (Node, Bun), else console.warn
+   * @example
+   * { onWarning: (warning) => log.warn({ code: warning.code }, warning.message) }
+   */
+  readonly onWarning?: (warning: Error & { readonly code: string }) => void;
 }
 
 /** Whether BullMQ hands the job's failures to the retrykit strategy (`backoff: RETRYKIT_BACKOFF`). */
@@ -152,7 +165,14 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
     options.maxAttempts === undefined
       ? undefined
       : assertInteger('maxAttempts', options.maxAttempts, 1);
-  for (const name of ['classify', 'deadLetterId', 'onEvent', 'strategy', 'limiterKey'] as const) {
+  for (const name of [
+    'classify',
+    'deadLetterId',
+    'onEvent',
+    'strategy',
+    'onWarning',
+    'limiterKey',
+  ] as const) {
     if (options[name] !== undefined) assertFunction(name, options[name]);
   }
   const deferThrottles = options.deferThrottles ?? true;
@@ -169,6 +189,7 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
   const classify = options.classify ?? defaultClassify;
   const clock = options.clock ?? systemClock;
   const idOf = options.deadLetterId ?? jobDeadLetterId;
+  const warnSingleAttempt = singleAttemptWarner(options.onWarning);
   const planner =
     (options.strategy === undefined ? undefined : deferralPlannerOf(options.strategy)) ??
     deferralPlannerOf(
@@ -208,6 +229,7 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
       if (c.maxAttempts !== undefined) limit = Math.min(limit, c.maxAttempts);
       const attempts = attempt + 1;
       const permanent = !c.retryable || error instanceof UnrecoverableError;
+      if (!permanent) warnSingleAttempt(job, c);
       const history = historyOf(job.data);
       let stop: GiveUpEvent['stopReason'] = permanent ? 'permanent' : 'max_attempts';
       const throttle =

@@ -50,14 +50,25 @@ export type NewDeadLetter<P = unknown> = Omit<DeadLetterEntry<P>, 'id' | 'deadAt
   readonly deadAt?: string;
 };
 
-/** Options of {@link DeadLetterQueue.list}. */
+/**
+ * Options of {@link DeadLetterQueue.list}. Each may be `undefined`, read as absent, so that a
+ * paging loop can pass the last page's `cursor` (or a filter it holds) back as it is.
+ *
+ * @example
+ * let cursor: string | undefined;
+ * do {
+ *   const page = await dlq.list({ cursor });
+ *   for (const entry of page.entries) console.log(entry.id);
+ *   cursor = page.cursor;
+ * } while (cursor !== undefined);
+ */
 export interface ListOptions {
   /** At most this many entries. @default 100 */
-  readonly limit?: number;
-  /** Where the previous page ended (its `cursor`). */
-  readonly cursor?: string;
-  /** Only entries with this reason. */
-  readonly reason?: Reason;
+  readonly limit?: number | undefined;
+  /** Where the previous page ended (its `cursor`); absent for the first page. */
+  readonly cursor?: string | undefined;
+  /** Only entries with this reason; every reason when absent. */
+  readonly reason?: Reason | undefined;
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Classification } from '../classify-types.js';
 import { type Clock, systemClock } from '../clock.js';
-import { PermanentError, RetryError } from '../errors.js';
+import { hasDerivedClassification, PermanentError, RetryError } from '../errors.js';
 import { classify as defaultClassify } from '../retry/classify.js';
 import type { DeadLetterAttempt, DeadLetterEntry, NewDeadLetter } from './dead-letter-types.js';
 import { attemptOf } from './failure.js';
@@ -72,7 +72,9 @@ export function toDeadLetter<P>(error: unknown, options: ToDeadLetterOptions<P>)
   } else {
     const c =
       error instanceof PermanentError
-        ? (error.classification ?? { ...classify(error.cause), retryable: false })
+        ? hasDerivedClassification(error) || error.classification === undefined
+          ? { ...classify(error.cause), retryable: false }
+          : error.classification
         : classify(error);
     disposition = c.retryable ? 'exhausted' : 'permanent';
     reason = c.reason;
