@@ -294,4 +294,23 @@ describe('wrapProcessor with the retrykit strategy', () => {
     );
     await expect(notThrottled(fakeJob(clock.now()), 'token')).rejects.toBeInstanceOf(RetryError);
   });
+
+  it('gives no single-attempt warning for a throttle it defers, only for a failure that counts', async () => {
+    const clock = createManualClock(Date.now());
+    const warnings: Error[] = [];
+    let status = 429;
+    const wrapped = wrapProcessor(
+      async (): Promise<void> => {
+        throw httpError(status);
+      },
+      { dlq: createMemoryDeadLetterQueue(), clock, onWarning: (w) => warnings.push(w) },
+    );
+    const job = fakeJob(clock.now());
+    job.opts = { attempts: 1 } as typeof job.opts;
+    await expect(wrapped(job, 'token')).rejects.toBeInstanceOf(DelayedError);
+    expect(warnings).toEqual([]);
+    status = 503;
+    await expect(wrapped(job, 'token')).rejects.toThrow('HTTP 503');
+    expect(warnings).toHaveLength(1);
+  });
 });

@@ -229,7 +229,6 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
       if (c.maxAttempts !== undefined) limit = Math.min(limit, c.maxAttempts);
       const attempts = attempt + 1;
       const permanent = !c.retryable || error instanceof UnrecoverableError;
-      if (!permanent) warnSingleAttempt(job, c);
       const history = historyOf(job.data);
       let stop: GiveUpEvent['stopReason'] = permanent ? 'permanent' : 'max_attempts';
       const throttle =
@@ -238,6 +237,8 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
         const deferral = { job: job as Job, token, error, classification: throttle, history, now };
         stop = (await deferThrottled(deferral, planner, HISTORY_FIELD)) ?? stop;
       }
+      // Past a deferral, which spends no attempt: this failure is the one BullMQ counts.
+      if (!permanent) warnSingleAttempt(job, c);
       if (
         !permanent &&
         stop === 'max_attempts' &&
