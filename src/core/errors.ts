@@ -12,7 +12,8 @@ export type RetrykitErrorCode =
   | 'IDEMPOTENCY_KEY_REUSE'
   | 'INVALID_RECORD'
   | 'WEBHOOK_PAYLOAD'
-  | 'WHATSAPP_API';
+  | 'WHATSAPP_API'
+  | 'BULKHEAD_REJECTED';
 
 const BRAND = Symbol.for('retrykit.error');
 
@@ -79,7 +80,9 @@ export interface AttemptFailure {
  * - `retry_after_exceeds_elapsed`: the server asked for a wait (`Retry-After`, a platform's
  *   retry hint) longer than what was left of `maxElapsedMs`;
  * - `budget_exhausted`: the retry budget refused another try;
- * - `aborted`: the caller's `signal` aborted.
+ * - `aborted`: the caller's `signal` aborted;
+ * - `max_deferrals`: a BullMQ job was put back for throttles `maxDeferrals` times already
+ *   (`wrapProcessor`; a deferral spends no attempt).
  */
 export type StopReason =
   | 'permanent'
@@ -87,7 +90,8 @@ export type StopReason =
   | 'max_elapsed'
   | 'retry_after_exceeds_elapsed'
   | 'budget_exhausted'
-  | 'aborted';
+  | 'aborted'
+  | 'max_deferrals';
 
 /**
  * Thrown by `retry` when a retryable failure persists: attempts ran out, the time budget
@@ -104,12 +108,12 @@ export class RetryError extends RetrykitError {
   /** Every failure, oldest first. */
   readonly errors: readonly AttemptFailure[];
   /** Why retrying stopped. */
-  readonly stopReason: Exclude<StopReason, 'permanent' | 'aborted'>;
+  readonly stopReason: Exclude<StopReason, 'permanent' | 'aborted' | 'max_deferrals'>;
   /** The classified reason of the last failure. */
   readonly reason: Reason;
 
   constructor(
-    stopReason: Exclude<StopReason, 'permanent' | 'aborted'>,
+    stopReason: Exclude<StopReason, 'permanent' | 'aborted' | 'max_deferrals'>,
     errors: readonly AttemptFailure[],
     cause: unknown,
   ) {

@@ -5,6 +5,7 @@ import {
   type ClaimResult,
   type Classification,
   computeDelay,
+  createBulkhead,
   createMemoryDeadLetterQueue,
   createRetry,
   type DeadLetterEntry,
@@ -62,6 +63,13 @@ describe('public types', () => {
     expectTypeOf<MemoryTokenBucket>().toExtend<AdjustableRateLimiter>();
     expectTypeOf<MemoryTokenBucket['setRate']>().returns.toEqualTypeOf<void>();
     expectTypeOf<'retry_after_exceeds_elapsed'>().toExtend<StopReason>();
+    expectTypeOf<'max_deferrals'>().toExtend<StopReason>();
+  });
+
+  it("a bulkhead's run resolves to what the function returns", () => {
+    const bulkhead = createBulkhead({ maxConcurrent: 1 });
+    expectTypeOf(bulkhead.run('k', async () => 42)).toEqualTypeOf<Promise<number>>();
+    expectTypeOf(bulkhead.run('k', () => 'sync')).toEqualTypeOf<Promise<string>>();
   });
 
   it('a paging loop passes the last cursor and its filters back to list', async () => {

@@ -296,6 +296,9 @@ describe('createWhatsAppClient', () => {
     expect(() =>
       createWhatsAppClient({ phoneNumberId: 'PN', accessToken: 't', requestTimeoutMs: Number.NaN }),
     ).toThrow(/requestTimeoutMs/);
+    expect(() =>
+      createWhatsAppClient({ phoneNumberId: 'PN', accessToken: 't', bulkhead: {} as never }),
+    ).toThrow('bulkhead must have a run(key, fn) method, got {}');
   });
 });
 

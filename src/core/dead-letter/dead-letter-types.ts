@@ -9,6 +9,11 @@ export interface DeadLetterAttempt {
   readonly reason: Reason;
   /** ISO 8601 time of the failure. */
   readonly at: string;
+  /**
+   * Set when this failure spent no attempt: a throttle after which the job was put back for
+   * this many milliseconds (BullMQ `wrapProcessor`'s deferral).
+   */
+  readonly deferredMs?: number;
 }
 
 /** Something that failed for good, kept for a person to inspect and redrive. */

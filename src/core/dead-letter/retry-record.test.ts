@@ -90,12 +90,33 @@ describe('retry records', () => {
       'failures[0].code',
       undefined,
     ],
+    [
+      {
+        failures: [
+          { message: 'x', reason: 'rate_limited', at: '2024-10-15T14:30:00Z', deferredMs: -1 },
+        ],
+      },
+      'failures[0].deferredMs',
+      'failures[0].deferredMs must be a finite number >= 0, got -1',
+    ],
   ])('rejects %j naming %s', (patch, field, message) => {
     const error = errorOf(JSON.stringify({ ...record, ...patch }));
     expect(error.field).toBe(field);
     expect(error.code).toBe('INVALID_RECORD');
     expect(error.name).toBe('InvalidRecordError');
     if (message !== undefined) expect(error.message).toBe(message);
+  });
+
+  it('keeps the deferredMs of a failure that spent no attempt', () => {
+    const deferred = {
+      message: 'HTTP 429',
+      code: 130429,
+      reason: 'rate_limited',
+      at: '2024-10-15T14:30:00Z',
+      deferredMs: 4000,
+    };
+    const back = parseRetryRecord(JSON.stringify({ ...record, failures: [deferred] }));
+    expect(back.failures).toEqual([deferred]);
   });
 
   it('rejects text that is not JSON or not an object', () => {

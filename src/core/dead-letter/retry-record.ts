@@ -95,11 +95,19 @@ export function expectAttempt(field: string, value: unknown): DeadLetterAttempt 
   if (typeof o.message !== 'string') fail(`${field}.message`, 'a string', o.message);
   const at = expectIsoTime(`${field}.at`, o.at);
   const code = o.code;
-  if (code === undefined || code === null) return { message: o.message, reason, at };
+  const deferredMs = o.deferredMs;
+  if (
+    deferredMs !== undefined &&
+    !(typeof deferredMs === 'number' && Number.isFinite(deferredMs) && deferredMs >= 0)
+  ) {
+    fail(`${field}.deferredMs`, 'a finite number >= 0', deferredMs);
+  }
+  const deferred = deferredMs === undefined ? {} : { deferredMs };
+  if (code === undefined || code === null) return { message: o.message, reason, at, ...deferred };
   if (typeof code !== 'string' && !(typeof code === 'number' && Number.isFinite(code))) {
     fail(`${field}.code`, 'a string or a finite number', code);
   }
-  return { message: o.message, code, reason, at };
+  return { message: o.message, code, reason, at, ...deferred };
 }
 
 /** @internal */
