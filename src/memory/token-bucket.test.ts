@@ -549,7 +549,7 @@ describe('adaptive mode', () => {
     bucket.feedback('k').throttled({
       retryable: true,
       reason: 'rate_limited',
-      code: 130429,
+      errorCode: 130429,
       retryAfterMs: 10 * 365 * 86_400_000,
     });
     const result = bucket.tryAcquire('k');

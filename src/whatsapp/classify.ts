@@ -326,7 +326,7 @@ function fromRule(
   headers: unknown,
   details: string | undefined,
 ): Classification {
-  if (!rule.retryable) return { retryable: false, reason: rule.reason, code };
+  if (!rule.retryable) return { retryable: false, reason: rule.reason, errorCode: code };
   const waits = [
     rule.retryAfterMs,
     parseRetryAfter(headers),
@@ -337,7 +337,7 @@ function fromRule(
   return {
     retryable: true,
     reason: rule.reason,
-    code,
+    errorCode: code,
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
     ...(rule.backoff === undefined ? {} : { backoff: rule.backoff }),
     ...(rule.maxAttempts === undefined ? {} : { maxAttempts: rule.maxAttempts }),
@@ -375,7 +375,7 @@ export function createWhatsAppClassifier(options: WhatsAppClassifierOptions = {}
     }
     if (status === undefined || status < 400) return undefined;
     const verdict = classifyStatus(status, parseRetryAfter(headers) ?? usageRetryAfterMs(headers));
-    return code === undefined ? verdict : { ...verdict, code };
+    return code === undefined ? verdict : { ...verdict, errorCode: code };
   };
 }
 
