@@ -1,4 +1,4 @@
-import type { BackoffOptions } from './retry/backoff.js';
+import type { BackoffOptions } from './backoff-types.js';
 
 /** Why an attempt failed. */
 export type Reason =

@@ -1,5 +1,5 @@
+import type { BackoffOptions } from '../backoff-types.js';
 import type { Reason } from '../classify-types.js';
-import type { BackoffOptions } from '../retry/backoff.js';
 
 /** One failed attempt as a dead letter remembers it. */
 export interface DeadLetterAttempt {
