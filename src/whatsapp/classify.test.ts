@@ -14,6 +14,7 @@ import {
   whatsAppCodeRule,
 } from './classify.js';
 import { WhatsAppApiError } from './errors.js';
+import { parseWebhook } from './webhook.js';
 
 /** The documented shape: every field but `code` and `message` may be missing. */
 function graphError(code: number, status: number, extra: Record<string, unknown> = {}) {
@@ -573,6 +574,38 @@ describe('fallbacks', () => {
 
   it('classifies webhook error objects ({ code, title }) by code', () => {
     expect(classifyWhatsAppError({ code: 131026, title: 'Message undeliverable' })).toMatchObject({
+      retryable: false,
+      reason: 'client_error',
+      errorCode: 131026,
+    });
+  });
+
+  it('classifies webhook errors as parseWebhook reads them ({ errorCode, title })', () => {
+    const { errors } = parseWebhook({
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: 'WABA',
+          changes: [
+            {
+              field: 'messages',
+              value: {
+                messaging_product: 'whatsapp',
+                metadata: { phone_number_id: 'PN1' },
+                errors: [{ code: 130429, title: 'Rate limit hit' }],
+              },
+            },
+          ],
+        },
+      ],
+    });
+    expect(classifyWhatsAppError(errors[0])).toMatchObject({
+      retryable: true,
+      reason: 'rate_limited',
+      errorCode: 130429,
+    });
+    const detail = { errorCode: 131026, title: 'Message undeliverable', message: undefined };
+    expect(classifyWhatsAppError({ ...detail, details: undefined })).toMatchObject({
       retryable: false,
       reason: 'client_error',
       errorCode: 131026,

@@ -293,7 +293,10 @@ interface Extracted {
   readonly details: string | undefined;
 }
 
-/** Finds a WhatsApp error code in a thrown error, a response body or a webhook error. */
+/**
+ * Finds a WhatsApp error code in a thrown error, a response body, a webhook error as Meta
+ * sends it (`{ code, title }`) or as `parseWebhook` reads it (`{ errorCode, title }`).
+ */
 function extract(value: unknown): Extracted | undefined {
   if (isWhatsAppApiError(value)) {
     return {
@@ -304,6 +307,19 @@ function extract(value: unknown): Extracted | undefined {
     };
   }
   if (!isObject(value)) return undefined;
+  if (
+    !(value instanceof Error) &&
+    typeof value.errorCode === 'number' &&
+    ('message' in value || 'title' in value)
+  ) {
+    const details = value.details;
+    return {
+      code: value.errorCode,
+      status: undefined,
+      headers: undefined,
+      details: typeof details === 'string' ? details : undefined,
+    };
+  }
   const looksLikeBody =
     isObject(value.error) ||
     (!(value instanceof Error) &&
