@@ -239,7 +239,7 @@ for (let cursor: string | undefined; ; ) {
   if (cursor === undefined || page.entries.length === 0) break;
 }
 for (const entry of letters) {
-  const code = entry.attempts.at(-1)?.code;
+  const code = entry.attempts.at(-1)?.errorCode;
   const label = `${entry.reason}${code === undefined ? '' : ` (${code})`}, ${entry.disposition}`;
   deadByReason.set(label, (deadByReason.get(label) ?? 0) + 1);
 }

@@ -80,7 +80,7 @@ const worker = new Worker<WebhookUpdate>(
         : u.kind === 'message'
           ? `message ${u.id}`
           : u.kind === 'error'
-            ? `error ${u.code}`
+            ? `error ${u.errorCode}`
             : u.kind,
     );
   },

@@ -68,7 +68,9 @@ for (const [key, message] of [
 const { entries } = await deadLetters.list();
 for (const entry of entries) {
   const last = entry.attempts.at(-1);
-  console.log(`dead letter ${entry.id}: ${entry.reason}, ${entry.disposition}, code ${last?.code}`);
+  console.log(
+    `dead letter ${entry.id}: ${entry.reason}, ${entry.disposition}, code ${last?.errorCode}`,
+  );
 }
 console.log(`the API accepted ${api.accepted.length} messages`);
 await api.close();

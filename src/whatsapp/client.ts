@@ -272,7 +272,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     return {
       // 131056 is the recipient's pair limit: slowing the whole number down would not help.
       throttled(c: Classification) {
-        if (c.code === 131056) pairFeedback?.throttled(c);
+        if (c.errorCode === 131056) pairFeedback?.throttled(c);
         else numberFeedback?.throttled(c);
       },
       succeeded() {

@@ -37,7 +37,7 @@ describe('retrykit/whatsapp public types', () => {
       expectTypeOf(update.from).toEqualTypeOf<string | undefined>();
     }
     if (update.kind === 'unknown') expectTypeOf(update.field).toEqualTypeOf<string>();
-    if (update.kind === 'error') expectTypeOf(update.code).toEqualTypeOf<number>();
+    if (update.kind === 'error') expectTypeOf(update.errorCode).toEqualTypeOf<number>();
   });
 
   it('parseWebhook returns updates and malformed items; the handshake takes any query', () => {

@@ -133,7 +133,7 @@ describeRedis('BullMQ: a throttle spends no attempt', () => {
         {
           dlq,
           strategy,
-          classify: () => ({ retryable: true, reason: 'rate_limited', code: 130429 }),
+          classify: () => ({ retryable: true, reason: 'rate_limited', errorCode: 130429 }),
           onEvent: (e) => events.push(e),
         },
       ),
@@ -148,7 +148,7 @@ describeRedis('BullMQ: a throttle spends no attempt', () => {
     const entry = (await dlq.get(`maxdeferrals:${added.id}`)) as DeadLetterEntry;
     expect(entry).toMatchObject({ payload: { to: 'A' }, reason: 'rate_limited' });
     expect(entry.attempts.map((a) => a.deferredMs)).toEqual([20, 20, 20, undefined]);
-    expect(entry.attempts.every((a) => a.code === 130429)).toBe(true);
+    expect(entry.attempts.every((a) => a.errorCode === 130429)).toBe(true);
     expect(events.at(-1)).toMatchObject({ type: 'give_up', stopReason: 'max_deferrals' });
   });
 

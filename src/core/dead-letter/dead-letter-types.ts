@@ -1,11 +1,14 @@
+import type { BackoffOptions } from '../backoff-types.js';
 import type { Reason } from '../classify-types.js';
-import type { BackoffOptions } from '../retry/backoff.js';
 
 /** One failed attempt as a dead letter remembers it. */
 export interface DeadLetterAttempt {
   readonly message: string;
-  /** A platform or error code, when there was one (`130429`, `ECONNRESET`). */
-  readonly code?: string | number;
+  /**
+   * The platform's or the OS's error code, when there was one (`130429`, `ECONNRESET`).
+   * Records written by retrykit 0.1 called it `code`; every reader takes that as `errorCode`.
+   */
+  readonly errorCode?: string | number;
   readonly reason: Reason;
   /** ISO 8601 time of the failure. */
   readonly at: string;

@@ -102,6 +102,25 @@ export function toDeadLetter<P>(error: unknown, options: ToDeadLetterOptions<P>)
   };
 }
 
+/**
+ * @internal A stored dead letter as this version reads it: attempts written by retrykit 0.1
+ * carry their error code as `code`, read as `errorCode`. Anything else is returned as stored.
+ */
+export function upgradeDeadLetter<P>(entry: DeadLetterEntry<P>): DeadLetterEntry<P> {
+  const attempts: readonly unknown[] = Array.isArray(entry?.attempts) ? entry.attempts : [];
+  if (!attempts.some((a) => typeof a === 'object' && a !== null && 'code' in a)) return entry;
+  return {
+    ...entry,
+    attempts: attempts.map((a) => {
+      if (typeof a !== 'object' || a === null || !('code' in a)) return a as DeadLetterAttempt;
+      const { code, ...rest } = a as DeadLetterAttempt & { code?: string | number | null };
+      return rest.errorCode !== undefined || code === undefined || code === null
+        ? rest
+        : { ...rest, errorCode: code };
+    }),
+  };
+}
+
 /** A random unique id (a UUID where the runtime has `crypto.randomUUID`). */
 export function newId(): string {
   const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
