@@ -47,7 +47,7 @@ export default defineConfig({
         test: {
           name: 'peers6',
           include: [
-            'test/bullmq-queue-depth.test.ts',
+            'test/bullmq-*.test.ts',
             'test/dead-letter.test.ts',
             'test/idempotency-*.test.ts',
             'test/metrics-scenario.test.ts',

@@ -1,3 +1,14 @@
+export type {
+  Bulkhead,
+  BulkheadOptions,
+  BulkheadRunOptions,
+  BulkheadStats,
+} from './core/bulkhead/index.js';
+export {
+  BULKHEAD_DEFAULTS,
+  BulkheadRejectedError,
+  createBulkhead,
+} from './core/bulkhead/index.js';
 export type { Classification, Classifier, Reason } from './core/classify-types.js';
 export { REASONS } from './core/classify-types.js';
 export type { Clock, RandomSource } from './core/clock.js';

@@ -326,6 +326,7 @@ describeRedis('the first-hour scenario, with one metrics window', () => {
       firstAttemptSucceeded: jobs - failPlan.size - 1,
       failed: jobRetries + 1,
       failedByReason: { service_unavailable: jobRetries, schema_mismatch: 1 },
+      deferred: 0,
       // Backoff 20 ms doubling: ok-1's one retry after 20 ms, ok-2's two after 20 and 40 ms.
       retries: { scheduled: jobRetries, meanDelayMs: (20 + 20 + 40) / 3 },
       gaveUp: 1,

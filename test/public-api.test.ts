@@ -10,7 +10,10 @@ import { type BuiltPackage, buildPackage, ENTRIES } from './support/build.js';
  * the snapshot (`test/__snapshots__/public-api.test.ts.snap`), so it is a deliberate change,
  * reviewed with the budget below in mind.
  */
-const VALUE_BUDGET: Readonly<Record<string, number>> = { index: 40 };
+const VALUE_BUDGET: Readonly<Record<string, number>> = {
+  // 40, plus 3 for the bulkhead: createBulkhead, BulkheadRejectedError, BULKHEAD_DEFAULTS.
+  index: 43,
+};
 const SUBPATH_VALUE_BUDGET = 30;
 
 const SOURCES = (config as { entry: Record<string, string> }).entry;

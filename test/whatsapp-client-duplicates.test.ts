@@ -75,9 +75,9 @@ describe.each(stores)('WhatsApp client duplicates (%s idempotency store)', (_nam
     expect((again as PermanentError).classification).toEqual({
       retryable: false,
       reason: (first as PermanentError).classification?.reason,
-      code: 131026,
+      errorCode: 131026,
     });
-    expect((first as PermanentError).classification?.code).toBe(131026);
+    expect((first as PermanentError).classification?.errorCode).toBe(131026);
     expect((again as PermanentError).cause).toMatchObject({
       name: 'WhatsAppApiError',
       errorCode: 131026,

@@ -6,11 +6,27 @@ import type { DeadLetterAttempt, NewDeadLetter } from '../core/dead-letter/dead-
 import { attemptOf } from '../core/dead-letter/failure.js';
 import { expectAttempts } from '../core/dead-letter/retry-record.js';
 import { describe, type StopReason } from '../core/errors.js';
-import { type EventListener, emit } from '../core/events.js';
+import { type EventListener, emit, type JobAttemptFailureEvent } from '../core/events.js';
 import { isRecord } from '../core/loose.js';
+import type { RateLimiter } from '../core/rate-limit/rate-limit-types.js';
 import { classify as defaultClassify } from '../core/retry/classify.js';
-import { assertFunction, assertInteger } from '../core/validate.js';
-import { planRetry, RETRYKIT_BACKOFF, type RetrykitBackoffStrategy } from './backoff.js';
+import { assertFunction, assertInteger, showValue } from '../core/validate.js';
+import {
+  createBackoffStrategy,
+  deferralPlannerOf,
+  planRetry,
+  RETRYKIT_BACKOFF,
+  type RetrykitBackoffStrategy,
+} from './backoff.js';
+import {
+  acquireOrRefuse,
+  deferralsOf,
+  deferThrottled,
+  isBullMqMove,
+  type LimiterRefusal,
+  throttleOf,
+} from './defer.js';
+import { singleAttemptWarner } from './job-options.js';
 
 /**
  * The field of `job.data` where {@link wrapProcessor} keeps the failures of earlier attempts
@@ -51,13 +67,51 @@ export interface WrapProcessorOptions<P> {
    */
   readonly strategy?: RetrykitBackoffStrategy;
   /**
-   * Receives the job level: `job_attempt_start`, then `job_attempt_success` or
-   * `job_attempt_failure` (whose `next` says `retry` or `dead_letter`) for every attempt. These
-   * never count as calls of `retry`; a `retry` inside the processor reports its own calls.
+   * Moves a job that fails with a throttle (a retryable `rate_limited` failure, such as
+   * WhatsApp's 130429 or 131056, or any failure with a server's wait such as `Retry-After`)
+   * back to BullMQ's delayed set without spending an attempt (`job.moveToDelayed` and
+   * `DelayedError`), for the delay `strategy` gives it: the server's wait, else the backoff for
+   * the failure's reason, growing with each deferral. Bounded by `strategy`'s `maxElapsedMs`
+   * and `maxDeferrals`; past either, the job is dead-lettered (`give_up` says `max_elapsed`,
+   * `retry_after_exceeds_elapsed` or `max_deferrals`). Each deferral is kept in the job's
+   * history with its `deferredMs`. `false`: a throttle spends an attempt like any failure.
+   * @default true
+   */
+  readonly deferThrottles?: boolean;
+  /**
+   * A per-key limiter (e.g. a token bucket per phone number) the job takes one token from
+   * before the processor runs. When it has none, the job is deferred as a throttle for the
+   * limiter's `retryAfterMs` (see `deferThrottles`) instead of holding the worker while the
+   * bucket refills: other keys' jobs run meanwhile. Needs `limiterKey`.
+   */
+  readonly limiter?: RateLimiter;
+  /**
+   * The `limiter` key of a job.
+   * @example
+   * (job) => job.data.phoneNumberId
+   */
+  readonly limiterKey?: (job: Job) => string;
+  /**
+   * Receives the job level, a level above the calls a `retry` inside the processor reports:
+   * `job_attempt_start`, then `job_attempt_success` or `job_attempt_failure` (whose `next` says
+   * `retry`, `defer` or `dead_letter`) for every run of the job, and, when `strategy` is not
+   * given, `job_retry_scheduled` for each deferral (`strategy`'s own listener gets it otherwise).
    */
   readonly onEvent?: EventListener;
   /** Dates failures. @default systemClock */
   readonly clock?: Clock;
+  /**
+   * Receives, once per wrapped processor, a warning when a retryable failure meets a job
+   * allowed a single attempt (`job.opts.attempts` 0 or 1: BullMQ's default is 0), which is
+   * dead-lettered as `exhausted` on that first failure. Add jobs with `RETRYKIT_JOB_OPTIONS`
+   * to retry them. The warning is an `Error` named `RetrykitWarning` with `code`
+   * `'RETRYKIT_SINGLE_ATTEMPT'`.
+   * Pass `() => {}` where one-attempt jobs are deliberate.
+   * @default process.emitWarning where it exists (Node, Bun), else console.warn
+   * @example
+   * { onWarning: (warning) => log.warn({ code: warning.code }, warning.message) }
+   */
+  readonly onWarning?: (warning: Error & { readonly code: string }) => void;
 }
 
 /** Whether BullMQ hands the job's failures to the retrykit strategy (`backoff: RETRYKIT_BACKOFF`). */
@@ -113,50 +167,121 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
     options.maxAttempts === undefined
       ? undefined
       : assertInteger('maxAttempts', options.maxAttempts, 1);
-  for (const name of ['classify', 'deadLetterId', 'onEvent', 'strategy'] as const) {
+  for (const name of [
+    'classify',
+    'deadLetterId',
+    'onEvent',
+    'strategy',
+    'onWarning',
+    'limiterKey',
+  ] as const) {
     if (options[name] !== undefined) assertFunction(name, options[name]);
+  }
+  const deferThrottles = options.deferThrottles ?? true;
+  if (typeof deferThrottles !== 'boolean') {
+    throw new TypeError(`deferThrottles must be a boolean, got ${showValue(deferThrottles)}`);
+  }
+  const { limiter, limiterKey } = options;
+  if (limiter !== undefined && typeof limiter?.tryAcquire !== 'function') {
+    throw new TypeError(`limiter must have a tryAcquire(key) method, got ${describe(limiter)}`);
+  }
+  if ((limiter === undefined) !== (limiterKey === undefined)) {
+    throw new TypeError('limiter and limiterKey must be given together');
   }
   const classify = options.classify ?? defaultClassify;
   const clock = options.clock ?? systemClock;
   const idOf = options.deadLetterId ?? jobDeadLetterId;
+  const warnSingleAttempt = singleAttemptWarner(options.onWarning);
+  const planner =
+    (options.strategy === undefined ? undefined : deferralPlannerOf(options.strategy)) ??
+    deferralPlannerOf(
+      createBackoffStrategy({
+        classify,
+        clock,
+        ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+      }),
+    );
 
   return async (job, token, signal) => {
     const started = clock.now();
-    const scope = { queue: job.queueName, jobId: String(job.id) };
-    const attempt = job.attemptsMade;
-    emit(options.onEvent, { type: 'job_attempt_start', time: started, ...scope, attempt });
+    const scope = {
+      queue: job.queueName,
+      jobId: String(job.id),
+      attempt: job.attemptsMade,
+      deferrals: deferralsOf(historyOf(job.data)),
+    };
+    emit(options.onEvent, { type: 'job_attempt_start', time: started, ...scope });
+    let refusal: LimiterRefusal | undefined;
     let result: R;
     try {
+      if (limiter !== undefined && limiterKey !== undefined) {
+        refusal = await acquireOrRefuse(limiter, limiterKey(job as Job));
+        if (refusal !== undefined) throw refusal.error;
+      }
       result = await processor(job, token, signal);
     } catch (error) {
       const now = clock.now();
-      const c = classify(error);
-      const failure = {
-        type: 'job_attempt_failure',
-        time: now,
-        ...scope,
-        attempt,
-        durationMs: now - started,
-        error,
-        classification: c,
-        elapsedMs: now - job.timestamp,
-      } as const;
+      const c = refusal?.classification ?? classify(error);
+      const attempt = job.attemptsMade;
       const jobAttempts = job.opts.attempts ?? 1;
+      const attempts = attempt + 1;
+      const report = (next: JobAttemptFailureEvent['next'], stopReason?: StopReason): void => {
+        emit(options.onEvent, {
+          type: 'job_attempt_failure',
+          time: now,
+          ...scope,
+          durationMs: now - started,
+          error,
+          classification: c,
+          next,
+          ...(stopReason === undefined ? {} : { stopReason }),
+          elapsedMs: now - job.timestamp,
+        });
+      };
+      /** Reports `moved` (the job moved, or the error BullMQ gets instead) and rethrows it. */
+      const handOver = (moved: unknown, stopReason: StopReason): never => {
+        if (isBullMqMove(moved)) report('defer');
+        else if (attempts < jobAttempts) report('retry');
+        else report('dead_letter', stopReason);
+        throw moved;
+      };
+      if (isBullMqMove(error)) {
+        // The processor moved the job itself (or paused the queue): not a failure.
+        report('defer');
+        throw error;
+      }
       let limit = Math.min(jobAttempts, maxAttempts ?? jobAttempts);
       if (c.maxAttempts !== undefined) limit = Math.min(limit, c.maxAttempts);
-      const attempts = attempt + 1;
       const permanent = !c.retryable || error instanceof UnrecoverableError;
       const history = historyOf(job.data);
       let stop: StopReason = permanent ? 'permanent' : 'max_attempts';
-      if (!permanent && attempts < limit && options.strategy !== undefined && usesRetrykit(job)) {
+      const throttle =
+        refusal?.classification ?? (deferThrottles ? throttleOf(error, c) : undefined);
+      if (!permanent && planner !== undefined && throttle !== undefined) {
+        const deferral = { job: job as Job, token, error, classification: throttle, history, now };
+        try {
+          stop = (await deferThrottled(deferral, planner, HISTORY_FIELD)) ?? stop;
+        } catch (moved) {
+          handOver(moved, stop);
+        }
+      }
+      // Past a deferral, which spends no attempt: this failure is the one BullMQ counts.
+      if (!permanent) warnSingleAttempt(job, c);
+      if (
+        !permanent &&
+        stop === 'max_attempts' &&
+        attempts < limit &&
+        options.strategy !== undefined &&
+        usesRetrykit(job)
+      ) {
         const plan = planRetry(options.strategy, attempts, error, job);
         if (plan === 'max_elapsed' || plan === 'retry_after_exceeds_elapsed') stop = plan;
       }
       if (!permanent && attempts < limit && stop === 'max_attempts') {
-        emit(options.onEvent, { ...failure, next: 'retry' });
+        report('retry');
         if (isRecord(job.data)) {
-          const record = attemptOf(error, c, new Date(now).toISOString());
-          await job.updateData({ ...job.data, [HISTORY_FIELD]: [...history, record] } as T);
+          const failure = attemptOf(error, c, new Date(now).toISOString());
+          await job.updateData({ ...job.data, [HISTORY_FIELD]: [...history, failure] } as T);
         }
         throw error;
       }
@@ -173,11 +298,9 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
         );
       } catch (dlqError) {
         // BullMQ gets the queue's error instead: it runs the job again while it has attempts.
-        if (attempts < jobAttempts) emit(options.onEvent, { ...failure, next: 'retry' });
-        else emit(options.onEvent, { ...failure, next: 'dead_letter', stopReason: stop });
-        throw dlqError;
+        handOver(dlqError, stop);
       }
-      emit(options.onEvent, { ...failure, next: 'dead_letter', stopReason: stop });
+      report('dead_letter', stop);
       if (!permanent && attempts >= jobAttempts) throw error;
       const unrecoverable = new UnrecoverableError(describe(error));
       (unrecoverable as { cause?: unknown }).cause = error;
@@ -188,7 +311,6 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
       type: 'job_attempt_success',
       time: now,
       ...scope,
-      attempt,
       durationMs: now - started,
     });
     return result;

@@ -161,8 +161,10 @@ export interface JobEventScope extends EventScope {
 export interface JobAttemptStartEvent extends JobEventScope {
   readonly type: 'job_attempt_start';
   readonly time: number;
-  /** 0-based: the attempts the job made before this one (BullMQ `job.attemptsMade`). */
+  /** 0-based: the attempts the job spent before this run (BullMQ `job.attemptsMade`). */
   readonly attempt: number;
+  /** Times the job was deferred before this run for a throttle, without spending an attempt. */
+  readonly deferrals: number;
 }
 
 /** A job's attempt returned: the job is done. */
@@ -170,6 +172,7 @@ export interface JobAttemptSuccessEvent extends JobEventScope {
   readonly type: 'job_attempt_success';
   readonly time: number;
   readonly attempt: number;
+  readonly deferrals: number;
   /** Duration of this attempt, in milliseconds. */
   readonly durationMs: number;
 }
@@ -179,30 +182,38 @@ export interface JobAttemptFailureEvent extends JobEventScope {
   readonly type: 'job_attempt_failure';
   readonly time: number;
   readonly attempt: number;
+  readonly deferrals: number;
   /** Duration of this attempt, in milliseconds. */
   readonly durationMs: number;
   readonly error: unknown;
   readonly classification: Classification;
   /**
-   * `retry`: handed back to the queue to run again; `dead_letter`: the job stops for good and
-   * was handed to the dead-letter queue, which reports the `dead_letter` itself once it stored
-   * the entry. When that queue fails, the queue's error goes to BullMQ instead: `retry` while
-   * the job has attempts left, else `dead_letter` without an entry (the job stays in BullMQ's
-   * failed set).
+   * `retry`: handed back to the queue to run again, spending an attempt; `defer`: moved back to
+   * the delayed set without spending one (a throttle, a limiter's refusal, or the processor's
+   * own `DelayedError`/`WaitingChildrenError`); `dead_letter`: the job stops for good and was
+   * handed to the dead-letter queue, which reports the `dead_letter` itself once it stored the
+   * entry. When that queue (or a deferral's move) fails, its error goes to BullMQ instead:
+   * `retry` while the job has attempts left, else `dead_letter` without an entry (the job stays
+   * in BullMQ's failed set).
    */
-  readonly next: 'retry' | 'dead_letter';
+  readonly next: 'retry' | 'defer' | 'dead_letter';
   /** Why the job stopped, when `next` is `dead_letter`. */
   readonly stopReason?: StopReason;
   /** Milliseconds from when the job was added (BullMQ `job.timestamp`) to this failure. */
   readonly elapsedMs: number;
 }
 
-/** The queue will run a failed job again after `delayMs` (BullMQ: `createBackoffStrategy`). */
+/**
+ * The queue will run a job again after `delayMs` (BullMQ: `createBackoffStrategy`, for a
+ * failure's retry or a throttle's deferral).
+ */
 export interface JobRetryScheduledEvent extends JobEventScope {
   readonly type: 'job_retry_scheduled';
   readonly time: number;
-  /** The attempt that will run next (0-based). */
+  /** The attempt that will run next (0-based): the same one after a deferral. */
   readonly attempt: number;
+  /** `true` for a throttle's deferral, which spends no attempt. */
+  readonly deferred: boolean;
   /** Milliseconds until it runs. */
   readonly delayMs: number;
   readonly reason: Reason;

@@ -153,7 +153,7 @@ describe('createOtelListener', () => {
   it('records job attempts apart from calls', async () => {
     const { provider, collect } = setup();
     const onEvent = createOtelListener({ meterProvider: provider });
-    const job = { queue: 'sends', jobId: '7' };
+    const job = { queue: 'sends', jobId: '7', deferrals: 0 };
     const failure = {
       type: 'job_attempt_failure',
       time: 0,
@@ -170,18 +170,27 @@ describe('createOtelListener', () => {
       time: 0,
       ...job,
       attempt: 1,
+      deferred: false,
       delayMs: 2_000,
       reason: 'service_unavailable',
     });
     onEvent({ type: 'job_attempt_start', time: 0, ...job, attempt: 1 });
     onEvent({ ...failure, attempt: 1, next: 'dead_letter', stopReason: 'max_attempts' });
-    onEvent({ type: 'job_attempt_start', time: 0, queue: 'sends', jobId: '8', attempt: 0 });
+    onEvent({
+      type: 'job_attempt_start',
+      time: 0,
+      queue: 'sends',
+      jobId: '8',
+      attempt: 0,
+      deferrals: 0,
+    });
     onEvent({
       type: 'job_attempt_success',
       time: 0,
       queue: 'sends',
       jobId: '8',
       attempt: 0,
+      deferrals: 0,
       durationMs: 250,
     });
     const m = await collect();

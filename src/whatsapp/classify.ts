@@ -293,7 +293,10 @@ interface Extracted {
   readonly details: string | undefined;
 }
 
-/** Finds a WhatsApp error code in a thrown error, a response body or a webhook error. */
+/**
+ * Finds a WhatsApp error code in a thrown error, a response body, a webhook error as Meta
+ * sends it (`{ code, title }`) or as `parseWebhook` reads it (`{ errorCode, title }`).
+ */
 function extract(value: unknown): Extracted | undefined {
   if (isWhatsAppApiError(value)) {
     return {
@@ -304,6 +307,19 @@ function extract(value: unknown): Extracted | undefined {
     };
   }
   if (!isObject(value)) return undefined;
+  if (
+    !(value instanceof Error) &&
+    typeof value.errorCode === 'number' &&
+    ('message' in value || 'title' in value)
+  ) {
+    const details = value.details;
+    return {
+      code: value.errorCode,
+      status: undefined,
+      headers: undefined,
+      details: typeof details === 'string' ? details : undefined,
+    };
+  }
   const looksLikeBody =
     isObject(value.error) ||
     (!(value instanceof Error) &&
@@ -326,7 +342,7 @@ function fromRule(
   headers: unknown,
   details: string | undefined,
 ): Classification {
-  if (!rule.retryable) return { retryable: false, reason: rule.reason, code };
+  if (!rule.retryable) return { retryable: false, reason: rule.reason, errorCode: code };
   const waits = [
     rule.retryAfterMs,
     parseRetryAfter(headers),
@@ -337,7 +353,7 @@ function fromRule(
   return {
     retryable: true,
     reason: rule.reason,
-    code,
+    errorCode: code,
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
     ...(rule.backoff === undefined ? {} : { backoff: rule.backoff }),
     ...(rule.maxAttempts === undefined ? {} : { maxAttempts: rule.maxAttempts }),
@@ -375,7 +391,7 @@ export function createWhatsAppClassifier(options: WhatsAppClassifierOptions = {}
     }
     if (status === undefined || status < 400) return undefined;
     const verdict = classifyStatus(status, parseRetryAfter(headers) ?? usageRetryAfterMs(headers));
-    return code === undefined ? verdict : { ...verdict, code };
+    return code === undefined ? verdict : { ...verdict, errorCode: code };
   };
 }
 

@@ -218,7 +218,7 @@ export interface StoredFailure {
   readonly code?: string | number;
   /** Why it failed, as classified. */
   readonly reason: Reason;
-  /** The platform's code the failure was classified with (`Classification.code`, e.g. 131026). */
+  /** The platform's code the failure was classified with (`Classification.errorCode`, e.g. 131026). */
   readonly errorCode?: string | number;
 }
 
@@ -238,7 +238,7 @@ function describeFailure(error: unknown, classification: Classification): Stored
     message: describe(inner),
     reason: classification.reason,
     ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
-    ...(classification.code === undefined ? {} : { errorCode: classification.code }),
+    ...(classification.errorCode === undefined ? {} : { errorCode: classification.errorCode }),
   };
 }
 
@@ -255,7 +255,7 @@ function replay(key: string, failure: StoredFailure): PermanentError {
     classification: {
       retryable: false,
       reason: failure.reason,
-      ...(errorCode === undefined ? {} : { code: errorCode }),
+      ...(errorCode === undefined ? {} : { errorCode }),
     },
   });
 }

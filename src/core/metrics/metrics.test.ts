@@ -662,7 +662,14 @@ describe('createMetrics: the job level', () => {
           const runs = life.failures + (life.end === 'running' ? 0 : 1);
           for (let attempt = 0; attempt < runs; attempt++) {
             attempts++;
-            m.onEvent({ type: 'job_attempt_start', time: 0, ...job, jobId, attempt });
+            m.onEvent({
+              type: 'job_attempt_start',
+              time: 0,
+              ...job,
+              jobId,
+              attempt,
+              deferrals: 0,
+            });
             const last = attempt === runs - 1;
             if (last && life.end === 'success') {
               succeeded++;
@@ -673,6 +680,7 @@ describe('createMetrics: the job level', () => {
                 ...job,
                 jobId,
                 attempt,
+                deferrals: 0,
                 durationMs: 5,
               });
               continue;
@@ -685,6 +693,7 @@ describe('createMetrics: the job level', () => {
               ...job,
               jobId,
               attempt,
+              deferrals: 0,
               durationMs: 5,
               error: new Error('x'),
               classification: { retryable: !stop, reason: 'server_error' },
@@ -703,6 +712,7 @@ describe('createMetrics: the job level', () => {
               ...job,
               jobId,
               attempt: attempt + 1,
+              deferred: false,
               delayMs: life.delayMs,
               reason: 'server_error',
             });

@@ -37,6 +37,7 @@ import {
   IDEMPOTENCY,
   IDEMPOTENCY_BY_STATUS,
   JOB_ATTEMPTS,
+  JOB_DEFERRED,
   JOB_FAILURE_BY_REASON,
   JOB_FAILURES,
   JOB_FIRST_FAILED,
@@ -251,16 +252,20 @@ function countEvent(w: WindowState, e: RetrykitEvent, now: number): void {
       break;
     case 'job_attempt_start':
       c.add(s, JOB_ATTEMPTS);
-      if (e.attempt === 0) c.add(s, JOBS_STARTED);
+      if (e.attempt === 0 && e.deferrals === 0) c.add(s, JOBS_STARTED);
       break;
     case 'job_attempt_success':
       c.add(s, JOB_SUCCEEDED);
-      if (e.attempt === 0) c.add(s, JOB_FIRST_OK);
+      if (e.attempt === 0 && e.deferrals === 0) c.add(s, JOB_FIRST_OK);
       break;
     case 'job_attempt_failure': {
+      if (e.attempt === 0 && e.deferrals === 0) c.add(s, JOB_FIRST_FAILED);
+      if (e.next === 'defer') {
+        c.add(s, JOB_DEFERRED);
+        break;
+      }
       c.add(s, JOB_FAILURES);
       c.add(s, JOB_FAILURE_BY_REASON + reasonIndex(e.classification.reason));
-      if (e.attempt === 0) c.add(s, JOB_FIRST_FAILED);
       if (e.next !== 'dead_letter') break;
       c.add(s, JOB_GIVE_UPS);
       const stop = STOP_REASONS.indexOf(e.stopReason ?? 'max_attempts');

@@ -19,6 +19,7 @@ import {
   IDEMPOTENCY,
   IDEMPOTENCY_BY_STATUS,
   JOB_ATTEMPTS,
+  JOB_DEFERRED,
   JOB_FAILURE_BY_REASON,
   JOB_FAILURES,
   JOB_FIRST_FAILED,
@@ -125,20 +126,25 @@ export interface MetricsSnapshot {
 
 /** The job level of {@link MetricsSnapshot}: attempts of queued jobs. */
 export interface JobsSnapshot {
-  /** Jobs whose first attempt started. */
+  /** Jobs whose first run started. */
   readonly started: number;
-  /** Job attempts started, first ones and re-runs. */
+  /** Job runs started: first ones, retries and runs after a deferral. */
   readonly attempts: number;
-  /** Job attempts that succeeded (each one a job done). */
+  /** Job runs that succeeded (each one a job done). */
   readonly succeeded: number;
-  /** Jobs done on their first attempt. */
+  /** Jobs done on their first run. */
   readonly firstAttemptSucceeded: number;
-  /** Job attempts that failed, retried or not. */
+  /** Job runs that failed, spending an attempt or stopping the job (deferrals left out). */
   readonly failed: number;
   /** Failed job attempts by classification reason (reasons with none are left out). */
   readonly failedByReason: Readonly<Partial<Record<Reason, number>>>;
+  /**
+   * Job runs moved back to the delayed set without spending an attempt (a throttle, a
+   * limiter's refusal, or the processor's own move).
+   */
+  readonly deferred: number;
   readonly retries: {
-    /** Re-runs the queue's backoff strategy scheduled. */
+    /** Re-runs the queue's backoff strategy scheduled, deferrals included. */
     readonly scheduled: number;
     /** Mean delay before a re-run, in milliseconds. */
     readonly meanDelayMs: number | null;
@@ -149,7 +155,7 @@ export interface JobsSnapshot {
   readonly gaveUpByStopReason: Readonly<Partial<Record<StopReason, number>>>;
   /** Shares between 0 and 1; `null` when there is nothing to divide by. */
   readonly ratios: {
-    /** Jobs done on their first attempt ÷ first attempts that finished. */
+    /** Jobs done on their first run ÷ first runs that finished (deferred ones included). */
     readonly firstAttemptSuccess: number | null;
     /** Re-runs scheduled ÷ (first attempts + re-runs scheduled). */
     readonly retry: number | null;
@@ -274,6 +280,7 @@ export function buildSnapshot(w: SnapshotInputs): MetricsSnapshot {
       firstAttemptSucceeded: a(JOB_FIRST_OK),
       failed: a(JOB_FAILURES),
       failedByReason: c.nonZero(REASONS, JOB_FAILURE_BY_REASON),
+      deferred: a(JOB_DEFERRED),
       retries: {
         scheduled: a(JOB_RETRIES),
         meanDelayMs: ratio(a(JOB_RETRY_DELAY_SUM), a(JOB_RETRIES)),

@@ -11,6 +11,7 @@ export const STOP_REASONS: readonly StopReason[] = [
   'retry_after_exceeds_elapsed',
   'budget_exhausted',
   'aborted',
+  'max_deferrals',
 ];
 
 /** Idempotency hit statuses, in the order of their counters. */
@@ -62,7 +63,8 @@ export const JOB_FAILURES = JOB_ATTEMPTS + 5;
 export const JOB_RETRIES = JOB_ATTEMPTS + 6;
 export const JOB_RETRY_DELAY_SUM = JOB_ATTEMPTS + 7;
 export const JOB_GIVE_UPS = JOB_ATTEMPTS + 8;
-export const JOB_FAILURE_BY_REASON = JOB_ATTEMPTS + 9;
+export const JOB_DEFERRED = JOB_ATTEMPTS + 9;
+export const JOB_FAILURE_BY_REASON = JOB_ATTEMPTS + 10;
 export const JOB_GIVE_UP_BY_STOP_REASON = JOB_FAILURE_BY_REASON + R;
 const COUNTERS = JOB_GIVE_UP_BY_STOP_REASON + STOP_REASONS.length;
 

@@ -401,7 +401,7 @@ async function continueAfterFailure<T>(
     }
     const limit =
       c.maxAttempts !== undefined && c.maxAttempts < o.maxAttempts ? c.maxAttempts : o.maxAttempts;
-    let stop: Exclude<StopReason, 'permanent' | 'aborted'> | undefined;
+    let stop: Exclude<StopReason, 'permanent' | 'aborted' | 'max_deferrals'> | undefined;
     let delayMs = 0;
     if (attempts >= limit) {
       stop = 'max_attempts';
