@@ -1,5 +1,5 @@
 import type { Classification, Classifier } from '../classify-types.js';
-import { PermanentError } from '../errors.js';
+import { HeldError, isRetrykitError, PermanentError } from '../errors.js';
 import { headerValue, isObject, type Loose } from '../loose.js';
 
 const NETWORK_CODES = new Set([
@@ -122,7 +122,8 @@ function isPermanentError(error: unknown): error is PermanentError {
 }
 
 /**
- * The default classifier. Understands `PermanentError`, responses and HTTP client errors with a
+ * The default classifier. Understands `PermanentError`, `HeldError` and `CircuitOpenError` (not
+ * retried, `scope: 'account'`), responses and HTTP client errors with a
  * status, Node and undici network errors, `fetch failed`, and abort/timeout errors. Anything
  * else is `{ retryable: true, reason: 'unknown' }`: an unexpected throw is assumed transient,
  * as p-retry and cockatiel do, and capped by `maxAttempts`. So is a value that throws when
@@ -141,6 +142,16 @@ function classifyReadable(error: unknown): Classification {
     if (error.classification !== undefined) return error.classification;
     const inner = error.cause === undefined ? 'unknown' : classify(error.cause).reason;
     return { retryable: false, reason: inner };
+  }
+  if (error instanceof HeldError) return error.classification;
+  if (isRetrykitError(error) && error.code === 'CIRCUIT_OPEN') {
+    const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs;
+    return {
+      retryable: false,
+      reason: 'service_unavailable',
+      scope: 'account',
+      ...(typeof retryAfterMs === 'number' ? { retryAfterMs } : {}),
+    };
   }
   const status = statusOf(error);
   if (status !== undefined && status >= 400) {
