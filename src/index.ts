@@ -93,6 +93,7 @@ export {
 } from './core/idempotency/index.js';
 export type {
   AttachedSection,
+  BreakerSummary,
   HealthBreach,
   HealthReport,
   HealthResolution,
