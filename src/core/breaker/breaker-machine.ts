@@ -48,10 +48,10 @@ export function newCircuitRecord(policy: CircuitPolicy): CircuitRecord {
   };
 }
 
-/** The length of the `opens`-th break (1-based), in milliseconds. */
+/** The length of the `opens`-th break (1-based), in whole milliseconds. */
 export function breakDuration(policy: CircuitPolicy, opens: number): number {
   const grown = policy.breakDurationMs * policy.breakMultiplier ** Math.max(0, opens - 1);
-  return Math.min(policy.maxBreakDurationMs, grown);
+  return Math.floor(Math.min(policy.maxBreakDurationMs, grown));
 }
 
 function slotOf(policy: CircuitPolicy, now: number): number {

@@ -41,7 +41,7 @@ class Model {
     if (to === 'open') {
       this.opens++;
       const ms = this.p.breakDurationMs * this.p.breakMultiplier ** (this.opens - 1);
-      this.openUntil = now + Math.min(ms, this.p.maxBreakDurationMs);
+      this.openUntil = now + Math.floor(Math.min(ms, this.p.maxBreakDurationMs));
     }
     if (to === 'closed') this.opens = 0;
   }
