@@ -145,7 +145,10 @@ export function admitCall(r: CircuitRecord, policy: CircuitPolicy, now: number):
       return {
         ...status(r, now, from),
         ok: false,
-        retryAfterMs: Math.max(0, oldest + policy.probeTimeoutMs - now),
+        retryAfterMs: Math.min(
+          policy.breakDurationMs,
+          Math.max(0, oldest + policy.probeTimeoutMs - now),
+        ),
       };
     }
     r.probes.push(now);

@@ -55,7 +55,10 @@ class Model {
       this.probes = this.probes.filter((t) => now - t < this.p.probeTimeoutMs);
       if (this.probes.length === this.p.halfOpenMaxCalls) {
         const oldest = this.probes.reduce((a, b) => Math.min(a, b));
-        return { ok: false, wait: Math.max(0, oldest + this.p.probeTimeoutMs - now) };
+        return {
+          ok: false,
+          wait: Math.min(this.p.breakDurationMs, Math.max(0, oldest + this.p.probeTimeoutMs - now)),
+        };
       }
       this.probes.push(now);
       return { ok: true, gen: this.gen, probe: true };

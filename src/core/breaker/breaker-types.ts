@@ -65,8 +65,9 @@ export type CircuitAdmission =
   | (CircuitStatus & {
       readonly ok: false;
       /**
-       * Milliseconds until a call may be let through: the rest of the break, or while every
-       * probe place is taken, until the oldest probe's place would be freed by `probeTimeoutMs`.
+       * Milliseconds until a call may be let through: the rest of the break; while every probe
+       * place is taken, until the oldest probe's place would be freed by `probeTimeoutMs`, but
+       * at most `breakDurationMs` (a probe usually reports much sooner).
        */
       readonly retryAfterMs: number;
     });

@@ -27,7 +27,8 @@
 --   break end    when the break ends, ms (0 unless open)
 --   now          the time the step used, ms
 --   from         the state before the step when the step changed it, else ""
---   retry after  refused: ms until a call may be let through
+--   retry after  refused: ms until a call may be let through (while every probe place is
+--                taken: until the oldest probe's place is freed, at most breakDurationMs)
 --   probe        1 when the admitted call is a half-open probe
 -- "reset" deletes the key and returns 1.
 
@@ -155,7 +156,7 @@ if op == 'admit' then
         end
       end
       save()
-      return reply(0, math.max(0, oldest + probe_timeout - now), 0)
+      return reply(0, math.min(break_ms, math.max(0, oldest + probe_timeout - now)), 0)
     end
     probes[#probes + 1] = now
     save()
