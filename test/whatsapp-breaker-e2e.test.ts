@@ -7,11 +7,14 @@ import {
   createMemoryDeadLetterQueue,
   createMetrics,
   type DeadLetterQueue,
-  type RetrykitEvent,
   shouldHold,
 } from '../src/index.js';
 import { createRedisCircuitStore } from '../src/redis/index.js';
-import { type CloudMessage, createWhatsAppClient } from '../src/whatsapp/index.js';
+import {
+  type CloudMessage,
+  createWhatsAppClient,
+  type WhatsAppEvent,
+} from '../src/whatsapp/index.js';
 import { connectRedis, describeRedis, uniquePrefix } from './support/redis.js';
 
 /**
@@ -59,8 +62,8 @@ describeRedis(
 
       const metrics = createMetrics();
       const worker = (name: string) => {
-        const events: RetrykitEvent[] = [];
-        const onEvent = (e: RetrykitEvent) => {
+        const events: WhatsAppEvent[] = [];
+        const onEvent = (e: WhatsAppEvent) => {
           events.push(e);
           metrics.onEvent(e);
         };
