@@ -369,6 +369,25 @@ describe('retry with a breaker', () => {
     expect(transitions()).toEqual(['k:closed>open', 'k:open>half_open', 'k:half_open>closed']);
   });
 
+  it('an attempt that timed out and settles later does not lose the next attempt’s outcome', async () => {
+    const clock = createManualClock(0);
+    const { breaker } = setup({ consecutiveFailures: 2, breakDurationMs: 60_000 }, clock);
+    let releaseFirst: (value: string) => void = () => {};
+    let calls = 0;
+    const p = retry(
+      () => {
+        calls++;
+        if (calls === 1) return new Promise<string>((resolve) => (releaseFirst = resolve));
+        releaseFirst('late');
+        return Promise.reject(http(503));
+      },
+      { breaker, breakerKey: 'k', clock, attemptTimeoutMs: 100, backoff: { jitter: 'none' } },
+    ).catch((e: unknown) => e);
+    await clock.runAll();
+    expect(await p).toBeInstanceOf(CircuitOpenError);
+    expect(calls).toBe(2);
+  });
+
   it('a CircuitOpenError thrown by breaker.execute inside retry stops it too', async () => {
     const { breaker, clock } = setup({ consecutiveFailures: 1 });
     await fail(breaker, 'k');

@@ -225,11 +225,13 @@ class Gate {
           ctx.previousError === undefined ? undefined : { cause: ctx.previousError },
         );
       }
-      this.permit = permission.permit;
+      const { permit } = permission;
+      this.permit = permit;
       const value = await fn(ctx);
-      this.permit = undefined;
+      // An attempt that timed out may settle while a later one is in flight: leave its permit.
+      if (this.permit === permit) this.permit = undefined;
       // Recording is best effort: the call succeeded whatever the store says.
-      await permission.permit.success().catch(noop);
+      await permit.success().catch(noop);
       return value;
     };
   }
