@@ -2,11 +2,15 @@ import { describe, expectTypeOf, it } from 'vitest';
 import {
   type AcquireResult,
   type AdjustableRateLimiter,
+  type CircuitBreakerStore,
+  type CircuitPermission,
+  type CircuitState,
   type ClaimResult,
   type Classification,
   computeDelay,
   createRetry,
   isRetrykitError,
+  type MemoryCircuitStore,
   type MemoryTokenBucket,
   type Reason,
   type RetrykitError,
@@ -52,5 +56,18 @@ describe('public types', () => {
     expectTypeOf<MemoryTokenBucket>().toExtend<AdjustableRateLimiter>();
     expectTypeOf<MemoryTokenBucket['setRate']>().returns.toEqualTypeOf<void>();
     expectTypeOf<'retry_after_exceeds_elapsed'>().toExtend<StopReason>();
+  });
+
+  it('a circuit permission is a discriminated union; the memory circuit store is synchronous', () => {
+    const permission = {} as CircuitPermission;
+    if (permission.ok) expectTypeOf(permission.permit.probe).toEqualTypeOf<boolean>();
+    else {
+      expectTypeOf(permission.retryAfterMs).toEqualTypeOf<number>();
+      expectTypeOf(permission.state).toEqualTypeOf<CircuitState>();
+    }
+    expectTypeOf<MemoryCircuitStore>().toExtend<CircuitBreakerStore>();
+    expectTypeOf<ReturnType<MemoryCircuitStore['admit']>>().not.toExtend<Promise<unknown>>();
+    expectTypeOf<'circuit_open' | 'held'>().toExtend<StopReason>();
+    expectTypeOf<Classification['scope']>().toEqualTypeOf<'message' | 'account' | undefined>();
   });
 });

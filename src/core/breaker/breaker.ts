@@ -2,7 +2,7 @@ import type { Classification } from '../classify-types.js';
 import { type Clock, systemClock } from '../clock.js';
 import { type EventListener, emit } from '../events.js';
 import { classify as defaultClassify } from '../retry/classify.js';
-import { assertKey } from '../validate.js';
+import { assertFunction, assertKey } from '../validate.js';
 import { CircuitOpenError } from './breaker-errors.js';
 import {
   type CircuitBreakerOptions,
@@ -164,6 +164,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
       fn: (ctx: { readonly signal: AbortSignal }) => T | PromiseLike<T>,
       executeOptions: CircuitExecuteOptions = {},
     ): Promise<T> {
+      assertFunction('fn', fn);
       const { signal } = executeOptions;
       if (signal?.aborted) throw signal.reason;
       const permission = await tryAcquire(key);
