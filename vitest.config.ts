@@ -47,6 +47,7 @@ export default defineConfig({
         test: {
           name: 'peers6',
           include: [
+            'test/bullmq-*.test.ts',
             'test/dead-letter.test.ts',
             'test/idempotency-*.test.ts',
             'test/peer-majors.test.ts',

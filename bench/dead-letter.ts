@@ -14,7 +14,7 @@ const entry = (id: string): NewDeadLetter<{ text: string }> => ({
   payload: { text: 'Order update request' },
   reason: 'service_unavailable',
   disposition: 'exhausted',
-  attempts: [{ message: 'HTTP 503', code: 503, reason: 'service_unavailable', at: AT }],
+  attempts: [{ message: 'HTTP 503', errorCode: 503, reason: 'service_unavailable', at: AT }],
   firstAttemptAt: AT,
   lastAttemptAt: AT,
 });

@@ -8,9 +8,9 @@
 // under a fresh prefix and is removed at the end.
 import { type Job, Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { createBackoffStrategy, RETRYKIT_BACKOFF, wrapProcessor } from '../src/bullmq/index.js';
-import { type Classification, composeClassifiers, type DeadLetterEntry } from '../src/index.js';
-import { createRedisDeadLetterQueue } from '../src/redis/index.js';
+import { type Classification, composeClassifiers, type DeadLetterEntry } from 'retrykit';
+import { createBackoffStrategy, RETRYKIT_JOB_OPTIONS, wrapProcessor } from 'retrykit/bullmq';
+import { createRedisDeadLetterQueue } from 'retrykit/redis';
 
 interface Webhook {
   readonly messageId: string;
@@ -53,7 +53,12 @@ const classify = composeClassifiers((error): Classification | undefined =>
 );
 const redis = new Redis(url);
 const dlq = createRedisDeadLetterQueue<Webhook>(redis, { prefix: `${prefix}:dlq` });
-const queue = new Queue<Webhook>('webhooks', { connection, prefix });
+// Four attempts each here (RETRYKIT_JOB_OPTIONS has 6), spaced by retrykit's backoff strategy.
+const queue = new Queue<Webhook>('webhooks', {
+  connection,
+  prefix,
+  defaultJobOptions: { ...RETRYKIT_JOB_OPTIONS, attempts: 4 },
+});
 const events = new QueueEvents('webhooks', { connection, prefix });
 await events.waitUntilReady();
 
@@ -77,7 +82,7 @@ const worker = new Worker<Webhook>(
       await redis.set(key, '1', 'EX', 86_400);
       return 'saved';
     },
-    { dlq, classify, maxAttempts: 4, strategy },
+    { dlq, classify, strategy },
   ),
   {
     connection,
@@ -100,9 +105,7 @@ const webhooks: Webhook[] = [
   { messageId: 'wamid.D', from: 'outage', text: 'call me' },
 ];
 const jobs = await Promise.all(
-  webhooks.map((w) =>
-    queue.add('webhook', w, { jobId: w.messageId, attempts: 4, backoff: RETRYKIT_BACKOFF }),
-  ),
+  webhooks.map((w) => queue.add('webhook', w, { jobId: w.messageId })),
 );
 await settle(jobs);
 for (const job of jobs) {
@@ -123,11 +126,7 @@ const report = await dlq.redrive(
   (entry: DeadLetterEntry<Webhook>) => entry.disposition === 'exhausted',
   async (entry) => {
     redriven.push(
-      await queue.add('webhook', entry.payload, {
-        jobId: `${entry.payload.messageId}-redrive`,
-        attempts: 4,
-        backoff: RETRYKIT_BACKOFF,
-      }),
+      await queue.add('webhook', entry.payload, { jobId: `${entry.payload.messageId}-redrive` }),
     );
   },
 );

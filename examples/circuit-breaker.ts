@@ -12,8 +12,8 @@ import {
   createMemoryCircuitStore,
   createMemoryDeadLetterQueue,
   shouldHold,
-} from '../src/index.js';
-import { type CloudMessage, createWhatsAppClient } from '../src/whatsapp/index.js';
+} from 'retrykit';
+import { type CloudMessage, createWhatsAppClient } from 'retrykit/whatsapp';
 import { startFakeWhatsApp } from './support/fake-whatsapp.js';
 
 // Stands in for graph.facebook.com, where only the refreshed token is valid now.

@@ -19,15 +19,16 @@ import {
   type DeadLetterQueue,
   type IdempotencyStore,
   type RateLimiter,
-} from '../src/index.js';
+} from 'retrykit';
 import {
   type CloudMessage,
   createWebhookHandler,
   createWhatsAppClient,
   reduceStatus,
   type StatusUpdate,
+  throughputLimits,
   whatsappDeliveryMetrics,
-} from '../src/whatsapp/index.js';
+} from 'retrykit/whatsapp';
 import { startFakeWhatsApp } from './support/fake-whatsapp.js';
 
 const { values } = parseArgs({
@@ -59,10 +60,9 @@ const metrics = createMetrics({
 const { onEvent } = metrics;
 
 // ---- stores: in memory, or Redis with --redis ------------------------------------------------
-// Pace at 90 % of the limit with a bucket of 1/20 s: at most 0.95 · rate requests leave in any
-// second, and the rest is room for network jitter, which bunches requests on their way.
-const capacity = Math.max(1, Math.floor(rate / 20));
-const limits = { capacity, refillPerSecond: rate * 0.9 };
+// Pace as WHATSAPP_RATE_LIMITS does: at most 95 % of the limit leaves in any second (90 %
+// sustained), and the rest is room for network jitter, which bunches requests on their way.
+const limits = throughputLimits(rate);
 let limiter: RateLimiter;
 let sendStore: IdempotencyStore;
 let webhookStore: IdempotencyStore;
@@ -70,11 +70,10 @@ let dlq: DeadLetterQueue<CloudMessage>;
 /** With --redis: deletes this run's keys and disconnects. */
 let closeRedis = async (): Promise<void> => {};
 if (values.redis !== undefined) {
-  // Loaded only here: the in-memory demo needs neither ioredis nor the Lua scripts.
-  await import('../tools/lua-loader.mjs');
+  // Loaded only here: the in-memory demo doesn't need ioredis.
   const { Redis } = await import('ioredis');
   const { createRedisDeadLetterQueue, createRedisIdempotencyStore, createRedisTokenBucket } =
-    await import('../src/redis/index.js');
+    await import('retrykit/redis');
   const client = new Redis(values.redis, { maxRetriesPerRequest: 1 });
   const prefix = `retrykit-demo:${process.pid}:${started}`;
   closeRedis = async () => {
@@ -240,7 +239,7 @@ for (let cursor: string | undefined; ; ) {
   if (cursor === undefined || page.entries.length === 0) break;
 }
 for (const entry of letters) {
-  const code = entry.attempts.at(-1)?.code;
+  const code = entry.attempts.at(-1)?.errorCode;
   const label = `${entry.reason}${code === undefined ? '' : ` (${code})`}, ${entry.disposition}`;
   deadByReason.set(label, (deadByReason.get(label) ?? 0) + 1);
 }

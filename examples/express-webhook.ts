@@ -5,24 +5,21 @@
  * real work. The example then plays Meta: the GET handshake, one webhook delivered twice at
  * once and once more later, and one with a forged signature.
  *
- *   npx tsx examples/express-webhook.ts        (REDIS_URL or redis://127.0.0.1:6379)
+ *   npx tsx --import ./tools/lua-loader.mjs examples/express-webhook.ts        (REDIS_URL or redis://127.0.0.1:6379)
  */
 import { createHmac } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { Queue, Worker } from 'bullmq';
 import express from 'express';
 import { Redis } from 'ioredis';
+import { createBackoffStrategy, RETRYKIT_JOB_OPTIONS } from 'retrykit/bullmq';
+import { createRedisIdempotencyStore } from 'retrykit/redis';
 import {
   createWebhookHandler,
   handleVerificationRequest,
   type WebhookUpdate,
   whatsAppDedupeKey,
-} from '../src/whatsapp/index.js';
-
-// In your app: import { createRedisIdempotencyStore } from 'retrykit/redis';
-// Here the adapter runs from source, so Node is first taught to import its `.lua` files.
-await import('../tools/lua-loader.mjs');
-const { createRedisIdempotencyStore } = await import('../src/redis/index.js');
+} from 'retrykit/whatsapp';
 
 const APP_SECRET = 'example-app-secret';
 const VERIFY_TOKEN = 'example-verify-token';
@@ -31,7 +28,12 @@ const prefix = `example-express:${process.pid}`;
 const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
 
 // ---- the app --------------------------------------------------------------------------------
-const queue = new Queue<WebhookUpdate>('whatsapp-updates', { connection, prefix });
+// Each job gets 6 attempts spaced by retrykit's backoff (BullMQ's default is one attempt).
+const queue = new Queue<WebhookUpdate>('whatsapp-updates', {
+  connection,
+  prefix,
+  defaultJobOptions: RETRYKIT_JOB_OPTIONS,
+});
 const handle = createWebhookHandler({
   appSecret: APP_SECRET,
   store: createRedisIdempotencyStore(connection, { prefix: `${prefix}:seen` }),
@@ -52,10 +54,7 @@ const handle = createWebhookHandler({
 
 const app = express();
 app.get('/webhook', (req, res) => {
-  const { status, body } = handleVerificationRequest(
-    req.query as Record<string, string>,
-    VERIFY_TOKEN,
-  );
+  const { status, body } = handleVerificationRequest(req.query, VERIFY_TOKEN);
   res.status(status).send(body);
 });
 // express.raw keeps the bytes Meta signed; express.json would re-serialise them.
@@ -81,11 +80,12 @@ const worker = new Worker<WebhookUpdate>(
         : u.kind === 'message'
           ? `message ${u.id}`
           : u.kind === 'error'
-            ? `error ${u.code}`
+            ? `error ${u.errorCode}`
             : u.kind,
     );
   },
-  { connection, prefix },
+  // The strategy behind RETRYKIT_JOB_OPTIONS' backoff; without it BullMQ can't schedule a retry.
+  { connection, prefix, settings: { backoffStrategy: createBackoffStrategy() } },
 );
 
 const server = app.listen(0, '127.0.0.1');

@@ -8,7 +8,7 @@
  *   npx tsx examples/fastify-webhook.ts
  */
 import Fastify from 'fastify';
-import { createMemoryIdempotencyStore } from '../src/index.js';
+import { createMemoryIdempotencyStore } from 'retrykit';
 import {
   createWebhookHandler,
   createWhatsAppClient,
@@ -16,7 +16,7 @@ import {
   reduceStatus,
   type StatusUpdate,
   type WebhookUpdate,
-} from '../src/whatsapp/index.js';
+} from 'retrykit/whatsapp';
 import { startFakeWhatsApp } from './support/fake-whatsapp.js';
 
 const APP_SECRET = 'example-app-secret';

@@ -8,7 +8,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { createRetry, createRetryBudget, isRetrykitError, type Reason } from '../src/index.js';
+import { createRetry, createRetryBudget, isRetrykitError, type Reason } from 'retrykit';
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '40' } } });
 const requests = Number(values.requests);

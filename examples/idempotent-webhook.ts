@@ -4,7 +4,7 @@
  * example then plays Meta: it delivers one webhook three times at once, again later, and a
  * second message, and shows each message stored once.
  *
- *   npx tsx examples/idempotent-webhook.ts        (REDIS_URL or redis://127.0.0.1:6379)
+ *   npx tsx --import ./tools/lua-loader.mjs examples/idempotent-webhook.ts        (REDIS_URL or redis://127.0.0.1:6379)
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,12 +14,8 @@ import {
   IdempotencyInProgressError,
   idempotent,
   StoreUnavailableError,
-} from '../src/index.js';
-
-// In your app: import { createRedisIdempotencyStore } from 'retrykit/redis';
-// Here the adapter runs from source, so Node is first taught to import its `.lua` files.
-await import('../tools/lua-loader.mjs');
-const { createRedisIdempotencyStore } = await import('../src/redis/index.js');
+} from 'retrykit';
+import { createRedisIdempotencyStore } from 'retrykit/redis';
 
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
   maxRetriesPerRequest: 1,

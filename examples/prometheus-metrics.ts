@@ -13,9 +13,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { combineListeners, createMetrics, createRetry } from '../src/index.js';
-import { createOtelListener } from '../src/otel/index.js';
-import { type WhatsAppEventListener, whatsappDeliveryMetrics } from '../src/whatsapp/index.js';
+import { combineListeners, createMetrics, createRetry } from 'retrykit';
+import { createOtelListener } from 'retrykit/otel';
+import { type WhatsAppEventListener, whatsappDeliveryMetrics } from 'retrykit/whatsapp';
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) =>

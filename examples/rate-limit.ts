@@ -11,8 +11,8 @@ import {
   composeClassifiers,
   createMemoryTokenBucket,
   createRetry,
-} from '../src/index.js';
-import { WHATSAPP_RATE_LIMITS } from '../src/whatsapp/index.js';
+} from 'retrykit';
+import { WHATSAPP_RATE_LIMITS } from 'retrykit/whatsapp';
 
 // --- A fake Cloud API: 40 messages/s per phone number, counted per one-second window. ------
 const SERVER_LIMIT_PER_SECOND = 40;

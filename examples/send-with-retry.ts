@@ -10,8 +10,8 @@ import {
   createMemoryIdempotencyStore,
   createMemoryTokenBucket,
   isRetrykitError,
-} from '../src/index.js';
-import { type CloudMessage, createWhatsAppClient } from '../src/whatsapp/index.js';
+} from 'retrykit';
+import { type CloudMessage, createWhatsAppClient, WHATSAPP_RATE_LIMITS } from 'retrykit/whatsapp';
 import { startFakeWhatsApp } from './support/fake-whatsapp.js';
 
 // Stands in for graph.facebook.com. In your app: leave out `baseUrl`.
@@ -26,9 +26,9 @@ const whatsapp = createWhatsAppClient({
   accessToken: api.accessToken,
   phoneNumberId: '106540352242922',
   baseUrl: api.url,
-  // 20 messages/s with a burst of 2; WHATSAPP_RATE_LIMITS has the platform's presets.
-  limiter: createMemoryTokenBucket({ capacity: 2, refillPerSecond: 20 }),
-  store: createMemoryIdempotencyStore({ maxEntries: 10_000 }),
+  // Meta's 80/s per number, kept in every second: a burst of 4 and 72/s.
+  limiter: createMemoryTokenBucket(WHATSAPP_RATE_LIMITS.perPhoneNumber),
+  store: createMemoryIdempotencyStore(),
   dlq: deadLetters,
   retry: { maxAttempts: 6, backoff: { initialDelayMs: 100, maxDelayMs: 2000 } },
   onEvent: (event) => {
@@ -68,7 +68,9 @@ for (const [key, message] of [
 const { entries } = await deadLetters.list();
 for (const entry of entries) {
   const last = entry.attempts.at(-1);
-  console.log(`dead letter ${entry.id}: ${entry.reason}, ${entry.disposition}, code ${last?.code}`);
+  console.log(
+    `dead letter ${entry.id}: ${entry.reason}, ${entry.disposition}, code ${last?.errorCode}`,
+  );
 }
 console.log(`the API accepted ${api.accepted.length} messages`);
 await api.close();

@@ -9,14 +9,14 @@
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createMemoryIdempotencyStore } from '../src/index.js';
+import { createMemoryIdempotencyStore } from 'retrykit';
 import {
   createWebhookHandler,
   headerValue,
   type RawBody,
   verifyWasenderSignature,
   WebhookPayloadError,
-} from '../src/whatsapp/index.js';
+} from 'retrykit/whatsapp';
 
 const WEBHOOK_SECRET = 'wasender-webhook-secret';
 

@@ -19,6 +19,17 @@ export {
   createCircuitBreaker,
   isCircuitFailure,
 } from './core/breaker/index.js';
+export type {
+  Bulkhead,
+  BulkheadOptions,
+  BulkheadRunOptions,
+  BulkheadStats,
+} from './core/bulkhead/index.js';
+export {
+  BULKHEAD_DEFAULTS,
+  BulkheadRejectedError,
+  createBulkhead,
+} from './core/bulkhead/index.js';
 export type { Classification, Classifier, FailureScope, Reason } from './core/classify-types.js';
 export { REASONS } from './core/classify-types.js';
 export type { Clock, RandomSource } from './core/clock.js';

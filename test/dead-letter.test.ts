@@ -19,6 +19,39 @@ import {
   uniquePrefix,
 } from './support/redis.js';
 
+/** A dead letter as retrykit 0.1 wrote it: each attempt's platform code under `code`. */
+const WRITTEN_BY_0_1 = `{
+  "id": "wamid.old",
+  "payload": { "n": 1 },
+  "reason": "rate_limited",
+  "disposition": "exhausted",
+  "attempts": [
+    { "message": "(#130429) Rate limit hit", "code": 130429, "reason": "rate_limited", "at": "2025-06-01T10:00:00.000Z" },
+    { "message": "socket hang up", "code": "ECONNRESET", "reason": "network", "at": "2025-06-01T10:00:02.000Z" },
+    { "message": "HTTP 503", "reason": "service_unavailable", "at": "2025-06-01T10:00:06.000Z" }
+  ],
+  "firstAttemptAt": "2025-06-01T10:00:00.000Z",
+  "lastAttemptAt": "2025-06-01T10:00:06.000Z",
+  "deadAt": "2025-06-01T10:00:06.000Z",
+  "source": "whatsapp.send"
+}`;
+
+const READ_AS_0_2 = [
+  {
+    message: '(#130429) Rate limit hit',
+    errorCode: 130429,
+    reason: 'rate_limited',
+    at: '2025-06-01T10:00:00.000Z',
+  },
+  {
+    message: 'socket hang up',
+    errorCode: 'ECONNRESET',
+    reason: 'network',
+    at: '2025-06-01T10:00:02.000Z',
+  },
+  { message: 'HTTP 503', reason: 'service_unavailable', at: '2025-06-01T10:00:06.000Z' },
+];
+
 deadLetterContract('memory', async ({ onEvent }) => {
   const clock = createManualClock(Date.parse('2026-01-02T00:00:00Z'));
   const dlq = createMemoryDeadLetterQueue<{ n: number; text?: string }>({
@@ -108,6 +141,13 @@ describe('createMemoryDeadLetterQueue', () => {
     expect((await dlq.redrive({}, () => {})).redriven).toEqual(['m-0']);
   });
 
+  it("reads a 0.1 entry's attempt `code` as `errorCode` (a replayed fallback file)", async () => {
+    const dlq = createMemoryDeadLetterQueue();
+    const stored = await dlq.add(JSON.parse(WRITTEN_BY_0_1));
+    expect(stored.attempts).toEqual(READ_AS_0_2);
+    expect((await dlq.get('wamid.old'))?.attempts).toEqual(READ_AS_0_2);
+  });
+
   it('validates its options', () => {
     expect(() => createMemoryDeadLetterQueue({ maxEntries: 0 })).toThrow(
       /^maxEntries must be a finite number between 1 and \d+, got 0$/,
@@ -194,6 +234,30 @@ describeRedis('createRedisDeadLetterQueue', () => {
     const entry = await workers[2]?.get('m-7');
     expect(entry?.redriveFailures).toBe(3);
     expect(entry?.attempts).toHaveLength(4);
+  });
+
+  it("reads a 0.1 entry's attempt `code` as `errorCode`, and writes it back as `errorCode`", async () => {
+    const prefix = uniquePrefix('dlq-0-1');
+    const dlq = createRedisDeadLetterQueue(redis, { prefix });
+    const entries = `{${prefix}:dead-letters}:entries`;
+    await dlq.add({ ...JSON.parse(WRITTEN_BY_0_1), attempts: [] });
+    await redis.hset(entries, 'wamid.old', WRITTEN_BY_0_1);
+    expect((await dlq.get('wamid.old'))?.attempts).toEqual(READ_AS_0_2);
+    expect((await dlq.list()).entries[0]?.attempts).toEqual(READ_AS_0_2);
+    expect(await dlq.add(JSON.parse(WRITTEN_BY_0_1))).toMatchObject({ attempts: READ_AS_0_2 });
+    let redriven: unknown;
+    const report = await dlq.redrive({ ids: ['wamid.old'] }, (entry) => {
+      redriven = entry.attempts;
+      throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    });
+    expect(report.failed).toEqual(['wamid.old']);
+    expect(redriven).toEqual(READ_AS_0_2);
+    const rewritten = JSON.parse((await redis.hget(entries, 'wamid.old')) ?? 'null');
+    expect(rewritten.attempts).toEqual([
+      ...READ_AS_0_2,
+      expect.objectContaining({ errorCode: 'ECONNRESET', reason: 'network' }),
+    ]);
+    for (const attempt of rewritten.attempts) expect(attempt).not.toHaveProperty('code');
   });
 
   it('keeps every key of one queue under one hash tag (one cluster slot)', async () => {

@@ -1,8 +1,11 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { DocBlock } from './docs/blocks.js';
 import { extractBlocks } from './docs/blocks.js';
-import { checkDocBlocks, type DocCheckReport } from './docs/check.js';
+import { checkDocBlocks, type DocCheckReport, packagePaths } from './docs/check.js';
 
 // Every ```ts block of README.md and docs/*.md is type-checked here, as its own module, against
 // the package entries a user imports (see test/docs/check.ts). A block may use the reader's own
@@ -95,5 +98,42 @@ describe('extractBlocks', () => {
     expect(() => extractBlocks('x.md', 'text\n```ts\nconst a = 1;\n')).toThrow(
       'x.md:2: code fence never closed',
     );
+  });
+});
+
+describe('the examples', () => {
+  /** `compilerOptions.paths` of a tsconfig file, as written (its comments allowed). */
+  function pathsOf(file: string): Record<string, string[]> {
+    const { config, error } = ts.readConfigFile(join(root, file), ts.sys.readFile);
+    if (error) throw new Error(ts.flattenDiagnosticMessageText(error.messageText, '\n'));
+    return (config as { compilerOptions: { paths: Record<string, string[]> } }).compilerOptions
+      .paths;
+  }
+
+  it('resolve every subpath export to its source, in both tsconfig files', () => {
+    const expected = Object.fromEntries(
+      Object.entries(packagePaths(root)).map(([name, [source]]) => [
+        name,
+        [`./${relative(root, source as string)}`],
+      ]),
+    );
+    for (const file of ['tsconfig.json', 'tsconfig.peers6.json']) {
+      const retrykit = Object.fromEntries(
+        Object.entries(pathsOf(file)).filter(([name]) => name.split('/')[0] === 'retrykit'),
+      );
+      expect(retrykit, file).toEqual(expected);
+    }
+  });
+
+  it('import retrykit as an application does, never its sources or tools', () => {
+    const dir = join(root, 'examples');
+    const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) =>
+      f.endsWith('.ts'),
+    );
+    expect(files.length).toBeGreaterThan(5);
+    for (const file of files) {
+      const text = readFileSync(join(dir, file), 'utf8');
+      expect(text, file).not.toMatch(/(from|import\()\s*'\.\.\/(\.\.\/)?(src|tools|test)\//);
+    }
   });
 });

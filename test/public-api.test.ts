@@ -10,9 +10,12 @@ import { type BuiltPackage, buildPackage, ENTRIES } from './support/build.js';
  * the snapshot (`test/__snapshots__/public-api.test.ts.snap`), so it is a deliberate change,
  * reviewed with the budget below in mind.
  */
-// The circuit breaker (0.2) added 7: createCircuitBreaker, createMemoryCircuitStore,
-// CircuitOpenError, HeldError, shouldHold, isCircuitFailure, CIRCUIT_BREAKER_DEFAULTS.
-const VALUE_BUDGET: Readonly<Record<string, number>> = { index: 47 };
+const VALUE_BUDGET: Readonly<Record<string, number>> = {
+  // 40, plus 3 for the bulkhead: createBulkhead, BulkheadRejectedError, BULKHEAD_DEFAULTS;
+  // plus 7 for the circuit breaker: createCircuitBreaker, createMemoryCircuitStore,
+  // CircuitOpenError, HeldError, shouldHold, isCircuitFailure, CIRCUIT_BREAKER_DEFAULTS.
+  index: 50,
+};
 const SUBPATH_VALUE_BUDGET = 30;
 
 const SOURCES = (config as { entry: Record<string, string> }).entry;

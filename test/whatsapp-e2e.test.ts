@@ -175,7 +175,7 @@ describe('createWhatsAppClient end to end against the fake Cloud API over HTTP',
         disposition: 'permanent',
         source: 'whatsapp.send',
       });
-      expect(letter.attempts.at(-1)?.code).toBe(131026);
+      expect(letter.attempts.at(-1)?.errorCode).toBe(131026);
       expect(letter.payload.to.endsWith('0')).toBe(true);
     }
 

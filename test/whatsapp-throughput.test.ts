@@ -2,7 +2,12 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { type AdjustableRateLimiter, createMemoryTokenBucket } from '../src/index.js';
 import { createRedisTokenBucket } from '../src/redis/index.js';
-import { parseWebhook, type WebhookUpdate, WHATSAPP_RATE_LIMITS } from '../src/whatsapp/index.js';
+import {
+  parseWebhook,
+  throughputLimits,
+  type WebhookUpdate,
+  WHATSAPP_RATE_LIMITS,
+} from '../src/whatsapp/index.js';
 import { connectRedis, describeRedis, uniquePrefix } from './support/redis.js';
 
 // A `phone_number_quality_update` announcing Meta's higher throughput raises that number's
@@ -17,8 +22,7 @@ async function follow(limiter: AdjustableRateLimiter, update: WebhookUpdate): Pr
   if (update.kind !== 'phone_number_quality' || update.throughputPerSecond === undefined) return;
   const id = phoneNumberIds.get(update.displayPhoneNumber ?? '');
   if (id === undefined) return;
-  const perSecond = update.throughputPerSecond;
-  await limiter.setRate(id, { refillPerSecond: perSecond, capacity: Math.max(1, perSecond / 10) });
+  await limiter.setRate(id, throughputLimits(update.throughputPerSecond));
 }
 
 /**
@@ -46,13 +50,16 @@ function manualTime() {
   };
 }
 
-/** 80/s with a burst of 8 until the upgrade; 1,000/s with a burst of 100 for that number after. */
+/**
+ * The 80/s preset (a burst of 4) until the upgrade; for that number the 1,000/s one after (a
+ * burst of 50).
+ */
 async function check(limiter: AdjustableRateLimiter, advance: (ms: number) => void) {
-  await expectBurst(limiter, '1001', 8);
+  await expectBurst(limiter, '1001', 4);
   for (const update of parseWebhook(body).updates) await follow(limiter, update);
   advance(1000);
-  await expectBurst(limiter, '1001', 100);
-  await expectBurst(limiter, '1002', 8);
+  await expectBurst(limiter, '1001', 50);
+  await expectBurst(limiter, '1002', 4);
 }
 
 describe('following a throughput upgrade from the webhook', () => {
@@ -78,9 +85,9 @@ describeRedis('following a throughput upgrade from the webhook, on Redis', () =>
     await check(limiter, advance);
     const other = createRedisTokenBucket(connectRedis(), options);
     advance(1000);
-    await expectBurst(other, '1001', 100);
+    await expectBurst(other, '1001', 50);
     await other.resetRate('1001');
     advance(1000);
-    await expectBurst(limiter, '1001', 8);
+    await expectBurst(limiter, '1001', 4);
   });
 });

@@ -10,17 +10,25 @@ import {
 } from '../core/retry/backoff.js';
 import { classify as defaultClassify } from '../core/retry/classify.js';
 import { RETRY_DEFAULTS } from '../core/retry/retry.js';
-import { assertFunction, assertNumber } from '../core/validate.js';
+import { assertFunction, assertInteger, assertNumber } from '../core/validate.js';
 
 /**
  * The job option that sends a job's retries through the strategy of
  * {@link createBackoffStrategy}: BullMQ calls a worker's `settings.backoffStrategy` only for
  * jobs whose `backoff.type` is not one of its built-ins.
  *
+ * `RETRYKIT_JOB_OPTIONS` holds it with 6 attempts.
+ *
  * @example
  * await queue.add('webhook', payload, { attempts: 6, backoff: RETRYKIT_BACKOFF });
  */
 export const RETRYKIT_BACKOFF = Object.freeze({ type: 'retrykit' });
+
+/** The defaults of {@link BackoffStrategyOptions} that are not `retry`'s. */
+export const BACKOFF_STRATEGY_DEFAULTS = Object.freeze({
+  /** Deferrals of one job for throttles before it is dead-lettered. */
+  maxDeferrals: 100,
+});
 
 /** Options of {@link createBackoffStrategy}. */
 export interface BackoffStrategyOptions {
@@ -42,6 +50,15 @@ export interface BackoffStrategyOptions {
    * @default 86_400_000 (24 hours, as `retry`)
    */
   readonly maxElapsedMs?: number;
+  /**
+   * Most times `wrapProcessor` may move one job back to delayed for a throttle (a
+   * `rate_limited` failure, a failure with a server's wait, or a refusal of its `limiter`)
+   * without spending an attempt. One more throttle dead-letters the job (`give_up` with
+   * `max_deferrals`). Counted in the job's history, so only jobs whose data is an object are
+   * capped by it; `maxElapsedMs` bounds every job.
+   * @default 100
+   */
+  readonly maxDeferrals?: number;
   /** Decides whether the job's error is worth retrying. Use the same one as `wrapProcessor`. @default classify */
   readonly classify?: (error: unknown) => Classification;
   /** Random source for jitter. @default Math.random */
@@ -62,6 +79,26 @@ export type RetrykitBackoffStrategy = (
 
 /** What the strategy decided for one failure: a delay, or why the job should stop now. */
 type JobDecision = DelayDecision | 'permanent';
+
+/** @internal How long a throttled job waits in delayed, or why it stops being deferred. */
+export type DeferralDecision = DelayDecision | 'max_deferrals';
+
+/** @internal What a strategy knows to defer a throttled job. */
+export interface DeferralPlanner {
+  /** The delay of the job's next deferral, given how many it had (`deferrals`). */
+  readonly plan: (deferrals: number, c: Classification, job: MinimalJob) => DeferralDecision;
+  /** The strategy's listener, told `retry_scheduled` for each deferral. */
+  readonly onEvent: EventListener | undefined;
+  readonly clock: Clock;
+}
+
+/** The deferral rule of each strategy, for `wrapProcessor`. */
+const deferralPlanners = new WeakMap<RetrykitBackoffStrategy, DeferralPlanner>();
+
+/** @internal The deferral rule of a strategy made by {@link createBackoffStrategy}. */
+export function deferralPlannerOf(strategy: RetrykitBackoffStrategy): DeferralPlanner | undefined {
+  return deferralPlanners.get(strategy);
+}
 
 /** The decision behind each strategy, for `wrapProcessor` to ask before rethrowing. */
 const planners = new WeakMap<
@@ -113,6 +150,11 @@ export function createBackoffStrategy(
     options.maxElapsedMs ?? RETRY_DEFAULTS.maxElapsedMs,
     0,
   );
+  const maxDeferrals = assertInteger(
+    'maxDeferrals',
+    options.maxDeferrals ?? BACKOFF_STRATEGY_DEFAULTS.maxDeferrals,
+    0,
+  );
   for (const name of ['classify', 'random', 'onEvent'] as const) {
     if (options[name] !== undefined) assertFunction(name, options[name]);
   }
@@ -157,5 +199,19 @@ export function createBackoffStrategy(
     return decision;
   };
   planners.set(strategy, (attemptsMade, error, job) => plan(attemptsMade, error, job));
+  deferralPlanners.set(strategy, {
+    plan(deferrals, c, job) {
+      if (deferrals >= maxDeferrals) return 'max_deferrals';
+      const decision = delayAfterFailure(policy, c, {
+        attempt: deferrals,
+        previousDelayMs: 'unknown',
+        leftMs: maxElapsedMs - Math.max(0, clock.now() - job.timestamp),
+        random,
+      });
+      return typeof decision === 'number' ? Math.round(decision) : decision;
+    },
+    onEvent: options.onEvent,
+    clock,
+  });
   return strategy;
 }

@@ -1,5 +1,6 @@
 export type { BackoffStrategyOptions, RetrykitBackoffStrategy } from './backoff.js';
-export { createBackoffStrategy, RETRYKIT_BACKOFF } from './backoff.js';
+export { BACKOFF_STRATEGY_DEFAULTS, createBackoffStrategy, RETRYKIT_BACKOFF } from './backoff.js';
+export { RETRYKIT_JOB_OPTIONS } from './job-options.js';
 export type { WrapProcessorOptions } from './processor.js';
 export { HISTORY_FIELD, wrapProcessor } from './processor.js';
 export type { SweepReport, SweepStalledJobsOptions } from './sweep.js';

@@ -1,7 +1,10 @@
-import { type Job, UnrecoverableError } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { RetryError } from '../core/errors.js';
 import type { RetrykitEvent } from '../core/events.js';
 import { createMemoryDeadLetterQueue } from '../memory/dead-letter.js';
+import { createMemoryTokenBucket } from '../memory/token-bucket.js';
 import { createManualClock, seededRandom } from '../testing/index.js';
 import { createBackoffStrategy, RETRYKIT_BACKOFF } from './backoff.js';
 import { wrapProcessor } from './processor.js';
@@ -26,6 +29,25 @@ describe('wrapProcessor options', () => {
     expect(() => wrapProcessor(processor, { dlq, classify: 3 as never })).toThrow(
       'classify must be a function, got 3',
     );
+    expect(() => wrapProcessor(processor, { dlq, deferThrottles: 'yes' as never })).toThrow(
+      'deferThrottles must be a boolean, got "yes"',
+    );
+    expect(() =>
+      wrapProcessor(processor, { dlq, limiter: {} as never, limiterKey: () => 'k' }),
+    ).toThrow('limiter must have a tryAcquire(key) method, got {}');
+    const limiter = createMemoryTokenBucket({ capacity: 1, refillPerSecond: 1 });
+    expect(() => wrapProcessor(processor, { dlq, limiter })).toThrow(
+      'limiter and limiterKey must be given together',
+    );
+    expect(() => wrapProcessor(processor, { dlq, limiter, limiterKey: 'k' as never })).toThrow(
+      'limiterKey must be a function, got "k"',
+    );
+    expect(() => createBackoffStrategy({ maxDeferrals: -1 })).toThrow(
+      /^maxDeferrals must be a finite number between 0 and \d+, got -1$/,
+    );
+    expect(() => createBackoffStrategy({ maxDeferrals: 2.5 })).toThrow(
+      'maxDeferrals must be an integer, got 2.5',
+    );
   });
 });
 
@@ -42,8 +64,14 @@ describe('wrapProcessor with the retrykit strategy', () => {
       attemptsMade,
       data: { to: '4915' } as Record<string, unknown>,
       opts: { attempts: 5, backoff: RETRYKIT_BACKOFF },
+      /** The timestamps `moveToDelayed` was called with. */
+      delayedUntil: [] as number[],
       async updateData(data: Record<string, unknown>) {
         job.data = data;
+      },
+      async moveToDelayed(timestamp: number, token?: string) {
+        if (token === undefined) throw new Error('no token');
+        job.delayedUntil.push(timestamp);
       },
     };
     return job as typeof job & Job;
@@ -94,5 +122,195 @@ describe('wrapProcessor with the retrykit strategy', () => {
     const expected = twin(1, 'retrykit', httpError(503), job);
     expect(strategy(1, 'retrykit', error, job)).toBe(expected);
     expect(strategy(1, 'retrykit', httpError(503), job)).not.toBe(expected);
+  });
+
+  it('defers a throttle without spending an attempt, recording it in the history', async () => {
+    const clock = createManualClock(Date.now());
+    const dlq = createMemoryDeadLetterQueue();
+    const events: RetrykitEvent[] = [];
+    const strategy = createBackoffStrategy({
+      clock,
+      backoff: { initialDelayMs: 100, multiplier: 2, jitter: 'none' },
+      onEvent: (e) => events.push(e),
+    });
+    const wrapped = wrapProcessor(
+      async (): Promise<void> => {
+        throw httpError(429);
+      },
+      { dlq, strategy, clock },
+    );
+    const job = fakeJob(clock.now(), 1);
+    for (let n = 0; n < 3; n++) {
+      await expect(wrapped(job, 'token')).rejects.toBeInstanceOf(DelayedError);
+    }
+    expect(job.attemptsMade).toBe(1);
+    expect(job.delayedUntil).toEqual([clock.now() + 100, clock.now() + 200, clock.now() + 400]);
+    expect(job.data._retrykitFailures).toMatchObject([
+      { reason: 'rate_limited', message: 'HTTP 429', deferredMs: 100 },
+      { reason: 'rate_limited', deferredMs: 200 },
+      { reason: 'rate_limited', deferredMs: 400 },
+    ]);
+    expect(events).toMatchObject([
+      { type: 'retry_scheduled', attempt: 1, delayMs: 100, reason: 'rate_limited' },
+      { type: 'retry_scheduled', attempt: 1, delayMs: 200 },
+      { type: 'retry_scheduled', attempt: 1, delayMs: 400 },
+    ]);
+    expect(await dlq.size()).toBe(0);
+  });
+
+  it('dead-letters after maxDeferrals, with every deferral in the dead letter', async () => {
+    const clock = createManualClock(Date.now());
+    const dlq = createMemoryDeadLetterQueue();
+    const events: RetrykitEvent[] = [];
+    const strategy = createBackoffStrategy({ clock, maxDeferrals: 2 });
+    const wrapped = wrapProcessor(
+      async (): Promise<void> => {
+        throw httpError(503, { 'retry-after': '1' });
+      },
+      { dlq, strategy, clock, onEvent: (e) => events.push(e) },
+    );
+    const job = fakeJob(clock.now());
+    await expect(wrapped(job, 'token')).rejects.toBeInstanceOf(DelayedError);
+    await expect(wrapped(job, 'token')).rejects.toBeInstanceOf(DelayedError);
+    await expect(wrapped(job, 'token')).rejects.toBeInstanceOf(UnrecoverableError);
+    expect(job.delayedUntil).toHaveLength(2);
+    const entry = await dlq.get('sends:7');
+    expect(entry?.disposition).toBe('exhausted');
+    expect(entry?.attempts.map((a) => a.deferredMs !== undefined)).toEqual([true, true, false]);
+    expect(events.at(-1)).toMatchObject({ type: 'give_up', stopReason: 'max_deferrals' });
+  });
+
+  it('spends an attempt on a throttle with deferThrottles: false, or without a lock token', async () => {
+    const clock = createManualClock(Date.now());
+    const dlq = createMemoryDeadLetterQueue();
+    const error = httpError(429);
+    const throwing = async (): Promise<void> => {
+      throw error;
+    };
+    const off = wrapProcessor(throwing, { dlq, clock, deferThrottles: false });
+    const job = fakeJob(clock.now());
+    await expect(off(job, 'token')).rejects.toBe(error);
+    const on = wrapProcessor(throwing, { dlq, clock });
+    await expect(on(job)).rejects.toBe(error);
+    expect(job.delayedUntil).toEqual([]);
+    expect(job.data._retrykitFailures).toHaveLength(2);
+  });
+
+  it("defers a job its limiter refuses for the limiter's wait, without running it", async () => {
+    const clock = createManualClock(Date.now());
+    const dlq = createMemoryDeadLetterQueue();
+    const events: RetrykitEvent[] = [];
+    const limiter = createMemoryTokenBucket({ capacity: 1, refillPerSecond: 2, clock });
+    let runs = 0;
+    const wrapped = wrapProcessor(
+      async () => {
+        runs++;
+        return 'sent';
+      },
+      {
+        dlq,
+        clock,
+        limiter,
+        limiterKey: (j) => String(j.data.to),
+        onEvent: (e) => events.push(e),
+      },
+    );
+    expect(await wrapped(fakeJob(clock.now()), 'token')).toBe('sent');
+    const job = fakeJob(clock.now());
+    await expect(wrapped(job, 'token')).rejects.toBeInstanceOf(DelayedError);
+    expect(runs).toBe(1);
+    expect(job.delayedUntil[0]).toBeGreaterThanOrEqual(clock.now() + 500);
+    expect(job.data._retrykitFailures).toMatchObject([
+      { reason: 'rate_limited', deferredMs: (job.delayedUntil[0] as number) - clock.now() },
+    ]);
+    expect(events.map((e) => e.type)).toEqual(['retry_scheduled']);
+  });
+
+  it('never defers sooner than the server asked, nor past the budget', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 7_200_000 }),
+        fc.integer({ min: 0, max: 3_600_000 }),
+        fc.integer({ min: 0, max: 30 }),
+        fc.integer(),
+        async (retryAfterMs, elapsedMs, deferrals, seed) => {
+          const clock = createManualClock(1_700_000_000_000);
+          const maxElapsedMs = 3_600_000;
+          const strategy = createBackoffStrategy({
+            clock,
+            maxElapsedMs,
+            random: seededRandom(seed),
+          });
+          const job = fakeJob(clock.now() - elapsedMs);
+          job.data._retrykitFailures = Array.from({ length: deferrals }, () => ({
+            message: 'HTTP 429',
+            reason: 'rate_limited',
+            at: new Date(clock.now()).toISOString(),
+            deferredMs: 1,
+          }));
+          const wrapped = wrapProcessor(
+            async (): Promise<void> => {
+              throw httpError(429, { 'retry-after': String(retryAfterMs / 1000) });
+            },
+            { dlq: createMemoryDeadLetterQueue(), strategy, clock },
+          );
+          const failure = await wrapped(job, 'token').catch((e: unknown) => e);
+          const left = maxElapsedMs - elapsedMs;
+          if (retryAfterMs > left) {
+            expect(failure).toBeInstanceOf(UnrecoverableError);
+            return;
+          }
+          if (failure instanceof UnrecoverableError) return; // the backoff alone ran past the budget
+          expect(failure).toBeInstanceOf(DelayedError);
+          const delay = (job.delayedUntil[0] as number) - clock.now();
+          expect(Number.isFinite(delay)).toBe(true);
+          expect(delay).toBeGreaterThanOrEqual(Math.min(retryAfterMs, left));
+          expect(delay).toBeLessThanOrEqual(left + 1);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("defers a RetryError whose last failure was a throttle (a client's own retries ran out)", async () => {
+    const clock = createManualClock(Date.now());
+    const dlq = createMemoryDeadLetterQueue();
+    const failure = { attempt: 0, error: httpError(429), reason: 'rate_limited' as const, time: 0 };
+    const wrapped = wrapProcessor(
+      async (): Promise<void> => {
+        throw new RetryError('max_attempts', [failure], failure.error);
+      },
+      { dlq, clock },
+    );
+    const job = fakeJob(clock.now());
+    await expect(wrapped(job, 'token')).rejects.toBeInstanceOf(DelayedError);
+    expect(job.data._retrykitFailures).toMatchObject([{ reason: 'rate_limited' }]);
+    const other = { ...failure, reason: 'server_error' as const };
+    const notThrottled = wrapProcessor(
+      async (): Promise<void> => {
+        throw new RetryError('max_attempts', [other], other.error);
+      },
+      { dlq, clock },
+    );
+    await expect(notThrottled(fakeJob(clock.now()), 'token')).rejects.toBeInstanceOf(RetryError);
+  });
+
+  it('gives no single-attempt warning for a throttle it defers, only for a failure that counts', async () => {
+    const clock = createManualClock(Date.now());
+    const warnings: Error[] = [];
+    let status = 429;
+    const wrapped = wrapProcessor(
+      async (): Promise<void> => {
+        throw httpError(status);
+      },
+      { dlq: createMemoryDeadLetterQueue(), clock, onWarning: (w) => warnings.push(w) },
+    );
+    const job = fakeJob(clock.now());
+    job.opts = { attempts: 1 } as typeof job.opts;
+    await expect(wrapped(job, 'token')).rejects.toBeInstanceOf(DelayedError);
+    expect(warnings).toEqual([]);
+    status = 503;
+    await expect(wrapped(job, 'token')).rejects.toThrow('HTTP 503');
+    expect(warnings).toHaveLength(1);
   });
 });

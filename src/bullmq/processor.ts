@@ -8,9 +8,24 @@ import { expectAttempts } from '../core/dead-letter/retry-record.js';
 import { describe } from '../core/errors.js';
 import { type EventListener, emit, type GiveUpEvent } from '../core/events.js';
 import { isRecord } from '../core/loose.js';
+import type { RateLimiter } from '../core/rate-limit/rate-limit-types.js';
 import { classify as defaultClassify } from '../core/retry/classify.js';
-import { assertFunction, assertInteger } from '../core/validate.js';
-import { planRetry, RETRYKIT_BACKOFF, type RetrykitBackoffStrategy } from './backoff.js';
+import { assertFunction, assertInteger, showValue } from '../core/validate.js';
+import {
+  createBackoffStrategy,
+  deferralPlannerOf,
+  planRetry,
+  RETRYKIT_BACKOFF,
+  type RetrykitBackoffStrategy,
+} from './backoff.js';
+import {
+  acquireOrRefuse,
+  deferThrottled,
+  isBullMqMove,
+  type LimiterRefusal,
+  throttleOf,
+} from './defer.js';
+import { singleAttemptWarner } from './job-options.js';
 
 /**
  * The field of `job.data` where {@link wrapProcessor} keeps the failures of earlier attempts
@@ -50,10 +65,51 @@ export interface WrapProcessorOptions<P> {
    * ending past it); otherwise the strategy schedules the delay decided here.
    */
   readonly strategy?: RetrykitBackoffStrategy;
-  /** Receives `attempt_failure` for every failed attempt and `give_up` when a job is dead-lettered. */
+  /**
+   * Moves a job that fails with a throttle (a retryable `rate_limited` failure, such as
+   * WhatsApp's 130429 or 131056, or any failure with a server's wait such as `Retry-After`)
+   * back to BullMQ's delayed set without spending an attempt (`job.moveToDelayed` and
+   * `DelayedError`), for the delay `strategy` gives it: the server's wait, else the backoff for
+   * the failure's reason, growing with each deferral. Bounded by `strategy`'s `maxElapsedMs`
+   * and `maxDeferrals`; past either, the job is dead-lettered (`give_up` says `max_elapsed`,
+   * `retry_after_exceeds_elapsed` or `max_deferrals`). Each deferral is kept in the job's
+   * history with its `deferredMs`. `false`: a throttle spends an attempt like any failure.
+   * @default true
+   */
+  readonly deferThrottles?: boolean;
+  /**
+   * A per-key limiter (e.g. a token bucket per phone number) the job takes one token from
+   * before the processor runs. When it has none, the job is deferred as a throttle for the
+   * limiter's `retryAfterMs` (see `deferThrottles`) instead of holding the worker while the
+   * bucket refills: other keys' jobs run meanwhile. Needs `limiterKey`.
+   */
+  readonly limiter?: RateLimiter;
+  /**
+   * The `limiter` key of a job.
+   * @example
+   * (job) => job.data.phoneNumberId
+   */
+  readonly limiterKey?: (job: Job) => string;
+  /**
+   * Receives `attempt_failure` for every failed attempt, `give_up` when a job is dead-lettered
+   * and, when `strategy` is not given, `retry_scheduled` for each deferral (`strategy`'s own
+   * listener gets it otherwise).
+   */
   readonly onEvent?: EventListener;
   /** Dates failures. @default systemClock */
   readonly clock?: Clock;
+  /**
+   * Receives, once per wrapped processor, a warning when a retryable failure meets a job
+   * allowed a single attempt (`job.opts.attempts` 0 or 1: BullMQ's default is 0), which is
+   * dead-lettered as `exhausted` on that first failure. Add jobs with `RETRYKIT_JOB_OPTIONS`
+   * to retry them. The warning is an `Error` named `RetrykitWarning` with `code`
+   * `'RETRYKIT_SINGLE_ATTEMPT'`.
+   * Pass `() => {}` where one-attempt jobs are deliberate.
+   * @default process.emitWarning where it exists (Node, Bun), else console.warn
+   * @example
+   * { onWarning: (warning) => log.warn({ code: warning.code }, warning.message) }
+   */
+  readonly onWarning?: (warning: Error & { readonly code: string }) => void;
 }
 
 /** Whether BullMQ hands the job's failures to the retrykit strategy (`backoff: RETRYKIT_BACKOFF`). */
@@ -109,29 +165,65 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
     options.maxAttempts === undefined
       ? undefined
       : assertInteger('maxAttempts', options.maxAttempts, 1);
-  for (const name of ['classify', 'deadLetterId', 'onEvent', 'strategy'] as const) {
+  for (const name of [
+    'classify',
+    'deadLetterId',
+    'onEvent',
+    'strategy',
+    'onWarning',
+    'limiterKey',
+  ] as const) {
     if (options[name] !== undefined) assertFunction(name, options[name]);
+  }
+  const deferThrottles = options.deferThrottles ?? true;
+  if (typeof deferThrottles !== 'boolean') {
+    throw new TypeError(`deferThrottles must be a boolean, got ${showValue(deferThrottles)}`);
+  }
+  const { limiter, limiterKey } = options;
+  if (limiter !== undefined && typeof limiter?.tryAcquire !== 'function') {
+    throw new TypeError(`limiter must have a tryAcquire(key) method, got ${describe(limiter)}`);
+  }
+  if ((limiter === undefined) !== (limiterKey === undefined)) {
+    throw new TypeError('limiter and limiterKey must be given together');
   }
   const classify = options.classify ?? defaultClassify;
   const clock = options.clock ?? systemClock;
   const idOf = options.deadLetterId ?? jobDeadLetterId;
+  const warnSingleAttempt = singleAttemptWarner(options.onWarning);
+  const planner =
+    (options.strategy === undefined ? undefined : deferralPlannerOf(options.strategy)) ??
+    deferralPlannerOf(
+      createBackoffStrategy({
+        classify,
+        clock,
+        ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+      }),
+    );
 
   return async (job, token, signal) => {
     const started = clock.now();
+    let refusal: LimiterRefusal | undefined;
     try {
+      if (limiter !== undefined && limiterKey !== undefined) {
+        refusal = await acquireOrRefuse(limiter, limiterKey(job as Job));
+        if (refusal !== undefined) throw refusal.error;
+      }
       return await processor(job, token, signal);
     } catch (error) {
+      if (isBullMqMove(error)) throw error;
       const now = clock.now();
-      const c = classify(error);
+      const c = refusal?.classification ?? classify(error);
       const attempt = job.attemptsMade;
-      emit(options.onEvent, {
-        type: 'attempt_failure',
-        time: now,
-        attempt,
-        durationMs: now - started,
-        error,
-        classification: c,
-      });
+      if (refusal === undefined) {
+        emit(options.onEvent, {
+          type: 'attempt_failure',
+          time: now,
+          attempt,
+          durationMs: now - started,
+          error,
+          classification: c,
+        });
+      }
       const jobAttempts = job.opts.attempts ?? 1;
       let limit = Math.min(jobAttempts, maxAttempts ?? jobAttempts);
       if (c.maxAttempts !== undefined) limit = Math.min(limit, c.maxAttempts);
@@ -139,7 +231,21 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
       const permanent = !c.retryable || error instanceof UnrecoverableError;
       const history = historyOf(job.data);
       let stop: GiveUpEvent['stopReason'] = permanent ? 'permanent' : 'max_attempts';
-      if (!permanent && attempts < limit && options.strategy !== undefined && usesRetrykit(job)) {
+      const throttle =
+        refusal?.classification ?? (deferThrottles ? throttleOf(error, c) : undefined);
+      if (!permanent && planner !== undefined && throttle !== undefined) {
+        const deferral = { job: job as Job, token, error, classification: throttle, history, now };
+        stop = (await deferThrottled(deferral, planner, HISTORY_FIELD)) ?? stop;
+      }
+      // Past a deferral, which spends no attempt: this failure is the one BullMQ counts.
+      if (!permanent) warnSingleAttempt(job, c);
+      if (
+        !permanent &&
+        stop === 'max_attempts' &&
+        attempts < limit &&
+        options.strategy !== undefined &&
+        usesRetrykit(job)
+      ) {
         const plan = planRetry(options.strategy, attempts, error, job);
         if (plan === 'max_elapsed' || plan === 'retry_after_exceeds_elapsed') stop = plan;
       }

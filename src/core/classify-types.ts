@@ -1,4 +1,4 @@
-import type { BackoffOptions } from './retry/backoff.js';
+import type { BackoffOptions } from './backoff-types.js';
 
 /** Why an attempt failed. */
 export type Reason =
@@ -47,8 +47,11 @@ export interface Classification {
   readonly backoff?: Partial<BackoffOptions>;
   /** Cap on total attempts for this kind of failure, when lower than the retry's `maxAttempts`. */
   readonly maxAttempts?: number;
-  /** A platform error code, when the failure carried one (e.g. WhatsApp's `130429`). */
-  readonly code?: string | number;
+  /**
+   * The platform's or the OS's error code, when the failure carried one (WhatsApp's `130429`,
+   * `ECONNRESET`). Not a retrykit error's `code`, which names its family.
+   */
+  readonly errorCode?: string | number;
   /**
    * Whose fault the failure is. `'message'`: this call's own (a bad recipient, a malformed
    * payload). `'account'`: the sender's or the platform's, for every call alike (an expired

@@ -1,3 +1,4 @@
+import { classifyFailure } from './classify-failure.js';
 import type { Classification, Reason } from './classify-types.js';
 
 /** Every `code` a {@link RetrykitError} can carry. */
@@ -12,6 +13,7 @@ export type RetrykitErrorCode =
   | 'INVALID_RECORD'
   | 'WEBHOOK_PAYLOAD'
   | 'WHATSAPP_API'
+  | 'BULKHEAD_REJECTED'
   | 'CIRCUIT_OPEN'
   | 'HELD';
 
@@ -81,6 +83,8 @@ export interface AttemptFailure {
  *   retry hint) longer than what was left of `maxElapsedMs`;
  * - `budget_exhausted`: the retry budget refused another try;
  * - `aborted`: the caller's `signal` aborted;
+ * - `max_deferrals`: a BullMQ job was put back for throttles `maxDeferrals` times already
+ *   (`wrapProcessor`; a deferral spends no attempt).
  * - `circuit_open`: a circuit breaker refused the attempt, or the failure opened it (thrown as
  *   a `CircuitOpenError`: send again once it closes);
  * - `held`: a failure that is not the message's (`scope: 'account'`, e.g. an expired token)
@@ -93,13 +97,14 @@ export type StopReason =
   | 'retry_after_exceeds_elapsed'
   | 'budget_exhausted'
   | 'aborted'
+  | 'max_deferrals'
   | 'circuit_open'
   | 'held';
 
 /** The {@link StopReason}s a {@link RetryError} carries. */
 export type RetryErrorStopReason = Exclude<
   StopReason,
-  'permanent' | 'aborted' | 'circuit_open' | 'held'
+  'permanent' | 'aborted' | 'max_deferrals' | 'circuit_open' | 'held'
 >;
 
 /**
@@ -145,8 +150,14 @@ export class PermanentError extends RetrykitError {
   /** Makes `instanceof` recognise this error made by any copy of retrykit. */
   static override [Symbol.hasInstance] = brandCheck('PermanentError', 'PERMANENT');
 
-  /** The classification that made the failure permanent, when `retry` produced it. */
-  readonly classification: Classification | undefined;
+  /**
+   * The classification that made the failure permanent: the classifier's verdict when `retry`
+   * produced the error, the one given to the constructor, or else, for a `permanent(error)` of
+   * your own, `{ retryable: false, reason }` with the reason the default classifier gives its
+   * `cause` (`'unknown'` without one). A classifier passed to `composeClassifiers` may still
+   * refine the latter.
+   */
+  readonly classification: Classification;
   /** How many attempts ran, this one included, when `retry` produced it. */
   readonly attempts: number | undefined;
   /**
@@ -178,11 +189,42 @@ export class PermanentError extends RetrykitError {
           : describe(cause)),
       { cause },
     );
-    this.classification = options.classification;
+    if (options.classification === undefined) {
+      this.classification = fromCause(cause);
+      Object.defineProperty(this, DERIVED, { value: true });
+    } else {
+      this.classification = options.classification;
+    }
     this.attempts = options.attempts;
     this.errors = options.errors;
     this.classifyError = options.classifyError;
   }
+}
+
+/** Marks a `PermanentError` whose classification was derived from its cause, for every copy. */
+const DERIVED = Symbol.for('retrykit.PermanentError.derivedClassification');
+
+/** The classification of a `PermanentError` made without one: its cause's reason, not retryable. */
+function fromCause(cause: unknown): Classification {
+  if (cause === undefined) return { retryable: false, reason: 'unknown' };
+  let reason: Reason;
+  try {
+    reason =
+      cause instanceof PermanentError
+        ? (cause.classification?.reason ?? 'unknown')
+        : classifyFailure(cause).reason;
+  } catch {
+    reason = 'unknown';
+  }
+  return { retryable: false, reason };
+}
+
+/**
+ * @internal Whether `error`'s classification was derived from its cause at construction (a
+ * `permanent(error)` of the caller's own) rather than given by a classifier.
+ */
+export function hasDerivedClassification(error: PermanentError): boolean {
+  return Object.hasOwn(error, DERIVED);
 }
 
 /** Wraps `error` so that `retry` does not try again. */

@@ -8,10 +8,16 @@ import {
   type ClaimResult,
   type Classification,
   computeDelay,
+  createBulkhead,
+  createMemoryDeadLetterQueue,
   createRetry,
+  type DeadLetterEntry,
   isRetrykitError,
+  type ListOptions,
   type MemoryCircuitStore,
   type MemoryTokenBucket,
+  type PermanentError,
+  permanent,
   type Reason,
   type RetrykitError,
   retry,
@@ -41,6 +47,11 @@ describe('public types', () => {
     if (claim.status === 'claimed') expectTypeOf(claim.token).toEqualTypeOf<string>();
   });
 
+  it('a PermanentError always has its classification', () => {
+    expectTypeOf<PermanentError['classification']>().toEqualTypeOf<Classification>();
+    expectTypeOf(permanent(new Error('x')).classification.reason).toEqualTypeOf<Reason>();
+  });
+
   it('isRetrykitError narrows unknown', () => {
     const e: unknown = new Error('x');
     if (isRetrykitError(e)) expectTypeOf(e).toEqualTypeOf<RetrykitError>();
@@ -56,6 +67,26 @@ describe('public types', () => {
     expectTypeOf<MemoryTokenBucket>().toExtend<AdjustableRateLimiter>();
     expectTypeOf<MemoryTokenBucket['setRate']>().returns.toEqualTypeOf<void>();
     expectTypeOf<'retry_after_exceeds_elapsed'>().toExtend<StopReason>();
+    expectTypeOf<'max_deferrals'>().toExtend<StopReason>();
+  });
+
+  it("a bulkhead's run resolves to what the function returns", () => {
+    const bulkhead = createBulkhead({ maxConcurrent: 1 });
+    expectTypeOf(bulkhead.run('k', async () => 42)).toEqualTypeOf<Promise<number>>();
+    expectTypeOf(bulkhead.run('k', () => 'sync')).toEqualTypeOf<Promise<string>>();
+  });
+
+  it('a paging loop passes the last cursor and its filters back to list', async () => {
+    const dlq = createMemoryDeadLetterQueue<{ to: string }>();
+    const reason: Reason | undefined = undefined as Reason | undefined;
+    const limit: number | undefined = undefined as number | undefined;
+    let cursor: string | undefined;
+    do {
+      const page = await dlq.list({ cursor, reason, limit });
+      expectTypeOf(page.entries).toEqualTypeOf<readonly DeadLetterEntry<{ to: string }>[]>();
+      cursor = page.cursor;
+    } while (cursor !== undefined);
+    expectTypeOf<ListOptions['cursor']>().toEqualTypeOf<string | undefined>();
   });
 
   it('a circuit permission is a discriminated union; the memory circuit store is synchronous', () => {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createManualClock } from '../testing/index.js';
-import { createMemoryIdempotencyStore } from './idempotency.js';
+import { createMemoryIdempotencyStore, MEMORY_IDEMPOTENCY_DEFAULTS } from './idempotency.js';
 
 type Op = { kind: 'mark'; key: number; ttlMs: number } | { kind: 'advance'; ms: number };
 
@@ -156,6 +156,17 @@ describe('createMemoryIdempotencyStore', () => {
     expect(() => createMemoryIdempotencyStore({ maxEntries: 10, onEvent: 'log' as never })).toThrow(
       /onEvent.*"log"/,
     );
-    expect(() => createMemoryIdempotencyStore(undefined as never)).toThrow(/maxEntries/);
+    expect(() => createMemoryIdempotencyStore(null as never)).toThrow(
+      'options must be an object, got null',
+    );
+  });
+
+  it('works without options, holding MEMORY_IDEMPOTENCY_DEFAULTS.maxEntries keys', async () => {
+    expect(MEMORY_IDEMPOTENCY_DEFAULTS.maxEntries).toBe(100_000);
+    const store = createMemoryIdempotencyStore();
+    for (let key = 0; key <= 100_000; key++) await store.markOnce(`k${key}`, 60_000);
+    expect(store.size).toBe(100_000);
+    expect(await store.markOnce('k100000', 60_000)).toBe(false);
+    expect(await store.markOnce('k0', 60_000)).toBe(true);
   });
 });

@@ -13,7 +13,7 @@ import type {
   ClaimResult,
   IdempotencyStore,
 } from '../core/idempotency/idempotency-types.js';
-import { assertFunction, assertInteger } from '../core/validate.js';
+import { assertFunction, assertInteger, showValue } from '../core/validate.js';
 
 /** Options of {@link createMemoryIdempotencyStore}. */
 export interface MemoryIdempotencyStoreOptions {
@@ -21,13 +21,17 @@ export interface MemoryIdempotencyStoreOptions {
    * Most keys held at once (claims and `markOnce` marks together). When full, expired entries
    * go first, then the least recently used one. Size it above the number of keys that are live
    * within their TTL, or an evicted key is seen as new again.
+   * @default 100_000
    */
-  readonly maxEntries: number;
+  readonly maxEntries?: number;
   /** Time source for leases and TTLs. @default systemClock */
   readonly clock?: Clock;
   /** Receives `idempotency_hit` events. */
   readonly onEvent?: EventListener;
 }
+
+/** The defaults of {@link MemoryIdempotencyStoreOptions}. */
+export const MEMORY_IDEMPOTENCY_DEFAULTS = Object.freeze({ maxEntries: 100_000 });
 
 /** An in-process {@link IdempotencyStore}: bounded LRU + TTL, for one process or for tests. */
 export interface MemoryIdempotencyStore extends IdempotencyStore {
@@ -76,12 +80,16 @@ const SWEEP_BATCH = 4;
  * const receipt = await idempotent(store, `send:${orderId}`, () => sendMessage(order));
  */
 export function createMemoryIdempotencyStore(
-  options: MemoryIdempotencyStoreOptions,
+  options: MemoryIdempotencyStoreOptions = {},
 ): MemoryIdempotencyStore {
   if (typeof options !== 'object' || options === null) {
-    throw new TypeError('createMemoryIdempotencyStore needs an options object with maxEntries');
+    throw new TypeError(`options must be an object, got ${showValue(options)}`);
   }
-  const maxEntries = assertInteger('maxEntries', options.maxEntries, 1);
+  const maxEntries = assertInteger(
+    'maxEntries',
+    options.maxEntries ?? MEMORY_IDEMPOTENCY_DEFAULTS.maxEntries,
+    1,
+  );
   const clock = options.clock ?? systemClock;
   if (options.onEvent !== undefined) assertFunction('onEvent', options.onEvent);
   const onEvent = options.onEvent;

@@ -339,6 +339,101 @@ describe('createMemoryTokenBucket', () => {
     expect(bucket.tryAcquire('k18999').ok).toBe(true);
   });
 
+  describe('the slot remembered for a key checked over and over', () => {
+    /** A bucket whose keys never refill: a grant means the key was not held. */
+    const neverRefills = (maxKeys?: number) =>
+      createMemoryTokenBucket({
+        capacity: 1,
+        refillPerSecond: 1e-9,
+        clock: createManualClock(),
+        ...(maxKeys === undefined ? {} : { maxKeys }),
+      });
+
+    it('is forgotten when its key is evicted and the slot goes to another key', async () => {
+      const bucket = neverRefills(1);
+      expect(bucket.tryAcquire('a').ok).toBe(true);
+      expect(bucket.tryAcquire('a').ok).toBe(false);
+      expect(bucket.tryAcquire('a').ok).toBe(false);
+      await expect(bucket.acquire('b', 1, { maxWaitMs: 0 })).resolves.toBe(0); // evicts a
+      expect(bucket.tryAcquire('a').ok).toBe(true); // a came back full, not in b's slot
+      expect(bucket.tryAcquire('b').ok).toBe(true); // and evicted b
+    });
+
+    it('is forgotten when its key is swept and the slot goes to another key', async () => {
+      const clock = createManualClock();
+      const bucket = createMemoryTokenBucket({ capacity: 1, refillPerSecond: 1, clock });
+      expect(bucket.tryAcquire('a').ok).toBe(true);
+      expect(bucket.tryAcquire('a').ok).toBe(false);
+      expect(bucket.tryAcquire('a').ok).toBe(false);
+      await clock.advance(1000); // a is full again: the next new key sweeps it
+      await expect(bucket.acquire('b', 1, { maxWaitMs: 0 })).resolves.toBe(0);
+      expect(bucket.size).toBe(1);
+      expect(bucket.tryAcquire('a').ok).toBe(true);
+      expect(bucket.tryAcquire('b').ok).toBe(false);
+    });
+
+    it('still makes its key the most recently used after another key was touched', async () => {
+      const bucket = neverRefills(2);
+      expect(bucket.tryAcquire('a').ok).toBe(true);
+      expect(bucket.tryAcquire('a').ok).toBe(false);
+      await expect(bucket.acquire('b', 1, { maxWaitMs: 0 })).resolves.toBe(0);
+      expect(bucket.tryAcquire('a').ok).toBe(false); // a is now newer than b
+      expect(bucket.tryAcquire('c').ok).toBe(true); // evicts b, the least recently used
+      expect(bucket.tryAcquire('a').ok).toBe(false);
+      expect(bucket.tryAcquire('b').ok).toBe(true);
+    });
+
+    it("follows its key's own rate being set and reset", async () => {
+      const clock = createManualClock();
+      const bucket = createMemoryTokenBucket({ capacity: 1, refillPerSecond: 1, clock });
+      expect(bucket.tryAcquire('a').ok).toBe(true);
+      expect(bucket.tryAcquire('a').ok).toBe(false);
+      bucket.setRate('a', { capacity: 3, refillPerSecond: 1 });
+      await clock.advance(3000);
+      expect(bucket.tryAcquire('a', 3).ok).toBe(true);
+      bucket.resetRate('a');
+      await clock.advance(3000);
+      expect(bucket.tryAcquire('a')).toEqual({ ok: true, remaining: 0 });
+    });
+
+    it('matches a least-recently-used model whatever mix of tryAcquire and acquire (property)', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }),
+          fc.array(
+            fc.record({
+              key: fc.integer({ min: 0, max: 8 }),
+              wait: fc.boolean(),
+              times: fc.nat(3),
+            }),
+            { maxLength: 120 },
+          ),
+          async (maxKeys, ops) => {
+            const bucket = neverRefills(maxKeys);
+            const model: number[] = []; // least recently used first
+            for (const { key, wait, times } of ops) {
+              for (let t = 0; t <= times; t++) {
+                const at = model.indexOf(key);
+                const granted = wait
+                  ? await bucket.acquire(`k${key}`, 1, { maxWaitMs: 0 }).then(
+                      () => true,
+                      () => false,
+                    )
+                  : bucket.tryAcquire(`k${key}`).ok;
+                expect(granted).toBe(at < 0);
+                if (at >= 0) model.splice(at, 1);
+                else if (model.length === maxKeys) model.shift();
+                model.push(key);
+              }
+            }
+            expect(bucket.size).toBe(model.length);
+          },
+        ),
+        { numRuns: 200 },
+      );
+    });
+  });
+
   it('waits for a refill a month away with one timer, not a busy loop (real clock)', async () => {
     const timeouts = vi.spyOn(globalThis, 'setTimeout');
     const bucket = createMemoryTokenBucket({ capacity: 1, refillPerSecond: 1 / (30 * 86_400) });
@@ -549,7 +644,7 @@ describe('adaptive mode', () => {
     bucket.feedback('k').throttled({
       retryable: true,
       reason: 'rate_limited',
-      code: 130429,
+      errorCode: 130429,
       retryAfterMs: 10 * 365 * 86_400_000,
     });
     const result = bucket.tryAcquire('k');

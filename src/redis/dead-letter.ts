@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Classification } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { completeDeadLetter } from '../core/dead-letter/dead-letter.js';
+import { completeDeadLetter, upgradeDeadLetter } from '../core/dead-letter/dead-letter.js';
 import type { DeadLetterEntry, DeadLetterQueue } from '../core/dead-letter/dead-letter-types.js';
 import {
   listOptions,
@@ -118,7 +118,7 @@ export function createRedisDeadLetterQueue<P = unknown>(
     runScript(client, script, k, args, { operation: `deadLetter.${operation}`, timeoutMs });
 
   const parse = (json: unknown): DeadLetterEntry<P> =>
-    JSON.parse(String(json)) as DeadLetterEntry<P>;
+    upgradeDeadLetter(JSON.parse(String(json)) as DeadLetterEntry<P>);
 
   const scan = async (
     after: number,

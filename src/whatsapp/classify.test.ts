@@ -14,6 +14,7 @@ import {
   whatsAppCodeRule,
 } from './classify.js';
 import { WhatsAppApiError } from './errors.js';
+import { parseWebhook } from './webhook.js';
 
 /** The documented shape: every field but `code` and `message` may be missing. */
 function graphError(code: number, status: number, extra: Record<string, unknown> = {}) {
@@ -31,7 +32,7 @@ function graphError(code: number, status: number, extra: Record<string, unknown>
 
 const CALL_LIMIT = { initialDelayMs: 60_000, multiplier: 2, jitter: 'proportional' } as const;
 
-type Verdict = Omit<Classification, 'code'>;
+type Verdict = Omit<Classification, 'errorCode'>;
 const no = (reason: Reason): Verdict => ({ retryable: false, reason });
 /** Not retried and not the message's fault: held, not dead-lettered. */
 const held = (reason: Reason): Verdict => ({ retryable: false, reason, scope: 'account' });
@@ -192,7 +193,7 @@ const DOCUMENTED: readonly Row[] = [
 
 describe('classifyWhatsAppError: every documented code', () => {
   for (const [code, http, title, verdict] of DOCUMENTED) {
-    const expected = { ...verdict, code };
+    const expected = { ...verdict, errorCode: code };
     describe(`${code} ${title} (HTTP ${http})`, () => {
       it(`is ${verdict.retryable ? 'retried' : 'permanent'}: ${verdict.reason}`, () => {
         const full = WhatsAppApiError.fromResponse(http, {
@@ -342,7 +343,7 @@ describe('per-code pacing', () => {
         expect(ms).toBeLessThanOrEqual(75_000 * 2 ** x);
       });
       // The limiter is told, but not asked to stop the number: no fixed wait comes with it.
-      expect(throttled.map((c) => [c.code, c.retryAfterMs])).toEqual([
+      expect(throttled.map((c) => [c.errorCode, c.retryAfterMs])).toEqual([
         [code, undefined],
         [code, undefined],
         [code, undefined],
@@ -488,7 +489,7 @@ describe('fallbacks', () => {
     expect(classifyWhatsAppError(graphError(999_999, 500))).toMatchObject({
       retryable: true,
       reason: 'server_error',
-      code: 999_999,
+      errorCode: 999_999,
     });
     expect(classifyWhatsAppError(graphError(999_999, 429))).toMatchObject({
       retryable: true,
@@ -510,9 +511,9 @@ describe('fallbacks', () => {
         // 5xx but 501 and 505, 429, and the "try later" 408 and 425 are retried.
         const transient =
           [408, 425, 429].includes(status) || (status >= 500 && status !== 501 && status !== 505);
-        expect(verdict).toMatchObject({ retryable: transient, code });
+        expect(verdict).toMatchObject({ retryable: transient, errorCode: code });
         // The status-only verdict, with the code added.
-        expect(verdict).toEqual({ ...classifyStatus(status), code });
+        expect(verdict).toEqual({ ...classifyStatus(status), errorCode: code });
       }),
     );
     for (const [status, reason] of [
@@ -578,7 +579,39 @@ describe('fallbacks', () => {
     expect(classifyWhatsAppError({ code: 131026, title: 'Message undeliverable' })).toMatchObject({
       retryable: false,
       reason: 'client_error',
-      code: 131026,
+      errorCode: 131026,
+    });
+  });
+
+  it('classifies webhook errors as parseWebhook reads them ({ errorCode, title })', () => {
+    const { errors } = parseWebhook({
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: 'WABA',
+          changes: [
+            {
+              field: 'messages',
+              value: {
+                messaging_product: 'whatsapp',
+                metadata: { phone_number_id: 'PN1' },
+                errors: [{ code: 130429, title: 'Rate limit hit' }],
+              },
+            },
+          ],
+        },
+      ],
+    });
+    expect(classifyWhatsAppError(errors[0])).toMatchObject({
+      retryable: true,
+      reason: 'rate_limited',
+      errorCode: 130429,
+    });
+    const detail = { errorCode: 131026, title: 'Message undeliverable', message: undefined };
+    expect(classifyWhatsAppError({ ...detail, details: undefined })).toMatchObject({
+      retryable: false,
+      reason: 'client_error',
+      errorCode: 131026,
     });
   });
 

@@ -303,7 +303,10 @@ interface Extracted {
   readonly details: string | undefined;
 }
 
-/** Finds a WhatsApp error code in a thrown error, a response body or a webhook error. */
+/**
+ * Finds a WhatsApp error code in a thrown error, a response body, a webhook error as Meta
+ * sends it (`{ code, title }`) or as `parseWebhook` reads it (`{ errorCode, title }`).
+ */
 function extract(value: unknown): Extracted | undefined {
   if (isWhatsAppApiError(value)) {
     return {
@@ -314,6 +317,19 @@ function extract(value: unknown): Extracted | undefined {
     };
   }
   if (!isObject(value)) return undefined;
+  if (
+    !(value instanceof Error) &&
+    typeof value.errorCode === 'number' &&
+    ('message' in value || 'title' in value)
+  ) {
+    const details = value.details;
+    return {
+      code: value.errorCode,
+      status: undefined,
+      headers: undefined,
+      details: typeof details === 'string' ? details : undefined,
+    };
+  }
   const looksLikeBody =
     isObject(value.error) ||
     (!(value instanceof Error) &&
@@ -338,8 +354,8 @@ function fromRule(
 ): Classification {
   if (!rule.retryable) {
     return rule.scope === undefined
-      ? { retryable: false, reason: rule.reason, code }
-      : { retryable: false, reason: rule.reason, code, scope: rule.scope };
+      ? { retryable: false, reason: rule.reason, errorCode: code }
+      : { retryable: false, reason: rule.reason, errorCode: code, scope: rule.scope };
   }
   const waits = [
     rule.retryAfterMs,
@@ -351,7 +367,7 @@ function fromRule(
   return {
     retryable: true,
     reason: rule.reason,
-    code,
+    errorCode: code,
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
     ...(rule.backoff === undefined ? {} : { backoff: rule.backoff }),
     ...(rule.maxAttempts === undefined ? {} : { maxAttempts: rule.maxAttempts }),
@@ -389,7 +405,7 @@ export function createWhatsAppClassifier(options: WhatsAppClassifierOptions = {}
     }
     if (status === undefined || status < 400) return undefined;
     const verdict = classifyStatus(status, parseRetryAfter(headers) ?? usageRetryAfterMs(headers));
-    return code === undefined ? verdict : { ...verdict, code };
+    return code === undefined ? verdict : { ...verdict, errorCode: code };
   };
 }
 

@@ -179,7 +179,7 @@ describe('createWhatsAppClient', () => {
         reason: 'client_error',
         disposition: 'permanent',
         source: 'whatsapp.send',
-        attempts: [expect.objectContaining({ code: 131026, reason: 'client_error' })],
+        attempts: [expect.objectContaining({ errorCode: 131026, reason: 'client_error' })],
       }),
     ]);
     // The dead-letter queue reports what it stored; the client doesn't say it again.
@@ -238,8 +238,8 @@ describe('createWhatsAppClient', () => {
     expect(number.acquired).toEqual(['PN1', 'PN1', 'PN1']);
     const pairKey = `PN1:${MESSAGE.to}`;
     expect(pair.acquired).toEqual([pairKey, pairKey, pairKey]);
-    expect(number.throttled.map(([k, c]) => [k, c.code])).toEqual([['PN1', 130429]]);
-    expect(pair.throttled.map(([k, c]) => [k, c.code])).toEqual([[pairKey, 131056]]);
+    expect(number.throttled.map(([k, c]) => [k, c.errorCode])).toEqual([['PN1', 130429]]);
+    expect(pair.throttled.map(([k, c]) => [k, c.errorCode])).toEqual([[pairKey, 131056]]);
   });
 
   it('does not dead-letter when the caller aborts', async () => {
@@ -298,6 +298,9 @@ describe('createWhatsAppClient', () => {
     expect(() =>
       createWhatsAppClient({ phoneNumberId: 'PN', accessToken: 't', requestTimeoutMs: Number.NaN }),
     ).toThrow(/requestTimeoutMs/);
+    expect(() =>
+      createWhatsAppClient({ phoneNumberId: 'PN', accessToken: 't', bulkhead: {} as never }),
+    ).toThrow('bulkhead must have a run(key, fn) method, got {}');
   });
 });
 

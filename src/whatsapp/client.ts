@@ -1,5 +1,6 @@
 import { watchAbort } from '../core/abort-watch.js';
 import type { CircuitBreaker } from '../core/breaker/breaker.js';
+import type { Bulkhead } from '../core/bulkhead/bulkhead.js';
 import type { Classification } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { toDeadLetter } from '../core/dead-letter/dead-letter.js';
@@ -18,7 +19,7 @@ import {
   type RetryOptions,
   type ThrottleFeedback,
 } from '../core/retry/retry.js';
-import { assertFunction, assertKey, assertNumber } from '../core/validate.js';
+import { assertFunction, assertKey, assertNumber, showValue } from '../core/validate.js';
 import { classifyWhatsAppError } from './classify.js';
 import { type CloudMessage, cloudApiEndpoint, type WhatsAppEndpoint } from './endpoints.js';
 import { WhatsAppApiError } from './errors.js';
@@ -54,6 +55,14 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * business number to one user, bursts borrowing ahead); an adaptive one slows down on 131056.
    */
   readonly pairLimiter?: RateLimiter;
+  /**
+   * Caps this phone number's sends in flight: each `sendMessage` runs in
+   * `bulkhead.run(phoneNumberId, …)`, limiter waits and retries included, so a hung API holds
+   * at most `maxConcurrent` sends of the number and `maxQueued` waiting; one more rejects with
+   * `BulkheadRejectedError` before anything is claimed, sent or dead-lettered. One bulkhead
+   * (`createBulkhead`) may serve the clients of many numbers.
+   */
+  readonly bulkhead?: Bulkhead;
   /**
    * Circuit breaker, keyed by `phoneNumberId`: while the number's circuit is open (an expired
    * token, a 5xx storm) sends fail fast with a `CircuitOpenError` instead of retrying into
@@ -237,7 +246,10 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     }) as unknown as WhatsAppEndpoint<P>);
   const fetchFn = options.fetch ?? globalThis.fetch;
   assertFunction('fetch', fetchFn);
-  const { limiter, pairLimiter, store, dlq, onEvent, breaker } = options;
+  const { limiter, pairLimiter, store, dlq, onEvent, bulkhead, breaker } = options;
+  if (bulkhead !== undefined && typeof bulkhead?.run !== 'function') {
+    throw new TypeError(`bulkhead must have a run(key, fn) method, got ${showValue(bulkhead)}`);
+  }
   const clock = options.clock ?? systemClock;
   const requestTimeoutMs = assertNumber(
     'requestTimeoutMs',
@@ -273,7 +285,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     return {
       // 131056 is the recipient's pair limit: slowing the whole number down would not help.
       throttled(c: Classification) {
-        if (c.code === 131056) pairFeedback?.throttled(c);
+        if (c.errorCode === 131056) pairFeedback?.throttled(c);
         else numberFeedback?.throttled(c);
       },
       succeeded() {
@@ -421,10 +433,14 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
       const { idempotencyKey } = sendOptions;
       if (idempotencyKey !== undefined) assertKey('idempotencyKey', idempotencyKey);
       const { signal, release } = eitherSignal(sendOptions.signal, clientSignal);
-      const sending =
+      const start = () =>
         idempotencyKey !== undefined && store !== undefined
           ? sendOnce(store, idempotencyKey, payload, signal)
           : send(payload, signal, idempotencyKey);
+      const sending =
+        bulkhead === undefined
+          ? start()
+          : bulkhead.run(phoneNumberId, start, signal === undefined ? {} : { signal });
       return release === undefined ? sending : sending.finally(release);
     },
   };

@@ -31,7 +31,7 @@ export {
   WhatsAppApiError,
 } from './errors.js';
 export type { MessageStatusEvent, WhatsAppEvent, WhatsAppEventListener } from './events.js';
-export { WHATSAPP_RATE_LIMITS } from './rate-limits.js';
+export { throughputLimits, WHATSAPP_RATE_LIMITS } from './rate-limits.js';
 export type {
   HeadersLike,
   RawBody,

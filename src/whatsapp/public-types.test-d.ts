@@ -1,3 +1,5 @@
+import type { Request } from 'express';
+import type { ParsedQs } from 'qs';
 import { describe, expectTypeOf, it } from 'vitest';
 import {
   type CloudMessage,
@@ -35,7 +37,7 @@ describe('retrykit/whatsapp public types', () => {
       expectTypeOf(update.from).toEqualTypeOf<string | undefined>();
     }
     if (update.kind === 'unknown') expectTypeOf(update.field).toEqualTypeOf<string>();
-    if (update.kind === 'error') expectTypeOf(update.code).toEqualTypeOf<number>();
+    if (update.kind === 'error') expectTypeOf(update.errorCode).toEqualTypeOf<number>();
   });
 
   it('parseWebhook returns updates and malformed items; the handshake takes any query', () => {
@@ -43,6 +45,11 @@ describe('retrykit/whatsapp public types', () => {
     expectTypeOf(parsed.updates).toEqualTypeOf<readonly WebhookUpdate[]>();
     expectTypeOf(parsed.malformed).toEqualTypeOf<readonly MalformedWebhookItem[]>();
     expectTypeOf(handleVerificationRequest(null, 't').status).toEqualTypeOf<number>();
+    // What Express 5 hands over under strict settings: `req.query` is a `ParsedQs`, and an
+    // environment variable is `string | undefined`.
+    const req = {} as Request;
+    expectTypeOf(req.query).toEqualTypeOf<ParsedQs>();
+    handleVerificationRequest(req.query, process.env.WHATSAPP_VERIFY_TOKEN);
     createWebhookHandler<{ id: string }>({
       verify: () => true,
       parse: () => ({ updates: [{ id: 'x' }], malformed: [] }),

@@ -285,7 +285,21 @@ describe('handleVerificationRequest', () => {
     expect(
       handleVerificationRequest({ ['__proto__']: 'x' } as Record<string, string>, 'tok').status,
     ).toBe(400);
-    expect(() => handleVerificationRequest(query, '')).toThrow(/verifyToken/);
+    expect(() => handleVerificationRequest(query, '')).toThrow(
+      new RangeError('verifyToken must not be empty'),
+    );
+  });
+
+  it('refuses every handshake, loudly, when the verify token is not configured', () => {
+    const unset: string | undefined = process.env.RETRYKIT_TEST_VERIFY_TOKEN_NEVER_SET;
+    const query = { 'hub.mode': 'subscribe', 'hub.verify_token': 'tok', 'hub.challenge': '42' };
+    for (const given of [query, { ...query, 'hub.verify_token': '' }, {}]) {
+      expect(() => handleVerificationRequest(given, unset)).toThrow(
+        new TypeError(
+          'verifyToken must be a string, got undefined: is the setting (an environment variable?) it is read from set?',
+        ),
+      );
+    }
   });
 
   it('answers 400, never throws, for whatever a framework hands over', () => {

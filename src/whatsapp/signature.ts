@@ -291,7 +291,9 @@ function single(value: unknown): string | undefined {
  * when it doesn't, 400 when the request is not a handshake. The token is compared in constant
  * time. It never throws for what a request can carry: `null`, `undefined`, a number, a
  * repeated parameter (ambiguous, so absent), a record whose getters throw — all are answered,
- * 400 or 403. Only an empty `verifyToken` (a configuration error) throws a `TypeError`.
+ * 400 or 403. `verifyToken` may be typed `string | undefined`, as `process.env` hands it over,
+ * but a missing or empty one (a configuration error) throws a `TypeError` or `RangeError` on
+ * every call: a handshake is never accepted without a token to compare.
  *
  * @example
  * app.get('/webhook', (req, res) => {
@@ -301,8 +303,13 @@ function single(value: unknown): string | undefined {
  */
 export function handleVerificationRequest(
   query: VerificationQuery,
-  verifyToken: string,
+  verifyToken: string | undefined,
 ): WebhookResponse {
+  if (verifyToken === undefined) {
+    throw new TypeError(
+      'verifyToken must be a string, got undefined: is the setting (an environment variable?) it is read from set?',
+    );
+  }
   assertKey('verifyToken', verifyToken);
   let mode: string | undefined;
   let token: string | undefined;

@@ -109,6 +109,7 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
    * (queued, stored). A rejection answers 500 so that the sender redelivers.
    *
    * @example
+   * // a BullMQ queue made with `defaultJobOptions: RETRYKIT_JOB_OPTIONS`, so jobs are retried
    * { enqueue: (updates) => queue.addBulk(updates.map((u) => ({ name: u.kind, data: u }))) }
    */
   readonly enqueue: (updates: readonly U[], context: { readonly signal?: AbortSignal }) => unknown;

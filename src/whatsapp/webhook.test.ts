@@ -103,7 +103,7 @@ describe('parseWebhook', () => {
       expect(statuses[0]?.callbackData).toBe('order-42');
       expect(statuses[1]?.errors).toEqual([
         {
-          code: 131026,
+          errorCode: 131026,
           title: 'Message undeliverable',
           message: 'Message undeliverable',
           details: 'Message Undeliverable.',
@@ -120,7 +120,11 @@ describe('parseWebhook', () => {
       }),
     );
     expect(errors).toEqual([
-      expect.objectContaining({ kind: 'error', code: 130429, phoneNumberId: '106540352242922' }),
+      expect.objectContaining({
+        kind: 'error',
+        errorCode: 130429,
+        phoneNumberId: '106540352242922',
+      }),
     ]);
   });
 
@@ -432,7 +436,7 @@ const FIXTURE_EXPECTATIONS: Record<string, Expect> = {
   'message-unsupported.json': message('unsupported', {
     errors: [
       {
-        code: 131051,
+        errorCode: 131051,
         title: 'Message type unknown',
         message: 'Message type unknown',
         details: 'Message type is currently not supported.',
@@ -466,7 +470,7 @@ const FIXTURE_EXPECTATIONS: Record<string, Expect> = {
   'status-failed.json': status('failed', {
     errors: [
       {
-        code: 131026,
+        errorCode: 131026,
         title: 'Message undeliverable',
         message: 'Message undeliverable',
         details: 'Message Undeliverable.',
@@ -474,7 +478,7 @@ const FIXTURE_EXPECTATIONS: Record<string, Expect> = {
     ],
   }),
   'status-failed-throttled.json': status('failed', {
-    errors: [expect.objectContaining({ code: 130429 })],
+    errors: [expect.objectContaining({ errorCode: 130429 })],
   }),
   'status-deleted.json': one({
     kind: 'unknown',
@@ -505,7 +509,12 @@ const FIXTURE_EXPECTATIONS: Record<string, Expect> = {
     recipientId: undefined,
     recipientUserId: 'FI.4412300000000001',
   }),
-  'errors.json': one({ kind: 'error', code: 130429, phoneNumberId: PHONE_NUMBER_ID, wabaId: WABA }),
+  'errors.json': one({
+    kind: 'error',
+    errorCode: 130429,
+    phoneNumberId: PHONE_NUMBER_ID,
+    wabaId: WABA,
+  }),
   'message-template-status-update-approved.json': one({
     kind: 'template_status',
     wabaId: WABA,

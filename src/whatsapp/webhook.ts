@@ -17,8 +17,12 @@ export interface WebhookOrigin {
 
 /** An error as WhatsApp reports it in a webhook (`statuses[].errors[]`, `value.errors[]`). */
 export interface WebhookErrorDetail {
-  /** Meta's error code, e.g. `131026`; classify it with `classifyWhatsAppError`. */
-  readonly code: number;
+  /**
+   * Meta's error code (the payload's `code`), e.g. `131026`; classify the detail with
+   * `classifyWhatsAppError`. `errorCode`, as on `WhatsAppApiError`: a retrykit `code` is an
+   * error family.
+   */
+  readonly errorCode: number;
   readonly title: string | undefined;
   readonly message: string | undefined;
   /** `error_data.details`. */
@@ -337,7 +341,7 @@ function errorDetail(value: unknown, path: string): WebhookErrorDetail {
   const e = record(value, path);
   const data = isRecord(e.error_data) ? e.error_data : undefined;
   return {
-    code: errorCode(e.code, `${path}.code`),
+    errorCode: errorCode(e.code, `${path}.code`),
     title: optionalText(e.title),
     message: optionalText(e.message),
     details: optionalText(data?.details),

@@ -35,7 +35,7 @@ function letter(n: number): NewDeadLetter<{ n: number }> {
     payload: { n },
     reason: 'service_unavailable',
     disposition: 'exhausted',
-    attempts: [{ message: 'HTTP 503', code: 503, reason: 'service_unavailable', at: AT }],
+    attempts: [{ message: 'HTTP 503', errorCode: 503, reason: 'service_unavailable', at: AT }],
     firstAttemptAt: AT,
     lastAttemptAt: AT,
     source: 'webhooks',

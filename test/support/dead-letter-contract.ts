@@ -37,7 +37,7 @@ export function letter(
     payload: { n },
     reason,
     disposition: reason === 'schema_mismatch' ? 'permanent' : 'exhausted',
-    attempts: [{ message: `HTTP ${n}`, code: 503, reason, at: AT }],
+    attempts: [{ message: `HTTP ${n}`, errorCode: 503, reason, at: AT }],
     firstAttemptAt: AT,
     lastAttemptAt: AT,
     ...extra,
@@ -94,7 +94,7 @@ export function deadLetterContract(name: string, make: SubjectFactory): void {
         payload: { n: 3, text: 'ünïcödé "quoted" \n' },
         attempts: [
           { message: 'first', reason: 'server_error', at: '2026-01-01T00:00:00.000Z' },
-          { message: 'second', code: 'E_SCHEMA', reason: 'schema_mismatch', at: AT },
+          { message: 'second', errorCode: 'E_SCHEMA', reason: 'schema_mismatch', at: AT },
         ],
         firstAttemptAt: '2026-01-01T00:00:00.000Z',
         deadAt: '2026-01-03T00:00:00.000Z',

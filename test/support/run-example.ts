@@ -11,7 +11,10 @@ export interface ExampleRun {
   readonly stderr: string;
 }
 
-/** Runs `examples/<name>` with tsx from the repository root, as a user would. */
+/**
+ * Runs `examples/<name>` with tsx from the repository root, as the README says: `retrykit`
+ * resolves to the sources (tsconfig.json `paths`), whose `.lua` files tools/lua-loader.mjs loads.
+ */
 export function runExample(
   name: string,
   args: readonly string[] = [],
@@ -21,7 +24,7 @@ export function runExample(
   return new Promise((resolve) => {
     execFile(
       tsx,
-      [`examples/${name}`, ...args],
+      ['--import', './tools/lua-loader.mjs', `examples/${name}`, ...args],
       { cwd: root, env: { ...process.env, ...env, NO_COLOR: '1' }, timeout: timeoutMs },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null;

@@ -403,7 +403,7 @@ describe('retry with a breaker', () => {
       retryable: false,
       reason: 'auth',
       scope: 'account',
-      code: 190,
+      errorCode: 190,
     });
     const events: RetrykitEvent[] = [];
     const error = await retry(
@@ -415,7 +415,7 @@ describe('retry with a breaker', () => {
     expect(error).toBeInstanceOf(HeldError);
     expect(error).not.toBeInstanceOf(PermanentError);
     expect(error).not.toBeInstanceOf(RetryError);
-    expect(error).toMatchObject({ code: 'HELD', attempts: 1, classification: { code: 190 } });
+    expect(error).toMatchObject({ code: 'HELD', attempts: 1, classification: { errorCode: 190 } });
     expect(shouldHold(error)).toBe(true);
     expect(events.find((e) => e.type === 'give_up')).toMatchObject({ stopReason: 'held' });
     const permanentOne = await retry(() => {

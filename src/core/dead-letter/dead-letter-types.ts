@@ -1,14 +1,22 @@
+import type { BackoffOptions } from '../backoff-types.js';
 import type { Reason } from '../classify-types.js';
-import type { BackoffOptions } from '../retry/backoff.js';
 
 /** One failed attempt as a dead letter remembers it. */
 export interface DeadLetterAttempt {
   readonly message: string;
-  /** A platform or error code, when there was one (`130429`, `ECONNRESET`). */
-  readonly code?: string | number;
+  /**
+   * The platform's or the OS's error code, when there was one (`130429`, `ECONNRESET`).
+   * Records written by retrykit 0.1 called it `code`; every reader takes that as `errorCode`.
+   */
+  readonly errorCode?: string | number;
   readonly reason: Reason;
   /** ISO 8601 time of the failure. */
   readonly at: string;
+  /**
+   * Set when this failure spent no attempt: a throttle after which the job was put back for
+   * this many milliseconds (BullMQ `wrapProcessor`'s deferral).
+   */
+  readonly deferredMs?: number;
 }
 
 /** Something that failed for good, kept for a person to inspect and redrive. */
@@ -45,14 +53,25 @@ export type NewDeadLetter<P = unknown> = Omit<DeadLetterEntry<P>, 'id' | 'deadAt
   readonly deadAt?: string;
 };
 
-/** Options of {@link DeadLetterQueue.list}. */
+/**
+ * Options of {@link DeadLetterQueue.list}. Each may be `undefined`, read as absent, so that a
+ * paging loop can pass the last page's `cursor` (or a filter it holds) back as it is.
+ *
+ * @example
+ * let cursor: string | undefined;
+ * do {
+ *   const page = await dlq.list({ cursor });
+ *   for (const entry of page.entries) console.log(entry.id);
+ *   cursor = page.cursor;
+ * } while (cursor !== undefined);
+ */
 export interface ListOptions {
   /** At most this many entries. @default 100 */
-  readonly limit?: number;
-  /** Where the previous page ended (its `cursor`). */
-  readonly cursor?: string;
-  /** Only entries with this reason. */
-  readonly reason?: Reason;
+  readonly limit?: number | undefined;
+  /** Where the previous page ended (its `cursor`); absent for the first page. */
+  readonly cursor?: string | undefined;
+  /** Only entries with this reason; every reason when absent. */
+  readonly reason?: Reason | undefined;
 }
 
 /**

@@ -29,19 +29,19 @@ describe('toDeadLetter', () => {
       attempts: [
         {
           message: 'HTTP 503',
-          code: 'E503',
+          errorCode: 'E503',
           reason: 'service_unavailable',
           at: '2026-03-01T10:00:00.000Z',
         },
         {
           message: 'HTTP 503',
-          code: 'E503',
+          errorCode: 'E503',
           reason: 'service_unavailable',
           at: '2026-03-01T10:00:01.000Z',
         },
         {
           message: 'HTTP 503',
-          code: 'E503',
+          errorCode: 'E503',
           reason: 'service_unavailable',
           at: '2026-03-01T10:00:03.000Z',
         },
@@ -108,13 +108,13 @@ describe('toDeadLetter', () => {
     const letter = toDeadLetter(new Error('boom'), {
       payload: 1,
       clock,
-      classify: () => ({ retryable: false, reason: 'policy', code: 131_047 }),
+      classify: () => ({ retryable: false, reason: 'policy', errorCode: 131_047 }),
     });
     expect(letter).toMatchObject({
       reason: 'policy',
       disposition: 'permanent',
       attempts: [
-        { message: 'boom', code: 131_047, reason: 'policy', at: '1970-01-01T00:00:00.000Z' },
+        { message: 'boom', errorCode: 131_047, reason: 'policy', at: '1970-01-01T00:00:00.000Z' },
       ],
     });
     expect(toDeadLetter(new Error('odd'), { payload: 1, clock })).toMatchObject({

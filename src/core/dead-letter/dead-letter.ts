@@ -1,6 +1,6 @@
 import type { Classification } from '../classify-types.js';
 import { type Clock, systemClock } from '../clock.js';
-import { PermanentError, RetryError } from '../errors.js';
+import { hasDerivedClassification, PermanentError, RetryError } from '../errors.js';
 import { classify as defaultClassify } from '../retry/classify.js';
 import type { DeadLetterAttempt, DeadLetterEntry, NewDeadLetter } from './dead-letter-types.js';
 import { attemptOf } from './failure.js';
@@ -72,7 +72,9 @@ export function toDeadLetter<P>(error: unknown, options: ToDeadLetterOptions<P>)
   } else {
     const c =
       error instanceof PermanentError
-        ? (error.classification ?? { ...classify(error.cause), retryable: false })
+        ? hasDerivedClassification(error) || error.classification === undefined
+          ? { ...classify(error.cause), retryable: false }
+          : error.classification
         : classify(error);
     disposition = c.retryable ? 'exhausted' : 'permanent';
     reason = c.reason;
@@ -97,6 +99,25 @@ export function toDeadLetter<P>(error: unknown, options: ToDeadLetterOptions<P>)
     firstAttemptAt: first.at,
     lastAttemptAt: last.at,
     ...(options.source === undefined ? {} : { source: options.source }),
+  };
+}
+
+/**
+ * @internal A stored dead letter as this version reads it: attempts written by retrykit 0.1
+ * carry their error code as `code`, read as `errorCode`. Anything else is returned as stored.
+ */
+export function upgradeDeadLetter<P>(entry: DeadLetterEntry<P>): DeadLetterEntry<P> {
+  const attempts: readonly unknown[] = Array.isArray(entry?.attempts) ? entry.attempts : [];
+  if (!attempts.some((a) => typeof a === 'object' && a !== null && 'code' in a)) return entry;
+  return {
+    ...entry,
+    attempts: attempts.map((a) => {
+      if (typeof a !== 'object' || a === null || !('code' in a)) return a as DeadLetterAttempt;
+      const { code, ...rest } = a as DeadLetterAttempt & { code?: string | number | null };
+      return rest.errorCode !== undefined || code === undefined || code === null
+        ? rest
+        : { ...rest, errorCode: code };
+    }),
   };
 }
 

@@ -8,9 +8,9 @@ class PlatformError extends Error {
 
 describe('errorCodeOf', () => {
   it('prefers the classification, then errorCode, then code', () => {
-    expect(errorCodeOf(new Error('x'), { retryable: true, reason: 'rate_limited', code: 4 })).toBe(
-      4,
-    );
+    expect(
+      errorCodeOf(new Error('x'), { retryable: true, reason: 'rate_limited', errorCode: 4 }),
+    ).toBe(4);
     expect(errorCodeOf(Object.assign(new PlatformError('x'), { code: 'ERR' }))).toBe(130429);
     expect(errorCodeOf(Object.assign(new Error('x'), { code: 'ECONNRESET' }))).toBe('ECONNRESET');
   });
@@ -27,7 +27,7 @@ describe('errorCodeOf', () => {
       attemptOf(new PlatformError('limit'), { retryable: true, reason: 'rate_limited' }, 't'),
     ).toEqual({
       message: 'limit',
-      code: 130429,
+      errorCode: 130429,
       reason: 'rate_limited',
       at: 't',
     });

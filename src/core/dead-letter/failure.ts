@@ -7,16 +7,17 @@ function isCode(value: unknown): value is string | number {
 }
 
 /**
- * The platform or error code a failure carries (`130429`, `ECONNRESET`), if any: the
- * classification's `code`, else an `errorCode` field (e.g. `WhatsAppApiError`), else `code`,
- * looking through `cause` (a retrykit error's own `code` names its family, so it is skipped).
+ * The platform's or the OS's error code a failure carries (`130429`, `ECONNRESET`), if any:
+ * the classification's `errorCode`, else an `errorCode` field (e.g. `WhatsAppApiError`), else a
+ * `code` field (Node's system errors), looking through `cause` (a retrykit error's own `code`
+ * names its family, so it is skipped).
  * Never throws.
  */
 export function errorCodeOf(
   error: unknown,
   classification?: Classification,
 ): string | number | undefined {
-  if (classification?.code !== undefined) return classification.code;
+  if (classification?.errorCode !== undefined) return classification.errorCode;
   try {
     for (let e = error, depth = 0; depth < 3; depth++) {
       if (typeof e !== 'object' || e === null) return undefined;
@@ -37,9 +38,9 @@ export function attemptOf(
   classification: Classification,
   at: string,
 ): DeadLetterAttempt {
-  const code = errorCodeOf(error, classification);
+  const errorCode = errorCodeOf(error, classification);
   const message = describe(error);
-  return code === undefined
+  return errorCode === undefined
     ? { message, reason: classification.reason, at }
-    : { message, code, reason: classification.reason, at };
+    : { message, errorCode, reason: classification.reason, at };
 }

@@ -16,7 +16,12 @@ const record: RetryRecord<{ object: string }> = {
   last_attempt: '2024-10-15T14:30:00Z',
   original_payload: { object: 'whatsapp_business_account' },
   failures: [
-    { message: 'HTTP 503', code: 503, reason: 'service_unavailable', at: '2024-10-15T14:29:00Z' },
+    {
+      message: 'HTTP 503',
+      errorCode: 503,
+      reason: 'service_unavailable',
+      at: '2024-10-15T14:29:00Z',
+    },
     { message: 'socket hang up', reason: 'network', at: '2024-10-15T14:30:00.123+02:00' },
   ],
 };
@@ -86,9 +91,25 @@ describe('retry records', () => {
       'failures[1].at must be an ISO 8601 time, got 5',
     ],
     [
+      {
+        failures: [{ message: 'x', reason: 'timeout', at: '2024-10-15T14:30:00Z', errorCode: {} }],
+      },
+      'failures[0].errorCode',
+      'failures[0].errorCode must be a string or a finite number, got {}',
+    ],
+    [
       { failures: [{ message: 'x', reason: 'timeout', at: '2024-10-15T14:30:00Z', code: {} }] },
       'failures[0].code',
-      undefined,
+      'failures[0].code must be a string or a finite number, got {}',
+    ],
+    [
+      {
+        failures: [
+          { message: 'x', reason: 'rate_limited', at: '2024-10-15T14:30:00Z', deferredMs: -1 },
+        ],
+      },
+      'failures[0].deferredMs',
+      'failures[0].deferredMs must be a finite number >= 0, got -1',
     ],
   ])('rejects %j naming %s', (patch, field, message) => {
     const error = errorOf(JSON.stringify({ ...record, ...patch }));
@@ -96,6 +117,50 @@ describe('retry records', () => {
     expect(error.code).toBe('INVALID_RECORD');
     expect(error.name).toBe('InvalidRecordError');
     if (message !== undefined) expect(error.message).toBe(message);
+  });
+
+  it('keeps the deferredMs of a failure that spent no attempt', () => {
+    const deferred = {
+      message: 'HTTP 429',
+      errorCode: 130429,
+      reason: 'rate_limited',
+      at: '2024-10-15T14:30:00Z',
+      deferredMs: 4000,
+    };
+    const back = parseRetryRecord(JSON.stringify({ ...record, failures: [deferred] }));
+    expect(back.failures).toEqual([deferred]);
+  });
+
+  it('reads a 0.1 record, whose failures carry the error code as `code`, as `errorCode`', () => {
+    const written = `{
+      "message_id": "wamid.HBgLMTIzNDU2Nzg5MFVVAAYP",
+      "retry_count": 2,
+      "last_attempt": "2024-10-15T14:30:00.000Z",
+      "original_payload": { "object": "whatsapp_business_account", "entry": [] },
+      "failures": [
+        { "message": "HTTP 400", "code": 130429, "reason": "rate_limited", "at": "2024-10-15T14:29:00.000Z" },
+        { "message": "socket hang up", "code": "ECONNRESET", "reason": "network", "at": "2024-10-15T14:30:00.000Z" }
+      ]
+    }`;
+    const read = parseRetryRecord(written);
+    expect(read.failures).toEqual([
+      {
+        message: 'HTTP 400',
+        errorCode: 130429,
+        reason: 'rate_limited',
+        at: '2024-10-15T14:29:00.000Z',
+      },
+      {
+        message: 'socket hang up',
+        errorCode: 'ECONNRESET',
+        reason: 'network',
+        at: '2024-10-15T14:30:00.000Z',
+      },
+    ]);
+    expect(JSON.parse(serializeRetryRecord(read)).failures[0]).not.toHaveProperty('code');
+    const both = JSON.parse(written);
+    both.failures[0] = { ...both.failures[0], code: 1, errorCode: 131056 };
+    expect(parseRetryRecord(JSON.stringify(both)).failures[0]?.errorCode).toBe(131056);
   });
 
   it('rejects text that is not JSON or not an object', () => {
@@ -142,7 +207,7 @@ describe('createRetryRecord and recordFailure', () => {
       failures: [
         {
           message: 'HTTP 429',
-          code: 130_429,
+          errorCode: 130_429,
           reason: 'rate_limited',
           at: '2026-05-01T12:00:01.500Z',
         },

@@ -88,18 +88,35 @@ export function expectReason(field: string, value: unknown): Reason {
   return value as Reason;
 }
 
-/** @internal Validates one failed attempt; extra fields are dropped. */
+/**
+ * @internal Validates one failed attempt; extra fields are dropped. An attempt written by
+ * retrykit 0.1 carries its error code as `code`: it is read as `errorCode`.
+ */
 export function expectAttempt(field: string, value: unknown): DeadLetterAttempt {
   const o = expectObject(field, value);
   const reason = expectReason(`${field}.reason`, o.reason);
   if (typeof o.message !== 'string') fail(`${field}.message`, 'a string', o.message);
   const at = expectIsoTime(`${field}.at`, o.at);
-  const code = o.code;
-  if (code === undefined || code === null) return { message: o.message, reason, at };
-  if (typeof code !== 'string' && !(typeof code === 'number' && Number.isFinite(code))) {
-    fail(`${field}.code`, 'a string or a finite number', code);
+  const deferredMs = o.deferredMs;
+  if (
+    deferredMs !== undefined &&
+    !(typeof deferredMs === 'number' && Number.isFinite(deferredMs) && deferredMs >= 0)
+  ) {
+    fail(`${field}.deferredMs`, 'a finite number >= 0', deferredMs);
   }
-  return { message: o.message, code, reason, at };
+  const deferred = deferredMs === undefined ? {} : { deferredMs };
+  const legacy = o.errorCode === undefined || o.errorCode === null;
+  const errorCode = legacy ? o.code : o.errorCode;
+  if (errorCode === undefined || errorCode === null) {
+    return { message: o.message, reason, at, ...deferred };
+  }
+  if (
+    typeof errorCode !== 'string' &&
+    !(typeof errorCode === 'number' && Number.isFinite(errorCode))
+  ) {
+    fail(`${field}.${legacy ? 'code' : 'errorCode'}`, 'a string or a finite number', errorCode);
+  }
+  return { message: o.message, errorCode, reason, at, ...deferred };
 }
 
 /** @internal */

@@ -11,6 +11,7 @@ export const STOP_REASONS: readonly StopReason[] = [
   'retry_after_exceeds_elapsed',
   'budget_exhausted',
   'aborted',
+  'max_deferrals',
   'circuit_open',
   'held',
 ];

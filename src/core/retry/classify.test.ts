@@ -98,6 +98,35 @@ describe('classify', () => {
     });
   });
 
+  it('gives every PermanentError a classification: its own, or its cause’s reason', () => {
+    expect(permanent({ status: 400 }).classification).toEqual({
+      retryable: false,
+      reason: 'client_error',
+    });
+    expect(new PermanentError(undefined).classification).toEqual({
+      retryable: false,
+      reason: 'unknown',
+    });
+    const inner = new PermanentError('x', { classification: { retryable: false, reason: 'auth' } });
+    expect(permanent(new PermanentError(inner)).classification.reason).toBe('auth');
+    const hostile = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error('no reading me');
+        },
+      },
+    );
+    expect(permanent(hostile).classification).toEqual({ retryable: false, reason: 'unknown' });
+    fc.assert(
+      fc.property(fc.anything(), (cause) => {
+        const error = new PermanentError(cause);
+        expect(error.classification).toEqual(classify(error));
+        expect(error.classification.retryable).toBe(false);
+      }),
+    );
+  });
+
   it('treats anything unexpected as transient and unknown', () => {
     for (const thrown of [new Error('boom'), 'a string', 42, null, undefined, { weird: true }]) {
       expect(classify(thrown)).toEqual({ retryable: true, reason: 'unknown' });
@@ -206,6 +235,17 @@ describe('composeClassifiers', () => {
       reason: 'rate_limited',
     });
     expect(special({ status: 400 })).toEqual({ retryable: false, reason: 'client_error' });
+  });
+
+  it('asks the classifiers about a PermanentError of the caller’s own, as before it had one', () => {
+    const c = composeClassifiers((error) =>
+      error instanceof PermanentError ? { retryable: false, reason: 'policy' } : undefined,
+    );
+    expect(c(permanent({ status: 400 }))).toEqual({ retryable: false, reason: 'policy' });
+    expect(composeClassifiers()(permanent({ status: 400 }))).toEqual({
+      retryable: false,
+      reason: 'client_error',
+    });
   });
 
   it('never overrides a classification attached to a PermanentError', () => {

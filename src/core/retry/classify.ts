@@ -1,116 +1,13 @@
+import { classifyFailure, UNKNOWN } from '../classify-failure.js';
 import type { Classification, Classifier } from '../classify-types.js';
-import { HeldError, isRetrykitError, PermanentError } from '../errors.js';
-import { headerValue, isObject, type Loose } from '../loose.js';
+import { HeldError, hasDerivedClassification, isRetrykitError, PermanentError } from '../errors.js';
 
-const NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-  'ENOTFOUND',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'EHOSTUNREACH',
-  'EHOSTDOWN',
-  'ESOCKETTIMEDOUT',
-  'ERR_SOCKET_CONNECTION_TIMEOUT',
-]);
-
-const TIMEOUT_CODES = new Set([
-  'ETIMEDOUT',
-  'ESOCKETTIMEDOUT',
-  'ERR_SOCKET_CONNECTION_TIMEOUT',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-]);
-
-/** The HTTP status a response or an HTTP client's error carries (fetch, axios, got, undici). */
-export function statusOf(error: unknown): number | undefined {
-  if (!isObject(error)) return undefined;
-  const direct = error.status ?? error.statusCode;
-  if (typeof direct === 'number') return direct;
-  const response = error.response;
-  if (isObject(response)) {
-    const nested = response.status ?? response.statusCode;
-    if (typeof nested === 'number') return nested;
-  }
-  return undefined;
-}
-
-/** The headers a response or an HTTP client's error carries, if any. */
-export function headersOf(error: unknown): unknown {
-  if (!isObject(error)) return undefined;
-  if (error.headers !== undefined) return error.headers;
-  const response = error.response;
-  return isObject(response) ? response.headers : undefined;
-}
-
-/** An HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`, or the obsolete forms naming GMT). */
-const HTTP_DATE = /^[A-Za-z]{3},|GMT$/;
-
-/**
- * `X-RateLimit-Reset` values from 10^9 are Unix times in seconds (10^9 s is 2001-09-09; as a
- * duration it would be 31 years), from 10^12 Unix times in milliseconds (10^12 ms is again
- * 2001-09-09; in seconds it would be the year 33658). Smaller values are seconds from now.
- */
-const EPOCH_SECONDS_FROM = 1e9;
-const EPOCH_MILLISECONDS_FROM = 1e12;
-
-/**
- * How long the server asked to wait, in milliseconds, from `Retry-After` (delta seconds or an
- * HTTP-date) or `X-RateLimit-Reset`, which servers send in three units: seconds from now
- * (below 10^9), a Unix time in seconds (10^9 up to 10^12) or in milliseconds (10^12 and
- * above). Accepts a `Headers` object or a plain record. `undefined` when absent or
- * unreadable; never negative.
- *
- * @param now Current time in epoch milliseconds, for dates. @default Date.now()
- */
-export function parseRetryAfter(headers: unknown, now: number = Date.now()): number | undefined {
-  const retryAfter = headerValue(headers, 'retry-after')?.trim();
-  if (retryAfter !== undefined && retryAfter !== '') {
-    if (/^\d+(\.\d+)?$/.test(retryAfter)) return Number(retryAfter) * 1000;
-    const date = HTTP_DATE.test(retryAfter) ? Date.parse(retryAfter) : Number.NaN;
-    if (!Number.isNaN(date)) return Math.max(0, date - now);
-  }
-  const reset = headerValue(headers, 'x-ratelimit-reset')?.trim();
-  if (reset !== undefined && /^\d+(\.\d+)?$/.test(reset)) {
-    const value = Number(reset);
-    if (value >= EPOCH_MILLISECONDS_FROM) return Math.max(0, value - now);
-    if (value >= EPOCH_SECONDS_FROM) return Math.max(0, value * 1000 - now);
-    return value * 1000;
-  }
-  return undefined;
-}
-
-/** Classifies an HTTP status: 408, 425, 429 and 5xx (but 501, 505) are transient. */
-export function classifyStatus(status: number, retryAfterMs?: number): Classification {
-  const after = retryAfterMs === undefined ? {} : { retryAfterMs };
-  if (status === 429) return { retryable: true, reason: 'rate_limited', ...after };
-  if (status === 408) return { retryable: true, reason: 'timeout', ...after };
-  if (status === 425) return { retryable: true, reason: 'server_error', ...after };
-  if (status === 503) return { retryable: true, reason: 'service_unavailable', ...after };
-  if (status === 501 || status === 505) return { retryable: false, reason: 'server_error' };
-  if (status >= 500 && status <= 599) return { retryable: true, reason: 'server_error', ...after };
-  if (status === 401 || status === 407) return { retryable: false, reason: 'auth' };
-  if (status === 403) return { retryable: false, reason: 'auth' };
-  if (status === 422) return { retryable: false, reason: 'schema_mismatch' };
-  if (status >= 400 && status <= 499) return { retryable: false, reason: 'client_error' };
-  return { retryable: false, reason: 'unknown' };
-}
-
-function errorCode(error: Loose): string | undefined {
-  const code = error.code;
-  if (typeof code === 'string') return code;
-  const cause = error.cause;
-  if (isObject(cause) && typeof cause.code === 'string') return cause.code;
-  return undefined;
-}
-
-/** The verdict on anything else, including a value that throws when read. */
-const UNKNOWN: Classification = Object.freeze({ retryable: true, reason: 'unknown' });
+export {
+  classifyStatus,
+  headersOf,
+  parseRetryAfter,
+  statusOf,
+} from '../classify-failure.js';
 
 /** `error instanceof PermanentError`, `false` for a value that throws when inspected. */
 function isPermanentError(error: unknown): error is PermanentError {
@@ -131,48 +28,29 @@ function isPermanentError(error: unknown): error is PermanentError {
  */
 export function classify(error: unknown): Classification {
   try {
-    return classifyReadable(error);
+    if (error instanceof HeldError) return error.classification;
+    if (isRetrykitError(error) && error.code === 'CIRCUIT_OPEN') return circuitOpen(error);
+    if (!(error instanceof PermanentError)) return classifyFailure(error);
+    // Set by every copy of retrykit from this version on; an older copy's may lack it.
+    if (error.classification !== undefined) return error.classification;
+    return {
+      retryable: false,
+      reason: error.cause === undefined ? 'unknown' : classify(error.cause).reason,
+    };
   } catch {
     return UNKNOWN;
   }
 }
 
-function classifyReadable(error: unknown): Classification {
-  if (error instanceof PermanentError) {
-    if (error.classification !== undefined) return error.classification;
-    const inner = error.cause === undefined ? 'unknown' : classify(error.cause).reason;
-    return { retryable: false, reason: inner };
-  }
-  if (error instanceof HeldError) return error.classification;
-  if (isRetrykitError(error) && error.code === 'CIRCUIT_OPEN') {
-    const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs;
-    return {
-      retryable: false,
-      reason: 'service_unavailable',
-      scope: 'account',
-      ...(typeof retryAfterMs === 'number' ? { retryAfterMs } : {}),
-    };
-  }
-  const status = statusOf(error);
-  if (status !== undefined && status >= 400) {
-    return classifyStatus(status, parseRetryAfter(headersOf(error)));
-  }
-  if (!isObject(error)) return { retryable: true, reason: 'unknown' };
-  const name = error.name;
-  if (name === 'TimeoutError') return { retryable: true, reason: 'timeout' };
-  if (name === 'AbortError') return { retryable: false, reason: 'aborted' };
-  const code = errorCode(error);
-  if (code !== undefined) {
-    if (TIMEOUT_CODES.has(code)) return { retryable: true, reason: 'timeout' };
-    if (NETWORK_CODES.has(code) || code.startsWith('UND_ERR_'))
-      return { retryable: true, reason: 'network' };
-  }
-  if (name === 'TypeError' && error.message === 'fetch failed')
-    return { retryable: true, reason: 'network' };
-  if (typeof error.message === 'string' && /socket hang up/i.test(error.message)) {
-    return { retryable: true, reason: 'network' };
-  }
-  return UNKNOWN;
+/** The verdict on a `CircuitOpenError` (from any copy): not retried, not the message's fault. */
+function circuitOpen(error: object): Classification {
+  const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs;
+  return {
+    retryable: false,
+    reason: 'service_unavailable',
+    scope: 'account',
+    ...(typeof retryAfterMs === 'number' ? { retryAfterMs } : {}),
+  };
 }
 
 /**
@@ -186,7 +64,15 @@ export function composeClassifiers(
   ...classifiers: Classifier[]
 ): (error: unknown) => Classification {
   return (error) => {
-    if (isPermanentError(error) && error.classification !== undefined) return error.classification;
+    // A classification the error was made with wins; one it derived from its cause at
+    // construction is what `classify` would say, so the classifiers are asked first.
+    if (
+      isPermanentError(error) &&
+      !hasDerivedClassification(error) &&
+      error.classification !== undefined
+    ) {
+      return error.classification;
+    }
     for (const classifier of classifiers) {
       const verdict = classifier(error);
       if (verdict !== undefined) return verdict;
