@@ -1,3 +1,4 @@
+import type { CircuitState } from './breaker/breaker-types.js';
 import type { Classification, Reason } from './classify-types.js';
 import type { StopReason } from './errors.js';
 import { showValue } from './validate.js';
@@ -16,7 +17,8 @@ export type RetrykitEvent =
   | RateLimitWaitEvent
   | IdempotencyHitEvent
   | DeadLetterEvent
-  | QueueDepthEvent;
+  | QueueDepthEvent
+  | BreakerTransitionEvent;
 
 /**
  * Names and values that say what an event concerns (a tenant, a region, a WhatsApp phone
@@ -137,6 +139,21 @@ export interface QueueDepthEvent extends EventScope {
   readonly depth: number;
   /** Which queue, when several are sampled. */
   readonly queue?: string;
+}
+
+/**
+ * A circuit breaker's circuit for `key` changed state. Emitted by the breaker (the process
+ * whose call made the change, when the state is shared through Redis), never by its callers.
+ */
+export interface BreakerTransitionEvent extends EventScope {
+  readonly type: 'breaker_transition';
+  readonly time: number;
+  /** The breaker key (a phone number ID, a host). */
+  readonly key: string;
+  readonly from: CircuitState;
+  readonly to: CircuitState;
+  /** When the break ends, in epoch milliseconds of the store's clock; set when `to` is `open`. */
+  readonly openUntil?: number;
 }
 
 /**

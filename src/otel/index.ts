@@ -87,6 +87,10 @@ export const OTEL_ATTRIBUTES = Object.freeze({
   idempotencyStatus: 'retrykit.idempotency.status',
   /** The queue a depth was sampled from. */
   queue: 'retrykit.queue',
+  /** The state a circuit left: `closed`, `open` or `half_open`. */
+  breakerFrom: 'retrykit.breaker.from',
+  /** The state a circuit entered. */
+  breakerTo: 'retrykit.breaker.to',
 });
 
 const A = OTEL_ATTRIBUTES;
@@ -110,6 +114,7 @@ const A = OTEL_ATTRIBUTES;
  * | `retrykit.idempotency.hits` | counter | `{hit}` | idempotency.status |
  * | `retrykit.dead_letters` | counter | `{message}` | error.type |
  * | `retrykit.queue.depth` | observable gauge | `{job}` | queue |
+ * | `retrykit.breaker.transitions` | counter | `{transition}` | breaker.from, breaker.to |
  *
  * Each of `sections` adds its own (WhatsApp delivery: `retrykit.messages`,
  * `retrykit.messages.delivered`, `retrykit.messages.undelivered`,
@@ -164,6 +169,11 @@ export function createOtelListener(options: OtelListenerOptions = {}): EventList
     'dead_letters',
     '{message}',
     'Entries written to a dead-letter queue.',
+  );
+  const transitions = counter(
+    'breaker.transitions',
+    '{transition}',
+    'Circuit breaker changes of state.',
   );
 
   const queues = new Map<string, { depth: number; attributes: Attributes }>();
@@ -303,6 +313,9 @@ export function createOtelListener(options: OtelListenerOptions = {}): EventList
         break;
       case 'dead_letter':
         deadLetters.add(1, attrs(event, { [A.errorType]: event.reason }));
+        break;
+      case 'breaker_transition':
+        transitions.add(1, attrs(event, { [A.breakerFrom]: event.from, [A.breakerTo]: event.to }));
         break;
       case 'queue_depth': {
         const queue = event.queue ?? 'default';

@@ -20,9 +20,11 @@ import type {
   MetricsWindow,
   SectionSnapshots,
 } from './metrics-section.js';
-import { buildSnapshot, type MetricsSnapshot, QueueDepths } from './snapshot.js';
+import { BreakerStates, buildSnapshot, type MetricsSnapshot, QueueDepths } from './snapshot.js';
 import {
   ATTEMPTS_STARTED,
+  BREAKER_CLOSED,
+  BREAKER_OPENED,
   CALLS_STARTED,
   CounterSlots,
   DEAD_LETTER_BY_REASON,
@@ -146,6 +148,7 @@ const CORE_KEYS: ReadonlySet<string> = new Set([
   'idempotency',
   'deadLetters',
   'queues',
+  'breakers',
 ]);
 
 function checkSections(sections: unknown): readonly MetricsSection[] {
@@ -173,6 +176,7 @@ interface WindowState {
   readonly counters: CounterSlots;
   readonly latency: WindowHistogram;
   readonly queues: QueueDepths;
+  readonly breakers: BreakerStates;
   /** Cleared as the ring slides; sections add theirs. */
   readonly parts: SlotPart[];
 }
@@ -237,6 +241,11 @@ function countEvent(w: WindowState, e: RetrykitEvent, now: number): void {
     case 'queue_depth':
       w.queues.sample(e.queue ?? 'default', e.depth, now);
       break;
+    case 'breaker_transition':
+      if (e.to === 'open') c.add(s, BREAKER_OPENED);
+      else if (e.to === 'closed') c.add(s, BREAKER_CLOSED);
+      w.breakers.transition(e.key, e.to, now);
+      break;
   }
 }
 
@@ -299,6 +308,7 @@ export function createMetrics<const L extends readonly MetricsSection[] = []>(
     counters,
     latency,
     queues: new QueueDepths(maxQueues),
+    breakers: new BreakerStates(),
     parts: [counters, latency],
   };
   const window = sectionWindow(w, clock);
@@ -306,7 +316,7 @@ export function createMetrics<const L extends readonly MetricsSection[] = []>(
     (section) => [section.name, section.attach(window)] as const,
   );
   const evaluate = (t: ResolvedThresholds): HealthBreach[] =>
-    evaluateHealth(counters, w.queues, attached, t);
+    evaluateHealth(counters, w.queues, w.breakers, attached, t);
 
   /** Moves the window to the clock's slot, alerting on what changed; returns the time. */
   const advance = (): number => {
@@ -330,6 +340,7 @@ export function createMetrics<const L extends readonly MetricsSection[] = []>(
       counters,
       latency,
       queues: w.queues,
+      breakers: w.breakers,
     });
     if (attached.length === 0) return core as MetricsSnapshot & SectionSnapshots<L>;
     const parts: Record<string, unknown> = { ...core };

@@ -1,3 +1,4 @@
+import type { CircuitState } from '../breaker/breaker-types.js';
 import { REASONS, type Reason } from '../classify-types.js';
 import type { StopReason } from '../errors.js';
 import type { IdempotencyHitEvent } from '../events.js';
@@ -5,6 +6,8 @@ import { failedCalls } from './health.js';
 import type { LatencySummary } from './metrics-section.js';
 import {
   ATTEMPTS_STARTED,
+  BREAKER_CLOSED,
+  BREAKER_OPENED,
   CALLS_STARTED,
   type CounterSlots,
   DEAD_LETTER_BY_REASON,
@@ -104,6 +107,53 @@ export interface MetricsSnapshot {
   };
   /** Last sampled depth by queue name (`default` when the event named none). */
   readonly queues: Readonly<Record<string, QueueSummary>>;
+  /** Circuit breakers, from their `breaker_transition` events. */
+  readonly breakers: {
+    /** Circuits that opened in the window (half-open probes failing included). */
+    readonly opened: number;
+    /** Circuits that closed again in the window. */
+    readonly closed: number;
+    /** Circuits not closed now, by key: their state and since when (the metrics clock). */
+    readonly notClosed: Readonly<Record<string, BreakerSummary>>;
+  };
+}
+
+/** A circuit that is not closed, as `snapshot().breakers.notClosed` shows it. */
+export interface BreakerSummary {
+  readonly state: Exclude<CircuitState, 'closed'>;
+  /** When it left `closed`, in milliseconds of the metrics clock. */
+  readonly since: number;
+}
+
+/** The most circuits {@link BreakerStates} follows; the least recently changed is forgotten first. */
+const MAX_BREAKERS = 1_000;
+
+/** Circuits that are not closed, by key, from `breaker_transition` events. */
+export class BreakerStates {
+  readonly #open = new Map<string, BreakerSummary>();
+
+  transition(key: string, to: CircuitState, now: number): void {
+    const was = this.#open.get(key);
+    this.#open.delete(key);
+    if (to === 'closed') return;
+    if (this.#open.size >= MAX_BREAKERS) {
+      const oldest = this.#open.keys().next();
+      if (oldest.done !== true) this.#open.delete(oldest.value);
+    }
+    this.#open.set(key, { state: to, since: was?.since ?? now });
+  }
+
+  get size(): number {
+    return this.#open.size;
+  }
+
+  keys(): string[] {
+    return [...this.#open.keys()];
+  }
+
+  summaries(): Record<string, BreakerSummary> {
+    return Object.fromEntries(this.#open);
+  }
 }
 
 interface QueueState {
@@ -160,6 +210,7 @@ export interface SnapshotInputs {
   readonly counters: CounterSlots;
   readonly latency: WindowHistogram;
   readonly queues: QueueDepths;
+  readonly breakers: BreakerStates;
 }
 
 /** The core part of a snapshot, from the window's counters. */
@@ -215,5 +266,10 @@ export function buildSnapshot(w: SnapshotInputs): MetricsSnapshot {
       byReason: c.nonZero(REASONS, DEAD_LETTER_BY_REASON),
     },
     queues: w.queues.summaries(),
+    breakers: {
+      opened: a(BREAKER_OPENED),
+      closed: a(BREAKER_CLOSED),
+      notClosed: w.breakers.summaries(),
+    },
   };
 }

@@ -12,6 +12,8 @@ export const STOP_REASONS: readonly StopReason[] = [
   'budget_exhausted',
   'aborted',
   'max_deferrals',
+  'circuit_open',
+  'held',
 ];
 
 /** Idempotency hit statuses, in the order of their counters. */
@@ -53,7 +55,9 @@ export const GIVE_UP_BY_REASON = RETRY_BY_REASON + R;
 export const DEAD_LETTER_BY_REASON = GIVE_UP_BY_REASON + R;
 export const GIVE_UP_BY_STOP_REASON = DEAD_LETTER_BY_REASON + R;
 export const IDEMPOTENCY_BY_STATUS = GIVE_UP_BY_STOP_REASON + STOP_REASONS.length;
-const COUNTERS = IDEMPOTENCY_BY_STATUS + IDEMPOTENCY.length;
+export const BREAKER_OPENED = IDEMPOTENCY_BY_STATUS + IDEMPOTENCY.length;
+export const BREAKER_CLOSED = BREAKER_OPENED + 1;
+const COUNTERS = BREAKER_CLOSED + 1;
 
 /** Something kept per slot of the window, cleared as the window slides past the slot. */
 export interface SlotPart {
