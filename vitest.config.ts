@@ -53,6 +53,7 @@ export default defineConfig({
             'test/metrics-scenario.test.ts',
             'test/peer-majors.test.ts',
             'test/rate-limiter-contract.test.ts',
+            'test/circuit-store-contract.test.ts',
             'test/redis-harness.test.ts',
             'test/redis-token-bucket.test.ts',
             'test/example-bullmq-worker.test.ts',

@@ -1,4 +1,25 @@
 export type {
+  CircuitAdmission,
+  CircuitBreaker,
+  CircuitBreakerOptions,
+  CircuitBreakerStore,
+  CircuitExecuteOptions,
+  CircuitOutcome,
+  CircuitPermission,
+  CircuitPermit,
+  CircuitPolicy,
+  CircuitState,
+  CircuitStatus,
+  CircuitTicket,
+  CircuitTransition,
+} from './core/breaker/index.js';
+export {
+  CIRCUIT_BREAKER_DEFAULTS,
+  CircuitOpenError,
+  createCircuitBreaker,
+  isCircuitFailure,
+} from './core/breaker/index.js';
+export type {
   Bulkhead,
   BulkheadOptions,
   BulkheadRunOptions,
@@ -9,7 +30,7 @@ export {
   BulkheadRejectedError,
   createBulkhead,
 } from './core/bulkhead/index.js';
-export type { Classification, Classifier, Reason } from './core/classify-types.js';
+export type { Classification, Classifier, FailureScope, Reason } from './core/classify-types.js';
 export { REASONS } from './core/classify-types.js';
 export type { Clock, RandomSource } from './core/clock.js';
 export { systemClock } from './core/clock.js';
@@ -38,18 +59,21 @@ export {
 } from './core/dead-letter/index.js';
 export type { AttemptFailure, RetrykitErrorCode, StopReason } from './core/errors.js';
 export {
+  HeldError,
   isRetrykitError,
   PermanentError,
   permanent,
   RetryError,
   RetrykitError,
   StoreUnavailableError,
+  shouldHold,
 } from './core/errors.js';
 export type {
   AnyEvent,
   AttemptFailureEvent,
   AttemptStartEvent,
   AttemptSuccessEvent,
+  BreakerTransitionEvent,
   DeadLetterEvent,
   EventAttributes,
   EventListener,
@@ -85,6 +109,7 @@ export {
 } from './core/idempotency/index.js';
 export type {
   AttachedSection,
+  BreakerSummary,
   HealthBreach,
   HealthReport,
   HealthResolution,
@@ -148,6 +173,8 @@ export {
   retry,
 } from './core/retry/index.js';
 export type { StoreErrorPolicy } from './core/store-error.js';
+export type { MemoryCircuitStore, MemoryCircuitStoreOptions } from './memory/circuit-store.js';
+export { createMemoryCircuitStore } from './memory/circuit-store.js';
 export type { MemoryDeadLetterQueueOptions } from './memory/dead-letter.js';
 export { createMemoryDeadLetterQueue } from './memory/dead-letter.js';
 export type {

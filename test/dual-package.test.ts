@@ -47,6 +47,17 @@ function everyError(copy: Copy) {
     InvalidRecordError: new copy.InvalidRecordError('retry_count', 'bad'),
     WhatsAppApiError: new copy.WhatsAppApiError({ message: 'rate limited', errorCode: 130429 }),
     WebhookPayloadError: new copy.WebhookPayloadError('$.entry', 'expected an array'),
+    CircuitOpenError: new copy.CircuitOpenError({
+      key: 'n',
+      state: 'open',
+      retryAfterMs: 1_000,
+      openUntil: 1_000,
+    }),
+    HeldError: new copy.HeldError(cause, {
+      classification: { retryable: false, reason: 'auth', scope: 'account' },
+      attempts: 1,
+      errors: [],
+    }),
   } as const;
 }
 
@@ -61,6 +72,8 @@ const CLASSES = [
   'InvalidRecordError',
   'WhatsAppApiError',
   'WebhookPayloadError',
+  'CircuitOpenError',
+  'HeldError',
 ] as const;
 
 describe('ESM and CJS builds in one process', () => {
@@ -106,8 +119,35 @@ describe('ESM and CJS builds in one process', () => {
         expect(target.isWebhookPayloadError(error), kind).toBe(kind === 'WebhookPayloadError');
       }
       expect(target.permanent(errors.PermanentError)).toBe(errors.PermanentError);
+      for (const [kind, error] of Object.entries(errors)) {
+        expect(target.shouldHold(error), kind).toBe(
+          kind === 'CircuitOpenError' || kind === 'HeldError',
+        );
+      }
     });
   }
+
+  it('a CircuitOpenError from the other copy stops retry at once with circuit_open', async () => {
+    let calls = 0;
+    const stops: string[] = [];
+    const error = await esm
+      .retry(
+        () => {
+          calls++;
+          throw new cjs.CircuitOpenError({
+            key: 'n',
+            state: 'open',
+            retryAfterMs: 5,
+            openUntil: 5,
+          });
+        },
+        { clock: instantClock, onGiveUp: ({ stopReason }) => stops.push(stopReason) },
+      )
+      .catch((e: unknown) => e);
+    expect(calls).toBe(1);
+    expect(error).toBeInstanceOf(esm.CircuitOpenError);
+    expect(stops).toEqual(['circuit_open']);
+  });
 
   it('keeps the prototype check for a class derived outside retrykit', () => {
     class MyPermanent extends esm.PermanentError {}

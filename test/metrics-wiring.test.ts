@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
   type Clock,
+  createCircuitBreaker,
+  createMemoryCircuitStore,
   createMemoryDeadLetterQueue,
   createMemoryIdempotencyStore,
   createMemoryTokenBucket,
   createMetrics,
 } from '../src/index.js';
+import { createManualClock } from '../src/testing/index.js';
 import {
   type CloudMessage,
   createWebhookHandler,
@@ -172,5 +175,46 @@ describe('one metrics window wired to every component, as the docs say', () => {
     expect(s.rateLimit.meanWaitMs).toBe(1000);
     expect(s.messages.accepted).toBe(sends);
     expect(s.messages.delivered).toBe(1);
+  });
+
+  it('counts each circuit transition once, from the breaker, with the client wired to the same listener', async () => {
+    const metrics = createMetrics();
+    const { onEvent } = metrics;
+    let expired = true;
+    const fetch = (async () =>
+      expired ? graphError(401, 190) : accepted('wamid.after')) as typeof globalThis.fetch;
+    const clock = createManualClock(0);
+    const breaker = createCircuitBreaker({
+      store: createMemoryCircuitStore(),
+      consecutiveFailures: 2,
+      breakDurationMs: 1_000,
+      clock,
+      onEvent,
+    });
+    const dlq = createMemoryDeadLetterQueue<CloudMessage>({ onEvent });
+    const client = createWhatsAppClient({
+      phoneNumberId: PHONE,
+      accessToken: 'test-token',
+      fetch,
+      breaker,
+      dlq,
+      onEvent,
+      clock,
+    });
+    const text = { to: '4915', type: 'text' as const, text: { body: 'hi' } };
+    for (let i = 0; i < 4; i++) await expect(client.sendMessage(text)).rejects.toThrow();
+    expect(metrics.checkHealth().breaches).toEqual([
+      { check: 'openCircuits', value: 1, threshold: 0, keys: [PHONE] },
+    ]);
+    expired = false;
+    await clock.advance(1_000);
+    await client.sendMessage(text);
+
+    const s = metrics.snapshot();
+    expect(s.breakers).toEqual({ opened: 1, closed: 1, notClosed: {} });
+    expect(s.giveUps.byStopReason).toEqual({ held: 1, circuit_open: 3 });
+    expect(s.deadLetters.total).toBe(0);
+    expect(await dlq.size()).toBe(0);
+    expect(metrics.checkHealth().breaches).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { runBreakerScenario } from '../tools/simulate/breaker.js';
 import { runContention, summarizeContention } from '../tools/simulate/contention.js';
 import { EventQueue } from '../tools/simulate/heap.js';
 import { BIN_MS, runOutage } from '../tools/simulate/outage.js';
@@ -184,6 +185,24 @@ describe('charts', () => {
   });
 });
 
+describe('scenario 3: a down API with and without the circuit breaker', () => {
+  it('holds instead of dead-lettering, and keeps requests off the down API', () => {
+    const [off, on] = [false, true].map((breaker) =>
+      runBreakerScenario({ breaker, seed: 3, durationMs: 40_000, outageMs: 20_000 }),
+    );
+    if (off === undefined || on === undefined) throw new Error('no run');
+    expect(off.deadLettered).toBeGreaterThan(0);
+    expect(off.delivered + off.deadLettered).toBe(off.messages);
+    expect(on.deadLettered).toBe(0);
+    expect(on.delivered).toBe(on.messages);
+    expect(on.holds).toBeGreaterThan(0);
+    expect(on.callsDuringOutage * 20).toBeLessThan(off.callsDuringOutage);
+    expect(
+      runBreakerScenario({ breaker: true, seed: 3, durationMs: 40_000, outageMs: 20_000 }),
+    ).toEqual(on);
+  });
+});
+
 describe('npm run simulate', () => {
   const cli = (...args: string[]) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
@@ -206,6 +225,14 @@ describe('npm run simulate', () => {
     expect(run.stdout).toContain('N = 20');
     expect(run.stdout).toContain('decorrelated jitter');
     expect(run.stdout).not.toContain('Scenario 2');
+  });
+
+  it('prints the breaker scenario on its own', async () => {
+    const run = await cli('--scenario', 'breaker', '--outage-ms', '20000');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('## Scenario 3');
+    expect(run.stdout).toMatch(/\| on +\| +\d+ \|.*\| +0 \| +\d+\.\d \|/);
+    expect(run.stdout).not.toContain('Scenario 1');
   });
 
   it('rejects a bad option naming it and the value', async () => {

@@ -52,7 +52,19 @@ export interface Classification {
    * `ECONNRESET`). Not a retrykit error's `code`, which names its family.
    */
   readonly errorCode?: string | number;
+  /**
+   * Whose fault the failure is. `'message'`: this call's own (a bad recipient, a malformed
+   * payload). `'account'`: the sender's or the platform's, for every call alike (an expired
+   * access token, an account-wide block): `retry` then stops with a `HeldError` (or a
+   * `CircuitOpenError`) instead of a `PermanentError`, so that the message is held and sent
+   * again later rather than dead-lettered, and a circuit breaker counts it as a failure.
+   * @default 'message'
+   */
+  readonly scope?: FailureScope;
 }
+
+/** Whose fault a failure is; see {@link Classification.scope}. */
+export type FailureScope = 'message' | 'account';
 
 /**
  * Turns a thrown value into a {@link Classification}, or `undefined` to let the next

@@ -13,7 +13,9 @@ export type RetrykitErrorCode =
   | 'INVALID_RECORD'
   | 'WEBHOOK_PAYLOAD'
   | 'WHATSAPP_API'
-  | 'BULKHEAD_REJECTED';
+  | 'BULKHEAD_REJECTED'
+  | 'CIRCUIT_OPEN'
+  | 'HELD';
 
 const BRAND = Symbol.for('retrykit.error');
 
@@ -83,6 +85,10 @@ export interface AttemptFailure {
  * - `aborted`: the caller's `signal` aborted;
  * - `max_deferrals`: a BullMQ job was put back for throttles `maxDeferrals` times already
  *   (`wrapProcessor`; a deferral spends no attempt).
+ * - `circuit_open`: a circuit breaker refused the attempt, or the failure opened it (thrown as
+ *   a `CircuitOpenError`: send again once it closes);
+ * - `held`: a failure that is not the message's (`scope: 'account'`, e.g. an expired token)
+ *   and that trying again now cannot fix (thrown as a `HeldError`: send again later).
  */
 export type StopReason =
   | 'permanent'
@@ -91,7 +97,15 @@ export type StopReason =
   | 'retry_after_exceeds_elapsed'
   | 'budget_exhausted'
   | 'aborted'
-  | 'max_deferrals';
+  | 'max_deferrals'
+  | 'circuit_open'
+  | 'held';
+
+/** The {@link StopReason}s a {@link RetryError} carries. */
+export type RetryErrorStopReason = Exclude<
+  StopReason,
+  'permanent' | 'aborted' | 'max_deferrals' | 'circuit_open' | 'held'
+>;
 
 /**
  * Thrown by `retry` when a retryable failure persists: attempts ran out, the time budget
@@ -108,15 +122,11 @@ export class RetryError extends RetrykitError {
   /** Every failure, oldest first. */
   readonly errors: readonly AttemptFailure[];
   /** Why retrying stopped. */
-  readonly stopReason: Exclude<StopReason, 'permanent' | 'aborted' | 'max_deferrals'>;
+  readonly stopReason: RetryErrorStopReason;
   /** The classified reason of the last failure. */
   readonly reason: Reason;
 
-  constructor(
-    stopReason: Exclude<StopReason, 'permanent' | 'aborted' | 'max_deferrals'>,
-    errors: readonly AttemptFailure[],
-    cause: unknown,
-  ) {
+  constructor(stopReason: RetryErrorStopReason, errors: readonly AttemptFailure[], cause: unknown) {
     super(
       'RETRY_EXHAUSTED',
       `Gave up after ${errors.length} attempt${errors.length === 1 ? '' : 's'} (${stopReason}): ${describe(cause)}`,
@@ -220,6 +230,61 @@ export function hasDerivedClassification(error: PermanentError): boolean {
 /** Wraps `error` so that `retry` does not try again. */
 export function permanent(error: unknown): PermanentError {
   return error instanceof PermanentError ? error : new PermanentError(error);
+}
+
+/**
+ * `retry` stopped on a failure that is not the message's: its classification has
+ * `scope: 'account'` (an expired access token, an account-wide block) and trying again now
+ * cannot fix it. Hold the message and send it again later (once the token is refreshed, the
+ * block lifted, the circuit closed); do not dead-letter it. `cause` is the failure.
+ */
+export class HeldError extends RetrykitError {
+  override readonly name = 'HeldError' as const;
+
+  /** Makes `instanceof` recognise this error made by any copy of retrykit. */
+  static override [Symbol.hasInstance] = brandCheck('HeldError', 'HELD');
+
+  /** The classification that said the failure is account-wide. */
+  readonly classification: Classification;
+  /** How many attempts ran, this one included. */
+  readonly attempts: number;
+  /** Every failure `retry` saw, oldest first, this one last. */
+  readonly errors: readonly AttemptFailure[];
+  /**
+   * Milliseconds to wait before sending again, when the failure said (its classification's
+   * `retryAfterMs`); `undefined` when nobody knows (a token must be refreshed first).
+   */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(
+    cause: unknown,
+    details: {
+      classification: Classification;
+      attempts: number;
+      errors: readonly AttemptFailure[];
+    },
+  ) {
+    super('HELD', `Held, not the message's fault: ${describe(cause)}`, { cause });
+    this.classification = details.classification;
+    this.attempts = details.attempts;
+    this.errors = details.errors;
+    this.retryAfterMs = details.classification.retryAfterMs;
+  }
+}
+
+/**
+ * `true` for a failure to hold and send again later rather than dead-letter: a
+ * {@link HeldError} (an account-wide failure) or a `CircuitOpenError` (a breaker refused the
+ * call), from any copy of retrykit. Dead-letter code checks it before writing an entry.
+ *
+ * @example
+ * catch (error) {
+ *   if (shouldHold(error)) await queue.add('send', payload, { delay: 60_000 });
+ *   else await dlq.add(toDeadLetter(error, { payload, source: 'app' }));
+ * }
+ */
+export function shouldHold(error: unknown): boolean {
+  return isRetrykitError(error) && (error.code === 'HELD' || error.code === 'CIRCUIT_OPEN');
 }
 
 /**

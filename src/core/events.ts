@@ -1,3 +1,4 @@
+import type { CircuitState } from './breaker/breaker-types.js';
 import type { Classification, Reason } from './classify-types.js';
 import type { StopReason } from './errors.js';
 import { showValue } from './validate.js';
@@ -20,7 +21,8 @@ export type RetrykitEvent =
   | JobAttemptStartEvent
   | JobAttemptSuccessEvent
   | JobAttemptFailureEvent
-  | JobRetryScheduledEvent;
+  | JobRetryScheduledEvent
+  | BreakerTransitionEvent;
 
 /**
  * Names and values that say what an event concerns (a tenant, a region, a WhatsApp phone
@@ -217,6 +219,21 @@ export interface JobRetryScheduledEvent extends JobEventScope {
   /** Milliseconds until it runs. */
   readonly delayMs: number;
   readonly reason: Reason;
+}
+
+/**
+ * A circuit breaker's circuit for `key` changed state. Emitted by the breaker (the process
+ * whose call made the change, when the state is shared through Redis), never by its callers.
+ */
+export interface BreakerTransitionEvent extends EventScope {
+  readonly type: 'breaker_transition';
+  readonly time: number;
+  /** The breaker key (a phone number ID, a host). */
+  readonly key: string;
+  readonly from: CircuitState;
+  readonly to: CircuitState;
+  /** When the break ends, in epoch milliseconds of the store's clock; set when `to` is `open`. */
+  readonly openUntil?: number;
 }
 
 /**

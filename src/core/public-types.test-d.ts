@@ -2,6 +2,9 @@ import { describe, expectTypeOf, it } from 'vitest';
 import {
   type AcquireResult,
   type AdjustableRateLimiter,
+  type CircuitBreakerStore,
+  type CircuitPermission,
+  type CircuitState,
   type ClaimResult,
   type Classification,
   computeDelay,
@@ -11,6 +14,7 @@ import {
   type DeadLetterEntry,
   isRetrykitError,
   type ListOptions,
+  type MemoryCircuitStore,
   type MemoryTokenBucket,
   type PermanentError,
   permanent,
@@ -83,5 +87,18 @@ describe('public types', () => {
       cursor = page.cursor;
     } while (cursor !== undefined);
     expectTypeOf<ListOptions['cursor']>().toEqualTypeOf<string | undefined>();
+  });
+
+  it('a circuit permission is a discriminated union; the memory circuit store is synchronous', () => {
+    const permission = {} as CircuitPermission;
+    if (permission.ok) expectTypeOf(permission.permit.probe).toEqualTypeOf<boolean>();
+    else {
+      expectTypeOf(permission.retryAfterMs).toEqualTypeOf<number>();
+      expectTypeOf(permission.state).toEqualTypeOf<CircuitState>();
+    }
+    expectTypeOf<MemoryCircuitStore>().toExtend<CircuitBreakerStore>();
+    expectTypeOf<ReturnType<MemoryCircuitStore['admit']>>().not.toExtend<Promise<unknown>>();
+    expectTypeOf<'circuit_open' | 'held'>().toExtend<StopReason>();
+    expectTypeOf<Classification['scope']>().toEqualTypeOf<'message' | 'account' | undefined>();
   });
 });

@@ -118,6 +118,8 @@ describe('createOtelListener', () => {
     onEvent({ type: 'rate_limit_wait', time: 0, key: 'k', waitMs: 9_000, granted: false });
     onEvent({ type: 'idempotency_hit', time: 0, key: 'k', status: 'completed' });
     onEvent({ type: 'dead_letter', time: 0, id: 'x', reason: 'policy' });
+    onEvent({ type: 'breaker_transition', time: 0, key: 'n1', from: 'closed', to: 'open' });
+    onEvent({ type: 'breaker_transition', time: 0, key: 'n2', from: 'closed', to: 'open' });
     onEvent({ type: 'queue_depth', time: 0, depth: 4, queue: 'sends' });
     onEvent({ type: 'queue_depth', time: 0, depth: 9, queue: 'sends' });
     onEvent({ type: 'message_status', time: 1_000, messageId: 'wamid.1', status: 'accepted' });
@@ -136,6 +138,9 @@ describe('createOtelListener', () => {
       '{"retrykit.idempotency.status":"completed"}': 1,
     });
     expect(points(m.get('wa.dead_letters'))).toEqual({ '{"error.type":"policy"}': 1 });
+    expect(points(m.get('wa.breaker.transitions'))).toEqual({
+      '{"retrykit.breaker.from":"closed","retrykit.breaker.to":"open"}': 2,
+    });
     expect(points(m.get('wa.queue.depth'))).toEqual({ '{"retrykit.queue":"sends"}': 9 });
     expect(points(m.get('wa.messages'))).toEqual({
       '{"whatsapp.message.status":"accepted"}': 1,

@@ -89,6 +89,10 @@ export const OTEL_ATTRIBUTES = Object.freeze({
   queue: 'retrykit.queue',
   /** What follows a failed job attempt: `retry` or `dead_letter`. */
   jobNext: 'retrykit.job.next',
+  /** The state a circuit left: `closed`, `open` or `half_open`. */
+  breakerFrom: 'retrykit.breaker.from',
+  /** The state a circuit entered. */
+  breakerTo: 'retrykit.breaker.to',
 });
 
 const A = OTEL_ATTRIBUTES;
@@ -117,6 +121,7 @@ const A = OTEL_ATTRIBUTES;
  * | `retrykit.job.retries` | counter | `{retry}` | queue, error.type |
  * | `retrykit.job.retry.delay` | histogram | `s` | queue, error.type |
  * | `retrykit.job.give_ups` | counter | `{job}` | queue, error.type, stop_reason |
+ * | `retrykit.breaker.transitions` | counter | `{transition}` | breaker.from, breaker.to |
  *
  * Each of `sections` adds its own (WhatsApp delivery: `retrykit.messages`,
  * `retrykit.messages.delivered`, `retrykit.messages.undelivered`,
@@ -171,6 +176,11 @@ export function createOtelListener(options: OtelListenerOptions = {}): EventList
     'dead_letters',
     '{message}',
     'Entries written to a dead-letter queue.',
+  );
+  const transitions = counter(
+    'breaker.transitions',
+    '{transition}',
+    'Circuit breaker changes of state.',
   );
 
   const jobAttempts = counter('job.attempts', '{attempt}', 'Job attempts that finished.');
@@ -316,6 +326,9 @@ export function createOtelListener(options: OtelListenerOptions = {}): EventList
         break;
       case 'dead_letter':
         deadLetters.add(1, attrs(event, { [A.errorType]: event.reason }));
+        break;
+      case 'breaker_transition':
+        transitions.add(1, attrs(event, { [A.breakerFrom]: event.from, [A.breakerTo]: event.to }));
         break;
       case 'queue_depth': {
         const queue = event.queue ?? 'default';

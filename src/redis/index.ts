@@ -1,3 +1,5 @@
+export type { RedisCircuitStoreOptions } from './circuit-store.js';
+export { createRedisCircuitStore } from './circuit-store.js';
 export type { NodeRedisLike, RedisClientLike } from './client.js';
 export { fromNodeRedis } from './client.js';
 export type { RedisDeadLetterQueueOptions } from './dead-letter.js';

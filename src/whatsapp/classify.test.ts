@@ -34,6 +34,8 @@ const CALL_LIMIT = { initialDelayMs: 60_000, multiplier: 2, jitter: 'proportiona
 
 type Verdict = Omit<Classification, 'errorCode'>;
 const no = (reason: Reason): Verdict => ({ retryable: false, reason });
+/** Not retried and not the message's fault: held, not dead-lettered. */
+const held = (reason: Reason): Verdict => ({ retryable: false, reason, scope: 'account' });
 const yes = (reason: Reason, pacing: Omit<Verdict, 'retryable' | 'reason'> = {}): Verdict => ({
   retryable: true,
   reason,
@@ -48,7 +50,7 @@ type Row = readonly [code: number, http: number, title: string, verdict: Verdict
  */
 const DOCUMENTED: readonly Row[] = [
   // Graph API "Handling errors"
-  [0, 401, 'AuthException', no('auth')],
+  [0, 401, 'AuthException', held('auth')],
   [1, 400, 'API Unknown', yes('server_error', { maxAttempts: 3 })],
   [2, 503, 'API Service', yes('service_unavailable')],
   [3, 500, 'API Method', no('auth')],
@@ -57,13 +59,13 @@ const DOCUMENTED: readonly Row[] = [
   [17, 400, 'User request limit reached', yes('rate_limited', { backoff: CALL_LIMIT })],
   [33, 400, 'Parameter value is not valid', no('client_error')],
   [100, 400, 'Invalid parameter', no('client_error')],
-  [102, 401, 'API Session', no('auth')],
-  [190, 401, 'Access token has expired', no('auth')],
+  [102, 401, 'API Session', held('auth')],
+  [190, 401, 'Access token has expired', held('auth')],
   [200, 403, 'API Permission', no('auth')],
   [250, 403, 'API Permission', no('auth')],
   [299, 403, 'API Permission', no('auth')],
   [341, 400, 'Application limit reached', yes('rate_limited', { backoff: CALL_LIMIT })],
-  [368, 403, 'Temporarily blocked for policies violations', no('policy')],
+  [368, 403, 'Temporarily blocked for policies violations', held('policy')],
   [506, 400, 'Duplicate Post', no('client_error')],
   [1609005, 400, 'Error Posting Link', no('client_error')],
   // WhatsApp error codes: throttling
@@ -93,7 +95,7 @@ const DOCUMENTED: readonly Row[] = [
     'Business account is restricted from messaging users in this country',
     no('policy'),
   ],
-  [131031, 403, 'Account has been locked', no('policy')],
+  [131031, 403, 'Account has been locked', held('policy')],
   // WhatsApp error codes: other
   [130472, 400, "User's number is part of an experiment", no('client_error')],
   [131000, 500, 'Something went wrong', yes('server_error')],
@@ -275,7 +277,8 @@ describe('docs/whatsapp.md lists the same codes with the same verdicts', () => {
         const rule = whatsAppCodeRule(code);
         expect(rule, codes).toBeDefined();
         expect(`\`${rule?.reason}\``, codes).toBe(reason);
-        expect(rule?.retryable ? 'yes' : 'no', codes).toBe(retried);
+        const held = rule?.scope === 'account' ? ' (held)' : '';
+        expect(rule?.retryable ? 'yes' : `no${held}`, codes).toBe(retried);
       }
     }
   });

@@ -1,4 +1,4 @@
-import type { Classification, Classifier, Reason } from '../core/classify-types.js';
+import type { Classification, Classifier, FailureScope, Reason } from '../core/classify-types.js';
 import { PermanentError } from '../core/errors.js';
 import { headerValue, isObject } from '../core/loose.js';
 import type { BackoffOptions } from '../core/retry/backoff.js';
@@ -17,6 +17,13 @@ export interface WhatsAppCodeRule {
   readonly backoff?: Partial<BackoffOptions>;
   /** Cap on total attempts for this code. */
   readonly maxAttempts?: number;
+  /**
+   * `'account'` when the code says nothing about the message but about the sender (an
+   * expired token, an account-wide block): the message is held, not dead-lettered, and a
+   * circuit breaker counts it. See `Classification.scope`.
+   * @default 'message'
+   */
+  readonly scope?: FailureScope;
 }
 
 const MINUTE_MS = 60_000;
@@ -24,6 +31,9 @@ const HOUR_MS = 60 * MINUTE_MS;
 
 const permanent = (reason: Reason, meaning: string): WhatsAppCodeRule =>
   Object.freeze({ reason, retryable: false, meaning });
+/** Not retried, and not the message's fault: held until the account is fixed. */
+const accountWide = (reason: Reason, meaning: string): WhatsAppCodeRule =>
+  Object.freeze({ reason, retryable: false, meaning, scope: 'account' });
 const transient = (
   reason: Reason,
   meaning: string,
@@ -55,7 +65,7 @@ const CALL_LIMIT_BACKOFF: Partial<BackoffOptions> = Object.freeze({
  */
 export const WHATSAPP_ERROR_CODES: Readonly<Record<number, WhatsAppCodeRule>> = Object.freeze({
   // Graph API codes, from the WhatsApp page and the Graph "Handling errors" page.
-  0: permanent(
+  0: accountWide(
     'auth',
     'AuthException: unable to authenticate the app user; get a new access token',
   ),
@@ -76,12 +86,12 @@ export const WHATSAPP_ERROR_CODES: Readonly<Record<number, WhatsAppCodeRule>> = 
     'Parameter value is not valid: the business phone number was deleted',
   ),
   100: permanent('client_error', 'Invalid parameter: unsupported or misspelled parameter'),
-  102: permanent(
+  102: accountWide(
     'auth',
     'API Session: login status or access token expired or revoked; get a new token',
   ),
-  // 190 stays a permanent failure; a "hold until the token is refreshed" disposition is planned.
-  190: permanent('auth', 'Access token has expired: get a new access token'),
+  // Every send fails alike until the token is refreshed: held, not dead-lettered.
+  190: accountWide('auth', 'Access token has expired: get a new access token'),
   341: transient(
     'rate_limited',
     'Application limit reached: temporary downtime or throttling, wait and retry',
@@ -91,8 +101,8 @@ export const WHATSAPP_ERROR_CODES: Readonly<Record<number, WhatsAppCodeRule>> = 
   // WhatsApp page says the business account was restricted or disabled for a policy violation
   // and points to policy enforcement. retrykit follows the WhatsApp page: a WhatsApp
   // restriction lasts days or for good, far beyond a retry budget, and hammering a restricted
-  // account does not lift it; the message is dead-lettered and can be redriven once it is.
-  368: permanent(
+  // account does not lift it; the message is held (scope account), not dead-lettered, until it is.
+  368: accountWide(
     'policy',
     'Temporarily blocked for policy violations: account restricted or disabled',
   ),
@@ -125,7 +135,7 @@ export const WHATSAPP_ERROR_CODES: Readonly<Record<number, WhatsAppCodeRule>> = 
 
   // WhatsApp error codes: integrity.
   130497: permanent('policy', 'Business account restricted from messaging users in this country'),
-  131031: permanent(
+  131031: accountWide(
     'policy',
     'Account has been locked (policy, or request data such as the PIN did not match)',
   ),
@@ -342,7 +352,11 @@ function fromRule(
   headers: unknown,
   details: string | undefined,
 ): Classification {
-  if (!rule.retryable) return { retryable: false, reason: rule.reason, errorCode: code };
+  if (!rule.retryable) {
+    return rule.scope === undefined
+      ? { retryable: false, reason: rule.reason, errorCode: code }
+      : { retryable: false, reason: rule.reason, errorCode: code, scope: rule.scope };
+  }
   const waits = [
     rule.retryAfterMs,
     parseRetryAfter(headers),

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { createCircuitBreaker } from '../core/breaker/breaker.js';
 import type { Classification } from '../core/classify-types.js';
 import type { DeadLetterQueue, NewDeadLetter } from '../core/dead-letter/dead-letter-types.js';
-import { PermanentError, RetryError } from '../core/errors.js';
+import { HeldError, PermanentError, RetryError, shouldHold } from '../core/errors.js';
 import type { ClaimResult, IdempotencyStore } from '../core/idempotency/idempotency-types.js';
 import { IdempotencyKeyReuseError } from '../core/idempotency/idempotent.js';
 import type { RateLimiter } from '../core/rate-limit/rate-limit-types.js';
+import { createMemoryCircuitStore } from '../memory/circuit-store.js';
 import { createManualClock } from '../testing/index.js';
 import { createWhatsAppClient, type WhatsAppClientOptions } from './client.js';
 import { type CloudMessage, wasenderEndpoint } from './endpoints.js';
@@ -343,5 +345,54 @@ describe('createWhatsAppClient with WASenderApi', () => {
     expect(calls[0]?.url).toBe('http://wasender.test/api/send-message');
     expect(calls[0]?.body).toEqual({ to: '+4915112345678', text: 'hi' });
     expect(clock.sleeps.filter((ms) => ms !== 20_000)[0]).toBeGreaterThanOrEqual(40_000);
+  });
+});
+
+describe('createWhatsAppClient: account-wide failures and the breaker', () => {
+  const message: CloudMessage = { to: '4915', type: 'text', text: { body: 'hi' } };
+
+  it('holds a 190 (expired token) with a HeldError and writes no dead letter', async () => {
+    const { fetch, calls } = fakeFetch([graph(401, 190)]);
+    const { dlq, added } = fakeDlq();
+    const wa = createWhatsAppClient({ phoneNumberId: 'p1', accessToken: 't', fetch, dlq });
+    const error = await wa.sendMessage(message).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HeldError);
+    expect(shouldHold(error)).toBe(true);
+    expect(calls).toHaveLength(1);
+    expect(added).toEqual([]);
+  });
+
+  it('opens the number’s circuit and fails fast without a request while it is open', async () => {
+    const clock = createManualClock(0);
+    const { fetch, calls } = fakeFetch([graph(401, 190)]);
+    const { dlq, added } = fakeDlq();
+    const transitions: string[] = [];
+    const breaker = createCircuitBreaker({
+      store: createMemoryCircuitStore(),
+      consecutiveFailures: 2,
+      clock,
+      onEvent: (e) => {
+        if (e.type === 'breaker_transition') transitions.push(`${e.key} ${e.to}`);
+      },
+    });
+    const wa = createWhatsAppClient({
+      phoneNumberId: 'p1',
+      accessToken: 't',
+      fetch,
+      dlq,
+      breaker,
+      clock,
+    });
+    const errors = [];
+    for (let i = 0; i < 4; i++) errors.push(await wa.sendMessage(message).catch((e: unknown) => e));
+    expect(errors.map((e) => (e as Error).name)).toEqual([
+      'HeldError',
+      'CircuitOpenError',
+      'CircuitOpenError',
+      'CircuitOpenError',
+    ]);
+    expect(calls).toHaveLength(2);
+    expect(transitions).toEqual(['p1 open']);
+    expect(added).toEqual([]);
   });
 });

@@ -1,11 +1,12 @@
 import { watchAbort } from '../core/abort-watch.js';
+import type { CircuitBreaker } from '../core/breaker/breaker.js';
 import type { Bulkhead } from '../core/bulkhead/bulkhead.js';
 import type { Classification } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { toDeadLetter } from '../core/dead-letter/dead-letter.js';
 import type { DeadLetterAttempt, DeadLetterQueue } from '../core/dead-letter/dead-letter-types.js';
 import { attemptOf } from '../core/dead-letter/failure.js';
-import { isRetrykitError, PermanentError } from '../core/errors.js';
+import { isRetrykitError, PermanentError, shouldHold } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import type { IdempotencyStore } from '../core/idempotency/idempotency-types.js';
 import { idempotent } from '../core/idempotency/idempotent.js';
@@ -63,6 +64,13 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    */
   readonly bulkhead?: Bulkhead;
   /**
+   * Circuit breaker, keyed by `phoneNumberId`: while the number's circuit is open (an expired
+   * token, a 5xx storm) sends fail fast with a `CircuitOpenError` instead of retrying into
+   * the outage, and are not dead-lettered. With a Redis circuit store, every client of the
+   * number opens and closes together.
+   */
+  readonly breaker?: CircuitBreaker;
+  /**
    * Idempotency store: with an `idempotencyKey`, a repeated or concurrent call with the same key
    * returns the first call's message ID instead of sending again.
    */
@@ -70,6 +78,8 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
   /**
    * Failures land here: `permanent` ones at once (131026, 131047, …), `exhausted` ones when
    * retries run out. The entry's payload is the send payload; its ID the idempotency key.
+   * A failure that is not the message's (`shouldHold`: an expired token, an open circuit) is
+   * never written here: the caller holds the message and sends it again later.
    */
   readonly dlq?: DeadLetterQueue<P>;
   /**
@@ -163,7 +173,9 @@ export interface WhatsAppClient<P = CloudMessage> {
    * Sends one message: waits for the pair limiter (per recipient) and the phone number's
    * limiter, retries transient failures (throttles, 5xx, timeouts, network) with backoff, and
    * resolves with the message ID. Rejects with a `PermanentError` (a permanent failure, e.g.
-   * 131026) or a `RetryError` (retries ran out), after writing the dead letter; with the
+   * 131026) or a `RetryError` (retries ran out), after writing the dead letter; with a
+   * `HeldError` (an account-wide failure such as an expired token, 190) or a
+   * `CircuitOpenError` (the `breaker` is open) without one: send those again later; with the
    * signal's reason on abort.
    */
   sendMessage(payload: P, options?: SendOptions): Promise<SendResult>;
@@ -249,7 +261,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     }) as unknown as WhatsAppEndpoint<P>);
   const fetchFn = options.fetch ?? globalThis.fetch;
   assertFunction('fetch', fetchFn);
-  const { limiter, pairLimiter, store, dlq, onEvent, bulkhead } = options;
+  const { limiter, pairLimiter, store, dlq, onEvent, bulkhead, breaker } = options;
   if (bulkhead !== undefined && typeof bulkhead?.run !== 'function') {
     throw new TypeError(`bulkhead must have a run(key, fn) method, got ${showValue(bulkhead)}`);
   }
@@ -282,6 +294,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     classify,
     clock: userRetry.clock ?? clock,
     ...(userRetry.onEvent === undefined && onEvent !== undefined ? { onEvent } : {}),
+    ...(breaker === undefined ? {} : { breaker, breakerKey: phoneNumberId }),
   });
   const numberFeedback = limiter?.feedback(phoneNumberId);
 
@@ -396,7 +409,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
       });
       return { messageId: sent.messageId, attempts, deduplicated: false };
     } catch (error) {
-      if (signal?.aborted !== true) {
+      if (signal?.aborted !== true && !shouldHold(error)) {
         try {
           await deadLetter(payload, error, earlier, idempotencyKey);
         } catch {

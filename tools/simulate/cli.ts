@@ -6,10 +6,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { BREAKER_SCENARIO_DEFAULTS } from './breaker.js';
 import { OUTAGE_DEFAULTS, OUTAGE_GROWTH } from './outage.js';
 import {
+  breakerTable,
   contentionCharts,
   contentionTable,
+  formatBreaker,
   formatContention,
   formatOutage,
   outageCharts,
@@ -19,7 +22,7 @@ import { STRATEGIES, type Strategy } from './strategies.js';
 
 const HELP = `Usage: npm run simulate -- [options]
 
-  --scenario <contention|outage|all>  which scenario to run (default all)
+  --scenario <contention|outage|breaker|all>  which scenario to run (default all)
   --clients <list>          scenario 1 client counts, comma-separated (default 10,25,50,100,200)
   --outage-clients <n>      scenario 2 clients, one webhook each (default ${OUTAGE_DEFAULTS.clients})
   --seeds <n>               seeds to average over (default 100 for scenario 1, 5 for scenario 2)
@@ -79,8 +82,8 @@ if (values.help) {
 }
 
 const scenario = values.scenario;
-if (scenario !== 'all' && scenario !== 'contention' && scenario !== 'outage') {
-  fail(`--scenario must be contention, outage or all, got "${scenario}"`);
+if (!['all', 'contention', 'outage', 'breaker'].includes(scenario)) {
+  fail(`--scenario must be contention, outage, breaker or all, got "${scenario}"`);
 }
 const clientCounts = (values.clients ?? '10,25,50,100,200')
   .split(',')
@@ -100,7 +103,7 @@ const settings = {
 };
 const charts: Record<string, string> = {};
 
-if (scenario !== 'outage') {
+if (scenario === 'all' || scenario === 'contention') {
   const seeds = positiveInteger('seeds', values.seeds, 100);
   const rows = contentionTable(clientCounts, strategies, seeds);
   process.stdout.write(
@@ -109,13 +112,21 @@ if (scenario !== 'outage') {
   Object.assign(charts, contentionCharts(rows));
 }
 
-if (scenario !== 'contention') {
+if (scenario === 'all' || scenario === 'outage') {
   const seeds = positiveInteger('seeds', values.seeds, 5);
   const rows = outageTable(strategies, seeds, settings);
   process.stdout.write(
     `## Scenario 2: outage and recovery (${settings.clients} clients, ${settings.outageMs / 1000} s down, then ${settings.capacityPerSecond} req/s, ${settings.maxDelayMs / 1000} s delay cap; mean of ${seeds} seeds)\n\n${formatOutage(rows)}\n`,
   );
   Object.assign(charts, outageCharts(rows, settings));
+}
+
+if (scenario === 'all' || scenario === 'breaker') {
+  const b = BREAKER_SCENARIO_DEFAULTS;
+  const rows = breakerTable(1, { outageMs: settings.outageMs });
+  process.stdout.write(
+    `\n## Scenario 3: a down API with and without the circuit breaker (${b.ratePerSecond} messages/s for ${b.durationMs / 1000} s, down ${settings.outageMs / 1000} s from ${b.outageStartMs / 1000} s, ${b.maxAttempts} attempts, full jitter; breaker defaults with a ${b.breakDurationMs / 1000} s break)\n\n${formatBreaker(rows)}\n`,
+  );
 }
 
 if (values.svg !== undefined) {

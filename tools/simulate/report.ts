@@ -1,3 +1,4 @@
+import { type BreakerScenarioResult, runBreakerScenario } from './breaker.js';
 import { type ContentionSummary, summarizeContention } from './contention.js';
 import { BIN_MS, OUTAGE_GROWTH, type OutageResult, runOutage } from './outage.js';
 import { STRATEGY_COLORS, STRATEGY_LABELS, type Strategy } from './strategies.js';
@@ -265,4 +266,41 @@ export function outageCharts(
     });
   }
   return out;
+}
+
+/** Scenario 3, without and with the breaker, for one seed each. */
+export function breakerTable(
+  seed: number,
+  settings: { readonly outageMs: number },
+): { breaker: boolean; result: BreakerScenarioResult }[] {
+  return [false, true].map((breaker) => ({
+    breaker,
+    result: runBreakerScenario({ breaker, seed, outageMs: settings.outageMs }),
+  }));
+}
+
+/** Scenario 3 as a Markdown table. */
+export function formatBreaker(
+  rows: readonly { breaker: boolean; result: BreakerScenarioResult }[],
+): string {
+  return markdownTable(
+    [
+      'circuit breaker',
+      'requests during the outage',
+      'requests',
+      'held',
+      'delivered',
+      'dead-lettered',
+      'drain after recovery (s)',
+    ],
+    rows.map(({ breaker, result: r }) => [
+      breaker ? 'on' : 'off',
+      formatNumber(r.callsDuringOutage),
+      formatNumber(r.calls),
+      formatNumber(r.holds),
+      formatNumber(r.delivered),
+      formatNumber(r.deadLettered),
+      seconds(r.drainMs),
+    ]),
+  );
 }

@@ -1,6 +1,6 @@
 import { assertInteger, assertNoRenamedOptions, assertNumber, showValue } from '../validate.js';
 import type { AttachedSection } from './metrics-section.js';
-import type { QueueDepths } from './snapshot.js';
+import type { BreakerStates, QueueDepths } from './snapshot.js';
 import {
   CALLS_STARTED,
   type CounterSlots,
@@ -46,6 +46,13 @@ export interface HealthThresholds {
    */
   readonly queueRisingSamples?: number;
   /**
+   * Largest healthy number of circuit breaker circuits that are not closed (open or
+   * half-open): by default any open circuit is a breach, alerted once and resolved when every
+   * circuit has closed. `Infinity` turns the check off.
+   * @default 0
+   */
+  readonly openCircuits?: number;
+  /**
    * Rates and means are only judged over at least this many calls (attempts, deliveries):
    * below it one failure is already ≥ 5 % and would page someone for noise.
    * @default 20
@@ -59,6 +66,7 @@ export const HEALTH_DEFAULTS = Object.freeze({
   errorRatio: 0.02,
   meanLatencyMs: 5000,
   queueRisingSamples: 5,
+  openCircuits: 0,
   minSamples: 20,
 });
 
@@ -86,6 +94,14 @@ export type HealthBreach =
       readonly queue: string;
       /** The last sampled depth. */
       readonly depth: number;
+    }
+  | {
+      readonly check: 'openCircuits';
+      /** Circuits not closed now. */
+      readonly value: number;
+      readonly threshold: number;
+      /** Their keys. */
+      readonly keys: readonly string[];
     };
 
 /** The answer of {@link MetricsHandle.checkHealth}. */
@@ -130,6 +146,10 @@ export function resolveThresholds(
     errorRatio: pick('errorRatio', 1, false),
     meanLatencyMs: pick('meanLatencyMs', Infinity, false),
     queueRisingSamples: pick('queueRisingSamples', Infinity, true),
+    openCircuits:
+      t.openCircuits === undefined || t.openCircuits === Infinity
+        ? (t.openCircuits ?? base.openCircuits)
+        : assertInteger(`${prefix}.openCircuits`, t.openCircuits, 0),
     minSamples:
       t.minSamples === undefined
         ? base.minSamples
@@ -172,6 +192,20 @@ function queueBreaches(queues: QueueDepths, t: ResolvedThresholds, out: HealthBr
   }
 }
 
+function breakerBreaches(
+  breakers: BreakerStates,
+  t: ResolvedThresholds,
+  out: HealthBreach[],
+): void {
+  if (breakers.size <= t.openCircuits) return;
+  out.push({
+    check: 'openCircuits',
+    value: breakers.size,
+    threshold: t.openCircuits,
+    keys: breakers.keys(),
+  });
+}
+
 function sectionBreaches(
   sections: ReadonlyArray<readonly [string, AttachedSection<unknown>]>,
   t: ResolvedThresholds,
@@ -193,12 +227,14 @@ function sectionBreaches(
 export function evaluateHealth(
   counters: CounterSlots,
   queues: QueueDepths,
+  breakers: BreakerStates,
   sections: ReadonlyArray<readonly [string, AttachedSection<unknown>]>,
   t: ResolvedThresholds,
 ): HealthBreach[] {
   const breaches: HealthBreach[] = [];
   coreBreaches(counters, t, breaches);
   queueBreaches(queues, t, breaches);
+  breakerBreaches(breakers, t, breaches);
   sectionBreaches(sections, t, breaches);
   return breaches;
 }

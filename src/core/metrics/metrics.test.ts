@@ -271,7 +271,7 @@ describe('checkHealth: fires exactly at the thresholds', () => {
             .checkHealth({ errorRatio: threshold })
             .breaches.find((b) => b.check === 'errorRatio');
           expect(breach !== undefined).toBe(failed > Math.min(k, finished) && finished >= 20);
-          if (breach !== undefined && breach.check !== 'queueRising') {
+          if (breach?.check === 'errorRatio') {
             expect(breach.samples).toBe(finished);
             expect(breach.value).toBe(failed / finished);
           }
@@ -538,6 +538,7 @@ describe('public types', () => {
         expectTypeOf(b.queue).toEqualTypeOf<string>();
         return `${b.queue}: ${b.depth}`;
       }
+      if (b.check === 'openCircuits') return b.keys.join();
       expectTypeOf(b.samples).toEqualTypeOf<number>();
       // @ts-expect-error only a queue breach names a queue
       return b.queue;

@@ -20,9 +20,11 @@ import type {
   MetricsWindow,
   SectionSnapshots,
 } from './metrics-section.js';
-import { buildSnapshot, type MetricsSnapshot, QueueDepths } from './snapshot.js';
+import { BreakerStates, buildSnapshot, type MetricsSnapshot, QueueDepths } from './snapshot.js';
 import {
   ATTEMPTS_STARTED,
+  BREAKER_CLOSED,
+  BREAKER_OPENED,
   CALLS_STARTED,
   CounterSlots,
   DEAD_LETTER_BY_REASON,
@@ -159,6 +161,7 @@ const CORE_KEYS: ReadonlySet<string> = new Set([
   'deadLetters',
   'queues',
   'jobs',
+  'breakers',
 ]);
 
 function checkSections(sections: unknown): readonly MetricsSection[] {
@@ -186,6 +189,7 @@ interface WindowState {
   readonly counters: CounterSlots;
   readonly latency: WindowHistogram;
   readonly queues: QueueDepths;
+  readonly breakers: BreakerStates;
   /** Cleared as the ring slides; sections add theirs. */
   readonly parts: SlotPart[];
 }
@@ -276,6 +280,11 @@ function countEvent(w: WindowState, e: RetrykitEvent, now: number): void {
       c.add(s, JOB_RETRIES);
       if (e.delayMs >= 0 && e.delayMs !== Infinity) c.add(s, JOB_RETRY_DELAY_SUM, e.delayMs);
       break;
+    case 'breaker_transition':
+      if (e.to === 'open') c.add(s, BREAKER_OPENED);
+      else if (e.to === 'closed') c.add(s, BREAKER_CLOSED);
+      w.breakers.transition(e.key, e.to, now);
+      break;
   }
 }
 
@@ -338,6 +347,7 @@ export function createMetrics<const L extends readonly MetricsSection[] = []>(
     counters,
     latency,
     queues: new QueueDepths(maxQueues),
+    breakers: new BreakerStates(),
     parts: [counters, latency],
   };
   const window = sectionWindow(w, clock);
@@ -345,7 +355,7 @@ export function createMetrics<const L extends readonly MetricsSection[] = []>(
     (section) => [section.name, section.attach(window)] as const,
   );
   const evaluate = (t: ResolvedThresholds): HealthBreach[] =>
-    evaluateHealth(counters, w.queues, attached, t);
+    evaluateHealth(counters, w.queues, w.breakers, attached, t);
 
   /** Moves the window to the clock's slot, alerting on what changed; returns the time. */
   const advance = (): number => {
@@ -369,6 +379,7 @@ export function createMetrics<const L extends readonly MetricsSection[] = []>(
       counters,
       latency,
       queues: w.queues,
+      breakers: w.breakers,
     });
     if (attached.length === 0) return core as MetricsSnapshot & SectionSnapshots<L>;
     const parts: Record<string, unknown> = { ...core };

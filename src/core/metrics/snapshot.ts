@@ -1,3 +1,4 @@
+import type { CircuitState } from '../breaker/breaker-types.js';
 import { REASONS, type Reason } from '../classify-types.js';
 import type { StopReason } from '../errors.js';
 import type { IdempotencyHitEvent } from '../events.js';
@@ -5,6 +6,8 @@ import { failedCalls } from './health.js';
 import type { LatencySummary } from './metrics-section.js';
 import {
   ATTEMPTS_STARTED,
+  BREAKER_CLOSED,
+  BREAKER_OPENED,
   CALLS_STARTED,
   type CounterSlots,
   DEAD_LETTER_BY_REASON,
@@ -122,6 +125,15 @@ export interface MetricsSnapshot {
    * `retries`, `giveUps` or `ratios`.
    */
   readonly jobs: JobsSnapshot;
+  /** Circuit breakers, from their `breaker_transition` events. */
+  readonly breakers: {
+    /** Circuits that opened in the window (half-open probes failing included). */
+    readonly opened: number;
+    /** Circuits that closed again in the window. */
+    readonly closed: number;
+    /** Circuits not closed now, by key: their state and since when (the metrics clock). */
+    readonly notClosed: Readonly<Record<string, BreakerSummary>>;
+  };
 }
 
 /** The job level of {@link MetricsSnapshot}: attempts of queued jobs. */
@@ -162,6 +174,44 @@ export interface JobsSnapshot {
     /** Jobs that gave up ÷ jobs that finished (succeeded or gave up). */
     readonly error: number | null;
   };
+}
+
+/** A circuit that is not closed, as `snapshot().breakers.notClosed` shows it. */
+export interface BreakerSummary {
+  readonly state: Exclude<CircuitState, 'closed'>;
+  /** When it left `closed`, in milliseconds of the metrics clock. */
+  readonly since: number;
+}
+
+/** The most circuits {@link BreakerStates} follows; the least recently changed is forgotten first. */
+const MAX_BREAKERS = 1_000;
+
+/** Circuits that are not closed, by key, from `breaker_transition` events. */
+export class BreakerStates {
+  readonly #open = new Map<string, BreakerSummary>();
+
+  transition(key: string, to: CircuitState, now: number): void {
+    const was = this.#open.get(key);
+    this.#open.delete(key);
+    if (to === 'closed') return;
+    if (this.#open.size >= MAX_BREAKERS) {
+      const oldest = this.#open.keys().next();
+      if (oldest.done !== true) this.#open.delete(oldest.value);
+    }
+    this.#open.set(key, { state: to, since: was?.since ?? now });
+  }
+
+  get size(): number {
+    return this.#open.size;
+  }
+
+  keys(): string[] {
+    return [...this.#open.keys()];
+  }
+
+  summaries(): Record<string, BreakerSummary> {
+    return Object.fromEntries(this.#open);
+  }
 }
 
 interface QueueState {
@@ -218,6 +268,7 @@ export interface SnapshotInputs {
   readonly counters: CounterSlots;
   readonly latency: WindowHistogram;
   readonly queues: QueueDepths;
+  readonly breakers: BreakerStates;
 }
 
 /** The core part of a snapshot, from the window's counters. */
@@ -292,6 +343,11 @@ export function buildSnapshot(w: SnapshotInputs): MetricsSnapshot {
         retry: ratio(a(JOB_RETRIES), a(JOBS_STARTED) + a(JOB_RETRIES)),
         error: ratio(a(JOB_GIVE_UPS), a(JOB_SUCCEEDED) + a(JOB_GIVE_UPS)),
       },
+    },
+    breakers: {
+      opened: a(BREAKER_OPENED),
+      closed: a(BREAKER_CLOSED),
+      notClosed: w.breakers.summaries(),
     },
   };
 }

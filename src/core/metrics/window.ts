@@ -12,6 +12,8 @@ export const STOP_REASONS: readonly StopReason[] = [
   'budget_exhausted',
   'aborted',
   'max_deferrals',
+  'circuit_open',
+  'held',
 ];
 
 /** Idempotency hit statuses, in the order of their counters. */
@@ -66,7 +68,9 @@ export const JOB_GIVE_UPS = JOB_ATTEMPTS + 8;
 export const JOB_DEFERRED = JOB_ATTEMPTS + 9;
 export const JOB_FAILURE_BY_REASON = JOB_ATTEMPTS + 10;
 export const JOB_GIVE_UP_BY_STOP_REASON = JOB_FAILURE_BY_REASON + R;
-const COUNTERS = JOB_GIVE_UP_BY_STOP_REASON + STOP_REASONS.length;
+export const BREAKER_OPENED = JOB_GIVE_UP_BY_STOP_REASON + STOP_REASONS.length;
+export const BREAKER_CLOSED = BREAKER_OPENED + 1;
+const COUNTERS = BREAKER_CLOSED + 1;
 
 /** Something kept per slot of the window, cleared as the window slides past the slot. */
 export interface SlotPart {

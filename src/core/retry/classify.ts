@@ -1,6 +1,6 @@
 import { classifyFailure, UNKNOWN } from '../classify-failure.js';
 import type { Classification, Classifier } from '../classify-types.js';
-import { hasDerivedClassification, PermanentError } from '../errors.js';
+import { HeldError, hasDerivedClassification, isRetrykitError, PermanentError } from '../errors.js';
 
 export {
   classifyStatus,
@@ -19,7 +19,8 @@ function isPermanentError(error: unknown): error is PermanentError {
 }
 
 /**
- * The default classifier. Understands `PermanentError`, responses and HTTP client errors with a
+ * The default classifier. Understands `PermanentError`, `HeldError` and `CircuitOpenError` (not
+ * retried, `scope: 'account'`), responses and HTTP client errors with a
  * status, Node and undici network errors, `fetch failed`, and abort/timeout errors. Anything
  * else is `{ retryable: true, reason: 'unknown' }`: an unexpected throw is assumed transient,
  * as p-retry and cockatiel do, and capped by `maxAttempts`. So is a value that throws when
@@ -27,6 +28,8 @@ function isPermanentError(error: unknown): error is PermanentError {
  */
 export function classify(error: unknown): Classification {
   try {
+    if (error instanceof HeldError) return error.classification;
+    if (isRetrykitError(error) && error.code === 'CIRCUIT_OPEN') return circuitOpen(error);
     if (!(error instanceof PermanentError)) return classifyFailure(error);
     // Set by every copy of retrykit from this version on; an older copy's may lack it.
     if (error.classification !== undefined) return error.classification;
@@ -37,6 +40,17 @@ export function classify(error: unknown): Classification {
   } catch {
     return UNKNOWN;
   }
+}
+
+/** The verdict on a `CircuitOpenError` (from any copy): not retried, not the message's fault. */
+function circuitOpen(error: object): Classification {
+  const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs;
+  return {
+    retryable: false,
+    reason: 'service_unavailable',
+    scope: 'account',
+    ...(typeof retryAfterMs === 'number' ? { retryAfterMs } : {}),
+  };
 }
 
 /**

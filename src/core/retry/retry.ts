@@ -1,8 +1,17 @@
+import type { CircuitBreaker, CircuitPermit } from '../breaker/breaker.js';
+import { CircuitOpenError } from '../breaker/breaker-errors.js';
 import type { Classification, Reason } from '../classify-types.js';
 import { type Clock, type RandomSource, systemClock } from '../clock.js';
-import { type AttemptFailure, PermanentError, RetryError, type StopReason } from '../errors.js';
+import {
+  type AttemptFailure,
+  HeldError,
+  PermanentError,
+  RetryError,
+  type RetryErrorStopReason,
+  type StopReason,
+} from '../errors.js';
 import { type EventListener, emit } from '../events.js';
-import { assertFunction, assertInteger, assertNumber } from '../validate.js';
+import { assertFunction, assertInteger, assertKey, assertNumber } from '../validate.js';
 import {
   type BackoffOptions,
   type BackoffPolicy,
@@ -126,6 +135,18 @@ export interface RetryOptions {
   readonly budget?: RetryBudget;
   /** Told about throttles and successes, e.g. `bucket.feedback(key)` of an adaptive limiter. */
   readonly feedback?: ThrottleFeedback;
+  /**
+   * A circuit breaker every attempt goes through, on `breakerKey`: an attempt it refuses, or
+   * a failure that opens it, stops the call at once with a `CircuitOpenError`
+   * (`stopReason: 'circuit_open'`) instead of retrying into an outage. `retry`'s `classify`
+   * tells the breaker's `isFailure` what each failure was.
+   */
+  readonly breaker?: CircuitBreaker;
+  /**
+   * The key of `breaker` this call's attempts go through (a phone number ID, a host).
+   * @default 'default'
+   */
+  readonly breakerKey?: string;
   /** Time source and sleep. @default systemClock */
   readonly clock?: Clock;
   /** Random source for jitter. @default Math.random */
@@ -142,6 +163,8 @@ export type PerCallOptions = Pick<
   | 'onRetry'
   | 'onGiveUp'
   | 'feedback'
+  | 'breaker'
+  | 'breakerKey'
 >;
 
 /** The defaults of {@link RetryOptions}. */
@@ -168,8 +191,71 @@ interface Resolved {
   readonly onEvent: EventListener | undefined;
   readonly budget: RetryBudget | undefined;
   readonly feedback: ThrottleFeedback | undefined;
+  readonly breaker: CircuitBreaker | undefined;
+  readonly breakerKey: string;
+  /** Set per call when `breaker` is: the attempt in flight's permit. */
+  readonly gate: Gate | undefined;
   readonly clock: Clock;
   readonly random: RandomSource;
+}
+
+/** One call's passage through its breaker: the permit of the attempt in flight. */
+class Gate {
+  permit: CircuitPermit | undefined = undefined;
+  readonly #breaker: CircuitBreaker;
+  readonly #key: string;
+
+  constructor(breaker: CircuitBreaker, key: string) {
+    this.#breaker = breaker;
+    this.#key = key;
+  }
+
+  /** `fn` behind the breaker: refused attempts throw a `CircuitOpenError` without calling it. */
+  wrap<T>(fn: (ctx: AttemptContext) => T | PromiseLike<T>): (ctx: AttemptContext) => Promise<T> {
+    return async (ctx) => {
+      const permission = await this.#breaker.tryAcquire(this.#key);
+      if (!permission.ok) {
+        throw new CircuitOpenError(
+          {
+            key: this.#key,
+            state: permission.state,
+            retryAfterMs: permission.retryAfterMs,
+            openUntil: permission.openUntil,
+          },
+          ctx.previousError === undefined ? undefined : { cause: ctx.previousError },
+        );
+      }
+      const { permit } = permission;
+      this.permit = permit;
+      const value = await fn(ctx);
+      // An attempt that timed out may settle while a later one is in flight: leave its permit.
+      if (this.permit === permit) this.permit = undefined;
+      // Recording is best effort: the call succeeded whatever the store says.
+      await permit.success().catch(noop);
+      return value;
+    };
+  }
+
+  /**
+   * Records the failed attempt's outcome; returns the error to stop with when the circuit is
+   * open after it.
+   */
+  async failed(error: unknown, c: Classification): Promise<CircuitOpenError | undefined> {
+    const permit = this.permit;
+    if (permit === undefined) return undefined;
+    this.permit = undefined;
+    const after = await permit.failure(error, c).catch(() => undefined);
+    if (after?.state !== 'open' || after.openUntil === undefined) return undefined;
+    return new CircuitOpenError(
+      {
+        key: this.#key,
+        state: 'open',
+        retryAfterMs: Math.max(0, after.openUntil - after.time),
+        openUntil: after.openUntil,
+      },
+      { cause: error },
+    );
+  }
 }
 
 /**
@@ -210,6 +296,8 @@ function resolveOptions(options: RetryOptions): Resolved {
   for (const name of ['classify', 'onRetry', 'onGiveUp', 'onEvent', 'random'] as const) {
     if (options[name] !== undefined) assertFunction(name, options[name]);
   }
+  if (options.breaker !== undefined) assertBreaker(options.breaker);
+  if (options.breakerKey !== undefined) assertKey('breakerKey', options.breakerKey);
   return {
     maxAttempts,
     maxElapsedMs,
@@ -222,6 +310,9 @@ function resolveOptions(options: RetryOptions): Resolved {
     onEvent: options.onEvent,
     budget: options.budget,
     feedback: options.feedback,
+    breaker: options.breaker,
+    breakerKey: options.breakerKey ?? 'default',
+    gate: undefined,
     clock: options.clock ?? systemClock,
     random: options.random ?? Math.random,
   };
@@ -241,7 +332,20 @@ function withPerCall(base: Resolved, perCall: PerCallOptions): Resolved {
   if (perCall.onRetry !== undefined) m.onRetry = perCall.onRetry;
   if (perCall.onGiveUp !== undefined) m.onGiveUp = perCall.onGiveUp;
   if (perCall.feedback !== undefined) m.feedback = perCall.feedback;
+  if (perCall.breaker !== undefined) m.breaker = assertBreaker(perCall.breaker);
+  if (perCall.breakerKey !== undefined) m.breakerKey = assertKey('breakerKey', perCall.breakerKey);
   return merged;
+}
+
+function assertBreaker(value: unknown): CircuitBreaker {
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    typeof (value as CircuitBreaker).tryAcquire !== 'function'
+  ) {
+    throw new TypeError('breaker must be a CircuitBreaker (createCircuitBreaker())');
+  }
+  return value as CircuitBreaker;
 }
 
 /** Runs one attempt, racing it against the caller's signal and the attempt timeout. */
@@ -336,6 +440,15 @@ function classifySafely(o: Resolved, error: unknown): Classification | { thrown:
   }
 }
 
+/** `error instanceof CircuitOpenError`, `false` for a value that throws when inspected. */
+function isCircuitOpenError(error: unknown): error is CircuitOpenError {
+  try {
+    return error instanceof CircuitOpenError;
+  } catch {
+    return false;
+  }
+}
+
 /** `error instanceof PermanentError`, `false` for a value that throws when inspected. */
 function isPermanentError(error: unknown): error is PermanentError {
   try {
@@ -387,6 +500,21 @@ async function continueAfterFailure<T>(
     });
     if (c.reason === 'rate_limited') o.feedback?.throttled(c);
     const attempts = attempt + 1;
+    const circuitOpen = isCircuitOpenError(error)
+      ? error
+      : await o.gate?.failed(error, classifierThrew ? UNCLASSIFIABLE : c);
+    if (circuitOpen !== undefined) {
+      throw giveUp(o, start, {
+        attempts,
+        error: circuitOpen,
+        reason: c.reason,
+        stopReason: 'circuit_open',
+      });
+    }
+    if (!c.retryable && c.scope === 'account' && !classifierThrew && !isPermanentError(error)) {
+      const out = new HeldError(error, { classification: c, attempts, errors: failures });
+      throw giveUp(o, start, { attempts, error: out, reason: c.reason, stopReason: 'held' });
+    }
     if (!c.retryable) {
       const out =
         !classifierThrew && isPermanentError(error)
@@ -401,7 +529,7 @@ async function continueAfterFailure<T>(
     }
     const limit =
       c.maxAttempts !== undefined && c.maxAttempts < o.maxAttempts ? c.maxAttempts : o.maxAttempts;
-    let stop: Exclude<StopReason, 'permanent' | 'aborted' | 'max_deferrals'> | undefined;
+    let stop: RetryErrorStopReason | undefined;
     let delayMs = 0;
     if (attempts >= limit) {
       stop = 'max_attempts';
@@ -495,6 +623,10 @@ function begin(o: Resolved): number {
  * the one promise `then` makes; everything after a failure is in {@link continueAfterFailure}.
  */
 function execute<T>(fn: (ctx: AttemptContext) => T | PromiseLike<T>, o: Resolved): Promise<T> {
+  if (o.breaker !== undefined && o.gate === undefined) {
+    const gate = new Gate(o.breaker, o.breakerKey);
+    return execute(gate.wrap(fn), { ...o, gate });
+  }
   if (o.signal !== undefined || o.attemptTimeoutMs !== undefined) return executeWatched(fn, o);
   let start: number;
   try {
