@@ -5,6 +5,7 @@ import {
   type IdempotencyStore,
   PermanentError,
   RetryError,
+  shouldHold,
 } from '../src/index.js';
 import { createRedisIdempotencyStore } from '../src/redis/index.js';
 import {
@@ -13,7 +14,11 @@ import {
   type WhatsAppEvent,
 } from '../src/whatsapp/index.js';
 import { connectRedis, redisUrl, uniquePrefix } from './support/redis.js';
-import { type ScriptedCloudApi, startScriptedCloudApi } from './support/scripted-cloud-api.js';
+import {
+  type ScriptedAnswer,
+  type ScriptedCloudApi,
+  startScriptedCloudApi,
+} from './support/scripted-cloud-api.js';
 
 // A duplicate of a send (same idempotency key) never calls Meta again after a permanent
 // failure, and never adds a second dead letter for one message.
@@ -37,10 +42,9 @@ afterEach(async () => {
 const text = (to: string): CloudMessage => ({ to, type: 'text', text: { body: 'hi' } });
 
 async function setup(store: IdempotencyStore, rememberFailures?: boolean) {
-  // `gone` is undeliverable (131026); `down` answers 503 every time.
-  api = await startScriptedCloudApi((to) =>
-    to === 'gone' ? 131026 : to === 'down' ? 503 : 'accept',
-  );
+  // `gone` is undeliverable (131026); `down` answers 503 every time; `expired` gets 190.
+  const answers: Record<string, ScriptedAnswer> = { gone: 131026, down: 503, expired: 190 };
+  api = await startScriptedCloudApi((to) => answers[to] ?? 'accept');
   const events: WhatsAppEvent[] = [];
   const onEvent = (e: WhatsAppEvent) => {
     events.push(e);
@@ -98,6 +102,19 @@ describe.each(stores)('WhatsApp client duplicates (%s idempotency store)', (_nam
     expect(requests('down')).toBe(4);
     expect(await dlq.size()).toBe(1);
     expect(deadLetters()).toBe(1);
+  });
+
+  it('never keeps a held failure (an expired token): the duplicate sends again', async () => {
+    const { client, dlq, requests, deadLetters } = await setup(makeStore());
+    for (let i = 0; i < 2; i++) {
+      const error = await client
+        .sendMessage(text('expired'), { idempotencyKey: 'order-4' })
+        .catch((e: unknown) => e);
+      expect(shouldHold(error)).toBe(true);
+    }
+    expect(requests('expired')).toBe(2);
+    expect(await dlq.size()).toBe(0);
+    expect(deadLetters()).toBe(0);
   });
 
   it('with rememberFailures: false, sends the duplicate again; the queue still holds one entry', async () => {

@@ -441,9 +441,11 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
         waitForResultMs,
         fingerprint: fingerprintOf(payload),
         rememberFailures,
-        // Only what the send itself found permanent: never an abort, whatever its reason.
+        // Only what the send found wrong with the message: never an abort or a held failure.
         classify: (error) =>
-          error instanceof PermanentError && signal?.aborted !== true ? classify(error) : KEEP_OPEN,
+          error instanceof PermanentError && !shouldHold(error) && signal?.aborted !== true
+            ? classify(error)
+            : KEEP_OPEN,
         clock,
         ...(signal === undefined ? {} : { signal }),
       },

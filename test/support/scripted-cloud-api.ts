@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** What the fake answers one request: a wamid, or a Cloud API failure. */
-export type ScriptedAnswer = 'accept' | 503 | 130429 | 131026;
+export type ScriptedAnswer = 'accept' | 503 | 130429 | 131026 | 190;
 
 /** One request the fake answered, in arrival order. */
 export interface ScriptedRequest {
@@ -31,6 +31,7 @@ const FAILURES: Record<
   503: { status: 503, code: 2, message: 'Service temporarily unavailable' },
   130429: { status: 400, code: 130429, message: 'Rate limit hit' },
   131026: { status: 400, code: 131026, message: 'Message undeliverable' },
+  190: { status: 401, code: 190, message: 'Access token has expired' },
 };
 
 function readBody(req: IncomingMessage): Promise<string> {
