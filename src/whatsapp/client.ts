@@ -111,8 +111,8 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * so that a duplicate call rejects with the same `PermanentError` (reason and Meta's code in
    * its `classification`) without calling the API again or writing a second dead letter. A
    * deliberate re-send (a redrive once the cause is fixed) then needs a new key. `false`
-   * releases the key: the next call with it sends again. Failures that ran out of retries are
-   * never kept.
+   * releases the key: the next call with it sends again. Failures that ran out of retries,
+   * held ones (`shouldHold`: an expired token, an open circuit) and aborts are never kept.
    * @default true
    */
   readonly rememberFailures?: boolean;
