@@ -170,7 +170,8 @@ describeRedis('the first-hour scenario, with one metrics window', () => {
       onEvent,
     });
     // Jobs that fail: `delivered` of ok-1 once, `read` of ok-2 twice (503s), `sent` of ok-3
-    // for good (a schema error).
+    // for good (a schema error); `delivered` of ok-4 is throttled once (a 429), which defers
+    // it without spending an attempt.
     const failPlan = new Map<string, number>([
       ['wamid.ok-1:delivered', 1],
       ['wamid.ok-2:read', 2],
@@ -190,6 +191,7 @@ describeRedis('the first-hour scenario, with one metrics window', () => {
             jobsFailedForGood++;
             throw new SchemaError('CRM refused the record');
           }
+          if (key === 'wamid.ok-4:delivered' && run === 1) throw httpError(429);
           if (run <= (failPlan.get(key) ?? 0)) throw httpError(503);
           jobsDone++;
           return 'saved';
@@ -275,7 +277,11 @@ describeRedis('the first-hour scenario, with one metrics window', () => {
     const retries = requestsOf(503) + requestsOf(130429);
     const gaveUp = requestsOf(131026);
     const jobRetries = [...failPlan.values()].reduce((a, b) => a + b, 0);
+    const deferrals = 1;
     const jobs = bodies.length;
+    // Jobs whose first run did not finish them: the two failing ones, the poison one, the
+    // throttled one.
+    const firstRunDone = jobs - failPlan.size - 1 - deferrals;
 
     const s = metrics.snapshot();
     expect(s.calls).toMatchObject({
@@ -321,19 +327,20 @@ describeRedis('the first-hour scenario, with one metrics window', () => {
     expect(s.queues.statuses?.depth).toBe(0);
     expect(s.jobs).toEqual({
       started: jobs,
-      attempts: jobs + jobRetries,
+      attempts: jobs + jobRetries + deferrals,
       succeeded: jobs - 1,
-      firstAttemptSucceeded: jobs - failPlan.size - 1,
+      firstAttemptSucceeded: firstRunDone,
       failed: jobRetries + 1,
       failedByReason: { service_unavailable: jobRetries, schema_mismatch: 1 },
-      deferred: 0,
-      // Backoff 20 ms doubling: ok-1's one retry after 20 ms, ok-2's two after 20 and 40 ms.
-      retries: { scheduled: jobRetries, meanDelayMs: (20 + 20 + 40) / 3 },
+      deferred: deferrals,
+      // Backoff 20 ms doubling: ok-1's one retry after 20 ms, ok-2's two after 20 and 40 ms,
+      // ok-4's deferral after 20 ms.
+      retries: { scheduled: jobRetries + deferrals, meanDelayMs: (20 + 20 + 40 + 20) / 4 },
       gaveUp: 1,
       gaveUpByStopReason: { permanent: 1 },
       ratios: {
-        firstAttemptSuccess: (jobs - failPlan.size - 1) / jobs,
-        retry: jobRetries / (jobs + jobRetries),
+        firstAttemptSuccess: firstRunDone / jobs,
+        retry: (jobRetries + deferrals) / (jobs + jobRetries + deferrals),
         error: 1 / jobs,
       },
     });
