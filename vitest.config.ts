@@ -50,6 +50,7 @@ export default defineConfig({
             'test/bullmq-*.test.ts',
             'test/dead-letter.test.ts',
             'test/idempotency-*.test.ts',
+            'test/metrics-scenario.test.ts',
             'test/peer-majors.test.ts',
             'test/rate-limiter-contract.test.ts',
             'test/circuit-store-contract.test.ts',

@@ -68,7 +68,7 @@ const strategy = createBackoffStrategy({
   classify,
   backoff: { initialDelayMs: 100, multiplier: 2, jitter: 'equal' },
   onEvent: (e) => {
-    if (e.type === 'retry_scheduled') console.log(`retry in ${e.delayMs} ms (${e.reason})`);
+    if (e.type === 'job_retry_scheduled') console.log(`retry in ${e.delayMs} ms (${e.reason})`);
   },
 });
 const worker = new Worker<Webhook>(

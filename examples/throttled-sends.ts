@@ -53,7 +53,7 @@ const strategy = createBackoffStrategy({
   // A deferred job comes back within half a second: short waits suit a short demo backlog.
   backoffByReason: { rate_limited: { initialDelayMs: 100, maxDelayMs: 500 } },
   onEvent: (e) => {
-    if (e.type === 'retry_scheduled' && e.reason === 'rate_limited') deferred++;
+    if (e.type === 'job_retry_scheduled' && e.deferred) deferred++;
   },
 });
 const dlq = createMemoryDeadLetterQueue<Send>();

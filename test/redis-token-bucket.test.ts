@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it, vi } from 'vitest';
-import { RateLimitAbortedError, RateLimitTimeoutError } from '../src/index.js';
+import { RateLimitAbortedError, RateLimitTimeoutError, type RetrykitEvent } from '../src/index.js';
 import { createRedisTokenBucket } from '../src/redis/index.js';
 import { createManualClock } from '../src/testing/index.js';
 import { until } from './support/rate-limiter-contract.js';
@@ -163,6 +163,67 @@ describeRedis('createRedisTokenBucket', () => {
       expect(error).toMatchObject({ maxWaitMs: 300, retryAfterMs: 700 });
       await clock.advance(700);
       expect(await first).toBe(1000);
+    });
+  });
+
+  describe('rate_limit_wait: only a wait for tokens, as the memory bucket reports', () => {
+    it('reports nothing for grants from tokens on hand, however long Redis takes to answer', async () => {
+      const clock = createManualClock(1_700_000_000_000);
+      const redis = connectRedis();
+      // Every script call costs 3 ms of the limiter's clock: the round trip.
+      for (const method of ['evalsha', 'eval'] as const) {
+        const original = redis[method].bind(redis) as (...args: unknown[]) => Promise<unknown>;
+        vi.spyOn(redis, method).mockImplementation((async (...args: unknown[]) => {
+          await clock.advance(3);
+          return original(...args);
+        }) as never);
+      }
+      const events: RetrykitEvent[] = [];
+      const limiter = createRedisTokenBucket(redis, {
+        prefix: uniquePrefix('round-trip'),
+        capacity: 3,
+        refillPerSecond: 1,
+        timeSource: 'client',
+        clock,
+        onEvent: (e) => events.push(e),
+      });
+      for (let i = 0; i < 3; i++) expect(await limiter.acquire('k')).toBeGreaterThanOrEqual(3);
+      expect(events).toEqual([]);
+      const fourth = limiter.acquire('k');
+      await until(() => clock.pending().some((at) => at > clock.now() + 100));
+      await clock.advance(1000);
+      const waitedMs = await fourth;
+      expect(waitedMs).toBeGreaterThan(900);
+      expect(events).toEqual([
+        { type: 'rate_limit_wait', time: clock.now(), key: 'k', waitMs: waitedMs, granted: true },
+      ]);
+    });
+
+    it('reports a caller queued behind one waiting for tokens, even when its own ask is granted', async () => {
+      // Redis's clock refills the bucket; the manual clock only decides when the sleeper wakes.
+      const clock = createManualClock(1_700_000_000_000);
+      const events: RetrykitEvent[] = [];
+      const limiter = createRedisTokenBucket(connectRedis(), {
+        prefix: uniquePrefix('behind'),
+        capacity: 2,
+        refillPerSecond: 10,
+        clock,
+        onEvent: (e) => events.push(e),
+      });
+      expect(await limiter.acquire('k', 2)).toBe(0);
+      const first = limiter.acquire('k');
+      await until(() => clock.pending().length > 0);
+      const second = limiter.acquire('k');
+      // Both tokens are back (on Redis's clock) before the first asks again: the second's own
+      // ask is then granted at once, after waiting in line for tokens.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await clock.next();
+      const waited = [await first, await second];
+      expect(waited[0]).toBeGreaterThan(0);
+      expect(events.map((e) => e.type === 'rate_limit_wait' && [e.waitMs, e.granted])).toEqual([
+        [waited[0], true],
+        [waited[1], true],
+      ]);
     });
   });
 

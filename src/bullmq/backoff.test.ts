@@ -21,7 +21,8 @@ describe('createBackoffStrategy', () => {
       100, 200, 400, 800,
     ]);
     expect(events[0]).toMatchObject({
-      type: 'retry_scheduled',
+      type: 'job_retry_scheduled',
+      queue: '',
       attempt: 1,
       delayMs: 100,
       reason: 'service_unavailable',

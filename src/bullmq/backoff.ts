@@ -63,7 +63,11 @@ export interface BackoffStrategyOptions {
   readonly classify?: (error: unknown) => Classification;
   /** Random source for jitter. @default Math.random */
   readonly random?: RandomSource;
-  /** Receives a `retry_scheduled` event for every delay returned. */
+  /**
+   * Receives a `job_retry_scheduled` event for every delay returned and every deferral of a
+   * throttled job (`deferred: true`): the job level, never counted as a retry of `retry`'s
+   * calls.
+   */
   readonly onEvent?: EventListener;
   /** Dates the events. @default systemClock */
   readonly clock?: Clock;
@@ -87,7 +91,7 @@ export type DeferralDecision = DelayDecision | 'max_deferrals';
 export interface DeferralPlanner {
   /** The delay of the job's next deferral, given how many it had (`deferrals`). */
   readonly plan: (deferrals: number, c: Classification, job: MinimalJob) => DeferralDecision;
-  /** The strategy's listener, told `retry_scheduled` for each deferral. */
+  /** The strategy's listener, told `job_retry_scheduled` for each deferral. */
   readonly onEvent: EventListener | undefined;
   readonly clock: Clock;
 }
@@ -190,9 +194,12 @@ export function createBackoffStrategy(
     const decision = known ?? plan(attemptsMade, error, job, c);
     if (typeof decision !== 'number') return -1;
     emit(options.onEvent, {
-      type: 'retry_scheduled',
+      type: 'job_retry_scheduled',
       time: clock.now(),
+      queue: job?.queueName ?? '',
+      jobId: job?.id === undefined ? '' : String(job.id),
       attempt: attemptsMade,
+      deferred: false,
       delayMs: decision,
       reason: c.reason,
     });

@@ -113,9 +113,12 @@ export async function deferThrottled(
   }
   await job.moveToDelayed(now + decision, token);
   emit(planner.onEvent, {
-    type: 'retry_scheduled',
+    type: 'job_retry_scheduled',
     time: planner.clock.now(),
+    queue: job.queueName,
+    jobId: String(job.id),
     attempt: job.attemptsMade,
+    deferred: true,
     delayMs: decision,
     reason: c.reason,
   });

@@ -2,7 +2,10 @@ import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RetryError } from '../core/errors.js';
-import type { RetrykitEvent } from '../core/events.js';
+import { combineListeners, type RetrykitEvent } from '../core/events.js';
+import { createMetrics } from '../core/metrics/metrics.js';
+import { classify } from '../core/retry/classify.js';
+import { retry } from '../core/retry/retry.js';
 import { createMemoryDeadLetterQueue } from '../memory/dead-letter.js';
 import { createMemoryTokenBucket } from '../memory/token-bucket.js';
 import { createManualClock, seededRandom } from '../testing/index.js';
@@ -51,11 +54,11 @@ describe('wrapProcessor options', () => {
   });
 });
 
-describe('wrapProcessor with the retrykit strategy', () => {
-  function httpError(status: number, headers: Record<string, string> = {}): Error {
-    return Object.assign(new Error(`HTTP ${status}`), { status, headers });
-  }
+function httpError(status: number, headers: Record<string, string> = {}): Error {
+  return Object.assign(new Error(`HTTP ${status}`), { status, headers });
+}
 
+describe('wrapProcessor with the retrykit strategy', () => {
   function fakeJob(timestamp: number, attemptsMade = 0) {
     const job = {
       id: '7',
@@ -96,8 +99,12 @@ describe('wrapProcessor with the retrykit strategy', () => {
       reason: 'rate_limited',
       disposition: 'exhausted',
     });
+    expect(events.map((e) => e.type)).toEqual(['job_attempt_start', 'job_attempt_failure']);
     expect(events.at(-1)).toMatchObject({
-      type: 'give_up',
+      queue: 'sends',
+      jobId: '7',
+      attempt: 0,
+      next: 'dead_letter',
       stopReason: 'retry_after_exceeds_elapsed',
     });
   });
@@ -151,9 +158,17 @@ describe('wrapProcessor with the retrykit strategy', () => {
       { reason: 'rate_limited', deferredMs: 400 },
     ]);
     expect(events).toMatchObject([
-      { type: 'retry_scheduled', attempt: 1, delayMs: 100, reason: 'rate_limited' },
-      { type: 'retry_scheduled', attempt: 1, delayMs: 200 },
-      { type: 'retry_scheduled', attempt: 1, delayMs: 400 },
+      {
+        type: 'job_retry_scheduled',
+        queue: 'sends',
+        jobId: '7',
+        attempt: 1,
+        deferred: true,
+        delayMs: 100,
+        reason: 'rate_limited',
+      },
+      { type: 'job_retry_scheduled', attempt: 1, deferred: true, delayMs: 200 },
+      { type: 'job_retry_scheduled', attempt: 1, deferred: true, delayMs: 400 },
     ]);
     expect(await dlq.size()).toBe(0);
   });
@@ -177,7 +192,14 @@ describe('wrapProcessor with the retrykit strategy', () => {
     const entry = await dlq.get('sends:7');
     expect(entry?.disposition).toBe('exhausted');
     expect(entry?.attempts.map((a) => a.deferredMs !== undefined)).toEqual([true, true, false]);
-    expect(events.at(-1)).toMatchObject({ type: 'give_up', stopReason: 'max_deferrals' });
+    const runs = events.flatMap((e) =>
+      e.type === 'job_attempt_failure' ? [[e.attempt, e.deferrals, e.next, e.stopReason]] : [],
+    );
+    expect(runs).toEqual([
+      [0, 0, 'defer', undefined],
+      [0, 1, 'defer', undefined],
+      [0, 2, 'dead_letter', 'max_deferrals'],
+    ]);
   });
 
   it('spends an attempt on a throttle with deferThrottles: false, or without a lock token', async () => {
@@ -223,7 +245,14 @@ describe('wrapProcessor with the retrykit strategy', () => {
     expect(job.data._retrykitFailures).toMatchObject([
       { reason: 'rate_limited', deferredMs: (job.delayedUntil[0] as number) - clock.now() },
     ]);
-    expect(events.map((e) => e.type)).toEqual(['retry_scheduled']);
+    // The refused run is a job run deferred, not an attempt spent.
+    expect(events.map((e) => (e.type === 'job_attempt_failure' ? e.next : e.type))).toEqual([
+      'job_attempt_start',
+      'job_attempt_success',
+      'job_attempt_start',
+      'job_retry_scheduled',
+      'defer',
+    ]);
   });
 
   it('never defers sooner than the server asked, nor past the budget', async () => {
@@ -312,5 +341,147 @@ describe('wrapProcessor with the retrykit strategy', () => {
     status = 503;
     await expect(wrapped(job, 'token')).rejects.toThrow('HTTP 503');
     expect(warnings).toHaveLength(1);
+  });
+});
+
+describe('wrapProcessor: job attempts are their own level', () => {
+  function fakeJob(id: string, attemptsMade: number, timestamp: number) {
+    const job = {
+      id,
+      queueName: 'sends',
+      timestamp,
+      attemptsMade,
+      data: { to: '4915' } as Record<string, unknown>,
+      opts: { attempts: 2, backoff: RETRYKIT_BACKOFF },
+      async updateData(data: Record<string, unknown>) {
+        job.data = data;
+      },
+    };
+    return job as typeof job & Job;
+  }
+
+  it('reports start, success and failure per attempt, counted in snapshot().jobs only', async () => {
+    const clock = createManualClock(1_700_000_000_000);
+    const metrics = createMetrics({ clock });
+    const events: RetrykitEvent[] = [];
+    const onEvent = combineListeners<RetrykitEvent>(metrics.onEvent, (e) => events.push(e));
+    const dlq = createMemoryDeadLetterQueue({ clock, onEvent });
+    const strategy = createBackoffStrategy({
+      clock,
+      onEvent,
+      backoff: { initialDelayMs: 1000, jitter: 'none' },
+    });
+    const outcomes: Record<string, Array<'ok' | number>> = {
+      a: ['ok'],
+      b: [503, 'ok'],
+      c: [503, 503],
+      d: [400],
+    };
+    // Inside the job, one `retry` call per attempt: the call level, reported by `retry`.
+    const wrapped = wrapProcessor(
+      async (job) => {
+        const next = outcomes[String(job.id)]?.[job.attemptsMade];
+        await clock.advance(200);
+        return retry(
+          () => {
+            if (next !== 'ok') throw httpError(next as number);
+            return 'done';
+          },
+          { clock, onEvent, maxAttempts: 1 },
+        );
+      },
+      // A `RetryError` is the job's failure; classify the failure under it.
+      {
+        dlq,
+        strategy,
+        clock,
+        onEvent,
+        classify: (e) => classify(e instanceof RetryError ? e.cause : e),
+      },
+    );
+    const t0 = clock.now();
+    const run = async (id: string, attemptsMade: number) => {
+      const job = fakeJob(id, attemptsMade, t0);
+      try {
+        await wrapped(job, 'token');
+      } catch (error) {
+        if (!(error instanceof UnrecoverableError) && attemptsMade + 1 < 2) {
+          strategy(attemptsMade + 1, 'retrykit', error as Error, job);
+        }
+      }
+    };
+    for (const id of ['a', 'b', 'c', 'd']) await run(id, 0);
+    for (const id of ['b', 'c']) await run(id, 1);
+
+    const s = metrics.snapshot();
+    expect(s.jobs).toEqual({
+      started: 4,
+      attempts: 6,
+      succeeded: 2,
+      firstAttemptSucceeded: 1,
+      failed: 4,
+      failedByReason: { service_unavailable: 3, client_error: 1 },
+      deferred: 0,
+      retries: { scheduled: 2, meanDelayMs: 1000 },
+      gaveUp: 2,
+      gaveUpByStopReason: { max_attempts: 1, permanent: 1 },
+      ratios: { firstAttemptSuccess: 0.25, retry: 2 / 6, error: 0.5 },
+    });
+    // The calls `retry` made inside the jobs: one per job attempt, none retried.
+    expect(s.calls).toMatchObject({
+      started: 6,
+      succeeded: 2,
+      firstAttemptSucceeded: 2,
+      gaveUp: 4,
+    });
+    expect(s.retries.scheduled).toBe(0);
+    expect(s.deadLetters.total).toBe(2);
+    const failures = events.flatMap((e) =>
+      e.type === 'job_attempt_failure' ? [`${e.jobId}/${e.attempt}:${e.next}`] : [],
+    );
+    expect(failures).toEqual(['b/0:retry', 'c/0:retry', 'd/0:dead_letter', 'c/1:dead_letter']);
+    const success = events.find((e) => e.type === 'job_attempt_success');
+    expect(success).toMatchObject({ queue: 'sends', jobId: 'a', attempt: 0, durationMs: 200 });
+  });
+});
+
+describe('wrapProcessor when the dead-letter queue fails', () => {
+  it('reports a retry while the job has attempts left, a stop without an entry after', async () => {
+    const clock = createManualClock(1_700_000_000_000);
+    const events: RetrykitEvent[] = [];
+    const down = Object.assign(new Error('dlq down'), { code: 'ECONNREFUSED' });
+    const wrapped = wrapProcessor(
+      async (): Promise<void> => {
+        throw httpError(400);
+      },
+      {
+        dlq: {
+          add: async () => {
+            throw down;
+          },
+        },
+        clock,
+        onEvent: (e) => events.push(e),
+      },
+    );
+    const job = (attemptsMade: number) =>
+      ({
+        id: '9',
+        queueName: 'sends',
+        timestamp: clock.now(),
+        attemptsMade,
+        data: {},
+        opts: { attempts: 2 },
+        updateData: async () => {},
+      }) as unknown as Job;
+    await expect(wrapped(job(0), 'token')).rejects.toBe(down);
+    await expect(wrapped(job(1), 'token')).rejects.toBe(down);
+    const failures = events.flatMap((e) =>
+      e.type === 'job_attempt_failure' ? [[e.attempt, e.next, e.stopReason]] : [],
+    );
+    expect(failures).toEqual([
+      [0, 'retry', undefined],
+      [1, 'dead_letter', 'permanent'],
+    ]);
   });
 });

@@ -5,8 +5,8 @@ import { type Sink, toDeadLetter } from '../core/dead-letter/dead-letter.js';
 import type { DeadLetterAttempt, NewDeadLetter } from '../core/dead-letter/dead-letter-types.js';
 import { attemptOf } from '../core/dead-letter/failure.js';
 import { expectAttempts } from '../core/dead-letter/retry-record.js';
-import { describe } from '../core/errors.js';
-import { type EventListener, emit, type GiveUpEvent } from '../core/events.js';
+import { describe, type StopReason } from '../core/errors.js';
+import { type EventListener, emit, type JobAttemptFailureEvent } from '../core/events.js';
 import { isRecord } from '../core/loose.js';
 import type { RateLimiter } from '../core/rate-limit/rate-limit-types.js';
 import { classify as defaultClassify } from '../core/retry/classify.js';
@@ -20,6 +20,7 @@ import {
 } from './backoff.js';
 import {
   acquireOrRefuse,
+  deferralsOf,
   deferThrottled,
   isBullMqMove,
   type LimiterRefusal,
@@ -91,9 +92,10 @@ export interface WrapProcessorOptions<P> {
    */
   readonly limiterKey?: (job: Job) => string;
   /**
-   * Receives `attempt_failure` for every failed attempt, `give_up` when a job is dead-lettered
-   * and, when `strategy` is not given, `retry_scheduled` for each deferral (`strategy`'s own
-   * listener gets it otherwise).
+   * Receives the job level, a level above the calls a `retry` inside the processor reports:
+   * `job_attempt_start`, then `job_attempt_success` or `job_attempt_failure` (whose `next` says
+   * `retry`, `defer` or `dead_letter`) for every run of the job, and, when `strategy` is not
+   * given, `job_retry_scheduled` for each deferral (`strategy`'s own listener gets it otherwise).
    */
   readonly onEvent?: EventListener;
   /** Dates failures. @default systemClock */
@@ -202,40 +204,66 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
 
   return async (job, token, signal) => {
     const started = clock.now();
+    const scope = {
+      queue: job.queueName,
+      jobId: String(job.id),
+      attempt: job.attemptsMade,
+      deferrals: deferralsOf(historyOf(job.data)),
+    };
+    emit(options.onEvent, { type: 'job_attempt_start', time: started, ...scope });
     let refusal: LimiterRefusal | undefined;
+    let result: R;
     try {
       if (limiter !== undefined && limiterKey !== undefined) {
         refusal = await acquireOrRefuse(limiter, limiterKey(job as Job));
         if (refusal !== undefined) throw refusal.error;
       }
-      return await processor(job, token, signal);
+      result = await processor(job, token, signal);
     } catch (error) {
-      if (isBullMqMove(error)) throw error;
       const now = clock.now();
       const c = refusal?.classification ?? classify(error);
       const attempt = job.attemptsMade;
-      if (refusal === undefined) {
+      const jobAttempts = job.opts.attempts ?? 1;
+      const attempts = attempt + 1;
+      const report = (next: JobAttemptFailureEvent['next'], stopReason?: StopReason): void => {
         emit(options.onEvent, {
-          type: 'attempt_failure',
+          type: 'job_attempt_failure',
           time: now,
-          attempt,
+          ...scope,
           durationMs: now - started,
           error,
           classification: c,
+          next,
+          ...(stopReason === undefined ? {} : { stopReason }),
+          elapsedMs: now - job.timestamp,
         });
+      };
+      /** Reports `moved` (the job moved, or the error BullMQ gets instead) and rethrows it. */
+      const handOver = (moved: unknown, stopReason: StopReason): never => {
+        if (isBullMqMove(moved)) report('defer');
+        else if (attempts < jobAttempts) report('retry');
+        else report('dead_letter', stopReason);
+        throw moved;
+      };
+      if (isBullMqMove(error)) {
+        // The processor moved the job itself (or paused the queue): not a failure.
+        report('defer');
+        throw error;
       }
-      const jobAttempts = job.opts.attempts ?? 1;
       let limit = Math.min(jobAttempts, maxAttempts ?? jobAttempts);
       if (c.maxAttempts !== undefined) limit = Math.min(limit, c.maxAttempts);
-      const attempts = attempt + 1;
       const permanent = !c.retryable || error instanceof UnrecoverableError;
       const history = historyOf(job.data);
-      let stop: GiveUpEvent['stopReason'] = permanent ? 'permanent' : 'max_attempts';
+      let stop: StopReason = permanent ? 'permanent' : 'max_attempts';
       const throttle =
         refusal?.classification ?? (deferThrottles ? throttleOf(error, c) : undefined);
       if (!permanent && planner !== undefined && throttle !== undefined) {
         const deferral = { job: job as Job, token, error, classification: throttle, history, now };
-        stop = (await deferThrottled(deferral, planner, HISTORY_FIELD)) ?? stop;
+        try {
+          stop = (await deferThrottled(deferral, planner, HISTORY_FIELD)) ?? stop;
+        } catch (moved) {
+          handOver(moved, stop);
+        }
       }
       // Past a deferral, which spends no attempt: this failure is the one BullMQ counts.
       if (!permanent) warnSingleAttempt(job, c);
@@ -250,35 +278,41 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
         if (plan === 'max_elapsed' || plan === 'retry_after_exceeds_elapsed') stop = plan;
       }
       if (!permanent && attempts < limit && stop === 'max_attempts') {
+        report('retry');
         if (isRecord(job.data)) {
           const failure = attemptOf(error, c, new Date(now).toISOString());
           await job.updateData({ ...job.data, [HISTORY_FIELD]: [...history, failure] } as T);
         }
         throw error;
       }
-      await options.dlq.add(
-        toDeadLetter<T>(error, {
-          payload: payloadOf<T>(job.data),
-          id: idOf(job as Job),
-          source: job.queueName,
-          history,
-          classify: () => (permanent ? { ...c, retryable: false } : c),
-          clock,
-        }),
-      );
-      emit(options.onEvent, {
-        type: 'give_up',
-        time: clock.now(),
-        attempts,
-        reason: c.reason,
-        stopReason: stop,
-        error,
-        elapsedMs: now - job.timestamp,
-      });
+      try {
+        await options.dlq.add(
+          toDeadLetter<T>(error, {
+            payload: payloadOf<T>(job.data),
+            id: idOf(job as Job),
+            source: job.queueName,
+            history,
+            classify: () => (permanent ? { ...c, retryable: false } : c),
+            clock,
+          }),
+        );
+      } catch (dlqError) {
+        // BullMQ gets the queue's error instead: it runs the job again while it has attempts.
+        handOver(dlqError, stop);
+      }
+      report('dead_letter', stop);
       if (!permanent && attempts >= jobAttempts) throw error;
       const unrecoverable = new UnrecoverableError(describe(error));
       (unrecoverable as { cause?: unknown }).cause = error;
       throw unrecoverable;
     }
+    const now = clock.now();
+    emit(options.onEvent, {
+      type: 'job_attempt_success',
+      time: now,
+      ...scope,
+      durationMs: now - started,
+    });
+    return result;
   };
 }

@@ -18,6 +18,10 @@ export type RetrykitEvent =
   | IdempotencyHitEvent
   | DeadLetterEvent
   | QueueDepthEvent
+  | JobAttemptStartEvent
+  | JobAttemptSuccessEvent
+  | JobAttemptFailureEvent
+  | JobRetryScheduledEvent
   | BreakerTransitionEvent;
 
 /**
@@ -104,7 +108,10 @@ export interface GiveUpEvent extends EventScope {
   readonly elapsedMs: number;
 }
 
-/** A rate limiter made a caller wait (or refused it). */
+/**
+ * A rate limiter made a caller wait for tokens (or refused it). A grant from tokens on hand is
+ * not reported, however long the limiter's store took to answer.
+ */
 export interface RateLimitWaitEvent extends EventScope {
   readonly type: 'rate_limit_wait';
   readonly time: number;
@@ -132,13 +139,86 @@ export interface DeadLetterEvent extends EventScope {
   readonly reason: Reason;
 }
 
-/** A sampled queue depth (e.g. BullMQ waiting + delayed jobs). */
+/** A sampled queue depth (e.g. BullMQ waiting + delayed jobs, from `sampleQueueDepth`). */
 export interface QueueDepthEvent extends EventScope {
   readonly type: 'queue_depth';
   readonly time: number;
   readonly depth: number;
   /** Which queue, when several are sampled. */
   readonly queue?: string;
+}
+
+/**
+ * Which job a job-level event concerns. Job attempts are a level above the calls `retry` makes
+ * inside a job: the job events never count as calls, attempts or retries of `retry`.
+ */
+export interface JobEventScope extends EventScope {
+  /** The queue's name (BullMQ `job.queueName`). */
+  readonly queue: string;
+  /** The job's id. */
+  readonly jobId: string;
+}
+
+/** A queued job's attempt is about to run its processor (BullMQ: `wrapProcessor`). */
+export interface JobAttemptStartEvent extends JobEventScope {
+  readonly type: 'job_attempt_start';
+  readonly time: number;
+  /** 0-based: the attempts the job spent before this run (BullMQ `job.attemptsMade`). */
+  readonly attempt: number;
+  /** Times the job was deferred before this run for a throttle, without spending an attempt. */
+  readonly deferrals: number;
+}
+
+/** A job's attempt returned: the job is done. */
+export interface JobAttemptSuccessEvent extends JobEventScope {
+  readonly type: 'job_attempt_success';
+  readonly time: number;
+  readonly attempt: number;
+  readonly deferrals: number;
+  /** Duration of this attempt, in milliseconds. */
+  readonly durationMs: number;
+}
+
+/** A job's attempt threw; `next` says whether the queue runs it again or it stops here. */
+export interface JobAttemptFailureEvent extends JobEventScope {
+  readonly type: 'job_attempt_failure';
+  readonly time: number;
+  readonly attempt: number;
+  readonly deferrals: number;
+  /** Duration of this attempt, in milliseconds. */
+  readonly durationMs: number;
+  readonly error: unknown;
+  readonly classification: Classification;
+  /**
+   * `retry`: handed back to the queue to run again, spending an attempt; `defer`: moved back to
+   * the delayed set without spending one (a throttle, a limiter's refusal, or the processor's
+   * own `DelayedError`/`WaitingChildrenError`); `dead_letter`: the job stops for good and was
+   * handed to the dead-letter queue, which reports the `dead_letter` itself once it stored the
+   * entry. When that queue (or a deferral's move) fails, its error goes to BullMQ instead:
+   * `retry` while the job has attempts left, else `dead_letter` without an entry (the job stays
+   * in BullMQ's failed set).
+   */
+  readonly next: 'retry' | 'defer' | 'dead_letter';
+  /** Why the job stopped, when `next` is `dead_letter`. */
+  readonly stopReason?: StopReason;
+  /** Milliseconds from when the job was added (BullMQ `job.timestamp`) to this failure. */
+  readonly elapsedMs: number;
+}
+
+/**
+ * The queue will run a job again after `delayMs` (BullMQ: `createBackoffStrategy`, for a
+ * failure's retry or a throttle's deferral).
+ */
+export interface JobRetryScheduledEvent extends JobEventScope {
+  readonly type: 'job_retry_scheduled';
+  readonly time: number;
+  /** The attempt that will run next (0-based): the same one after a deferral. */
+  readonly attempt: number;
+  /** `true` for a throttle's deferral, which spends no attempt. */
+  readonly deferred: boolean;
+  /** Milliseconds until it runs. */
+  readonly delayMs: number;
+  readonly reason: Reason;
 }
 
 /**

@@ -155,6 +155,73 @@ describe('createOtelListener', () => {
     });
   });
 
+  it('records job attempts apart from calls', async () => {
+    const { provider, collect } = setup();
+    const onEvent = createOtelListener({ meterProvider: provider });
+    const job = { queue: 'sends', jobId: '7', deferrals: 0 };
+    const failure = {
+      type: 'job_attempt_failure',
+      time: 0,
+      ...job,
+      durationMs: 500,
+      error: httpError(503),
+      classification: { retryable: true, reason: 'service_unavailable' },
+      elapsedMs: 500,
+    } as const;
+    onEvent({ type: 'job_attempt_start', time: 0, ...job, attempt: 0 });
+    onEvent({ ...failure, attempt: 0, next: 'retry' });
+    onEvent({
+      type: 'job_retry_scheduled',
+      time: 0,
+      ...job,
+      attempt: 1,
+      deferred: false,
+      delayMs: 2_000,
+      reason: 'service_unavailable',
+    });
+    onEvent({ type: 'job_attempt_start', time: 0, ...job, attempt: 1 });
+    onEvent({ ...failure, attempt: 1, next: 'dead_letter', stopReason: 'max_attempts' });
+    onEvent({
+      type: 'job_attempt_start',
+      time: 0,
+      queue: 'sends',
+      jobId: '8',
+      attempt: 0,
+      deferrals: 0,
+    });
+    onEvent({
+      type: 'job_attempt_success',
+      time: 0,
+      queue: 'sends',
+      jobId: '8',
+      attempt: 0,
+      deferrals: 0,
+      durationMs: 250,
+    });
+    const m = await collect();
+    expect(points(m.get('retrykit.job.attempts'))).toEqual({
+      '{"retrykit.outcome":"success","retrykit.queue":"sends"}': 1,
+      '{"error.type":"service_unavailable","retrykit.job.next":"retry","retrykit.outcome":"failure","retrykit.queue":"sends"}': 1,
+      '{"error.type":"service_unavailable","retrykit.job.next":"dead_letter","retrykit.outcome":"failure","retrykit.queue":"sends"}': 1,
+    });
+    expect(points(m.get('retrykit.job.attempt.duration'))).toEqual({
+      '{"retrykit.outcome":"success","retrykit.queue":"sends"}': { count: 1, sum: 0.25 },
+      '{"retrykit.outcome":"failure","retrykit.queue":"sends"}': { count: 2, sum: 1 },
+    });
+    expect(points(m.get('retrykit.job.retries'))).toEqual({
+      '{"error.type":"service_unavailable","retrykit.queue":"sends"}': 1,
+    });
+    expect(points(m.get('retrykit.job.retry.delay'))).toEqual({
+      '{"error.type":"service_unavailable","retrykit.queue":"sends"}': { count: 1, sum: 2 },
+    });
+    expect(points(m.get('retrykit.job.give_ups'))).toEqual({
+      '{"error.type":"service_unavailable","retrykit.queue":"sends","retrykit.stop_reason":"max_attempts"}': 1,
+    });
+    for (const call of ['calls', 'attempts', 'retries', 'give_ups']) {
+      expect(m.has(`retrykit.${call}`)).toBe(false);
+    }
+  });
+
   it('without a section, ignores events it does not know', async () => {
     const { provider, collect } = setup();
     const onEvent: WhatsAppEventListener = createOtelListener({ meterProvider: provider });

@@ -85,8 +85,10 @@ export const OTEL_ATTRIBUTES = Object.freeze({
   granted: 'retrykit.granted',
   /** `completed`, `in_progress` or `duplicate`. */
   idempotencyStatus: 'retrykit.idempotency.status',
-  /** The queue a depth was sampled from. */
+  /** The queue a depth was sampled from, or a job ran in. */
   queue: 'retrykit.queue',
+  /** What follows a failed job attempt: `retry` or `dead_letter`. */
+  jobNext: 'retrykit.job.next',
   /** The state a circuit left: `closed`, `open` or `half_open`. */
   breakerFrom: 'retrykit.breaker.from',
   /** The state a circuit entered. */
@@ -114,6 +116,11 @@ const A = OTEL_ATTRIBUTES;
  * | `retrykit.idempotency.hits` | counter | `{hit}` | idempotency.status |
  * | `retrykit.dead_letters` | counter | `{message}` | error.type |
  * | `retrykit.queue.depth` | observable gauge | `{job}` | queue |
+ * | `retrykit.job.attempts` | counter | `{attempt}` | outcome, queue, error.type, job.next |
+ * | `retrykit.job.attempt.duration` | histogram | `s` | outcome, queue |
+ * | `retrykit.job.retries` | counter | `{retry}` | queue, error.type |
+ * | `retrykit.job.retry.delay` | histogram | `s` | queue, error.type |
+ * | `retrykit.job.give_ups` | counter | `{job}` | queue, error.type, stop_reason |
  * | `retrykit.breaker.transitions` | counter | `{transition}` | breaker.from, breaker.to |
  *
  * Each of `sections` adds its own (WhatsApp delivery: `retrykit.messages`,
@@ -175,6 +182,12 @@ export function createOtelListener(options: OtelListenerOptions = {}): EventList
     '{transition}',
     'Circuit breaker changes of state.',
   );
+
+  const jobAttempts = counter('job.attempts', '{attempt}', 'Job attempts that finished.');
+  const jobAttemptDuration = seconds('job.attempt.duration', 'Duration of one job attempt.');
+  const jobRetries = counter('job.retries', '{retry}', 'Job re-runs scheduled.');
+  const jobRetryDelay = seconds('job.retry.delay', 'Backoff before a job re-run.');
+  const jobGiveUps = counter('job.give_ups', '{job}', 'Jobs that failed for good.');
 
   const queues = new Map<string, { depth: number; attributes: Attributes }>();
   meter
@@ -325,6 +338,37 @@ export function createOtelListener(options: OtelListenerOptions = {}): EventList
           if (oldest.done !== true) queues.delete(oldest.value);
         }
         queues.set(queue, { depth: event.depth, attributes: attrs(event, { [A.queue]: queue }) });
+        break;
+      }
+      case 'job_attempt_start':
+        break;
+      case 'job_attempt_success': {
+        const a = attrs(event, { [A.outcome]: 'success', [A.queue]: event.queue });
+        jobAttempts.add(1, a);
+        jobAttemptDuration.record(event.durationMs / 1000, a);
+        break;
+      }
+      case 'job_attempt_failure': {
+        const { reason } = event.classification;
+        const a = attrs(event, { [A.outcome]: 'failure', [A.queue]: event.queue });
+        jobAttempts.add(1, { ...a, [A.errorType]: reason, [A.jobNext]: event.next });
+        jobAttemptDuration.record(event.durationMs / 1000, a);
+        if (event.next === 'dead_letter') {
+          jobGiveUps.add(
+            1,
+            attrs(event, {
+              [A.queue]: event.queue,
+              [A.errorType]: reason,
+              [A.stopReason]: event.stopReason ?? 'max_attempts',
+            }),
+          );
+        }
+        break;
+      }
+      case 'job_retry_scheduled': {
+        const a = attrs(event, { [A.queue]: event.queue, [A.errorType]: event.reason });
+        jobRetries.add(1, a);
+        jobRetryDelay.record(event.delayMs / 1000, a);
         break;
       }
     }

@@ -313,6 +313,12 @@ export function createRedisTokenBucket(
    * can be granted sooner.
    */
   const headDueAt = new Map<string, number>();
+  /**
+   * Per key with a line: how many times a caller in it was refused and slept for tokens. A
+   * caller that saw it change (or joined behind a sleeping head) waited for tokens; one that
+   * didn't only waited for round trips, which is no wait.
+   */
+  const tokenSleeps = new Map<string, number>();
 
   /** Resolves when `turn` does; rejects on abort or when `deadlineMs` passes first. */
   const waitTurn = async (
@@ -367,6 +373,8 @@ export function createRedisTokenBucket(
     });
     const tail = ahead === undefined ? done : ahead.then(() => done);
     lines.set(key, tail);
+    const sleepsAtJoin = tokenSleeps.get(key) ?? 0;
+    const behindSleeper = headDueAt.has(key);
     try {
       if (ahead !== undefined) await waitTurn(ahead, key, tokens, signal, deadlineMs, maxWaitMs);
       for (;;) {
@@ -388,7 +396,8 @@ export function createRedisTokenBucket(
         const now = clock.now();
         if (result.ok) {
           const waitedMs = now - start;
-          if (waitedMs > 0 && onEvent !== undefined) {
+          const starved = behindSleeper || (tokenSleeps.get(key) ?? 0) !== sleepsAtJoin;
+          if (starved && onEvent !== undefined) {
             emit(onEvent, {
               type: 'rate_limit_wait',
               time: now,
@@ -417,6 +426,7 @@ export function createRedisTokenBucket(
           });
         }
         headDueAt.set(key, now + result.retryAfterMs);
+        tokenSleeps.set(key, (tokenSleeps.get(key) ?? 0) + 1);
         try {
           await sleepOrWake(key, tokens, result.retryAfterMs, signal);
         } finally {
@@ -425,7 +435,10 @@ export function createRedisTokenBucket(
       }
     } finally {
       leave();
-      if (lines.get(key) === tail) lines.delete(key);
+      if (lines.get(key) === tail) {
+        lines.delete(key);
+        tokenSleeps.delete(key);
+      }
     }
   };
 

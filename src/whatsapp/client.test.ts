@@ -217,9 +217,20 @@ describe('createWhatsAppClient', () => {
     expect(reuse).toBeInstanceOf(IdempotencyKeyReuseError);
   });
 
-  it('releases the key after a failure so that a later call can send', async () => {
+  it('keeps a permanent failure under its key: the duplicate rejects without a request', async () => {
     const store = fakeStore();
     const { send, calls } = client([graph(400, 131026), ok('wamid.LATER')], { store });
+    await expect(send(MESSAGE, { idempotencyKey: 'k' })).rejects.toBeInstanceOf(PermanentError);
+    await expect(send(MESSAGE, { idempotencyKey: 'k' })).rejects.toBeInstanceOf(PermanentError);
+    expect(calls).toHaveLength(1);
+  });
+
+  it('with rememberFailures: false, releases the key after a failure so a later call sends', async () => {
+    const store = fakeStore();
+    const { send, calls } = client([graph(400, 131026), ok('wamid.LATER')], {
+      store,
+      rememberFailures: false,
+    });
     await expect(send(MESSAGE, { idempotencyKey: 'k' })).rejects.toBeInstanceOf(PermanentError);
     expect(await send(MESSAGE, { idempotencyKey: 'k' })).toMatchObject({
       messageId: 'wamid.LATER',

@@ -6,7 +6,7 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { toDeadLetter } from '../core/dead-letter/dead-letter.js';
 import type { DeadLetterAttempt, DeadLetterQueue } from '../core/dead-letter/dead-letter-types.js';
 import { attemptOf } from '../core/dead-letter/failure.js';
-import { isRetrykitError, shouldHold } from '../core/errors.js';
+import { isRetrykitError, PermanentError, shouldHold } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import type { IdempotencyStore } from '../core/idempotency/idempotency-types.js';
 import { idempotent } from '../core/idempotency/idempotent.js';
@@ -107,6 +107,16 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    */
   readonly resultTtlMs?: number;
   /**
+   * Keep a permanent failure (131026, 131047, …) under its idempotency key for `resultTtlMs`,
+   * so that a duplicate call rejects with the same `PermanentError` (reason and Meta's code in
+   * its `classification`) without calling the API again or writing a second dead letter. A
+   * deliberate re-send (a redrive once the cause is fixed) then needs a new key. `false`
+   * releases the key: the next call with it sends again. Failures that ran out of retries,
+   * held ones (`shouldHold`: an expired token, an open circuit) and aborts are never kept.
+   * @default true
+   */
+  readonly rememberFailures?: boolean;
+  /**
    * How long a concurrent call with the same key waits for the first one's result, in
    * milliseconds, before failing with `IdempotencyInProgressError`.
    * @default 10_000
@@ -128,13 +138,15 @@ export const WHATSAPP_CLIENT_DEFAULTS = Object.freeze({
   resultTtlMs: 86_400_000,
   waitForResultMs: 10_000,
   maxAttempts: 5,
+  rememberFailures: true,
 });
 
 /** Options of {@link WhatsAppClient.sendMessage}. */
 export interface SendOptions {
   /**
    * Makes the send happen once: a repeated call (a retried job, a double click) with the same
-   * key returns the first result. Needs the client's `store`. Use your own ID for the message,
+   * key returns the first result, or rejects with its permanent failure (see
+   * `rememberFailures`). Needs the client's `store`. Use your own ID for the message,
    * e.g. `order-42:shipped`.
    */
   readonly idempotencyKey?: string;
@@ -168,6 +180,9 @@ export interface WhatsAppClient<P = CloudMessage> {
    */
   sendMessage(payload: P, options?: SendOptions): Promise<SendResult>;
 }
+
+/** What `idempotent` hears of a failure the client must not remember: released for a re-send. */
+const KEEP_OPEN: Classification = Object.freeze({ retryable: true, reason: 'unknown' });
 
 /** Aborts a finished request's controller, which cancels its timeout timer. */
 const DONE = Symbol('request done');
@@ -267,6 +282,10 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     options.waitForResultMs ?? WHATSAPP_CLIENT_DEFAULTS.waitForResultMs,
     0,
   );
+  const rememberFailures = options.rememberFailures ?? WHATSAPP_CLIENT_DEFAULTS.rememberFailures;
+  if (typeof rememberFailures !== 'boolean') {
+    throw new TypeError(`rememberFailures must be a boolean, got ${showValue(rememberFailures)}`);
+  }
   const { signal: clientSignal, ...userRetry } = options.retry ?? {};
   const classify = userRetry.classify ?? composeClassifiers(classifyWhatsAppError);
   const retry = createRetry({
@@ -421,6 +440,12 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
         resultTtlMs,
         waitForResultMs,
         fingerprint: fingerprintOf(payload),
+        rememberFailures,
+        // Only what the send found wrong with the message: never an abort or a held failure.
+        classify: (error) =>
+          error instanceof PermanentError && !shouldHold(error) && signal?.aborted !== true
+            ? classify(error)
+            : KEEP_OPEN,
         clock,
         ...(signal === undefined ? {} : { signal }),
       },

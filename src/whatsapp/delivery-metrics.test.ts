@@ -45,7 +45,94 @@ describe('whatsappDeliveryMetrics in createMetrics', () => {
       untracked: 0,
     });
     expect(s.deliveryRate).toBeCloseTo(2 / 3, 12);
-    expect(s.deliveryLatency).toMatchObject({ count: 2, meanMs: 1_500, maxMs: 2_000 });
+    // B was read, so delivered, but when is unknown: only A's delivery has a latency.
+    expect(s.deliveryLatency).toMatchObject({ count: 1, meanMs: 2_000, maxMs: 2_000 });
+  });
+
+  it('measures to the delivered timestamp when a later read arrives first', () => {
+    const m = withDelivery();
+    const T = 1_767_225_600_000;
+    m.onEvent(status('wamid.R', 'accepted', 100));
+    m.onEvent(status('wamid.R', 'sent', 200, T));
+    m.onEvent(status('wamid.R', 'read', 300, T + 5_000));
+    expect(m.snapshot().messages).toMatchObject({ delivered: 1, deliveryLatency: { count: 0 } });
+    m.onEvent(status('wamid.R', 'delivered', 400, T + 2_000));
+    expect(m.snapshot().messages).toMatchObject({
+      delivered: 1,
+      deliveryLatency: { count: 1, meanMs: 2_000 },
+    });
+  });
+
+  it('gives the same figures for any arrival order of the same statuses, duplicates too', () => {
+    const T = 1_767_225_600_000;
+    const delivery = ['sent', 'delivered', 'read', 'played'] as const;
+    const message = fc.oneof(
+      fc.record({
+        statuses: fc.subarray([...delivery], { minLength: 1 }),
+        gapsS: fc.array(fc.integer({ min: 0, max: 30 }), { minLength: 4, maxLength: 4 }),
+      }),
+      fc.record({
+        statuses: fc.subarray(['sent', 'failed'] as const, { minLength: 1 }),
+        gapsS: fc.array(fc.integer({ min: 0, max: 30 }), { minLength: 4, maxLength: 4 }),
+      }),
+    );
+    const scenario = fc
+      .array(fc.tuple(message, fc.boolean(), fc.integer({ min: 1, max: 3 })), {
+        minLength: 1,
+        maxLength: 5,
+      })
+      .chain((messages) => {
+        const events: MessageStatusEvent[] = [];
+        messages.forEach(([{ statuses, gapsS }, accepted, copies], m) => {
+          const id = `wamid.${m}`;
+          if (accepted) events.push(status(id, 'accepted', 0));
+          // Meta's timestamps rise with rank (sent ≤ delivered ≤ read ≤ played), in seconds.
+          let ts = T;
+          for (const [k, s] of statuses.entries()) {
+            ts += (gapsS[k] ?? 0) * 1000;
+            for (let c = 0; c < copies; c++) events.push(status(id, s, 0, ts));
+          }
+        });
+        return fc.tuple(
+          fc.constant(events),
+          fc.shuffledSubarray(events, {
+            minLength: events.length,
+            maxLength: events.length,
+          }),
+        );
+      });
+    const figures = (events: readonly MessageStatusEvent[], arrivals: readonly number[]) => {
+      const clock = createManualClock();
+      const m = createMetrics({ clock, sections: [whatsappDeliveryMetrics()] });
+      for (const [k, e] of events.entries()) m.onEvent({ ...e, time: arrivals[k] ?? 0 });
+      const { acceptedPerMinute: _, ...rest } = m.snapshot().messages;
+      return rest;
+    };
+    fc.assert(
+      fc.property(
+        scenario,
+        fc.array(fc.integer({ min: 0, max: 60_000 }), { minLength: 60, maxLength: 60 }),
+        ([inOrder, shuffled], arrivals) => {
+          const expected = figures(inOrder, []);
+          expect(figures(shuffled, arrivals)).toEqual(expected);
+          // Latency: delivered − sent on Meta's timestamps, for each message that has both.
+          const bySent = new Map<string, number>();
+          const byDelivered = new Map<string, number>();
+          for (const e of inOrder) {
+            if (e.status === 'sent') bySent.set(e.messageId, e.timestampMs as number);
+            if (e.status === 'delivered') byDelivered.set(e.messageId, e.timestampMs as number);
+          }
+          const latencies = [...byDelivered].flatMap(([id, d]) => {
+            const sent = bySent.get(id);
+            return sent === undefined ? [] : [d - sent];
+          });
+          expect(expected.deliveryLatency.count).toBe(latencies.length);
+          expect(expected.deliveryLatency.maxMs).toBe(
+            latencies.length === 0 ? null : Math.max(...latencies),
+          );
+        },
+      ),
+    );
   });
 
   it('pairs a delivered that arrives before its sent, on the webhooks own timestamps', () => {

@@ -38,8 +38,10 @@ interface DeliveryObservation {
 /**
  * Follows WhatsApp message statuses per message ID, in a map bounded to `maxTracked` entries
  * (the oldest is dropped first), to deduplicate repeated webhooks and to pair a send with its
- * delivery. Entries stay after a final status so that a retried webhook still counts once. Webhooks arrive out of order: a `delivered` before its `sent` is kept until the
- * `sent` arrives.
+ * delivery. Entries stay after a final status so that a retried webhook still counts once.
+ * Webhooks arrive out of order: the latency is measured from the `delivered` status alone
+ * (see {@link DeliveryTracker.observe}), so any order of the same statuses gives the same
+ * figures.
  */
 class DeliveryTracker {
   readonly #max: number;
@@ -48,14 +50,14 @@ class DeliveryTracker {
   /** Message ID per slot, in insertion order as a ring: `#next` is the oldest. */
   readonly #ids: string[] = [];
   readonly #flags: Uint8Array;
-  /** Emitter-clock time the message left us (`accepted`) or was first reported `sent`. */
+  /** Emitter-clock time the message left us (`accepted`), else when `sent` was first reported. */
   readonly #startTime: Float64Array;
   /** The `sent` webhook's own timestamp. */
   readonly #sentTs: Float64Array;
-  /** Emitter-clock time of the first delivered/read/played report. */
-  readonly #reachedTime: Float64Array;
-  /** That report's own timestamp. */
-  readonly #reachedTs: Float64Array;
+  /** Emitter-clock time the `delivered` status arrived. */
+  readonly #deliveredTime: Float64Array;
+  /** The `delivered` webhook's own timestamp. */
+  readonly #deliveredTs: Float64Array;
   #next = 0;
   #dropped = 0;
 
@@ -64,8 +66,8 @@ class DeliveryTracker {
     this.#flags = new Uint8Array(maxTracked);
     this.#startTime = new Float64Array(maxTracked);
     this.#sentTs = new Float64Array(maxTracked);
-    this.#reachedTime = new Float64Array(maxTracked);
-    this.#reachedTs = new Float64Array(maxTracked);
+    this.#deliveredTime = new Float64Array(maxTracked);
+    this.#deliveredTs = new Float64Array(maxTracked);
   }
 
   /** Messages currently followed. */
@@ -96,11 +98,19 @@ class DeliveryTracker {
     this.#flags[i] = 0;
     this.#startTime[i] = Number.NaN;
     this.#sentTs[i] = Number.NaN;
-    this.#reachedTime[i] = Number.NaN;
-    this.#reachedTs[i] = Number.NaN;
+    this.#deliveredTime[i] = Number.NaN;
+    this.#deliveredTs[i] = Number.NaN;
     return i;
   }
 
+  /**
+   * Folds one status in. The send-to-delivered latency is measured once per message, from the
+   * `delivered` status: its payload timestamp minus the `sent` payload's (one clock, Meta's),
+   * once both have arrived, in either order. Without those timestamps (events from another
+   * emitter), arrival times: the `accepted` event (else the `sent` arrival) to the `delivered`
+   * arrival. `read` or `played` without `delivered` count as delivered but add no latency: when
+   * the message was delivered is unknown then, only that it was before.
+   */
   observe(event: MessageStatusEvent): DeliveryObservation {
     const i = this.#slotFor(event.messageId);
     let flags = this.#flags[i] ?? 0;
@@ -109,41 +119,54 @@ class DeliveryTracker {
     flags |= flag;
     let reached = false;
     let failed = false;
+    const ts = event.timestampMs ?? Number.NaN;
     switch (event.status) {
       case 'accepted':
         if (first) this.#startTime[i] = event.time;
         break;
       case 'sent':
         if (first) {
-          this.#sentTs[i] = event.timestampMs ?? Number.NaN;
-          if (Number.isNaN(this.#startTime[i])) this.#startTime[i] = event.time;
+          this.#sentTs[i] = ts;
+          if ((flags & ACCEPTED) === 0) this.#startTime[i] = event.time;
         }
         break;
       case 'failed':
         failed = first && (flags & REACHED) === 0;
         break;
-      default:
-        if ((flags & REACHED) === 0) {
-          flags |= REACHED;
-          this.#reachedTime[i] = event.time;
-          this.#reachedTs[i] = event.timestampMs ?? Number.NaN;
-          reached = true;
+      case 'delivered':
+        if (first) {
+          this.#deliveredTime[i] = event.time;
+          this.#deliveredTs[i] = ts;
         }
+        break;
+    }
+    if (event.status !== 'accepted' && event.status !== 'sent' && event.status !== 'failed') {
+      if ((flags & REACHED) === 0) {
+        flags |= REACHED;
+        reached = true;
+      }
     }
     let latencyMs: number | undefined;
-    const start = this.#startTime[i] ?? Number.NaN;
-    if ((flags & (REACHED | MEASURED)) === REACHED && !Number.isNaN(start)) {
-      flags |= MEASURED;
-      const sentTs = this.#sentTs[i] ?? Number.NaN;
-      const reachedTs = this.#reachedTs[i] ?? Number.NaN;
-      const payloadClock = !Number.isNaN(sentTs) && !Number.isNaN(reachedTs);
-      latencyMs = Math.max(
-        0,
-        payloadClock ? reachedTs - sentTs : (this.#reachedTime[i] ?? Number.NaN) - start,
-      );
+    if ((flags & (DELIVERED | MEASURED)) === DELIVERED) {
+      latencyMs = this.#latency(i, flags);
+      if (latencyMs !== undefined) flags |= MEASURED;
     }
     this.#flags[i] = flags;
     return { first, reached, failed, latencyMs };
+  }
+
+  /** The latency of a delivered message, or `undefined` while its start is still to come. */
+  #latency(i: number, flags: number): number | undefined {
+    const deliveredTs = this.#deliveredTs[i] ?? Number.NaN;
+    const sentTs = this.#sentTs[i] ?? Number.NaN;
+    if (!Number.isNaN(deliveredTs)) {
+      if (!Number.isNaN(sentTs)) return Math.max(0, deliveredTs - sentTs);
+      // A timestamped `delivered` waits for its `sent`, unless that came without a timestamp.
+      if ((flags & SENT) === 0) return undefined;
+    }
+    const start = this.#startTime[i] ?? Number.NaN;
+    if (Number.isNaN(start)) return undefined;
+    return Math.max(0, (this.#deliveredTime[i] ?? Number.NaN) - start);
   }
 }
 
@@ -197,7 +220,13 @@ export interface DeliverySnapshot {
   readonly failed: number;
   /** delivered ÷ (delivered + failed); `null` when both are 0. */
   readonly deliveryRate: number | null;
-  /** From send to delivered. */
+  /**
+   * From send to delivered, once per message, whatever order its webhooks arrive in: the
+   * `delivered` payload's timestamp minus the `sent` payload's (Meta's clock, whole seconds);
+   * without payload timestamps, the `accepted` event (else the `sent` arrival) to the
+   * `delivered` arrival. A message `read` or `played` without a `delivered` counts in
+   * `delivered` but not here: when it was delivered is unknown.
+   */
   readonly deliveryLatency: LatencySummary;
   /** Message IDs followed right now. */
   readonly tracked: number;

@@ -132,7 +132,7 @@ describeRedis('BullMQ with retrykit', () => {
             classify,
             backoff: { initialDelayMs: 60, multiplier: 2, jitter: 'none' },
             onEvent: (e) => {
-              if (e.type === 'retry_scheduled') delays.push(e.delayMs);
+              if (e.type === 'job_retry_scheduled') delays.push(e.delayMs);
             },
           }),
         },

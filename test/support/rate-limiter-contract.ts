@@ -1,11 +1,20 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { AdjustableRateLimiter, TokenBucketLimits } from '../../src/index.js';
+import type {
+  AdjustableRateLimiter,
+  EventListener,
+  RetrykitEvent,
+  TokenBucketLimits,
+} from '../../src/index.js';
 import { RateLimitAbortedError, RateLimitTimeoutError } from '../../src/index.js';
 import { createManualClock, type ManualClock } from '../../src/testing/index.js';
 
-/** Makes a limiter under test, driven by `clock`. */
-export type MakeLimiter = (limits: TokenBucketLimits, clock: ManualClock) => AdjustableRateLimiter;
+/** Makes a limiter under test, driven by `clock`, reporting to `onEvent` when given. */
+export type MakeLimiter = (
+  limits: TokenBucketLimits,
+  clock: ManualClock,
+  onEvent?: EventListener,
+) => AdjustableRateLimiter;
 
 /** Polls `condition` in real time (I/O may be in flight) until it holds. */
 export async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
@@ -19,9 +28,9 @@ export async function until(condition: () => boolean, timeoutMs = 5_000): Promis
 /** Runs the cases every `RateLimiter` must pass. */
 export function rateLimiterContract(name: string, make: MakeLimiter): void {
   describe(`RateLimiter contract: ${name}`, () => {
-    const setup = (limits: TokenBucketLimits) => {
+    const setup = (limits: TokenBucketLimits, onEvent?: EventListener) => {
       const clock = createManualClock(1_700_000_000_000);
-      return { clock, limiter: make(limits, clock) };
+      return { clock, limiter: make(limits, clock, onEvent) };
     };
 
     it('starts a new key full, then refuses with the milliseconds until the next token', async () => {
@@ -78,6 +87,33 @@ export function rateLimiterContract(name: string, make: MakeLimiter): void {
       await Promise.all([big, small]);
       expect(order[0]).toBe('big 400');
       expect(order[1]).toMatch(/^small (49|50)\d$/);
+    });
+
+    it('reports a wait only when acquire waited for tokens, with how long it waited', async () => {
+      const events: RetrykitEvent[] = [];
+      const { limiter, clock } = setup({ capacity: 2, refillPerSecond: 10 }, (e) => events.push(e));
+      expect(await limiter.acquire('k')).toBe(0);
+      expect(await limiter.acquire('k')).toBe(0);
+      expect(events).toEqual([]);
+      const waited: number[] = [];
+      const first = limiter.acquire('k').then((ms) => waited.push(ms));
+      await until(() => clock.pending().length > 0);
+      const second = limiter.acquire('k').then((ms) => waited.push(ms));
+      for (let i = 0; i < 40 && waited.length < 2; i++) {
+        await until(() => clock.pending().length > 0 || waited.length === 2);
+        await clock.advance(10);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      await Promise.all([first, second]);
+      expect(waited).toEqual([100, 200]);
+      expect(events).toEqual([
+        { type: 'rate_limit_wait', time: 1_700_000_000_100, key: 'k', waitMs: 100, granted: true },
+        { type: 'rate_limit_wait', time: 1_700_000_000_200, key: 'k', waitMs: 200, granted: true },
+      ]);
+      // Full again: grants from tokens on hand report nothing.
+      await clock.advance(1000);
+      expect(await limiter.acquire('k', 2)).toBe(0);
+      expect(events).toHaveLength(2);
     });
 
     it('acquire gives up with RateLimitTimeoutError when maxWaitMs cannot be met, taking nothing', async () => {

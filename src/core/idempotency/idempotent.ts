@@ -118,8 +118,9 @@ export interface IdempotentOptions {
   readonly signal?: AbortSignal;
   /**
    * Store a permanent failure (a `PermanentError`, or a throw that `classify` calls
-   * non-retryable) so that later calls with the key rethrow it without running `fn`. Otherwise
-   * every failure releases the key, and the next call runs `fn` again.
+   * non-retryable) so that later calls with the key rethrow it without running `fn`, as a
+   * `PermanentError` with the same reason and platform code. Otherwise every failure releases
+   * the key, and the next call runs `fn` again.
    * @default false
    */
   readonly rememberFailures?: boolean;
@@ -217,6 +218,8 @@ export interface StoredFailure {
   readonly code?: string | number;
   /** Why it failed, as classified. */
   readonly reason: Reason;
+  /** The platform's code the failure was classified with (`Classification.errorCode`, e.g. 131026). */
+  readonly errorCode?: string | number;
 }
 
 const FAILURE = 'retrykit:failure';
@@ -235,18 +238,25 @@ function describeFailure(error: unknown, classification: Classification): Stored
     message: describe(inner),
     reason: classification.reason,
     ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
+    ...(classification.errorCode === undefined ? {} : { errorCode: classification.errorCode }),
   };
 }
 
 /** The error a remembered failure is rethrown as: a `PermanentError`, so `retry` stops. */
 function replay(key: string, failure: StoredFailure): PermanentError {
+  const { errorCode } = failure;
   const original = Object.assign(new Error(failure.message), {
     name: failure.name,
     ...(failure.code === undefined ? {} : { code: failure.code }),
+    ...(errorCode === undefined ? {} : { errorCode }),
   });
   return new PermanentError(original, {
     message: `An earlier call with idempotency key ${JSON.stringify(key)} failed permanently: ${failure.message}`,
-    classification: { retryable: false, reason: failure.reason },
+    classification: {
+      retryable: false,
+      reason: failure.reason,
+      ...(errorCode === undefined ? {} : { errorCode }),
+    },
   });
 }
 

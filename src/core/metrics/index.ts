@@ -13,4 +13,4 @@ export type {
   SectionLatency,
   SectionSnapshots,
 } from './metrics-section.js';
-export type { BreakerSummary, MetricsSnapshot, QueueSummary } from './snapshot.js';
+export type { BreakerSummary, JobsSnapshot, MetricsSnapshot, QueueSummary } from './snapshot.js';

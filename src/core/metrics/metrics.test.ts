@@ -636,3 +636,122 @@ describe('createMetrics: sections', () => {
     expectTypeOf(m.onEvent).parameter(0).toEqualTypeOf<AnyEvent>();
   });
 });
+
+describe('createMetrics: the job level', () => {
+  const job = { queue: 'sends', jobId: '1' };
+  const jobLife = fc.record({
+    // Failures before the last attempt, then how the job ended.
+    failures: fc.integer({ min: 0, max: 4 }),
+    end: fc.constantFrom('success', 'dead_letter', 'running' as const),
+    delayMs: fc.integer({ min: 0, max: 60_000 }),
+  });
+
+  it('counts job attempts in jobs only, with ratios in [0, 1] that match the tally (property)', () => {
+    fc.assert(
+      fc.property(fc.array(jobLife, { maxLength: 30 }), (lives) => {
+        const m = createMetrics({ clock: createManualClock() });
+        const untouched = createMetrics({ clock: createManualClock() }).snapshot();
+        let attempts = 0;
+        let firstOk = 0;
+        let firstFailed = 0;
+        let succeeded = 0;
+        let gaveUp = 0;
+        let retries = 0;
+        let delaySum = 0;
+        for (const [i, life] of lives.entries()) {
+          const jobId = String(i);
+          const runs = life.failures + (life.end === 'running' ? 0 : 1);
+          for (let attempt = 0; attempt < runs; attempt++) {
+            attempts++;
+            m.onEvent({
+              type: 'job_attempt_start',
+              time: 0,
+              ...job,
+              jobId,
+              attempt,
+              deferrals: 0,
+            });
+            const last = attempt === runs - 1;
+            if (last && life.end === 'success') {
+              succeeded++;
+              if (attempt === 0) firstOk++;
+              m.onEvent({
+                type: 'job_attempt_success',
+                time: 0,
+                ...job,
+                jobId,
+                attempt,
+                deferrals: 0,
+                durationMs: 5,
+              });
+              continue;
+            }
+            if (attempt === 0) firstFailed++;
+            const stop = last && life.end === 'dead_letter';
+            m.onEvent({
+              type: 'job_attempt_failure',
+              time: 0,
+              ...job,
+              jobId,
+              attempt,
+              deferrals: 0,
+              durationMs: 5,
+              error: new Error('x'),
+              classification: { retryable: !stop, reason: 'server_error' },
+              elapsedMs: 5,
+              ...(stop ? { next: 'dead_letter', stopReason: 'max_attempts' } : { next: 'retry' }),
+            });
+            if (stop) {
+              gaveUp++;
+              continue;
+            }
+            retries++;
+            delaySum += life.delayMs;
+            m.onEvent({
+              type: 'job_retry_scheduled',
+              time: 0,
+              ...job,
+              jobId,
+              attempt: attempt + 1,
+              deferred: false,
+              delayMs: life.delayMs,
+              reason: 'server_error',
+            });
+          }
+        }
+        const s = m.snapshot();
+        const started = lives.filter((l) => l.failures + (l.end === 'running' ? 0 : 1) > 0).length;
+        expect(s.jobs).toMatchObject({
+          started,
+          attempts,
+          succeeded,
+          firstAttemptSucceeded: firstOk,
+          failed: attempts - succeeded,
+          retries: { scheduled: retries, meanDelayMs: retries > 0 ? delaySum / retries : null },
+          gaveUp,
+        });
+        const { firstAttemptSuccess, retry, error } = s.jobs.ratios;
+        expect(firstAttemptSuccess).toBe(
+          firstOk + firstFailed > 0 ? firstOk / (firstOk + firstFailed) : null,
+        );
+        expect(error).toBe(succeeded + gaveUp > 0 ? gaveUp / (succeeded + gaveUp) : null);
+        for (const r of [firstAttemptSuccess, retry, error]) {
+          if (r !== null) {
+            expect(r).toBeGreaterThanOrEqual(0);
+            expect(r).toBeLessThanOrEqual(1);
+          }
+        }
+        for (const key of [
+          'calls',
+          'attempts',
+          'retries',
+          'giveUps',
+          'ratios',
+          'latency',
+        ] as const) {
+          expect(s[key]).toEqual(untouched[key]);
+        }
+      }),
+    );
+  });
+});

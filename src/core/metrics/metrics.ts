@@ -38,6 +38,18 @@ import {
   GIVE_UPS,
   IDEMPOTENCY,
   IDEMPOTENCY_BY_STATUS,
+  JOB_ATTEMPTS,
+  JOB_DEFERRED,
+  JOB_FAILURE_BY_REASON,
+  JOB_FAILURES,
+  JOB_FIRST_FAILED,
+  JOB_FIRST_OK,
+  JOB_GIVE_UP_BY_STOP_REASON,
+  JOB_GIVE_UPS,
+  JOB_RETRIES,
+  JOB_RETRY_DELAY_SUM,
+  JOB_SUCCEEDED,
+  JOBS_STARTED,
   LATENCY_COUNT,
   LATENCY_SUM,
   LIMIT_REFUSED,
@@ -148,6 +160,7 @@ const CORE_KEYS: ReadonlySet<string> = new Set([
   'idempotency',
   'deadLetters',
   'queues',
+  'jobs',
   'breakers',
 ]);
 
@@ -240,6 +253,32 @@ function countEvent(w: WindowState, e: RetrykitEvent, now: number): void {
       break;
     case 'queue_depth':
       w.queues.sample(e.queue ?? 'default', e.depth, now);
+      break;
+    case 'job_attempt_start':
+      c.add(s, JOB_ATTEMPTS);
+      if (e.attempt === 0 && e.deferrals === 0) c.add(s, JOBS_STARTED);
+      break;
+    case 'job_attempt_success':
+      c.add(s, JOB_SUCCEEDED);
+      if (e.attempt === 0 && e.deferrals === 0) c.add(s, JOB_FIRST_OK);
+      break;
+    case 'job_attempt_failure': {
+      if (e.attempt === 0 && e.deferrals === 0) c.add(s, JOB_FIRST_FAILED);
+      if (e.next === 'defer') {
+        c.add(s, JOB_DEFERRED);
+        break;
+      }
+      c.add(s, JOB_FAILURES);
+      c.add(s, JOB_FAILURE_BY_REASON + reasonIndex(e.classification.reason));
+      if (e.next !== 'dead_letter') break;
+      c.add(s, JOB_GIVE_UPS);
+      const stop = STOP_REASONS.indexOf(e.stopReason ?? 'max_attempts');
+      if (stop >= 0) c.add(s, JOB_GIVE_UP_BY_STOP_REASON + stop);
+      break;
+    }
+    case 'job_retry_scheduled':
+      c.add(s, JOB_RETRIES);
+      if (e.delayMs >= 0 && e.delayMs !== Infinity) c.add(s, JOB_RETRY_DELAY_SUM, e.delayMs);
       break;
     case 'breaker_transition':
       if (e.to === 'open') c.add(s, BREAKER_OPENED);

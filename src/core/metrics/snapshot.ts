@@ -21,6 +21,18 @@ import {
   GIVE_UPS,
   IDEMPOTENCY,
   IDEMPOTENCY_BY_STATUS,
+  JOB_ATTEMPTS,
+  JOB_DEFERRED,
+  JOB_FAILURE_BY_REASON,
+  JOB_FAILURES,
+  JOB_FIRST_FAILED,
+  JOB_FIRST_OK,
+  JOB_GIVE_UP_BY_STOP_REASON,
+  JOB_GIVE_UPS,
+  JOB_RETRIES,
+  JOB_RETRY_DELAY_SUM,
+  JOB_SUCCEEDED,
+  JOBS_STARTED,
   LATENCY_COUNT,
   LATENCY_SUM,
   LIMIT_REFUSED,
@@ -107,6 +119,12 @@ export interface MetricsSnapshot {
   };
   /** Last sampled depth by queue name (`default` when the event named none). */
   readonly queues: Readonly<Record<string, QueueSummary>>;
+  /**
+   * Queued jobs' attempts (`job_attempt_*` from BullMQ's `wrapProcessor`, `job_retry_scheduled`
+   * from its backoff strategy): a level above calls, never counted in `calls`, `attempts`,
+   * `retries`, `giveUps` or `ratios`.
+   */
+  readonly jobs: JobsSnapshot;
   /** Circuit breakers, from their `breaker_transition` events. */
   readonly breakers: {
     /** Circuits that opened in the window (half-open probes failing included). */
@@ -115,6 +133,46 @@ export interface MetricsSnapshot {
     readonly closed: number;
     /** Circuits not closed now, by key: their state and since when (the metrics clock). */
     readonly notClosed: Readonly<Record<string, BreakerSummary>>;
+  };
+}
+
+/** The job level of {@link MetricsSnapshot}: attempts of queued jobs. */
+export interface JobsSnapshot {
+  /** Jobs whose first run started. */
+  readonly started: number;
+  /** Job runs started: first ones, retries and runs after a deferral. */
+  readonly attempts: number;
+  /** Job runs that succeeded (each one a job done). */
+  readonly succeeded: number;
+  /** Jobs done on their first run. */
+  readonly firstAttemptSucceeded: number;
+  /** Job runs that failed, spending an attempt or stopping the job (deferrals left out). */
+  readonly failed: number;
+  /** Failed job attempts by classification reason (reasons with none are left out). */
+  readonly failedByReason: Readonly<Partial<Record<Reason, number>>>;
+  /**
+   * Job runs moved back to the delayed set without spending an attempt (a throttle, a
+   * limiter's refusal, or the processor's own move).
+   */
+  readonly deferred: number;
+  readonly retries: {
+    /** Re-runs the queue's backoff strategy scheduled, deferrals included. */
+    readonly scheduled: number;
+    /** Mean delay before a re-run, in milliseconds. */
+    readonly meanDelayMs: number | null;
+  };
+  /** Jobs that stopped for good and went to the dead-letter queue. */
+  readonly gaveUp: number;
+  /** Those jobs by why they stopped. */
+  readonly gaveUpByStopReason: Readonly<Partial<Record<StopReason, number>>>;
+  /** Shares between 0 and 1; `null` when there is nothing to divide by. */
+  readonly ratios: {
+    /** Jobs done on their first run ÷ first runs that finished (deferred ones included). */
+    readonly firstAttemptSuccess: number | null;
+    /** Re-runs scheduled ÷ (first attempts + re-runs scheduled). */
+    readonly retry: number | null;
+    /** Jobs that gave up ÷ jobs that finished (succeeded or gave up). */
+    readonly error: number | null;
   };
 }
 
@@ -266,6 +324,26 @@ export function buildSnapshot(w: SnapshotInputs): MetricsSnapshot {
       byReason: c.nonZero(REASONS, DEAD_LETTER_BY_REASON),
     },
     queues: w.queues.summaries(),
+    jobs: {
+      started: a(JOBS_STARTED),
+      attempts: a(JOB_ATTEMPTS),
+      succeeded: a(JOB_SUCCEEDED),
+      firstAttemptSucceeded: a(JOB_FIRST_OK),
+      failed: a(JOB_FAILURES),
+      failedByReason: c.nonZero(REASONS, JOB_FAILURE_BY_REASON),
+      deferred: a(JOB_DEFERRED),
+      retries: {
+        scheduled: a(JOB_RETRIES),
+        meanDelayMs: ratio(a(JOB_RETRY_DELAY_SUM), a(JOB_RETRIES)),
+      },
+      gaveUp: a(JOB_GIVE_UPS),
+      gaveUpByStopReason: c.nonZero(STOP_REASONS, JOB_GIVE_UP_BY_STOP_REASON),
+      ratios: {
+        firstAttemptSuccess: ratio(a(JOB_FIRST_OK), a(JOB_FIRST_OK) + a(JOB_FIRST_FAILED)),
+        retry: ratio(a(JOB_RETRIES), a(JOBS_STARTED) + a(JOB_RETRIES)),
+        error: ratio(a(JOB_GIVE_UPS), a(JOB_SUCCEEDED) + a(JOB_GIVE_UPS)),
+      },
+    },
     breakers: {
       opened: a(BREAKER_OPENED),
       closed: a(BREAKER_CLOSED),

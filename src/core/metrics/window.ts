@@ -55,7 +55,20 @@ export const GIVE_UP_BY_REASON = RETRY_BY_REASON + R;
 export const DEAD_LETTER_BY_REASON = GIVE_UP_BY_REASON + R;
 export const GIVE_UP_BY_STOP_REASON = DEAD_LETTER_BY_REASON + R;
 export const IDEMPOTENCY_BY_STATUS = GIVE_UP_BY_STOP_REASON + STOP_REASONS.length;
-export const BREAKER_OPENED = IDEMPOTENCY_BY_STATUS + IDEMPOTENCY.length;
+// The job level (BullMQ's `wrapProcessor` and backoff strategy), kept apart from calls.
+export const JOB_ATTEMPTS = IDEMPOTENCY_BY_STATUS + IDEMPOTENCY.length;
+export const JOBS_STARTED = JOB_ATTEMPTS + 1;
+export const JOB_SUCCEEDED = JOB_ATTEMPTS + 2;
+export const JOB_FIRST_OK = JOB_ATTEMPTS + 3;
+export const JOB_FIRST_FAILED = JOB_ATTEMPTS + 4;
+export const JOB_FAILURES = JOB_ATTEMPTS + 5;
+export const JOB_RETRIES = JOB_ATTEMPTS + 6;
+export const JOB_RETRY_DELAY_SUM = JOB_ATTEMPTS + 7;
+export const JOB_GIVE_UPS = JOB_ATTEMPTS + 8;
+export const JOB_DEFERRED = JOB_ATTEMPTS + 9;
+export const JOB_FAILURE_BY_REASON = JOB_ATTEMPTS + 10;
+export const JOB_GIVE_UP_BY_STOP_REASON = JOB_FAILURE_BY_REASON + R;
+export const BREAKER_OPENED = JOB_GIVE_UP_BY_STOP_REASON + STOP_REASONS.length;
 export const BREAKER_CLOSED = BREAKER_OPENED + 1;
 const COUNTERS = BREAKER_CLOSED + 1;
 

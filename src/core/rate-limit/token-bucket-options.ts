@@ -22,7 +22,11 @@ export interface TokenBucketBaseOptions extends TokenBucketLimits {
    * @default systemClock
    */
   readonly clock?: Clock;
-  /** Receives a `rate_limit_wait` event when `acquire` waited, or a caller was refused. */
+  /**
+   * Receives a `rate_limit_wait` event when `acquire` waited for tokens (the bucket, or the
+   * line before the caller, was short of them), or a caller was refused. A grant from tokens
+   * on hand reports nothing, however long the store took to answer.
+   */
   readonly onEvent?: EventListener;
 }
 
