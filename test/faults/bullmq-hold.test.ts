@@ -9,9 +9,11 @@ import {
 } from '../../src/bullmq/index.js';
 import {
   CircuitOpenError,
+  createBulkhead,
   createCircuitBreaker,
   createMemoryCircuitStore,
   createMemoryDeadLetterQueue,
+  createMemoryTokenBucket,
   type DeadLetterAttempt,
   type RetrykitEvent,
   shouldHold,
@@ -194,5 +196,43 @@ describeRedis('BullMQ: a job held by an open circuit spends no attempt', () => {
     expect(entry?.disposition).toBe('exhausted');
     expect(entry?.attempts.filter((a) => a.held === true).length).toBeGreaterThan(1);
     expect(fake.accepted).toHaveLength(0);
+  });
+
+  it('defers a job refused by a full bulkhead or a limiter’s maxWaitMs, spending no attempt', async () => {
+    const { queue, startWorker } = setup('refused');
+    const dlq = createMemoryDeadLetterQueue();
+    const bulkhead = createBulkhead({ maxConcurrent: 1 });
+    let release = (): void => {};
+    const busy = bulkhead.run('1616', () => new Promise<void>((resolve) => (release = resolve)));
+    const limiter = createMemoryTokenBucket({ capacity: 1, refillPerSecond: 4 });
+    await limiter.acquire('1616');
+    let runs = 0;
+    const worker = startWorker(
+      wrapProcessor(
+        async () => {
+          runs++;
+          if (runs === 1) await limiter.acquire('1616', 1, { maxWaitMs: 0 });
+          if (runs === 2) await bulkhead.run('1616', () => 'never');
+          release();
+          await busy;
+          return bulkhead.run('1616', () => 'sent');
+        },
+        { dlq, strategy: quickStrategy() },
+      ),
+    );
+    const done = settled(worker, 1);
+    const added = await queue.add('send', { to: 'A' }, { attempts: 1 });
+    await done;
+    const job = (await Job.fromId(queue, added.id as string)) as Job;
+    expect(await job.getState()).toBe('completed');
+    expect(job.attemptsMade).toBe(1);
+    const history = job.data[HISTORY_FIELD] as DeadLetterAttempt[];
+    expect(history.map((a) => a.reason)).toEqual(['rate_limited', 'rate_limited']);
+    // The limiter's refusal waits its retryAfterMs (a token in 250 ms); the bulkhead's backs off.
+    expect(history[0]?.deferredMs).toBeGreaterThan(100);
+    expect(history[0]?.deferredMs).toBeLessThanOrEqual(300);
+    expect(history[1]?.deferredMs).toBe(20);
+    expect(history.some((a) => a.held === true)).toBe(false);
+    expect(await dlq.size()).toBe(0);
   });
 });
