@@ -141,7 +141,7 @@ describeRedis('BullMQ: a job held by an open circuit spends no attempt', () => {
     }
     expect(await queue.getDelayedCount()).toBeGreaterThan(0);
     expect(await queue.getFailedCount()).toBe(0);
-    recoverAt = Date.now() + 600;
+    recoverAt = Date.now() + 300;
 
     const finished = await done;
     for (const settledJob of finished) {
@@ -170,7 +170,7 @@ describeRedis('BullMQ: a job held by an open circuit spends no attempt', () => {
     const { fake, client } = await expiringClient(() => true);
     const dlq = createMemoryDeadLetterQueue();
     const events: RetrykitEvent[] = [];
-    const strategy = quickStrategy({ maxElapsedMs: 600 });
+    const strategy = quickStrategy({ maxElapsedMs: 350 });
     const worker = startWorker(
       wrapProcessor(async (job) => (await client.sendMessage(job.data as CloudMessage)).messageId, {
         dlq,
@@ -194,7 +194,7 @@ describeRedis('BullMQ: a job held by an open circuit spends no attempt', () => {
     expect(await dlq.size()).toBe(1);
     const [entry] = (await dlq.list()).entries;
     expect(entry?.disposition).toBe('exhausted');
-    expect(entry?.attempts.filter((a) => a.held === true).length).toBeGreaterThan(1);
+    expect(entry?.attempts.filter((a) => a.held === true).length).toBeGreaterThanOrEqual(1);
     expect(fake.accepted).toHaveLength(0);
   });
 
