@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { RetrykitEvent } from '../core/events.js';
 import { computeDelay, JITTER_KINDS } from '../core/retry/backoff.js';
 import { createManualClock, seededRandom } from '../testing/index.js';
-import { createBackoffStrategy } from './backoff.js';
+import { BACKOFF_STRATEGY_DEFAULTS, createBackoffStrategy, deferralPlannerOf } from './backoff.js';
 
 function httpError(status: number, headers: Record<string, string> = {}): Error {
   return Object.assign(new Error(`HTTP ${status}`), { status, headers });
@@ -173,6 +173,77 @@ describe('createBackoffStrategy: the elapsed budget', () => {
     );
     expect(() => createBackoffStrategy({ maxElapsedMs: Number.NaN })).toThrow(
       'maxElapsedMs must be a number, got NaN',
+    );
+  });
+});
+
+describe('createBackoffStrategy: the delay of a hold', () => {
+  const { maxHoldBackoffMs } = BACKOFF_STRATEGY_DEFAULTS;
+
+  it('waits at least the circuit’s wait, at most 5 minutes of backoff past it, never past the budget', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 60 }),
+        fc.option(fc.integer({ min: 1, max: 3_600_000 }), { nil: undefined }),
+        fc.integer({ min: 0, max: 90_000_000 }),
+        fc.integer({ min: 0, max: 200_000_000 }),
+        fc.integer(),
+        (holds, wait, elapsed, maxElapsedMs, seed) => {
+          const clock = createManualClock(1_000_000_000);
+          const strategy = createBackoffStrategy({
+            clock,
+            random: seededRandom(seed),
+            maxElapsedMs,
+          });
+          const planner = deferralPlannerOf(strategy);
+          if (planner === undefined) throw new Error('no planner');
+          const job = { timestamp: clock.now() - elapsed } as MinimalJob;
+          const c = {
+            retryable: true,
+            reason: 'auth',
+            scope: 'account',
+            ...(wait === undefined ? {} : { retryAfterMs: wait }),
+          } as const;
+          const decision = planner.hold(holds, c, job);
+          const leftMs = maxElapsedMs - elapsed;
+          if (typeof decision !== 'number') {
+            if (decision === 'retry_after_exceeds_elapsed')
+              expect(wait ?? 0).toBeGreaterThan(leftMs);
+            else expect(decision).toBe('max_elapsed');
+            return;
+          }
+          expect(Number.isInteger(decision)).toBe(true);
+          expect(decision).toBeLessThanOrEqual(leftMs);
+          expect(decision).toBeGreaterThanOrEqual(wait ?? 0);
+          const spread = wait === undefined ? 0 : Math.min(wait * 0.1, 1000);
+          expect(decision).toBeLessThanOrEqual(
+            Math.max(maxHoldBackoffMs, (wait ?? 0) + spread) + 1,
+          );
+        },
+      ),
+    );
+  });
+
+  it('grows with each hold when the failure gave no wait, and holds do not count toward maxDeferrals', () => {
+    const clock = createManualClock(0);
+    const strategy = createBackoffStrategy({
+      clock,
+      maxDeferrals: 0,
+      backoff: { initialDelayMs: 1000, multiplier: 2, jitter: 'none' },
+    });
+    const planner = deferralPlannerOf(strategy);
+    const job = { timestamp: 0 } as MinimalJob;
+    const c = { retryable: true, reason: 'auth', scope: 'account' } as const;
+    expect([0, 1, 2, 8, 9, 30].map((n) => planner?.hold(n, c, job))).toEqual([
+      1000,
+      2000,
+      4000,
+      256_000,
+      maxHoldBackoffMs,
+      maxHoldBackoffMs,
+    ]);
+    expect(planner?.plan(0, { retryable: true, reason: 'rate_limited' }, job)).toBe(
+      'max_deferrals',
     );
   });
 });

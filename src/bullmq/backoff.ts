@@ -28,6 +28,11 @@ export const RETRYKIT_BACKOFF = Object.freeze({ type: 'retrykit' });
 export const BACKOFF_STRATEGY_DEFAULTS = Object.freeze({
   /** Deferrals of one job for throttles before it is dead-lettered. */
   maxDeferrals: 100,
+  /**
+   * Longest backoff between holds of one job whose failure gave no wait (an expired token
+   * with no breaker), in milliseconds: 5 minutes, a circuit breaker's longest break by default.
+   */
+  maxHoldBackoffMs: 300_000,
 });
 
 /** Options of {@link createBackoffStrategy}. */
@@ -55,7 +60,9 @@ export interface BackoffStrategyOptions {
    * `rate_limited` failure, a failure with a server's wait, or a refusal of its `limiter`)
    * without spending an attempt. One more throttle dead-letters the job (`give_up` with
    * `max_deferrals`). Counted in the job's history, so only jobs whose data is an object are
-   * capped by it; `maxElapsedMs` bounds every job.
+   * capped by it; `maxElapsedMs` bounds every job. Holds (a failure that is not the message's:
+   * an open circuit, an expired token) are not counted: an outage is measured in time, and
+   * `maxElapsedMs` bounds them.
    * @default 100
    */
   readonly maxDeferrals?: number;
@@ -91,6 +98,12 @@ export type DeferralDecision = DelayDecision | 'max_deferrals';
 export interface DeferralPlanner {
   /** The delay of the job's next deferral, given how many it had (`deferrals`). */
   readonly plan: (deferrals: number, c: Classification, job: MinimalJob) => DeferralDecision;
+  /**
+   * The delay of the job's next hold, given how many it had (`holds`): the failure's wait
+   * (the circuit's time until a probe), at least the backoff for its reason, which grows with
+   * each hold up to `maxHoldBackoffMs`. Bounded by `maxElapsedMs` only.
+   */
+  readonly hold: (holds: number, c: Classification, job: MinimalJob) => DelayDecision;
   /** The strategy's listener, told `job_retry_scheduled` for each deferral. */
   readonly onEvent: EventListener | undefined;
   readonly clock: Clock;
@@ -216,6 +229,22 @@ export function createBackoffStrategy(
         random,
       });
       return typeof decision === 'number' ? Math.round(decision) : decision;
+    },
+    hold(holds, c, job) {
+      const leftMs = maxElapsedMs - Math.max(0, clock.now() - job.timestamp);
+      const { retryAfterMs: wait = 0, ...failure } = c;
+      if (wait > leftMs) return 'retry_after_exceeds_elapsed';
+      const backoff = delayAfterFailure(policy, failure, {
+        attempt: holds,
+        previousDelayMs: 'unknown',
+        leftMs: Number.POSITIVE_INFINITY,
+        random,
+      }) as number;
+      const spread = wait > 0 ? Math.min(wait * 0.1, 1000) * random() : 0;
+      const delay = Math.round(
+        Math.max(Math.min(backoff, BACKOFF_STRATEGY_DEFAULTS.maxHoldBackoffMs), wait + spread),
+      );
+      return delay > leftMs ? 'max_elapsed' : delay;
     },
     onEvent: options.onEvent,
     clock,

@@ -1,8 +1,14 @@
-import { DelayedError, type Job } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import type { Classification } from '../core/classify-types.js';
 import type { DeadLetterAttempt } from '../core/dead-letter/dead-letter-types.js';
 import { attemptOf } from '../core/dead-letter/failure.js';
-import { RetryError, type StopReason } from '../core/errors.js';
+import {
+  isRetrykitError,
+  PermanentError,
+  RetryError,
+  type StopReason,
+  shouldHold,
+} from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { isRecord } from '../core/loose.js';
 import { RateLimitTimeoutError } from '../core/rate-limit/rate-limit-errors.js';
@@ -34,22 +40,87 @@ export function isThrottle(c: Classification): boolean {
 }
 
 /**
- * @internal The classification to defer a failure with, when it is a throttle: its own, or,
- * for a `RetryError` whose last failure was `rate_limited` (a WhatsApp client inside the job
- * ran out of its own retries on 130429), a retryable `rate_limited` one.
+ * The `code`s of retrykit's own refusals to start a call: a limiter that could not grant a
+ * token within `maxWaitMs`, a full bulkhead. Not the message's fault, and not the server's:
+ * deferred as throttles here, but left `unknown` by the default classifier, so that `retry`'s
+ * `feedback` never slows an adaptive limiter down for its own waits.
+ */
+const LOCAL_REFUSALS: ReadonlySet<string> = new Set(['RATE_LIMIT_TIMEOUT', 'BULKHEAD_REJECTED']);
+
+/** A limiter timeout or a bulkhead rejection from any copy of retrykit, as a throttle. */
+function localRefusalOf(error: unknown, c: Classification): Classification | undefined {
+  if (!isRetrykitError(error) || !LOCAL_REFUSALS.has(error.code)) return undefined;
+  const wait = (error as { retryAfterMs?: unknown }).retryAfterMs;
+  const { retryAfterMs: _server, ...rest } = c;
+  return {
+    ...rest,
+    retryable: true,
+    reason: 'rate_limited',
+    ...(typeof wait === 'number' && wait > 0 ? { retryAfterMs: wait } : {}),
+  };
+}
+
+/**
+ * @internal The classification to defer a failure with, when it is a throttle: its own; for
+ * a limiter's `RateLimitTimeoutError` or a `BulkheadRejectedError` (also as the last failure
+ * of a `RetryError`), a retryable `rate_limited` one with the limiter's wait; for a
+ * `RetryError` whose last failure was `rate_limited` (a WhatsApp client inside the job ran out
+ * of its own retries on 130429), a retryable `rate_limited` one.
  */
 export function throttleOf(error: unknown, c: Classification): Classification | undefined {
   if (isThrottle(c)) return c;
+  const local =
+    localRefusalOf(error, c) ??
+    (error instanceof RetryError ? localRefusalOf(error.cause, c) : undefined);
+  if (local !== undefined) return local;
   if (error instanceof RetryError && error.reason === 'rate_limited') {
     return { ...c, retryable: true, reason: 'rate_limited' };
   }
   return undefined;
 }
 
-/** @internal How many times the job was deferred, from its history. */
+/**
+ * @internal The classification to hold a job with, when its failure is not the message's:
+ * a `HeldError` or a `CircuitOpenError` from any copy of retrykit (`shouldHold`), with the
+ * error's `retryAfterMs` (the circuit's time until a probe); or a failure classified not
+ * retryable with `scope: 'account'` (an expired token thrown straight from the job), unless
+ * the job said otherwise with `permanent()` or BullMQ's `UnrecoverableError`.
+ */
+export function holdOf(error: unknown, c: Classification): Classification | undefined {
+  if (shouldHold(error)) {
+    const wait = (error as { retryAfterMs?: unknown }).retryAfterMs;
+    const { retryAfterMs: _unused, ...rest } = c;
+    return {
+      ...rest,
+      retryable: true,
+      scope: 'account',
+      ...(typeof wait === 'number' && wait > 0 ? { retryAfterMs: wait } : {}),
+    };
+  }
+  if (
+    !c.retryable &&
+    c.scope === 'account' &&
+    !(error instanceof PermanentError) &&
+    !(error instanceof UnrecoverableError)
+  ) {
+    return { ...c, retryable: true };
+  }
+  return undefined;
+}
+
+/** @internal How many times the job was deferred for throttles (holds aside), from its history. */
 export function deferralsOf(history: readonly DeadLetterAttempt[]): number {
   let count = 0;
-  for (const attempt of history) if (attempt.deferredMs !== undefined) count++;
+  for (const attempt of history) {
+    if (attempt.deferredMs !== undefined && attempt.held !== true) count++;
+  }
+  return count;
+}
+
+/** @internal How many times the job was held, from its history. */
+export function holdsOf(history: readonly DeadLetterAttempt[]): number {
+  let count = 0;
+  for (const attempt of history) if (attempt.held === true) count++;
   return count;
 }
 
@@ -87,6 +158,11 @@ export interface Throttle {
   readonly history: readonly DeadLetterAttempt[];
   /** When the throttle happened, on the processor's clock, in milliseconds. */
   readonly now: number;
+  /**
+   * A hold (`holdOf`), not a throttle: its delay comes from the planner's `hold`, it is
+   * recorded with `held: true`, and `maxDeferrals` does not count it.
+   */
+  readonly held?: boolean;
 }
 
 /**
@@ -103,12 +179,18 @@ export async function deferThrottled(
   planner: DeferralPlanner,
   historyField: string,
 ): Promise<StopReason | undefined> {
-  const { job, token, error, classification: c, history, now } = throttle;
+  const { job, token, error, classification: c, history, now, held = false } = throttle;
   if (token === undefined) return undefined;
-  const decision = planner.plan(deferralsOf(history), c, job);
+  const decision = held
+    ? planner.hold(holdsOf(history), c, job)
+    : planner.plan(deferralsOf(history), c, job);
   if (typeof decision !== 'number') return decision;
   if (isRecord(job.data)) {
-    const deferral = { ...attemptOf(error, c, new Date(now).toISOString()), deferredMs: decision };
+    const deferral = {
+      ...attemptOf(error, c, new Date(now).toISOString()),
+      deferredMs: decision,
+      ...(held ? { held: true as const } : {}),
+    };
     await job.updateData({ ...job.data, [historyField]: [...history, deferral] });
   }
   await job.moveToDelayed(now + decision, token);
@@ -122,5 +204,7 @@ export async function deferThrottled(
     delayMs: decision,
     reason: c.reason,
   });
-  throw new DelayedError(`deferred ${decision} ms (${c.reason}); no attempt spent`);
+  throw new DelayedError(
+    `${held ? 'held' : 'deferred'} ${decision} ms (${c.reason}); no attempt spent`,
+  );
 }

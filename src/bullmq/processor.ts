@@ -22,6 +22,7 @@ import {
   acquireOrRefuse,
   deferralsOf,
   deferThrottled,
+  holdOf,
   isBullMqMove,
   type LimiterRefusal,
   throttleOf,
@@ -75,6 +76,17 @@ export interface WrapProcessorOptions<P> {
    * and `maxDeferrals`; past either, the job is dead-lettered (`give_up` says `max_elapsed`,
    * `retry_after_exceeds_elapsed` or `max_deferrals`). Each deferral is kept in the job's
    * history with its `deferredMs`. `false`: a throttle spends an attempt like any failure.
+   * A limiter's `RateLimitTimeoutError` or a `BulkheadRejectedError` thrown by the job counts
+   * as a throttle here (for the limiter's `retryAfterMs`).
+   *
+   * Holds are deferred whatever this says: a failure that is not the message's (`shouldHold`:
+   * a `HeldError` or a `CircuitOpenError`, or one classified not retryable with
+   * `scope: 'account'`, such as WhatsApp's 190) moves the job back to delayed without spending
+   * an attempt, for the error's `retryAfterMs` (an open circuit's time until a probe), at
+   * least the backoff for its reason (growing per hold, at most 5 minutes), so it is sent once
+   * the circuit closes. Holds are bounded by `maxElapsedMs` only, not `maxDeferrals`; past it
+   * the job is dead-lettered (`max_elapsed` or `retry_after_exceeds_elapsed`). Each hold is
+   * kept in the history with `held: true`.
    * @default true
    */
   readonly deferThrottles?: boolean;
@@ -221,7 +233,10 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
       result = await processor(job, token, signal);
     } catch (error) {
       const now = clock.now();
-      const c = refusal?.classification ?? classify(error);
+      const classified = refusal?.classification ?? classify(error);
+      // Not the message's fault (an open circuit, an expired token): held, never dead-lettered.
+      const held = refusal === undefined ? holdOf(error, classified) : undefined;
+      const c = held ?? classified;
       const attempt = job.attemptsMade;
       const jobAttempts = job.opts.attempts ?? 1;
       const attempts = attempt + 1;
@@ -256,9 +271,17 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
       const history = historyOf(job.data);
       let stop: StopReason = permanent ? 'permanent' : 'max_attempts';
       const throttle =
-        refusal?.classification ?? (deferThrottles ? throttleOf(error, c) : undefined);
+        held ?? refusal?.classification ?? (deferThrottles ? throttleOf(error, c) : undefined);
       if (!permanent && planner !== undefined && throttle !== undefined) {
-        const deferral = { job: job as Job, token, error, classification: throttle, history, now };
+        const deferral = {
+          job: job as Job,
+          token,
+          error,
+          classification: throttle,
+          history,
+          now,
+          held: held !== undefined,
+        };
         try {
           stop = (await deferThrottled(deferral, planner, HISTORY_FIELD)) ?? stop;
         } catch (moved) {

@@ -114,7 +114,7 @@ describeRedis('BullMQ: a throttle spends no attempt', () => {
       { reason: 'rate_limited', deferredMs: 20 },
     ]);
     expect(job.data[HISTORY_FIELD][3]).not.toHaveProperty('deferredMs');
-    expect(events.filter((e) => e.type === 'retry_scheduled')).toHaveLength(6);
+    expect(events.filter((e) => e.type === 'job_retry_scheduled')).toHaveLength(6);
     expect(await dlq.size()).toBe(0);
   });
 
@@ -149,18 +149,22 @@ describeRedis('BullMQ: a throttle spends no attempt', () => {
     expect(entry).toMatchObject({ payload: { to: 'A' }, reason: 'rate_limited' });
     expect(entry.attempts.map((a) => a.deferredMs)).toEqual([20, 20, 20, undefined]);
     expect(entry.attempts.every((a) => a.errorCode === 130429)).toBe(true);
-    expect(events.at(-1)).toMatchObject({ type: 'give_up', stopReason: 'max_deferrals' });
+    expect(events.at(-1)).toMatchObject({
+      type: 'job_attempt_failure',
+      next: 'dead_letter',
+      stopReason: 'max_deferrals',
+    });
   });
 
   it("dead-letters a job whose next deferral would end past the strategy's maxElapsedMs", async () => {
     const { queue, startWorker } = setup('maxelapsed');
     const dlq = createMemoryDeadLetterQueue();
     const events: RetrykitEvent[] = [];
-    const strategy = quickStrategy({ maxElapsedMs: 500 });
+    const strategy = quickStrategy({ maxElapsedMs: 250 });
     const worker = startWorker(
       wrapProcessor(
         async (): Promise<void> => {
-          throw httpError(429, { 'retry-after': '0.2' });
+          throw httpError(429, { 'retry-after': '0.1' });
         },
         { dlq, strategy, onEvent: (e) => events.push(e) },
       ),
@@ -172,15 +176,16 @@ describeRedis('BullMQ: a throttle spends no attempt', () => {
     const job = (await Job.fromId(queue, added.id as string)) as Job;
     expect(await job.getState()).toBe('failed');
     expect(job.attemptsMade).toBe(1);
-    // Deferrals of at least 200 ms each, until the next would end past 500 ms.
+    // Deferrals of at least 100 ms each, until the next would end past 250 ms.
     const entry = (await dlq.get(`maxelapsed:${added.id}`)) as DeadLetterEntry;
     const deferrals = entry.attempts.filter((a) => a.deferredMs !== undefined);
     expect(deferrals.length).toBeGreaterThanOrEqual(1);
     expect(deferrals.length).toBeLessThanOrEqual(2);
-    expect(deferrals.every((a) => (a.deferredMs as number) >= 200)).toBe(true);
+    expect(deferrals.every((a) => (a.deferredMs as number) >= 100)).toBe(true);
     expect(Date.now() - started).toBeLessThan(5000);
     expect(events.at(-1)).toMatchObject({
-      type: 'give_up',
+      type: 'job_attempt_failure',
+      next: 'dead_letter',
       stopReason: 'retry_after_exceeds_elapsed',
     });
   });
@@ -229,9 +234,9 @@ describeRedis('BullMQ: a throttle spends no attempt', () => {
     const dlq = createMemoryDeadLetterQueue();
     const deferred = vi.fn();
     const strategy = createBackoffStrategy({
-      backoff: { initialDelayMs: 800, jitter: 'none' },
+      backoff: { initialDelayMs: 60_000, jitter: 'none' },
       onEvent: (e) => {
-        if (e.type === 'retry_scheduled') deferred();
+        if (e.type === 'job_retry_scheduled') deferred();
       },
     });
     let runs = 0;
@@ -248,6 +253,8 @@ describeRedis('BullMQ: a throttle spends no attempt', () => {
     await vi.waitFor(() => expect(deferred).toHaveBeenCalledOnce());
     await first.close();
     expect(await queue.getJobState(added.id as string)).toBe('delayed');
+    // Its deferral would last a minute: brought forward, for the next worker to take.
+    await ((await Job.fromId(queue, added.id as string)) as Job).promote();
     const second = startWorker(wrapProcessor(async () => 'sent', { dlq, strategy }));
     await settled(second);
     const job = (await Job.fromId(queue, added.id as string)) as Job;
@@ -285,7 +292,15 @@ describeRedis('BullMQ: moves a processor makes itself pass through wrapProcessor
     expect(runs).toBe(2);
     expect(job.attemptsMade).toBe(1);
     expect(job.data).toEqual({ to: 'A' });
-    expect(events).toEqual([]);
+    // The pause is a run that moved, then a run that succeeded: nothing failed, nothing retried.
+    expect(
+      events.map((e) => (e.type === 'job_attempt_failure' ? `${e.type}:${e.next}` : e.type)),
+    ).toEqual([
+      'job_attempt_start',
+      'job_attempt_failure:defer',
+      'job_attempt_start',
+      'job_attempt_success',
+    ]);
     expect(await dlq.size()).toBe(0);
   });
 });

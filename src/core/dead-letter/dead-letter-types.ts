@@ -17,6 +17,11 @@ export interface DeadLetterAttempt {
    * this many milliseconds (BullMQ `wrapProcessor`'s deferral).
    */
   readonly deferredMs?: number;
+  /**
+   * Set with `deferredMs` when the deferral was a hold: a failure that is not the message's
+   * (an open circuit, an expired token), which `maxDeferrals` does not count.
+   */
+  readonly held?: true;
 }
 
 /** Something that failed for good, kept for a person to inspect and redrive. */

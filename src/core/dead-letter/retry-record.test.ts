@@ -111,6 +111,15 @@ describe('retry records', () => {
       'failures[0].deferredMs',
       'failures[0].deferredMs must be a finite number >= 0, got -1',
     ],
+    [
+      {
+        failures: [
+          { message: 'x', reason: 'auth', at: '2024-10-15T14:30:00Z', deferredMs: 1, held: 1 },
+        ],
+      },
+      'failures[0].held',
+      'failures[0].held must be true or absent, got 1',
+    ],
   ])('rejects %j naming %s', (patch, field, message) => {
     const error = errorOf(JSON.stringify({ ...record, ...patch }));
     expect(error.field).toBe(field);
@@ -129,6 +138,18 @@ describe('retry records', () => {
     };
     const back = parseRetryRecord(JSON.stringify({ ...record, failures: [deferred] }));
     expect(back.failures).toEqual([deferred]);
+  });
+
+  it('keeps the held mark of a deferral that was a hold', () => {
+    const held = {
+      message: 'Circuit "1616" is open: try again in 30000 ms',
+      reason: 'auth',
+      at: '2024-10-15T14:30:00Z',
+      deferredMs: 30_000,
+      held: true,
+    };
+    const back = parseRetryRecord(JSON.stringify({ ...record, failures: [held] }));
+    expect(back.failures).toEqual([held]);
   });
 
   it('reads a 0.1 record, whose failures carry the error code as `code`, as `errorCode`', () => {

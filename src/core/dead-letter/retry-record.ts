@@ -104,7 +104,11 @@ export function expectAttempt(field: string, value: unknown): DeadLetterAttempt 
   ) {
     fail(`${field}.deferredMs`, 'a finite number >= 0', deferredMs);
   }
-  const deferred = deferredMs === undefined ? {} : { deferredMs };
+  if (o.held !== undefined && o.held !== true) fail(`${field}.held`, 'true or absent', o.held);
+  const deferred = {
+    ...(deferredMs === undefined ? {} : { deferredMs }),
+    ...(o.held === true ? { held: true as const } : {}),
+  };
   const legacy = o.errorCode === undefined || o.errorCode === null;
   const errorCode = legacy ? o.code : o.errorCode;
   if (errorCode === undefined || errorCode === null) {
