@@ -1,6 +1,10 @@
-import { assertInteger, assertKey, assertNumber, showValue } from '../validate.js';
+import { assertInteger, assertKey, showValue } from '../validate.js';
+import type {
+  DeliveryAttempt,
+  DeliveryAttemptInput,
+  DeliveryStatusReport,
+} from './delivery-types.js';
 import { foldByRank } from './status-rank.js';
-import type { DeliveryAttempt, DeliveryAttemptInput, DeliveryStatusReport } from './delivery-types.js';
 
 /** The defaults shared by every delivery store. */
 export const DELIVERY_STORE_DEFAULTS = Object.freeze({
@@ -15,7 +19,7 @@ export function checkAttempt(key: string, attempt: DeliveryAttemptInput): Delive
     throw new TypeError(`attempt must be an object, got ${showValue(attempt)}`);
   }
   const attemptId = assertKey('attemptId', attempt.attemptId);
-  const at = assertNumber('at', attempt.at);
+  const at = assertInteger('at', attempt.at);
   if (attempt.externalId === undefined) return { attemptId, at };
   return { attemptId, externalId: assertKey('externalId', attempt.externalId), at };
 }
@@ -31,7 +35,7 @@ export function checkReport<E>(
   }
   const status = assertKey('status', report.status);
   const rank = assertInteger('rank', report.rank, 1);
-  const timestampMs = assertNumber('timestampMs', report.timestampMs);
+  const timestampMs = assertInteger('timestampMs', report.timestampMs);
   if (report.errors !== undefined && !Array.isArray(report.errors)) {
     throw new TypeError(`errors must be an array, got ${showValue(report.errors)}`);
   }

@@ -7,7 +7,7 @@ export interface DeliveryAttemptInput {
   readonly attemptId: string;
   /** The id the remote system gave the send (a WhatsApp wamid), once known. */
   readonly externalId?: string;
-  /** When the attempt was made, in milliseconds since the epoch. */
+  /** When the attempt was made, in whole milliseconds since the epoch. */
   readonly at: number;
 }
 
@@ -20,7 +20,7 @@ export interface DeliveryStatusReport<E = unknown> {
    * An integer ≥ 1.
    */
   readonly rank: number;
-  /** The time the report itself carries, in milliseconds since the epoch. */
+  /** The time the report itself carries, in whole milliseconds since the epoch. */
   readonly timestampMs: number;
   /** Errors the report carries (kept with the status when it wins), JSON-serialisable. */
   readonly errors?: readonly E[];
@@ -102,7 +102,10 @@ export interface DeliveryStore<P = unknown, E = unknown> {
    */
   recordAttempt(key: string, attempt: DeliveryAttemptInput): Promise<RecordAttemptResult<P, E>>;
   /** Applies a status report to the attempt whose external id is `externalId`. */
-  applyStatus(externalId: string, report: DeliveryStatusReport<E>): Promise<ApplyStatusResult<P, E>>;
+  applyStatus(
+    externalId: string,
+    report: DeliveryStatusReport<E>,
+  ): Promise<ApplyStatusResult<P, E>>;
   /** The key of the record whose attempt carries `externalId`, or `undefined`. */
   findKey(externalId: string): Promise<string | undefined>;
   /** The record of `key`, or `undefined` (never begun, or expired). */

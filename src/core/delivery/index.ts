@@ -1,5 +1,11 @@
 // Delivery records: a generic store of logical messages, their attempts and monotonic statuses.
-export { applyReport, checkAttempt, checkReport, DELIVERY_STORE_DEFAULTS, newAttempt } from './delivery-args.js';
+export {
+  applyReport,
+  checkAttempt,
+  checkReport,
+  DELIVERY_STORE_DEFAULTS,
+  newAttempt,
+} from './delivery-args.js';
 export type {
   ApplyStatusResult,
   BeginDeliveryResult,
