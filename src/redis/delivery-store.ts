@@ -47,7 +47,11 @@ export interface RedisDeliveryStoreOptions {
    * @default 604_800_000 (7 days)
    */
   readonly recordTtlMs?: number;
-  /** How payloads and status errors are stored. @default jsonSerializer */
+  /**
+   * How payloads are stored. (A status report's errors are stored with `JSON.stringify`:
+   * fields that are `undefined` are dropped.)
+   * @default jsonSerializer
+   */
   readonly serializer?: Serializer;
   /**
    * Fail with `StoreUnavailableError` when Redis has not answered a command within this many
@@ -156,7 +160,7 @@ export function createRedisDeliveryStore<P = unknown, E = unknown>(
         key,
         payload: serializer.deserialize(String(payload)) as P,
         createdAt: s.createdAt,
-        attempts: attempts.map((a) => toAttempt<E>(a, serializer)),
+        attempts: attempts.map((a) => toAttempt<E>(a)),
       });
     } catch (error) {
       throw new StoreUnavailableError(operation, error);
@@ -207,7 +211,7 @@ export function createRedisDeliveryStore<P = unknown, E = unknown>(
         report.rank,
         report.timestampMs,
         ttlMs,
-        serialize(report.errors ?? []),
+        JSON.stringify(report.errors ?? []),
         externalId,
       ]);
       if (!Array.isArray(reply)) throw unexpected('applyStatus', reply);
@@ -242,7 +246,7 @@ export function createRedisDeliveryStore<P = unknown, E = unknown>(
   };
 }
 
-function toAttempt<E>(a: StoredAttempt, serializer: Serializer): DeliveryAttempt<E> {
+function toAttempt<E>(a: StoredAttempt): DeliveryAttempt<E> {
   const statusTimes = Array.isArray(a.statusTimes) ? {} : (a.statusTimes ?? {});
   return {
     attemptId: a.attemptId,
@@ -252,7 +256,7 @@ function toAttempt<E>(a: StoredAttempt, serializer: Serializer): DeliveryAttempt
     rank: a.rank ?? 0,
     statusAt: a.statusAt,
     statusTimes,
-    errors: a.errors === undefined ? [] : (serializer.deserialize(a.errors) as E[]),
+    errors: a.errors === undefined ? [] : (JSON.parse(a.errors) as E[]),
   };
 }
 
