@@ -67,14 +67,15 @@ export const REDIS_DELIVERY_STORE_DEFAULTS = Object.freeze({
   commandTimeoutMs: 2_000,
 });
 
+/** An attempt as the scripts keep it: times as decimal strings (cjson rounds numbers). */
 interface StoredAttempt {
   readonly attemptId: string;
   readonly externalId?: string;
-  readonly at: number;
+  readonly at: string;
   readonly status?: string;
   readonly rank?: number;
-  readonly statusAt?: number;
-  readonly statusTimes?: Record<string, number> | unknown[];
+  readonly statusAt?: string;
+  readonly statusTimes?: Record<string, string> | unknown[];
   readonly errors?: string;
 }
 
@@ -247,14 +248,18 @@ export function createRedisDeliveryStore<P = unknown, E = unknown>(
 }
 
 function toAttempt<E>(a: StoredAttempt): DeliveryAttempt<E> {
-  const statusTimes = Array.isArray(a.statusTimes) ? {} : (a.statusTimes ?? {});
+  const statusTimes: Record<string, number> = {};
+  if (!Array.isArray(a.statusTimes)) {
+    for (const [status, at] of Object.entries(a.statusTimes ?? {}))
+      statusTimes[status] = Number(at);
+  }
   return {
     attemptId: a.attemptId,
     externalId: a.externalId,
-    at: a.at,
+    at: Number(a.at),
     status: a.status,
     rank: a.rank ?? 0,
-    statusAt: a.statusAt,
+    statusAt: a.statusAt === undefined ? undefined : Number(a.statusAt),
     statusTimes,
     errors: a.errors === undefined ? [] : (JSON.parse(a.errors) as E[]),
   };

@@ -45,19 +45,18 @@ describeOwnRedis('Redis delivery store under Redis faults', () => {
         .then(() => store.applyStatus(`wamid.${i}`, SENT))
         .catch((e: unknown) => e);
     for (let i = 0; i < 50; i++) await write(i);
-    // The rest at once, the server killed while they are in flight.
+    // The rest in 10 lanes, each one write after another; the server is killed while some
+    // are in flight.
     let done = 0;
     let killed: Promise<void> | undefined;
-    const writes: Promise<unknown>[] = [];
-    for (let i = 50; i < n; i++) {
-      writes.push(
-        write(i).then((outcome) => {
-          if (++done === 20) killed = server.kill();
-          return outcome;
-        }),
-      );
-    }
-    const outcomes = await Promise.all(writes);
+    const outcomes: unknown[] = [];
+    const lane = async (first: number) => {
+      for (let i = first; i < n; i += 10) {
+        outcomes.push(await write(i));
+        if (++done === 20) killed = server.kill();
+      }
+    };
+    await Promise.all(Array.from({ length: 10 }, (_, l) => lane(50 + l)));
     const failures = outcomes.filter((o) => o instanceof Error);
     expect(failures.length).toBeGreaterThan(0);
     for (const f of failures) expect(f).toBeInstanceOf(StoreUnavailableError);

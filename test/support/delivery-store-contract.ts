@@ -148,6 +148,21 @@ export function deliveryStoreContract(
       ]);
     });
 
+    it('keeps every whole-millisecond time exactly, up to Number.MAX_SAFE_INTEGER', async () => {
+      const { store } = await setup();
+      const big = Number.MAX_SAFE_INTEGER;
+      await store.begin('k', 'p');
+      await store.recordAttempt('k', { attemptId: 'k#1', externalId: 'wamid.1', at: big - 7 });
+      await store.applyStatus('wamid.1', report('sent', 1, big - 3));
+      await store.applyStatus('wamid.1', report('sent', 1, big - 2));
+      await store.applyStatus('wamid.1', report('delivered', 2, big));
+      expect((await store.get('k'))?.attempts[0]).toMatchObject({
+        at: big - 7,
+        statusAt: big,
+        statusTimes: { sent: big - 3, delivered: big },
+      });
+    });
+
     it('reports a status for an unknown external id as unknown, and creates nothing', async () => {
       const { store } = await setup();
       expect(await store.applyStatus('wamid.stranger', SENT)).toEqual({ outcome: 'unknown' });

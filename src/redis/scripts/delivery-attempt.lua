@@ -11,7 +11,8 @@
   ARGV[3] attemptId
   ARGV[4] externalId, or '' when not known yet
   ARGV[5] record TTL, in milliseconds
-  ARGV[6] the attempt's time, in epoch milliseconds
+  ARGV[6] the attempt's time, in epoch milliseconds (kept as the string given: cjson would
+          round a number to 14 digits)
 
   Returns {payload, state} after the write, or 0 when there is no record (nothing written).
 ]]
@@ -31,7 +32,7 @@ for _, a in ipairs(state.attempts) do
 end
 local indexed = ARGV[4]
 if found == nil then
-  local a = {attemptId = ARGV[3], at = tonumber(ARGV[6]), rank = 0, statusTimes = {}}
+  local a = {attemptId = ARGV[3], at = ARGV[6], rank = 0, statusTimes = {}}
   if indexed ~= '' then
     a.externalId = indexed
   end

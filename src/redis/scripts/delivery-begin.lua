@@ -3,7 +3,8 @@
 
   KEYS[1] record    hash: payload -> serialised payload, state -> JSON of
                     {createdAt, attempts: [{attemptId, externalId?, at, status?, rank,
-                    statusAt?, statusTimes, errors? (a JSON string)}]}
+                    statusAt?, statusTimes, errors? (a JSON string)}]}; times in epoch
+                    milliseconds, those from callers kept as decimal strings
 
   ARGV[1] serialised payload
   ARGV[2] record TTL, in milliseconds

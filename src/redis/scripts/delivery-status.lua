@@ -45,9 +45,10 @@ local at = tonumber(ARGV[5])
 if type(found.statusTimes) ~= 'table' then
   found.statusTimes = {}
 end
+-- Times are kept as the decimal strings given (cjson would round a number to 14 digits).
 local known = found.statusTimes[status]
-if known == nil or at < known then
-  found.statusTimes[status] = at
+if known == nil or at < tonumber(known) then
+  found.statusTimes[status] = ARGV[5]
 end
 local changed
 if found.status == nil then
@@ -55,12 +56,12 @@ if found.status == nil then
 elseif rank ~= found.rank then
   changed = rank > found.rank
 else
-  changed = at < found.statusAt
+  changed = at < tonumber(found.statusAt)
 end
 if changed then
   found.status = status
   found.rank = rank
-  found.statusAt = at
+  found.statusAt = ARGV[5]
   found.errors = ARGV[7]
 end
 local encoded = cjson.encode(state)
