@@ -142,7 +142,9 @@ export async function getDelivery<P>(
  * `failed` is final; the earlier payload time wins within a rank, as `reduceStatus` folds
  * them), so webhooks that arrive twice or out of order never move a send back. Other updates
  * are ignored. A status for a wamid the store doesn't know is reported `unknown` and writes
- * nothing. Rejects with `StoreUnavailableError` when the store can't be reached.
+ * nothing. Rejects with `StoreUnavailableError` when the store can't be reached, possibly after
+ * applying the first statuses: running it again on the same delivery is safe (those come back
+ * `stale`), so answer the webhook with an error and let Meta send it again.
  *
  * @example
  * const parsed = parseWebhook(rawBody);
