@@ -57,6 +57,16 @@ export {
   toDeadLetter,
   validateRetryRecord,
 } from './core/dead-letter/index.js';
+export type {
+  ApplyStatusResult,
+  BeginDeliveryResult,
+  DeliveryAttempt,
+  DeliveryAttemptInput,
+  DeliveryRecord,
+  DeliveryStatusReport,
+  DeliveryStore,
+  RecordAttemptResult,
+} from './core/delivery/index.js';
 export type { AttemptFailure, RetrykitErrorCode, StopReason } from './core/errors.js';
 export {
   HeldError,
@@ -177,6 +187,8 @@ export type { MemoryCircuitStore, MemoryCircuitStoreOptions } from './memory/cir
 export { createMemoryCircuitStore } from './memory/circuit-store.js';
 export type { MemoryDeadLetterQueueOptions } from './memory/dead-letter.js';
 export { createMemoryDeadLetterQueue } from './memory/dead-letter.js';
+export type { MemoryDeliveryStore, MemoryDeliveryStoreOptions } from './memory/delivery-store.js';
+export { createMemoryDeliveryStore } from './memory/delivery-store.js';
 export type {
   MemoryIdempotencyStore,
   MemoryIdempotencyStoreOptions,

@@ -13,8 +13,9 @@ import { type BuiltPackage, buildPackage, ENTRIES } from './support/build.js';
 const VALUE_BUDGET: Readonly<Record<string, number>> = {
   // 40, plus 3 for the bulkhead: createBulkhead, BulkheadRejectedError, BULKHEAD_DEFAULTS;
   // plus 7 for the circuit breaker: createCircuitBreaker, createMemoryCircuitStore,
-  // CircuitOpenError, HeldError, shouldHold, isCircuitFailure, CIRCUIT_BREAKER_DEFAULTS.
-  index: 50,
+  // CircuitOpenError, HeldError, shouldHold, isCircuitFailure, CIRCUIT_BREAKER_DEFAULTS;
+  // plus 1 for delivery records: createMemoryDeliveryStore.
+  index: 51,
 };
 const SUBPATH_VALUE_BUDGET = 30;
 

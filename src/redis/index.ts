@@ -4,6 +4,8 @@ export type { NodeRedisLike, RedisClientLike } from './client.js';
 export { fromNodeRedis } from './client.js';
 export type { RedisDeadLetterQueueOptions } from './dead-letter.js';
 export { createRedisDeadLetterQueue } from './dead-letter.js';
+export type { RedisDeliveryStoreOptions } from './delivery-store.js';
+export { createRedisDeliveryStore } from './delivery-store.js';
 export type { RedisIdempotencyStoreOptions } from './idempotency.js';
 export { createRedisIdempotencyStore } from './idempotency.js';
 export type { Serializer } from './serializer.js';

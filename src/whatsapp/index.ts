@@ -12,6 +12,14 @@ export type {
   WhatsAppClientOptions,
 } from './client.js';
 export { createWhatsAppClient } from './client.js';
+export type {
+  DeliveryStatusOutcome,
+  WhatsAppDelivery,
+  WhatsAppDeliveryAttempt,
+  WhatsAppDeliveryStatus,
+  WhatsAppDeliveryStore,
+} from './delivery/index.js';
+export { applyDeliveryStatuses, getDelivery } from './delivery/index.js';
 export type { DeliveryMetricsOptions, DeliverySnapshot } from './delivery-metrics.js';
 export { whatsappDeliveryMetrics } from './delivery-metrics.js';
 export type {

@@ -1,10 +1,15 @@
 import type { Request } from 'express';
 import type { ParsedQs } from 'qs';
 import { describe, expectTypeOf, it } from 'vitest';
+import { createMemoryDeliveryStore } from '../memory/delivery-store.js';
+import { createRedisDeliveryStore } from '../redis/delivery-store.js';
 import {
+  applyDeliveryStatuses,
   type CloudMessage,
   createWebhookHandler,
   createWhatsAppClient,
+  type DeliveryStatusOutcome,
+  getDelivery,
   handleVerificationRequest,
   type MalformedWebhookItem,
   type MessageStatus,
@@ -14,6 +19,8 @@ import {
   type StatusUpdate,
   type WasenderMessage,
   type WebhookUpdate,
+  type WhatsAppDelivery,
+  type WhatsAppDeliveryStore,
   wasenderEndpoint,
 } from './index.js';
 
@@ -73,5 +80,23 @@ describe('retrykit/whatsapp public types', () => {
         expectTypeOf(updates).toEqualTypeOf<readonly { id: string }[]>();
       },
     });
+  });
+
+  it('delivery records keep the payload type, on either store', () => {
+    const redis: WhatsAppDeliveryStore<CloudMessage> = createRedisDeliveryStore({} as never, {
+      prefix: 'p',
+    });
+    expectTypeOf(getDelivery(redis, 'k')).toEqualTypeOf<
+      Promise<WhatsAppDelivery<CloudMessage> | undefined>
+    >();
+    expectTypeOf(applyDeliveryStatuses(redis, parseWebhook('{}'))).toEqualTypeOf<
+      Promise<DeliveryStatusOutcome[]>
+    >();
+    const memory: WhatsAppDeliveryStore<CloudMessage> = createMemoryDeliveryStore();
+    expectTypeOf(getDelivery(memory, 'k')).toEqualTypeOf<
+      Promise<WhatsAppDelivery<CloudMessage> | undefined>
+    >();
+    // @ts-expect-error: a store typed with other errors than WhatsApp's webhook errors
+    getDelivery(createMemoryDeliveryStore<CloudMessage, { code: string }>(), 'k');
   });
 });

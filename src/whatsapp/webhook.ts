@@ -1,3 +1,4 @@
+import { outranks } from '../core/delivery/status-rank.js';
 import { isRecord } from '../core/loose.js';
 import { isWebhookPayloadError, WebhookPayloadError } from './errors.js';
 import type { RawBody } from './signature.js';
@@ -797,9 +798,6 @@ export interface StatusPoint {
  */
 export function reduceStatus<S extends StatusPoint>(current: S | undefined, incoming: S): S {
   if (current === undefined) return incoming;
-  const a = STATUS_RANK[current.status];
-  const b = STATUS_RANK[incoming.status];
-  if (b > a) return incoming;
-  if (b < a) return current;
-  return incoming.timestampMs < current.timestampMs ? incoming : current;
+  const ranked = (s: S) => ({ rank: STATUS_RANK[s.status], timestampMs: s.timestampMs });
+  return outranks(ranked(incoming), ranked(current)) ? incoming : current;
 }

@@ -1,0 +1,186 @@
+import type { DeliveryAttempt, DeliveryStore } from '../../core/delivery/delivery-types.js';
+import { assertKey } from '../../core/validate.js';
+import {
+  type MessageStatus,
+  type ParsedWebhook,
+  STATUS_RANK,
+  type StatusUpdate,
+  type WebhookErrorDetail,
+  type WebhookUpdate,
+} from '../webhook.js';
+
+/**
+ * A delivery store holding WhatsApp sends: `createMemoryDeliveryStore()` from `retrykit`, or
+ * `createRedisDeliveryStore()` from `retrykit/redis` to share it between the process that
+ * sends and the one that receives webhooks. Attempts' external ids are wamids; their errors
+ * are the `errors` of `failed` statuses.
+ */
+export type WhatsAppDeliveryStore<P = unknown> = DeliveryStore<P, WebhookErrorDetail>;
+
+/**
+ * Where a send stands: `pending` before the Cloud API gave it a wamid (not sent yet, or a
+ * send whose answer was lost), `accepted` once it did and before any status webhook, then
+ * the highest status Meta reported (`failed` is final).
+ */
+export type WhatsAppDeliveryStatus = 'pending' | 'accepted' | MessageStatus;
+
+/** One physical send of a message. */
+export interface WhatsAppDeliveryAttempt {
+  readonly attemptId: string;
+  /** The wamid the Cloud API answered with, `undefined` while unknown. */
+  readonly wamid: string | undefined;
+  /** When the send was made, in milliseconds since the epoch. */
+  readonly at: number;
+  readonly status: WhatsAppDeliveryStatus;
+  /** The payload time each status was first reported at, in milliseconds since the epoch. */
+  readonly timestamps: Readonly<Partial<Record<MessageStatus, number>>>;
+  /** Why the send failed (the `failed` status's errors); empty otherwise. */
+  readonly errors: readonly WebhookErrorDetail[];
+}
+
+/** Everything known about one logical message: what support staff read. */
+export interface WhatsAppDelivery<P = unknown> {
+  /** The message's key (its idempotency key). */
+  readonly key: string;
+  /** The payload as first sent. */
+  readonly payload: P;
+  /** When the record was made, in milliseconds since the epoch (the store's clock). */
+  readonly createdAt: number;
+  /** The status of the latest attempt. */
+  readonly status: WhatsAppDeliveryStatus;
+  /** The latest attempt's status times, in milliseconds since the epoch. */
+  readonly timestamps: Readonly<Partial<Record<MessageStatus, number>>>;
+  /** Every send, oldest first. */
+  readonly attempts: readonly WhatsAppDeliveryAttempt[];
+  /** The wamid of every attempt that has one, oldest first. */
+  readonly wamids: readonly string[];
+  /** The errors of every attempt, oldest first. */
+  readonly errors: readonly WebhookErrorDetail[];
+}
+
+/** What {@link applyDeliveryStatuses} did with one status update. */
+export interface DeliveryStatusOutcome {
+  /** The wamid the status is about. */
+  readonly wamid: string;
+  readonly status: MessageStatus;
+  /**
+   * `applied`: the send's status moved up. `stale`: a duplicate or out-of-order status that
+   * changed nothing (but an earlier time for its status). `unknown`: no record has this wamid
+   * (a message sent without the store, expired, or whose send is not recorded yet).
+   */
+  readonly outcome: 'applied' | 'stale' | 'unknown';
+  /** The message's key, when known. */
+  readonly key: string | undefined;
+}
+
+const STATUS_NAMES: ReadonlySet<string> = new Set(Object.keys(STATUS_RANK));
+
+/** A stored error with every field of {@link WebhookErrorDetail} (a JSON store drops `undefined`). */
+function errorDetail(e: WebhookErrorDetail): WebhookErrorDetail {
+  return {
+    errorCode: e.errorCode,
+    title: e.title,
+    message: e.message,
+    details: e.details,
+  };
+}
+
+function toAttempt(a: DeliveryAttempt<WebhookErrorDetail>): WhatsAppDeliveryAttempt {
+  const timestamps: Partial<Record<MessageStatus, number>> = {};
+  for (const [status, at] of Object.entries(a.statusTimes)) {
+    if (STATUS_NAMES.has(status)) timestamps[status as MessageStatus] = at;
+  }
+  const status: WhatsAppDeliveryStatus =
+    a.status !== undefined && STATUS_NAMES.has(a.status)
+      ? (a.status as MessageStatus)
+      : a.externalId === undefined
+        ? 'pending'
+        : 'accepted';
+  return {
+    attemptId: a.attemptId,
+    wamid: a.externalId,
+    at: a.at,
+    status,
+    timestamps: Object.freeze(timestamps),
+    errors: Object.freeze(a.errors.map(errorDetail)),
+  };
+}
+
+/**
+ * The record of one message, as support staff need it when a customer says "I never got it":
+ * its status, when each status came, every send with its wamid, and why sends failed.
+ * `undefined` when the store has no record of `key` (never recorded, or expired).
+ *
+ * @example
+ * const delivery = await getDelivery(deliveries, `order-${orderId}`);
+ * if (delivery?.status === 'failed') console.log(delivery.errors);
+ */
+export async function getDelivery<P>(
+  store: WhatsAppDeliveryStore<P>,
+  key: string,
+): Promise<WhatsAppDelivery<P> | undefined> {
+  assertKey('key', key);
+  const record = await store.get(key);
+  if (record === undefined) return undefined;
+  const attempts = record.attempts.map(toAttempt);
+  const latest = attempts[attempts.length - 1];
+  return Object.freeze({
+    key: record.key,
+    payload: record.payload,
+    createdAt: record.createdAt,
+    status: latest?.status ?? 'pending',
+    timestamps: latest?.timestamps ?? Object.freeze({}),
+    attempts: Object.freeze(attempts),
+    wamids: Object.freeze(attempts.flatMap((a) => (a.wamid === undefined ? [] : [a.wamid]))),
+    errors: Object.freeze(attempts.flatMap((a) => a.errors)),
+  });
+}
+
+/**
+ * Applies the `status` updates of a parsed webhook to the delivery store, each to the send
+ * whose wamid it names. Statuses are applied by rank (sent < delivered < read ≤ played;
+ * `failed` is final; the earlier payload time wins within a rank, as `reduceStatus` folds
+ * them), so webhooks that arrive twice or out of order never move a send back. Other updates
+ * are ignored. A status for a wamid the store doesn't know is reported `unknown` and writes
+ * nothing. Rejects with `StoreUnavailableError` when the store can't be reached, possibly after
+ * applying the first statuses: running it again on the same delivery is safe (those come back
+ * `stale`), so answer the webhook with an error and let Meta send it again.
+ *
+ * @example
+ * const parsed = parseWebhook(rawBody);
+ * for (const o of await applyDeliveryStatuses(deliveries, parsed)) {
+ *   if (o.outcome === 'unknown') log.warn('status for a send not recorded', o.wamid);
+ * }
+ */
+export async function applyDeliveryStatuses(
+  store: WhatsAppDeliveryStore,
+  updates: ParsedWebhook | readonly WebhookUpdate[],
+): Promise<DeliveryStatusOutcome[]> {
+  const list: readonly WebhookUpdate[] = Array.isArray(updates)
+    ? updates
+    : (updates as ParsedWebhook).statuses;
+  const outcomes: DeliveryStatusOutcome[] = [];
+  for (const update of list) {
+    if (update.kind !== 'status') continue;
+    outcomes.push(await applyOne(store, update));
+  }
+  return outcomes;
+}
+
+async function applyOne(
+  store: WhatsAppDeliveryStore,
+  update: StatusUpdate,
+): Promise<DeliveryStatusOutcome> {
+  const result = await store.applyStatus(update.id, {
+    status: update.status,
+    rank: STATUS_RANK[update.status],
+    timestampMs: update.timestampMs,
+    errors: update.errors,
+  });
+  return {
+    wamid: update.id,
+    status: update.status,
+    outcome: result.outcome,
+    key: result.outcome === 'unknown' ? undefined : result.key,
+  };
+}
