@@ -30,7 +30,13 @@ export {
   BulkheadRejectedError,
   createBulkhead,
 } from './core/bulkhead/index.js';
-export type { Classification, Classifier, FailureScope, Reason } from './core/classify-types.js';
+export type {
+  Classification,
+  Classifier,
+  FailureScope,
+  Reason,
+  ThrottleFeedback,
+} from './core/classify-types.js';
 export { REASONS } from './core/classify-types.js';
 export type { Clock, RandomSource } from './core/clock.js';
 export { systemClock } from './core/clock.js';
@@ -168,7 +174,6 @@ export type {
   RetryEvent,
   RetryFunction,
   RetryOptions,
-  ThrottleFeedback,
 } from './core/retry/index.js';
 export {
   backoffFromEnv,

@@ -71,3 +71,14 @@ export type FailureScope = 'message' | 'account';
  * classifier in {@link composeClassifiers} decide.
  */
 export type Classifier = (error: unknown) => Classification | undefined;
+
+/**
+ * Receives throttling feedback from `retry`, e.g. an adaptive token bucket that slows down
+ * when the server says "too many requests".
+ */
+export interface ThrottleFeedback {
+  /** An attempt failed with reason `rate_limited`. */
+  throttled(classification: Classification): void;
+  /** An attempt succeeded. */
+  succeeded(): void;
+}

@@ -1,7 +1,13 @@
-import type { CircuitState } from './breaker/breaker-types.js';
 import type { Classification, Reason } from './classify-types.js';
 import type { StopReason } from './errors.js';
 import { showValue } from './validate.js';
+
+/**
+ * The state of one key's circuit: `closed` lets calls through and counts their failures;
+ * `open` refuses them until its break ends; `half_open` lets a few probe calls through, and
+ * closes again after enough of them succeed (one failure opens it again).
+ */
+export type CircuitState = 'closed' | 'open' | 'half_open';
 
 /**
  * What a retrykit component reports as it works. Every component that takes an `onEvent`

@@ -1,4 +1,5 @@
 import { watchAbort } from '../core/abort-watch.js';
+import type { ThrottleFeedback } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { type EventListener, emit } from '../core/events.js';
 import {
@@ -25,7 +26,6 @@ import {
   validateLimits,
   validTokens,
 } from '../core/rate-limit/token-bucket-options.js';
-import type { ThrottleFeedback } from '../core/retry/retry.js';
 import { assertInteger, assertNumber, showValue } from '../core/validate.js';
 
 /** Options of {@link createMemoryTokenBucket}. */

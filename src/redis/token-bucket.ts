@@ -1,4 +1,5 @@
 import { watchAbort } from '../core/abort-watch.js';
+import type { ThrottleFeedback } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import { type EventListener, emit } from '../core/events.js';
@@ -23,7 +24,6 @@ import {
   validateLimits,
   validTokens,
 } from '../core/rate-limit/token-bucket-options.js';
-import type { ThrottleFeedback } from '../core/retry/retry.js';
 import { assertStoreErrorPolicy, type StoreErrorPolicy } from '../core/store-error.js';
 import {
   assertInteger,

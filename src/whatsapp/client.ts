@@ -1,7 +1,7 @@
 import { watchAbort } from '../core/abort-watch.js';
 import type { CircuitBreaker } from '../core/breaker/breaker.js';
 import type { Bulkhead } from '../core/bulkhead/bulkhead.js';
-import type { Classification } from '../core/classify-types.js';
+import type { Classification, ThrottleFeedback } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { toDeadLetter } from '../core/dead-letter/dead-letter.js';
 import type { DeadLetterAttempt, DeadLetterQueue } from '../core/dead-letter/dead-letter-types.js';
@@ -17,7 +17,6 @@ import {
   createRetry,
   type RetryEvent,
   type RetryOptions,
-  type ThrottleFeedback,
 } from '../core/retry/retry.js';
 import { assertFunction, assertKey, assertNumber, showValue } from '../core/validate.js';
 import { classifyWhatsAppError } from './classify.js';

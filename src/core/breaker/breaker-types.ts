@@ -1,9 +1,6 @@
-/**
- * The state of one key's circuit: `closed` lets calls through and counts their failures;
- * `open` refuses them until its break ends; `half_open` lets a few probe calls through, and
- * closes again after enough of them succeed (one failure opens it again).
- */
-export type CircuitState = 'closed' | 'open' | 'half_open';
+import type { CircuitState } from '../events.js';
+
+export type { CircuitState };
 
 /**
  * The rules a {@link CircuitBreakerStore} applies, as `createCircuitBreaker` resolved them from

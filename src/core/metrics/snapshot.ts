@@ -1,7 +1,6 @@
-import type { CircuitState } from '../breaker/breaker-types.js';
 import { REASONS, type Reason } from '../classify-types.js';
 import type { StopReason } from '../errors.js';
-import type { IdempotencyHitEvent } from '../events.js';
+import type { CircuitState, IdempotencyHitEvent } from '../events.js';
 import { failedCalls } from './health.js';
 import type { LatencySummary } from './metrics-section.js';
 import {

@@ -1,4 +1,4 @@
-import type { ThrottleFeedback } from '../retry/retry.js';
+import type { ThrottleFeedback } from '../classify-types.js';
 
 /** The outcome of `tryAcquire`: a value, never an exception, for "not now". */
 export type AcquireResult =

@@ -1,6 +1,6 @@
+import type { ThrottleFeedback } from '../classify-types.js';
 import { type Clock, MAX_TIMER_MS } from '../clock.js';
 import type { EventListener } from '../events.js';
-import type { ThrottleFeedback } from '../retry/retry.js';
 import { assertNumber, showValue } from '../validate.js';
 import type { AcquireResult } from './rate-limit-types.js';
 

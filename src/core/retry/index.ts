@@ -35,6 +35,5 @@ export type {
   RetryEvent,
   RetryFunction,
   RetryOptions,
-  ThrottleFeedback,
 } from './retry.js';
 export { createRetry, RETRY_DEFAULTS, retry } from './retry.js';

@@ -1,6 +1,6 @@
 import type { CircuitBreaker, CircuitPermit } from '../breaker/breaker.js';
 import { CircuitOpenError } from '../breaker/breaker-errors.js';
-import type { Classification, Reason } from '../classify-types.js';
+import type { Classification, Reason, ThrottleFeedback } from '../classify-types.js';
 import { type Clock, type RandomSource, systemClock } from '../clock.js';
 import {
   type AttemptFailure,
@@ -58,17 +58,6 @@ export interface GiveUpInfo {
   /** Why retrying stopped. */
   readonly stopReason: StopReason;
   readonly elapsedMs: number;
-}
-
-/**
- * Receives throttling feedback from `retry`, e.g. an adaptive token bucket that slows down
- * when the server says "too many requests".
- */
-export interface ThrottleFeedback {
-  /** An attempt failed with reason `rate_limited`. */
-  throttled(classification: Classification): void;
-  /** An attempt succeeded. */
-  succeeded(): void;
 }
 
 /** Options of {@link retry} and {@link createRetry}. */
