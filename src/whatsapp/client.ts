@@ -21,6 +21,7 @@ import {
 } from '../core/retry/retry.js';
 import { assertFunction, assertKey, assertNumber, showValue } from '../core/validate.js';
 import { classifyWhatsAppError } from './classify.js';
+import type { WhatsAppDeliveryStore } from './delivery/delivery.js';
 import { type CloudMessage, cloudApiEndpoint, type WhatsAppEndpoint } from './endpoints.js';
 import { WhatsAppApiError } from './errors.js';
 import type { WhatsAppEventListener } from './events.js';
@@ -75,6 +76,18 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * returns the first call's message ID instead of sending again.
    */
   readonly store?: IdempotencyStore;
+  /**
+   * Delivery store (`createMemoryDeliveryStore()`, or `createRedisDeliveryStore()` shared with
+   * the webhook handler's `deliveries`): every send with an `idempotencyKey` keeps a record
+   * under that key. Before the first HTTP request the client calls `begin(key, payload)` and
+   * records an attempt `<key>#<n>` (n counts the record's attempts, so a later deliberate
+   * re-send with the same key is a new attempt); after the 200 it fills in the wamid. Read it
+   * with `getDelivery(deliveries, key)`. Sends without a key are not recorded. When the store
+   * fails before the request, the send rejects with its `StoreUnavailableError` and nothing is
+   * sent (as when `store` fails); when it fails after the 200, the send still resolves and
+   * that attempt keeps no wamid (its status webhooks then come back `unknown`).
+   */
+  readonly deliveries?: WhatsAppDeliveryStore<P>;
   /**
    * Failures land here: `permanent` ones at once (131026, 131047, …), `exhausted` ones when
    * retries run out. The entry's payload is the send payload; its ID the idempotency key.
@@ -261,7 +274,15 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     }) as unknown as WhatsAppEndpoint<P>);
   const fetchFn = options.fetch ?? globalThis.fetch;
   assertFunction('fetch', fetchFn);
-  const { limiter, pairLimiter, store, dlq, onEvent, bulkhead, breaker } = options;
+  const { limiter, pairLimiter, store, dlq, onEvent, bulkhead, breaker, deliveries } = options;
+  if (
+    deliveries !== undefined &&
+    (typeof deliveries?.begin !== 'function' || typeof deliveries.recordAttempt !== 'function')
+  ) {
+    throw new TypeError(
+      `deliveries must be a delivery store (begin, recordAttempt), got ${showValue(deliveries)}`,
+    );
+  }
   if (bulkhead !== undefined && typeof bulkhead?.run !== 'function') {
     throw new TypeError(`bulkhead must have a run(key, fn) method, got ${showValue(bulkhead)}`);
   }
@@ -372,6 +393,21 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     );
   };
 
+  /** Records a new attempt of `key` before its first request; rejects when the store fails. */
+  const beginAttempt = async (
+    storeRef: WhatsAppDeliveryStore<P>,
+    key: string,
+    payload: P,
+  ): Promise<{ readonly attemptId: string; readonly at: number }> => {
+    const { record } = await storeRef.begin(key, payload);
+    const attempt = {
+      attemptId: `${key}#${record.attempts.length + 1}`,
+      at: Math.floor(clock.now()),
+    };
+    await storeRef.recordAttempt(key, attempt);
+    return attempt;
+  };
+
   /** Limiter waits, retries and dead letters: one message, no idempotency. */
   const send = async (
     payload: P,
@@ -380,6 +416,10 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
   ): Promise<SendResult> => {
     const recipient = endpoint.recipient(payload);
     const pairKey = `${phoneNumberId}:${recipient}`;
+    const tracked =
+      deliveries === undefined || idempotencyKey === undefined
+        ? undefined
+        : await beginAttempt(deliveries, idempotencyKey, payload);
     const earlier: DeadLetterAttempt[] = [];
     let attempts = 0;
     const attempt = async ({ signal: attemptSignal }: AttemptContext): Promise<StoredSend> => {
@@ -401,6 +441,12 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
           userRetry.onRetry?.(event);
         },
       });
+      if (tracked !== undefined && deliveries !== undefined && idempotencyKey !== undefined) {
+        // Sent: a store failure now must not fail the call (its retry would send it again).
+        await deliveries
+          .recordAttempt(idempotencyKey, { ...tracked, externalId: sent.messageId })
+          .catch(() => undefined);
+      }
       emit(onEvent, {
         type: 'message_status',
         time: clock.now(),

@@ -13,6 +13,7 @@ import {
   assertNoRenamedOptions,
   assertNumber,
 } from '../core/validate.js';
+import { applyDeliveryStatuses, type WhatsAppDeliveryStore } from './delivery/delivery.js';
 import { isWebhookPayloadError } from './errors.js';
 import type { WhatsAppEventListener } from './events.js';
 import {
@@ -28,6 +29,7 @@ import {
   type MalformedWebhookItem,
   PARSE_WEBHOOK_DEFAULTS,
   parseWebhook,
+  type StatusUpdate,
   type WebhookUpdate,
 } from './webhook.js';
 
@@ -104,6 +106,14 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
    * out).
    */
   readonly store: Pick<IdempotencyStore, 'claim' | 'complete' | 'release'>;
+  /**
+   * Delivery store shared with the sending client's `deliveries`: the `status` updates of every
+   * verified delivery are applied to it (`applyDeliveryStatuses`, in payload-timestamp order)
+   * before anything is claimed or queued, duplicates included (applying a status again changes
+   * nothing). When it fails the handler answers 500 (outcome `failed`) and Meta delivers again.
+   * Statuses of wamids no record has are skipped.
+   */
+  readonly deliveries?: Pick<WhatsAppDeliveryStore, 'applyStatus'>;
   /**
    * Receives the updates not seen before, in payload order; resolve once they are safe
    * (queued, stored). A rejection answers 500 so that the sender redelivers.
@@ -287,7 +297,12 @@ export function createWebhookHandler<U>(
   },
 ): WebhookHandler;
 export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): WebhookHandler {
-  const { verify, store, enqueue, dlq, onEvent } = options;
+  const { verify, store, enqueue, dlq, onEvent, deliveries } = options;
+  if (deliveries !== undefined && typeof deliveries?.applyStatus !== 'function') {
+    throw new TypeError(
+      `deliveries must be a delivery store (applyStatus), got ${String(deliveries)}`,
+    );
+  }
   if (verify === undefined) assertKey('appSecret', options.appSecret);
   else assertFunction('verify', verify);
   assertFunction('enqueue', enqueue);
@@ -495,6 +510,20 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
     const { updates, refusal } = parsed;
 
     if (updates.length === 0) return ok('empty', 0, 0);
+    if (deliveries !== undefined) {
+      const statuses = (updates as readonly Partial<WebhookUpdate>[])
+        .filter((u): u is StatusUpdate => u.kind === 'status' && typeof u.id === 'string')
+        .sort((a, b) => a.timestampMs - b.timestampMs);
+      if (statuses.length > 0) {
+        try {
+          await storeCall('applyStatus', () =>
+            applyDeliveryStatuses(deliveries as WhatsAppDeliveryStore, statuses),
+          );
+        } catch (error) {
+          return refuse(500, 'failed', 'Internal Server Error', error);
+        }
+      }
+    }
     // One claim per key: a key repeated within the body is a duplicate of its first copy.
     const keys = updates.map((update) => {
       const key = dedupeKey(update);
