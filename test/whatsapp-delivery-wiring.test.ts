@@ -231,7 +231,7 @@ describeRedis('the client and the webhook handler keep delivery records on Redis
       store: idempotency,
       deliveries: {
         ...sender,
-        begin: (k, p) => sender.begin(k, p),
+        begin: (k, p) => sender.begin(k, p as CloudMessage),
         recordAttempt: (key, attempt) =>
           attempt.externalId === undefined
             ? sender.recordAttempt(key, attempt)

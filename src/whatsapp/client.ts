@@ -87,7 +87,7 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * sent (as when `store` fails); when it fails after the 200, the send still resolves and
    * that attempt keeps no wamid (its status webhooks then come back `unknown`).
    */
-  readonly deliveries?: WhatsAppDeliveryStore<P>;
+  readonly deliveries?: Pick<WhatsAppDeliveryStore, 'begin' | 'recordAttempt'>;
   /**
    * Failures land here: `permanent` ones at once (131026, 131047, …), `exhausted` ones when
    * retries run out. The entry's payload is the send payload; its ID the idempotency key.
@@ -395,7 +395,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
 
   /** Records a new attempt of `key` before its first request; rejects when the store fails. */
   const beginAttempt = async (
-    storeRef: WhatsAppDeliveryStore<P>,
+    storeRef: Pick<WhatsAppDeliveryStore, 'begin' | 'recordAttempt'>,
     key: string,
     payload: P,
   ): Promise<{ readonly attemptId: string; readonly at: number }> => {
