@@ -94,8 +94,9 @@ describeRedis('the client and the webhook handler keep delivery records on Redis
     const fake: FakeWhatsApp = await startFakeWhatsApp({
       appSecret: APP_SECRET,
       webhookUrl: `${receiverUrl}/webhook`,
-      // Statuses come at least 40 ms after the send; duplicates come late and out of order.
-      reorderShare: 0,
+      // Half the messages get their statuses 0-300 ms after the 200, in random order: some
+      // overtake the client's write of the wamid and are answered 503 until it is there.
+      reorderShare: 0.5,
       duplicateShare: 0.5,
       seed: 5,
     });
@@ -105,7 +106,15 @@ describeRedis('the client and the webhook handler keep delivery records on Redis
       phoneNumberId: 'PN-WIRE',
       baseUrl: fake.url,
       store: createMemoryIdempotencyStore(),
-      deliveries: sender,
+      deliveries: {
+        begin: (key, payload) => sender.begin(key, payload as CloudMessage),
+        // Every third wamid is written 300 ms late: its statuses overtake it.
+        recordAttempt: async (key, attempt) => {
+          const slow = attempt.externalId !== undefined && Number(key.slice(6)) % 3 === 0;
+          if (slow) await new Promise((resolve) => setTimeout(resolve, 300));
+          return sender.recordAttempt(key, attempt);
+        },
+      },
     });
 
     const TOTAL = 30;
@@ -117,7 +126,11 @@ describeRedis('the client and the webhook handler keep delivery records on Redis
     const again = await whatsapp.sendMessage(message(0), { idempotencyKey: 'order-0' });
     expect(again.deduplicated).toBe(true);
     await fake.drainWebhooks();
-    expect(fake.webhookStats.refused).toBe(0);
+    // The statuses that overtook a slow wamid write were answered 503 and delivered again.
+    expect(fake.webhookStats.refused).toBeGreaterThan(0);
+    const tags = fake.accepted.map((m) => m.payload.biz_opaque_callback_data);
+    expect(new Set(tags).size).toBe(TOTAL);
+    for (const tag of tags) expect(tag).toMatch(/^rk:[A-Za-z0-9_-]{22}$/);
 
     for (let i = 0; i < TOTAL; i++) {
       const delivery = await getDelivery(receiver, `order-${i}`);
@@ -150,15 +163,22 @@ describeRedis('the client and the webhook handler keep delivery records on Redis
     expect(fake.accepted).toHaveLength(3);
   });
 
-  it('a status that overtakes the wamid is not recorded; the later statuses are', async () => {
+  it('a tagged status that overtakes the wamid is answered 503 until the wamid is stored', async () => {
     const { sender, receiver } = stores();
+    let enqueued = 0;
     const handle = createWebhookHandler({
       appSecret: APP_SECRET,
       store: createMemoryIdempotencyStore(),
-      enqueue: () => undefined,
+      enqueue: (updates) => {
+        enqueued += updates.length;
+      },
       deliveries: receiver,
     });
     let early: Awaited<ReturnType<typeof handle>> | undefined;
+    const seconds = () => String(Math.floor(Date.now() / 1000));
+    let tag: unknown;
+    const sentStatus = (id: string, at: number | string = seconds()) =>
+      statusBody([{ id, status: 'sent', timestamp: String(at), biz_opaque_callback_data: tag }]);
     const fake = await startFakeWhatsApp({ appSecret: APP_SECRET });
     cleanups.push(() => fake.close());
     const slowStore: WhatsAppDeliveryStore<CloudMessage> = {
@@ -169,11 +189,8 @@ describeRedis('the client and the webhook handler keep delivery records on Redis
       applyStatus: (id, r) => sender.applyStatus(id, r),
       async recordAttempt(key, attempt) {
         if (attempt.externalId !== undefined) {
-          early = await handle(
-            await signed(
-              statusBody([{ id: attempt.externalId, status: 'sent', timestamp: '1750263001' }]),
-            ),
-          );
+          tag = fake.accepted.at(-1)?.payload.biz_opaque_callback_data;
+          early = await handle(await signed(sentStatus(attempt.externalId)));
         }
         return sender.recordAttempt(key, attempt);
       },
@@ -185,20 +202,23 @@ describeRedis('the client and the webhook handler keep delivery records on Redis
       deliveries: slowStore,
     });
     const { messageId } = await whatsapp.sendMessage(message(3), { idempotencyKey: 'order-e' });
-    expect(early?.status).toBe(200);
+    expect([early?.status, early?.outcome, early?.headers]).toEqual([
+      503,
+      'in_progress',
+      { 'Retry-After': '1' },
+    ]);
+    expect(enqueued).toBe(0);
     expect((await getDelivery(receiver, 'order-e'))?.status).toBe('accepted');
-    const late = await handle(
-      await signed(
-        statusBody([
-          { id: messageId, status: 'read', timestamp: '1750263003' },
-          { id: messageId, status: 'delivered', timestamp: '1750263002' },
-        ]),
-      ),
+    const again = await handle(await signed(sentStatus(messageId)));
+    expect([again.status, again.outcome, enqueued]).toEqual([200, 'enqueued', 1]);
+    expect((await getDelivery(receiver, 'order-e'))?.status).toBe('sent');
+
+    // Untagged, or over a minute old: not ours to wait for, answered 200 and not recorded.
+    const stranger = await handle(
+      await signed(statusBody([{ id: 'wamid.X', status: 'sent', timestamp: seconds() }])),
     );
-    expect(late.status).toBe(200);
-    const delivery = await getDelivery(receiver, 'order-e');
-    expect(delivery?.status).toBe('read');
-    expect(delivery?.timestamps).toEqual({ delivered: 1_750_263_002_000, read: 1_750_263_003_000 });
+    const old = await handle(await signed(sentStatus('wamid.Y', Number(seconds()) - 61)));
+    expect([stranger.status, old.status]).toEqual([200, 200]);
   });
 
   it('a delivery store that fails before the request fails the send, and nothing is sent', async () => {

@@ -22,6 +22,7 @@ import {
 import { assertFunction, assertKey, assertNumber, showValue } from '../core/validate.js';
 import { classifyWhatsAppError } from './classify.js';
 import type { WhatsAppDeliveryStore } from './delivery/delivery.js';
+import { deliveryTag, tagCallbackData } from './delivery/tag.js';
 import { type CloudMessage, cloudApiEndpoint, type WhatsAppEndpoint } from './endpoints.js';
 import { WhatsAppApiError } from './errors.js';
 import type { WhatsAppEventListener } from './events.js';
@@ -223,6 +224,14 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
+/** `payload` with `key`'s correlation tag in `biz_opaque_callback_data`. */
+async function withTag<P>(key: string, payload: P): Promise<P> {
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return payload;
+  const callerData = (payload as Record<string, unknown>).biz_opaque_callback_data;
+  const tag = await deliveryTag(key);
+  return { ...payload, biz_opaque_callback_data: tagCallbackData(tag, callerData) };
+}
+
 /** A retrykit error that keeps every failure of its call (`RetryError`, `retry`'s `PermanentError`). */
 function carriesFailures(error: unknown): boolean {
   return isRetrykitError(error) && Array.isArray((error as { errors?: unknown }).errors);
@@ -393,19 +402,28 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     );
   };
 
-  /** Records a new attempt of `key` before its first request; rejects when the store fails. */
+  // Only Cloud API messages have `biz_opaque_callback_data`.
+  const tagged = options.endpoint === undefined;
+
+  /**
+   * Records a new attempt of `key` before its first request (rejects when the store fails) and
+   * gives the payload to send: with the key's correlation tag for the Cloud API.
+   */
   const beginAttempt = async (
     storeRef: Pick<WhatsAppDeliveryStore, 'begin' | 'recordAttempt'>,
     key: string,
     payload: P,
-  ): Promise<{ readonly attemptId: string; readonly at: number }> => {
+  ): Promise<{
+    readonly attempt: { readonly attemptId: string; readonly at: number };
+    readonly wire: P;
+  }> => {
     const { record } = await storeRef.begin(key, payload);
     const attempt = {
       attemptId: `${key}#${record.attempts.length + 1}`,
       at: Math.floor(clock.now()),
     };
     await storeRef.recordAttempt(key, attempt);
-    return attempt;
+    return { attempt, wire: tagged ? await withTag(key, payload) : payload };
   };
 
   /** Limiter waits, retries and dead letters: one message, no idempotency. */
@@ -427,7 +445,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
         await pairLimiter.acquire(pairKey, 1, { signal: attemptSignal });
       if (limiter !== undefined) await limiter.acquire(phoneNumberId, 1, { signal: attemptSignal });
       attempts++;
-      return request(payload, attemptSignal);
+      return request(tracked?.wire ?? payload, attemptSignal);
     };
     const feedback = feedbackFor(pairKey);
     try {
@@ -444,7 +462,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
       if (tracked !== undefined && deliveries !== undefined && idempotencyKey !== undefined) {
         // Sent: a store failure now must not fail the call (its retry would send it again).
         await deliveries
-          .recordAttempt(idempotencyKey, { ...tracked, externalId: sent.messageId })
+          .recordAttempt(idempotencyKey, { ...tracked.attempt, externalId: sent.messageId })
           .catch(() => undefined);
       }
       emit(onEvent, {

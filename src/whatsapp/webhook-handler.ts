@@ -13,7 +13,11 @@ import {
   assertNoRenamedOptions,
   assertNumber,
 } from '../core/validate.js';
-import { applyDeliveryStatuses, type WhatsAppDeliveryStore } from './delivery/delivery.js';
+import {
+  applyDeliveryStatuses,
+  type DeliveryStatusOutcome,
+  type WhatsAppDeliveryStore,
+} from './delivery/delivery.js';
 import { isWebhookPayloadError } from './errors.js';
 import type { WhatsAppEventListener } from './events.js';
 import {
@@ -32,6 +36,12 @@ import {
   type StatusUpdate,
   type WebhookUpdate,
 } from './webhook.js';
+
+/**
+ * How long after its payload time a tagged status whose wamid no record has is answered 503:
+ * its send's wamid may not be stored yet. In milliseconds.
+ */
+const TAGGED_UNKNOWN_WINDOW_MS = 60_000;
 
 /** A webhook POST as any framework hands it over. */
 export interface WebhookRequest {
@@ -111,7 +121,10 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
    * verified delivery are applied to it (`applyDeliveryStatuses`, in payload-timestamp order)
    * before anything is claimed or queued, duplicates included (applying a status again changes
    * nothing). When it fails the handler answers 500 (outcome `failed`) and Meta delivers again.
-   * Statuses of wamids no record has are skipped.
+   * Statuses of wamids no record has are skipped, except one that carries the correlation tag
+   * of a client with `deliveries` and is less than a minute old (by its payload time): its
+   * send's wamid is not stored yet, so the delivery is answered 503 (`in_progress`,
+   * `Retry-After: 1`) before anything is queued, and Meta delivers it again.
    */
   readonly deliveries?: Pick<WhatsAppDeliveryStore, 'applyStatus'>;
   /**
@@ -515,12 +528,32 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
         .filter((u): u is StatusUpdate => u.kind === 'status' && typeof u.id === 'string')
         .sort((a, b) => a.timestampMs - b.timestampMs);
       if (statuses.length > 0) {
+        let outcomes: readonly DeliveryStatusOutcome[];
         try {
-          await storeCall('applyStatus', () =>
+          outcomes = await storeCall('applyStatus', () =>
             applyDeliveryStatuses(deliveries as WhatsAppDeliveryStore, statuses),
           );
         } catch (error) {
           return refuse(500, 'failed', 'Internal Server Error', error);
+        }
+        // A recent status of one of our sends whose wamid is not stored yet: ask again.
+        const now = clock.now();
+        const early = statuses.filter(
+          (u, i) =>
+            outcomes[i]?.outcome === 'unknown' &&
+            u.deliveryTag !== undefined &&
+            now - u.timestampMs < TAGGED_UNKNOWN_WINDOW_MS,
+        ).length;
+        if (early > 0) {
+          return {
+            status: 503,
+            body: 'Service Unavailable',
+            headers: { 'Retry-After': '1' },
+            outcome: 'in_progress',
+            enqueued: 0,
+            duplicates: 0,
+            inProgress: early,
+          };
         }
       }
     }
