@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
@@ -6,6 +7,7 @@ import { createMemoryIdempotencyStore, StoreUnavailableError } from '../src/inde
 import { createRedisDeliveryStore } from '../src/redis/index.js';
 import {
   type CloudMessage,
+  cloudApiEndpoint,
   createWebhookHandler,
   createWhatsAppClient,
   getDelivery,
@@ -161,6 +163,37 @@ describeRedis('the client and the webhook handler keep delivery records on Redis
       ['order-r#2', second.messageId, 'accepted'],
     ]);
     expect(fake.accepted).toHaveLength(3);
+    expect(fake.accepted.map((m) => m.payload.biz_opaque_callback_data)).toEqual([
+      `rk:${createHash('sha256').update('order-r').digest('base64url').slice(0, 22)}`,
+      fake.accepted[0]?.payload.biz_opaque_callback_data,
+      undefined,
+    ]);
+
+    // A caller's own value is kept after the tag; a custom endpoint's payload is never tagged.
+    await whatsapp.sendMessage(
+      { ...message(7), biz_opaque_callback_data: 'campaign-7' },
+      { idempotencyKey: 'order-c' },
+    );
+    expect(fake.accepted[3]?.payload.biz_opaque_callback_data).toMatch(
+      /^rk:[A-Za-z0-9_-]{22}\|campaign-7$/,
+    );
+    expect((await getDelivery(receiver, 'order-c'))?.payload).toMatchObject({
+      biz_opaque_callback_data: 'campaign-7',
+    });
+    const own = createWhatsAppClient({
+      phoneNumberId: 'PN-WIRE',
+      endpoint: {
+        ...cloudApiEndpoint({
+          accessToken: fake.accessToken,
+          phoneNumberId: 'PN-WIRE',
+          baseUrl: fake.url,
+        }),
+      },
+      deliveries: sender,
+    });
+    await own.sendMessage(message(8), { idempotencyKey: 'order-o' });
+    expect(fake.accepted[4]?.payload).not.toHaveProperty('biz_opaque_callback_data');
+    expect((await getDelivery(receiver, 'order-o'))?.wamids).toEqual([fake.accepted[4]?.wamid]);
   });
 
   it('a tagged status that overtakes the wamid is answered 503 until the wamid is stored', async () => {

@@ -86,7 +86,10 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * with `getDelivery(deliveries, key)`. Sends without a key are not recorded. When the store
    * fails before the request, the send rejects with its `StoreUnavailableError` and nothing is
    * sent (as when `store` fails); when it fails after the 200, the send still resolves and
-   * that attempt keeps no wamid (its status webhooks then come back `unknown`).
+   * that attempt keeps no wamid (its status webhooks then come back `unknown`). Cloud API
+   * sends carry the key's correlation tag in `biz_opaque_callback_data`: `rk:<tag>`, or
+   * `rk:<tag>|<your value>` (yours alone when both would pass 512 characters); the record keeps
+   * the payload as given.
    */
   readonly deliveries?: Pick<WhatsAppDeliveryStore, 'begin' | 'recordAttempt'>;
   /**
