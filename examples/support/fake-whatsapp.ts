@@ -133,6 +133,8 @@ interface StatusEvent {
   readonly status: 'sent' | 'delivered' | 'read';
   readonly timestamp: number;
   readonly dueAt: number;
+  /** The message's `biz_opaque_callback_data`, echoed on its statuses as Meta does. */
+  readonly callbackData: string | undefined;
 }
 
 /** Starts the fake on 127.0.0.1 and a free port. */
@@ -191,6 +193,10 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
           status,
           timestamp: seconds + i,
           dueAt: Date.now() + delay,
+          callbackData:
+            typeof message.payload.biz_opaque_callback_data === 'string'
+              ? message.payload.biz_opaque_callback_data
+              : undefined,
         });
       }
     });
@@ -247,6 +253,9 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
                   status: e.status,
                   timestamp: String(e.timestamp),
                   recipient_id: e.to,
+                  ...(e.callbackData === undefined
+                    ? {}
+                    : { biz_opaque_callback_data: e.callbackData }),
                 })),
               },
             })),

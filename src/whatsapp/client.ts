@@ -20,6 +20,8 @@ import {
 } from '../core/retry/retry.js';
 import { assertFunction, assertKey, assertNumber, showValue } from '../core/validate.js';
 import { classifyWhatsAppError } from './classify.js';
+import type { WhatsAppDeliveryStore } from './delivery/delivery.js';
+import { deliveryTag, tagCallbackData } from './delivery/tag.js';
 import { type CloudMessage, cloudApiEndpoint, type WhatsAppEndpoint } from './endpoints.js';
 import { WhatsAppApiError } from './errors.js';
 import type { WhatsAppEventListener } from './events.js';
@@ -74,6 +76,21 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * returns the first call's message ID instead of sending again.
    */
   readonly store?: IdempotencyStore;
+  /**
+   * Delivery store (`createMemoryDeliveryStore()`, or `createRedisDeliveryStore()` shared with
+   * the webhook handler's `deliveries`): every send with an `idempotencyKey` keeps a record
+   * under that key. Before the first HTTP request the client calls `begin(key, payload)` and
+   * records an attempt `<key>#<n>` (n counts the record's attempts, so a later deliberate
+   * re-send with the same key is a new attempt); after the 200 it fills in the wamid. Read it
+   * with `getDelivery(deliveries, key)`. Sends without a key are not recorded. When the store
+   * fails before the request, the send rejects with its `StoreUnavailableError` and nothing is
+   * sent (as when `store` fails); when it fails after the 200, the send still resolves and
+   * that attempt keeps no wamid (its status webhooks then come back `unknown`). Cloud API
+   * sends carry the key's correlation tag in `biz_opaque_callback_data`: `rk:<tag>`, or
+   * `rk:<tag>|<your value>` (yours alone when both would pass 512 characters); the record keeps
+   * the payload as given.
+   */
+  readonly deliveries?: Pick<WhatsAppDeliveryStore, 'begin' | 'recordAttempt'>;
   /**
    * Failures land here: `permanent` ones at once (131026, 131047, …), `exhausted` ones when
    * retries run out. The entry's payload is the send payload; its ID the idempotency key.
@@ -209,6 +226,14 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
+/** `payload` with `key`'s correlation tag in `biz_opaque_callback_data`. */
+async function withTag<P>(key: string, payload: P): Promise<P> {
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return payload;
+  const callerData = (payload as Record<string, unknown>).biz_opaque_callback_data;
+  const tag = await deliveryTag(key);
+  return { ...payload, biz_opaque_callback_data: tagCallbackData(tag, callerData) };
+}
+
 /** A retrykit error that keeps every failure of its call (`RetryError`, `retry`'s `PermanentError`). */
 function carriesFailures(error: unknown): boolean {
   return isRetrykitError(error) && Array.isArray((error as { errors?: unknown }).errors);
@@ -260,7 +285,15 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     }) as unknown as WhatsAppEndpoint<P>);
   const fetchFn = options.fetch ?? globalThis.fetch;
   assertFunction('fetch', fetchFn);
-  const { limiter, pairLimiter, store, dlq, onEvent, bulkhead, breaker } = options;
+  const { limiter, pairLimiter, store, dlq, onEvent, bulkhead, breaker, deliveries } = options;
+  if (
+    deliveries !== undefined &&
+    (typeof deliveries?.begin !== 'function' || typeof deliveries.recordAttempt !== 'function')
+  ) {
+    throw new TypeError(
+      `deliveries must be a delivery store (begin, recordAttempt), got ${showValue(deliveries)}`,
+    );
+  }
   if (bulkhead !== undefined && typeof bulkhead?.run !== 'function') {
     throw new TypeError(`bulkhead must have a run(key, fn) method, got ${showValue(bulkhead)}`);
   }
@@ -371,6 +404,30 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     );
   };
 
+  // Only Cloud API messages have `biz_opaque_callback_data`.
+  const tagged = options.endpoint === undefined;
+
+  /**
+   * Records a new attempt of `key` before its first request (rejects when the store fails) and
+   * gives the payload to send: with the key's correlation tag for the Cloud API.
+   */
+  const beginAttempt = async (
+    storeRef: Pick<WhatsAppDeliveryStore, 'begin' | 'recordAttempt'>,
+    key: string,
+    payload: P,
+  ): Promise<{
+    readonly attempt: { readonly attemptId: string; readonly at: number };
+    readonly wire: P;
+  }> => {
+    const { record } = await storeRef.begin(key, payload);
+    const attempt = {
+      attemptId: `${key}#${record.attempts.length + 1}`,
+      at: Math.floor(clock.now()),
+    };
+    await storeRef.recordAttempt(key, attempt);
+    return { attempt, wire: tagged ? await withTag(key, payload) : payload };
+  };
+
   /** Limiter waits, retries and dead letters: one message, no idempotency. */
   const send = async (
     payload: P,
@@ -379,6 +436,10 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
   ): Promise<SendResult> => {
     const recipient = endpoint.recipient(payload);
     const pairKey = `${phoneNumberId}:${recipient}`;
+    const tracked =
+      deliveries === undefined || idempotencyKey === undefined
+        ? undefined
+        : await beginAttempt(deliveries, idempotencyKey, payload);
     const earlier: DeadLetterAttempt[] = [];
     let attempts = 0;
     const attempt = async ({ signal: attemptSignal }: AttemptContext): Promise<StoredSend> => {
@@ -386,7 +447,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
         await pairLimiter.acquire(pairKey, 1, { signal: attemptSignal });
       if (limiter !== undefined) await limiter.acquire(phoneNumberId, 1, { signal: attemptSignal });
       attempts++;
-      return request(payload, attemptSignal);
+      return request(tracked?.wire ?? payload, attemptSignal);
     };
     const feedback = feedbackFor(pairKey);
     try {
@@ -400,6 +461,12 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
           userRetry.onRetry?.(event);
         },
       });
+      if (tracked !== undefined && deliveries !== undefined && idempotencyKey !== undefined) {
+        // Sent: a store failure now must not fail the call (its retry would send it again).
+        await deliveries
+          .recordAttempt(idempotencyKey, { ...tracked.attempt, externalId: sent.messageId })
+          .catch(() => undefined);
+      }
       emit(onEvent, {
         type: 'message_status',
         time: clock.now(),

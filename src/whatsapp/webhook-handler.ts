@@ -13,6 +13,11 @@ import {
   assertNoRenamedOptions,
   assertNumber,
 } from '../core/validate.js';
+import {
+  applyDeliveryStatuses,
+  type DeliveryStatusOutcome,
+  type WhatsAppDeliveryStore,
+} from './delivery/delivery.js';
 import { isWebhookPayloadError } from './errors.js';
 import type { WhatsAppEventListener } from './events.js';
 import {
@@ -28,8 +33,15 @@ import {
   type MalformedWebhookItem,
   PARSE_WEBHOOK_DEFAULTS,
   parseWebhook,
+  type StatusUpdate,
   type WebhookUpdate,
 } from './webhook.js';
+
+/**
+ * How long after its payload time a tagged status whose wamid no record has is answered 503:
+ * its send's wamid may not be stored yet. In milliseconds.
+ */
+const TAGGED_UNKNOWN_WINDOW_MS = 60_000;
 
 /** A webhook POST as any framework hands it over. */
 export interface WebhookRequest {
@@ -104,6 +116,17 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
    * out).
    */
   readonly store: Pick<IdempotencyStore, 'claim' | 'complete' | 'release'>;
+  /**
+   * Delivery store shared with the sending client's `deliveries`: the `status` updates of every
+   * verified delivery are applied to it (`applyDeliveryStatuses`, in payload-timestamp order)
+   * before anything is claimed or queued, duplicates included (applying a status again changes
+   * nothing). When it fails the handler answers 500 (outcome `failed`) and Meta delivers again.
+   * Statuses of wamids no record has are skipped, except one that carries the correlation tag
+   * of a client with `deliveries` and is less than a minute old (by its payload time): its
+   * send's wamid is not stored yet, so the delivery is answered 503 (`in_progress`,
+   * `Retry-After: 1`) before anything is queued, and Meta delivers it again.
+   */
+  readonly deliveries?: Pick<WhatsAppDeliveryStore, 'applyStatus'>;
   /**
    * Receives the updates not seen before, in payload order; resolve once they are safe
    * (queued, stored). A rejection answers 500 so that the sender redelivers.
@@ -287,7 +310,12 @@ export function createWebhookHandler<U>(
   },
 ): WebhookHandler;
 export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): WebhookHandler {
-  const { verify, store, enqueue, dlq, onEvent } = options;
+  const { verify, store, enqueue, dlq, onEvent, deliveries } = options;
+  if (deliveries !== undefined && typeof deliveries?.applyStatus !== 'function') {
+    throw new TypeError(
+      `deliveries must be a delivery store (applyStatus), got ${String(deliveries)}`,
+    );
+  }
   if (verify === undefined) assertKey('appSecret', options.appSecret);
   else assertFunction('verify', verify);
   assertFunction('enqueue', enqueue);
@@ -495,6 +523,40 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
     const { updates, refusal } = parsed;
 
     if (updates.length === 0) return ok('empty', 0, 0);
+    if (deliveries !== undefined) {
+      const statuses = (updates as readonly Partial<WebhookUpdate>[])
+        .filter((u): u is StatusUpdate => u.kind === 'status' && typeof u.id === 'string')
+        .sort((a, b) => a.timestampMs - b.timestampMs);
+      if (statuses.length > 0) {
+        let outcomes: readonly DeliveryStatusOutcome[];
+        try {
+          outcomes = await storeCall('applyStatus', () =>
+            applyDeliveryStatuses(deliveries as WhatsAppDeliveryStore, statuses),
+          );
+        } catch (error) {
+          return refuse(500, 'failed', 'Internal Server Error', error);
+        }
+        // A recent status of one of our sends whose wamid is not stored yet: ask again.
+        const now = clock.now();
+        const early = statuses.filter(
+          (u, i) =>
+            outcomes[i]?.outcome === 'unknown' &&
+            u.deliveryTag !== undefined &&
+            now - u.timestampMs < TAGGED_UNKNOWN_WINDOW_MS,
+        ).length;
+        if (early > 0) {
+          return {
+            status: 503,
+            body: 'Service Unavailable',
+            headers: { 'Retry-After': '1' },
+            outcome: 'in_progress',
+            enqueued: 0,
+            duplicates: 0,
+            inProgress: early,
+          };
+        }
+      }
+    }
     // One claim per key: a key repeated within the body is a duplicate of its first copy.
     const keys = updates.map((update) => {
       const key = dedupeKey(update);

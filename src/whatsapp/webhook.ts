@@ -1,5 +1,6 @@
 import { outranks } from '../core/delivery/status-rank.js';
 import { isRecord } from '../core/loose.js';
+import { splitCallbackData } from './delivery/tag.js';
 import { isWebhookPayloadError, WebhookPayloadError } from './errors.js';
 import type { RawBody } from './signature.js';
 
@@ -97,8 +98,16 @@ export interface StatusUpdate extends WebhookOrigin {
   readonly recipientParticipantUserId: string | undefined;
   /** Why the message failed (on `failed`); empty otherwise. */
   readonly errors: readonly WebhookErrorDetail[];
-  /** `biz_opaque_callback_data` as sent with the message, when present. */
+  /**
+   * `biz_opaque_callback_data` as sent with the message, when present, without the
+   * correlation tag (`rk:<tag>|`) a client with `deliveries` adds.
+   */
   readonly callbackData: string | undefined;
+  /**
+   * The correlation tag a client with `deliveries` sent in `biz_opaque_callback_data` (a hash
+   * of the idempotency key), when present.
+   */
+  readonly deliveryTag?: string;
   /** `pricing`, when present (with `sent`, and one of `delivered` or `read`). */
   readonly pricing: StatusPricing | undefined;
   /** The status object as parsed (keys `__proto__`, `constructor`, `prototype` removed). */
@@ -299,6 +308,17 @@ function text(value: unknown, path: string): string {
     throw new WebhookPayloadError(path, 'expected a non-empty string');
   }
   return value;
+}
+
+/** A status's callback data without retrykit's correlation tag, and the tag. */
+function callback(value: string | undefined): {
+  readonly callbackData: string | undefined;
+  readonly deliveryTag?: string;
+} {
+  const { tag, callerData } = splitCallbackData(value);
+  return tag === undefined
+    ? { callbackData: value }
+    : { callbackData: callerData, deliveryTag: tag };
 }
 
 function optionalText(value: unknown): string | undefined {
@@ -687,7 +707,7 @@ function parseMessages(context: ChangeContext, rawValue: unknown): void {
       recipientParticipantId: optionalId(s.recipient_participant_id),
       recipientParticipantUserId: optionalId(s.recipient_participant_user_id),
       errors: errorDetails(s.errors, `${path}.errors`),
-      callbackData: optionalText(s.biz_opaque_callback_data),
+      ...callback(optionalText(s.biz_opaque_callback_data)),
       pricing: pricing(s.pricing),
       raw: s,
     });
