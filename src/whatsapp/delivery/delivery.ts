@@ -255,6 +255,8 @@ export async function deadLetterFailedSends(
       }),
     ];
   });
-  await Promise.all(letters.map((letter) => dlq.add(letter)));
-  return letters.length;
+  // The same status twice in one body is one dead letter, added once.
+  const once = [...new Map(letters.map((letter) => [letter.id, letter])).values()];
+  await Promise.all(once.map((letter) => dlq.add(letter)));
+  return once.length;
 }

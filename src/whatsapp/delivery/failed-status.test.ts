@@ -120,6 +120,7 @@ describe('a failed status of a recorded send', () => {
       failed('wamid.A', UNDELIVERABLE),
     ]);
     expect((await handle(twice)).status).toBe(200);
+    expect(added).toHaveLength(1);
     expect((await handle(twice)).status).toBe(200);
     expect(await dlq.size()).toBe(1);
     expect(new Set(added.map((e) => e.id))).toEqual(new Set(['order-1']));
