@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { type FakeWhatsApp, startFakeWhatsApp } from '../examples/support/fake-whatsapp.js';
 import { createMemoryIdempotencyStore, StoreUnavailableError } from '../src/index.js';
-import { createRedisDeliveryStore } from '../src/redis/index.js';
+import { createRedisDeadLetterQueue, createRedisDeliveryStore } from '../src/redis/index.js';
 import {
   type CloudMessage,
   cloudApiEndpoint,
@@ -142,6 +142,62 @@ describeRedis('the client and the webhook handler keep delivery records on Redis
       expect(delivery?.attempts.map((a) => a.attemptId)).toEqual([`order-${i}#1`]);
       expect(delivery?.status).toBe(fake.finalStatus.get(wamid));
     }
+  });
+
+  it('a failed status over HTTP: a permanent code is dead-lettered once, a transient one only recorded', async () => {
+    const { sender, receiver } = stores();
+    const redis = connectRedis();
+    cleanups.push(() => redis.quit());
+    const dlq = createRedisDeadLetterQueue<string>(redis, {
+      prefix: uniquePrefix('wa-failed-dlq'),
+    });
+    const handle = createWebhookHandler({
+      appSecret: APP_SECRET,
+      store: createMemoryIdempotencyStore(),
+      enqueue: () => undefined,
+      deliveries: receiver,
+      dlq,
+    });
+    const receiverUrl = await listen(
+      createServer(async (req, res) => {
+        const result = await handle({ body: await readRaw(req), headers: req.headers });
+        res.writeHead(result.status).end(result.body);
+      }),
+    );
+    const codes: Record<string, number> = { [message(1).to]: 131026, [message(2).to]: 131000 };
+    const fake = await startFakeWhatsApp({
+      appSecret: APP_SECRET,
+      webhookUrl: `${receiverUrl}/webhook`,
+      failAfterAccept: (to) => codes[to],
+      duplicateShare: 0,
+    });
+    cleanups.push(() => fake.close());
+    const whatsapp = createWhatsAppClient({
+      accessToken: fake.accessToken,
+      phoneNumberId: 'PN-WIRE',
+      baseUrl: fake.url,
+      store: createMemoryIdempotencyStore(),
+      deliveries: sender,
+    });
+    for (const i of [0, 1, 2]) {
+      await whatsapp.sendMessage(message(i), { idempotencyKey: `order-f${i}` });
+    }
+    await fake.drainWebhooks();
+
+    expect((await getDelivery(receiver, 'order-f0'))?.status).not.toBe('failed');
+    expect(await getDelivery(receiver, 'order-f1')).toMatchObject({
+      status: 'failed',
+      errors: [expect.objectContaining({ errorCode: 131026 })],
+    });
+    expect(await getDelivery(receiver, 'order-f2')).toMatchObject({
+      status: 'failed',
+      errors: [expect.objectContaining({ errorCode: 131000 })],
+    });
+    expect(await dlq.size()).toBe(1);
+    const entry = await dlq.get('order-f1');
+    expect(entry).toMatchObject({ source: 'whatsapp.status', disposition: 'permanent' });
+    expect(JSON.parse(entry?.payload as string)).toMatchObject(message(1));
+    expect(entry?.attempts.map((a) => a.errorCode)).toEqual([131026]);
   });
 
   it('a re-send under the same key is a second attempt beside the first', async () => {

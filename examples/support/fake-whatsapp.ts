@@ -40,6 +40,12 @@ export interface FakeWhatsAppOptions {
   readonly faults?: FakeFaults;
   /** Recipients that always get 131026 (message undeliverable). @default none */
   readonly undeliverable?: (to: string) => boolean;
+  /**
+   * Recipients whose accepted messages later fail: the Cloud API code of a `failed` status
+   * webhook posted half a second after their `sent` (a 131026 is permanent, a 131000
+   * transient), or `undefined` for a message that is delivered. @default none
+   */
+  readonly failAfterAccept?: (to: string) => number | undefined;
   /** Share of messages that also get a `read` status. @default 0.6 */
   readonly readShare?: number;
   /** Share of status events delivered twice. @default 0.1 */
@@ -73,7 +79,7 @@ export interface FakeWhatsApp {
   /** Arrival times (epoch ms) of every send request, per phone number. */
   readonly arrivals: ReadonlyMap<string, readonly number[]>;
   /** The last status the fake reported for each wamid: what a receiver must end up with. */
-  readonly finalStatus: ReadonlyMap<string, 'sent' | 'delivered' | 'read'>;
+  readonly finalStatus: ReadonlyMap<string, FakeStatus>;
   /** Injected faults by kind, and 130429s from the rate window. */
   readonly faults: Readonly<Record<string, number>>;
   /** Status events posted (duplicates included) and webhook requests answered non-200. */
@@ -126,11 +132,16 @@ function graphError(res: ServerResponse, status: number, code: number, message: 
   });
 }
 
+/** A status the fake reports. */
+export type FakeStatus = 'sent' | 'delivered' | 'read' | 'failed';
+
 interface StatusEvent {
   readonly phoneNumberId: string;
   readonly wamid: string;
   readonly to: string;
-  readonly status: 'sent' | 'delivered' | 'read';
+  readonly status: FakeStatus;
+  /** The error code of a `failed` status. */
+  readonly errorCode?: number;
   readonly timestamp: number;
   readonly dueAt: number;
   /** The message's `biz_opaque_callback_data`, echoed on its statuses as Meta does. */
@@ -150,7 +161,7 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
   const batchSize = options.batchSize ?? 20;
 
   const accepted: AcceptedMessage[] = [];
-  const finalStatus = new Map<string, 'sent' | 'delivered' | 'read'>();
+  const finalStatus = new Map<string, FakeStatus>();
   const arrivals = new Map<string, number[]>();
   const recent = new Map<string, number[]>();
   const faultCounts: Record<string, number> = {};
@@ -177,10 +188,41 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
 
   const scheduleStatuses = (message: AcceptedMessage): void => {
     if (options.webhookUrl === undefined) return;
+    const seconds = Math.floor(message.at / 1000);
+    const failCode = options.failAfterAccept?.(message.to);
+    if (failCode !== undefined) {
+      finalStatus.set(message.wamid, 'failed');
+      // Meta documents `biz_opaque_callback_data` on sent, delivered and read statuses only.
+      const base = {
+        phoneNumberId: message.phoneNumberId,
+        wamid: message.wamid,
+        to: message.to,
+      };
+      pending.push(
+        {
+          ...base,
+          status: 'sent',
+          timestamp: seconds,
+          dueAt: Date.now() + 40,
+          callbackData:
+            typeof message.payload.biz_opaque_callback_data === 'string'
+              ? message.payload.biz_opaque_callback_data
+              : undefined,
+        },
+        {
+          ...base,
+          callbackData: undefined,
+          status: 'failed',
+          errorCode: failCode,
+          timestamp: seconds + 1,
+          dueAt: Date.now() + 500,
+        },
+      );
+      return;
+    }
     const statuses: StatusEvent['status'][] = ['sent', 'delivered'];
     if (random() < readShare) statuses.push('read');
     finalStatus.set(message.wamid, statuses[statuses.length - 1]!);
-    const seconds = Math.floor(message.at / 1000);
     const shuffled = random() < reorderShare;
     statuses.forEach((status, i) => {
       const copies = random() < duplicateShare ? 2 : 1;
@@ -253,6 +295,20 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
                   status: e.status,
                   timestamp: String(e.timestamp),
                   recipient_id: e.to,
+                  ...(e.errorCode === undefined
+                    ? {}
+                    : {
+                        errors: [
+                          {
+                            code: e.errorCode,
+                            title: `Error ${e.errorCode}`,
+                            message: `Error ${e.errorCode}`,
+                            error_data: {
+                              details: `The fake failed this message (${e.errorCode}).`,
+                            },
+                          },
+                        ],
+                      }),
                   ...(e.callbackData === undefined
                     ? {}
                     : { biz_opaque_callback_data: e.callbackData }),

@@ -14,8 +14,9 @@ import {
   assertNumber,
 } from '../core/validate.js';
 import {
-  applyDeliveryStatuses,
-  type DeliveryStatusOutcome,
+  type AppliedStatus,
+  applyStatusReports,
+  deadLetterFailedSends,
   type WhatsAppDeliveryStore,
 } from './delivery/delivery.js';
 import { isWebhookPayloadError } from './errors.js';
@@ -154,6 +155,11 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
    * is processed; a body that is not a webhook at all goes here whole. Without a `dlq`, the
    * well-formed updates of a delivery holding anything malformed are enqueued and the delivery
    * is answered 400, so the sender keeps it (and its redeliveries find those updates queued).
+   * With `deliveries`, a `failed` status of a send's latest attempt whose error
+   * `classifyWhatsAppError` finds permanent (not account-wide) dead-letters that message here:
+   * id the message's key (one entry however often the status comes), payload the send's
+   * payload as JSON text, source `whatsapp.status`, the earlier attempts before the webhook's
+   * error. When it fails the delivery is answered 500 and nothing is queued.
    */
   readonly dlq?: DeadLetterQueue<string>;
   /**
@@ -528,14 +534,18 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
         .filter((u): u is StatusUpdate => u.kind === 'status' && typeof u.id === 'string')
         .sort((a, b) => a.timestampMs - b.timestampMs);
       if (statuses.length > 0) {
-        let outcomes: readonly DeliveryStatusOutcome[];
+        let applied: readonly AppliedStatus[];
         try {
-          outcomes = await storeCall('applyStatus', () =>
-            applyDeliveryStatuses(deliveries as WhatsAppDeliveryStore, statuses),
+          applied = await storeCall('applyStatus', () =>
+            applyStatusReports(deliveries as WhatsAppDeliveryStore, statuses),
           );
+          if (dlq !== undefined) {
+            await storeCall('add', () => deadLetterFailedSends(dlq, applied, clock));
+          }
         } catch (error) {
           return refuse(500, 'failed', 'Internal Server Error', error);
         }
+        const outcomes = applied.map((a) => a.outcome);
         // A recent status of one of our sends whose wamid is not stored yet: ask again.
         const now = clock.now();
         const early = statuses.filter(

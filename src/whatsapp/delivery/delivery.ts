@@ -1,5 +1,18 @@
-import type { DeliveryAttempt, DeliveryStore } from '../../core/delivery/delivery-types.js';
+import type { Classification } from '../../core/classify-types.js';
+import type { Clock } from '../../core/clock.js';
+import { toDeadLetter } from '../../core/dead-letter/dead-letter.js';
+import type {
+  DeadLetterAttempt,
+  DeadLetterQueue,
+} from '../../core/dead-letter/dead-letter-types.js';
+import { attemptOf } from '../../core/dead-letter/failure.js';
+import type {
+  ApplyStatusResult,
+  DeliveryAttempt,
+  DeliveryStore,
+} from '../../core/delivery/delivery-types.js';
 import { assertKey } from '../../core/validate.js';
+import { classifyWhatsAppError } from '../classify.js';
 import {
   type MessageStatus,
   type ParsedWebhook,
@@ -159,28 +172,91 @@ export async function applyDeliveryStatuses(
   const list: readonly WebhookUpdate[] = Array.isArray(updates)
     ? updates
     : (updates as ParsedWebhook).statuses;
-  const outcomes: DeliveryStatusOutcome[] = [];
-  for (const update of list) {
-    if (update.kind !== 'status') continue;
-    outcomes.push(await applyOne(store, update));
-  }
-  return outcomes;
+  const statuses = list.filter((u): u is StatusUpdate => u.kind === 'status');
+  return (await applyStatusReports(store, statuses)).map((a) => a.outcome);
 }
 
-async function applyOne(
+/** @internal One status applied: the public outcome and what the store answered. */
+export interface AppliedStatus {
+  readonly update: StatusUpdate;
+  readonly outcome: DeliveryStatusOutcome;
+  readonly result: ApplyStatusResult<unknown, WebhookErrorDetail>;
+}
+
+/** @internal {@link applyDeliveryStatuses}, keeping each record the store answered with. */
+export async function applyStatusReports(
   store: WhatsAppDeliveryStore,
-  update: StatusUpdate,
-): Promise<DeliveryStatusOutcome> {
-  const result = await store.applyStatus(update.id, {
-    status: update.status,
-    rank: STATUS_RANK[update.status],
-    timestampMs: update.timestampMs,
-    errors: update.errors,
+  statuses: readonly StatusUpdate[],
+): Promise<AppliedStatus[]> {
+  const applied: AppliedStatus[] = [];
+  for (const update of statuses) {
+    const result = await store.applyStatus(update.id, {
+      status: update.status,
+      rank: STATUS_RANK[update.status],
+      timestampMs: update.timestampMs,
+      errors: update.errors,
+    });
+    applied.push({
+      update,
+      result,
+      outcome: {
+        wamid: update.id,
+        status: update.status,
+        outcome: result.outcome,
+        key: result.outcome === 'unknown' ? undefined : result.key,
+      },
+    });
+  }
+  return applied;
+}
+
+const UNCLASSIFIED: Classification = Object.freeze({ retryable: false, reason: 'unknown' });
+const classifyDetail = (error: unknown): Classification =>
+  classifyWhatsAppError(error) ?? UNCLASSIFIED;
+
+/** An earlier send as a dead letter's history: its failure, or where it stood. */
+function historyOf(a: DeliveryAttempt<WebhookErrorDetail>): DeadLetterAttempt {
+  const error = a.errors[0];
+  const at = new Date(a.statusAt ?? a.at).toISOString();
+  if (error !== undefined) return attemptOf(error, classifyDetail(error), at);
+  const status = a.status ?? (a.externalId === undefined ? 'pending' : 'accepted');
+  return { message: `attempt ${a.attemptId} ${status}`, reason: 'unknown', at };
+}
+
+/**
+ * @internal Dead-letters each send a `failed` status reports a permanent error for (by
+ * `classifyWhatsAppError`, not an account-wide one), once: the entry's id is the message's key,
+ * its payload the record's payload as JSON text, its history the earlier sends. A `failed`
+ * status of an attempt that is not the record's latest (a re-send was made) and a transient
+ * error are left to the record. Resolves with how many were added (or already there).
+ */
+export async function deadLetterFailedSends(
+  dlq: Pick<DeadLetterQueue<string>, 'add'>,
+  applied: readonly AppliedStatus[],
+  clock: Pick<Clock, 'now'>,
+): Promise<number> {
+  const letters = applied.flatMap(({ update, result }) => {
+    if (update.status !== 'failed' || result.outcome === 'unknown') return [];
+    const { record } = result;
+    if (record.attempts.at(-1)?.attemptId !== result.attemptId) return [];
+    const error = update.errors[0];
+    if (error === undefined) return [];
+    const verdict = classifyDetail(error);
+    if (verdict.retryable || verdict.scope === 'account') return [];
+    const at = Number.isFinite(update.timestampMs) ? update.timestampMs : clock.now();
+    return [
+      toDeadLetter(error, {
+        payload: JSON.stringify(record.payload),
+        id: record.key,
+        source: 'whatsapp.status',
+        history: record.attempts.slice(0, -1).map(historyOf),
+        classify: () => verdict,
+        clock: { now: () => at },
+      }),
+    ];
   });
-  return {
-    wamid: update.id,
-    status: update.status,
-    outcome: result.outcome,
-    key: result.outcome === 'unknown' ? undefined : result.key,
-  };
+  // The same status twice in one body is one dead letter, added once.
+  const once = [...new Map(letters.map((letter) => [letter.id, letter])).values()];
+  await Promise.all(once.map((letter) => dlq.add(letter)));
+  return once.length;
 }
