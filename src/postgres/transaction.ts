@@ -74,12 +74,19 @@ export interface IdempotentTransactionOptions extends PostgresTableOptions {
 }
 
 /**
- * The connection `fn` gets: for a pool, the client its `connect()` hands out (a `pg.PoolClient`);
- * for a single connection, that connection.
+ * The connection `fn` gets: for a pool, the client its `connect()` hands out (`pg.PoolClient`
+ * for a `pg.Pool`); for a single connection, that connection. (The first case matches `pg`'s
+ * two `connect` overloads, promise and callback, the second a pool with only the promise.)
  */
-export type TransactionClient<D> = D extends { connect(): Promise<infer C>; totalCount: number }
+export type TransactionClient<D> = D extends {
+  connect(): Promise<infer C>;
+  connect(callback: (...args: never[]) => void): void;
+  readonly totalCount: number;
+}
   ? C
-  : D;
+  : D extends { connect(): Promise<infer C>; readonly totalCount: number }
+    ? C
+    : D;
 
 /** SQLSTATE of `lock_timeout` running out. */
 const LOCK_NOT_AVAILABLE = '55P03';
