@@ -1,3 +1,4 @@
+export type { Serializer } from '../redis/serializer.js';
 export type {
   PgClientLike,
   PgPoolClientLike,
