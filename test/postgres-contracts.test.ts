@@ -22,6 +22,18 @@ describePostgres('postgres', () => {
     };
   });
 
+  idempotencyStoreContract('postgres, statements not prepared', async () => {
+    const { idempotency } = await db.tables('u');
+    return {
+      store: createPostgresIdempotencyStore(db.pool, {
+        schema: db.schema,
+        table: idempotency,
+        preparedStatements: false,
+      }),
+      advance: (ms) => advancePostgresTime(db.pool, db.schema, idempotency, ms),
+    };
+  });
+
   deadLetterContract('postgres', async ({ onEvent }) => {
     const { deadLetters } = await db.tables('d');
     const dlq = createPostgresDeadLetterQueue<{ n: number; text?: string }>(db.pool, {

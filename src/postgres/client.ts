@@ -9,13 +9,20 @@ export interface PgQueryResultLike {
   readonly rowCount: number | null;
 }
 
+/** A statement as `pg`'s `query(config)` takes it; with a `name`, it is prepared once per connection. */
+export interface PgQueryConfigLike {
+  readonly text: string;
+  readonly values?: unknown[];
+  readonly name?: string;
+}
+
 /**
- * A PostgreSQL connection as retrykit uses it: anything with `pg`'s `query(text, values)`.
- * A `pg.Client`, a `pg.PoolClient` and a `pg.Pool` all fit, of any `pg` 8 version (the type is
- * structural, so retrykit does not pin yours).
+ * A PostgreSQL connection as retrykit uses it: anything with `pg`'s `query(text, values)` and
+ * `query({ text, values, name })`. A `pg.Client`, a `pg.PoolClient` and a `pg.Pool` all fit,
+ * of any `pg` 8 version (the type is structural, so retrykit does not pin yours).
  */
 export interface PgClientLike {
-  query(text: string, values?: unknown[]): Promise<PgQueryResultLike>;
+  query(textOrConfig: string | PgQueryConfigLike, values?: unknown[]): Promise<PgQueryResultLike>;
 }
 
 /** A connection checked out of a pool: `pg`'s `PoolClient`. */
@@ -95,19 +102,76 @@ export function storeError(operation: string, error: unknown): unknown {
   return isUnavailable(error) ? new StoreUnavailableError(operation, error) : error;
 }
 
+/** One of retrykit's statements: its text, and the name it is prepared under (if it is). */
+export interface Statement {
+  readonly text: string;
+  readonly name: string | undefined;
+}
+
 /**
- * Runs one statement (or, without `values`, a simple query of several), rejecting with `StoreUnavailableError` when the database can't answer. */
+ * `text` as a statement, named after a hash of its text when `prepared` (so that two stores on
+ * different tables never share a name on one connection).
+ */
+export function statement(text: string, prepared: boolean): Statement {
+  if (!prepared) return { text, name: undefined };
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return { text, name: `retrykit_${(hash >>> 0).toString(36)}_${text.length.toString(36)}` };
+}
+
+/** Prepares each statement of a set (see {@link statement}). */
+export function statements<K extends string>(
+  texts: Record<K, string>,
+  prepared: boolean,
+): Record<K, Statement> {
+  const out = {} as Record<K, Statement>;
+  for (const key of Object.keys(texts) as K[]) out[key] = statement(texts[key], prepared);
+  return out;
+}
+
+/**
+ * Runs one statement (or, given as text without `values`, a simple query of several),
+ * rejecting with `StoreUnavailableError` when the database can't answer.
+ */
 export async function run(
   db: PgClientLike,
   operation: string,
-  text: string,
+  sql: string | Statement,
   values?: unknown[],
 ): Promise<PgQueryResultLike> {
   try {
-    return await (values === undefined ? db.query(text) : db.query(text, values));
+    if (typeof sql === 'string') {
+      return await (values === undefined ? db.query(sql) : db.query(sql, values));
+    }
+    return await (sql.name === undefined
+      ? db.query(sql.text, values ?? [])
+      : db.query({ name: sql.name, text: sql.text, values: values ?? [] }));
   } catch (error) {
     throw storeError(operation, error);
   }
+}
+
+/** The `preparedStatements` option every PostgreSQL adapter takes. */
+export interface PreparedStatementsOption {
+  /**
+   * Run retrykit's statements as named prepared statements (`pg`'s `{ name, text }`): each is
+   * parsed and planned once per connection, not per call. Turn it off behind a pooler that
+   * can't keep them (PgBouncer in transaction mode before 1.21).
+   * @default true
+   */
+  readonly preparedStatements?: boolean;
+}
+
+/** Reads the `preparedStatements` option. */
+export function preparedOption(options: PreparedStatementsOption): boolean {
+  const value = options.preparedStatements ?? true;
+  if (typeof value !== 'boolean') {
+    throw new TypeError(`preparedStatements must be a boolean, got ${showValue(value)}`);
+  }
+  return value;
 }
 
 /** The longest identifier PostgreSQL keeps, in bytes (NAMEDATALEN - 1). */

@@ -12,12 +12,21 @@ import { StoreUnavailableError } from '../core/errors.js';
 import { type EventListener, emit } from '../core/events.js';
 import { classify as defaultClassify } from '../core/retry/classify.js';
 import { assertFunction, assertKey } from '../core/validate.js';
-import { assertQueryable, type PgQueryable, run } from './client.js';
+import {
+  assertQueryable,
+  type PgQueryable,
+  type PreparedStatementsOption,
+  preparedOption,
+  run,
+  statements,
+} from './client.js';
 import { msFromNow } from './idempotency.js';
 import { POSTGRES_TABLE_DEFAULTS, type PostgresTableOptions, tableName } from './schema.js';
 
 /** Options of {@link createPostgresDeadLetterQueue}. */
-export interface PostgresDeadLetterQueueOptions extends PostgresTableOptions {
+export interface PostgresDeadLetterQueueOptions
+  extends PostgresTableOptions,
+    PreparedStatementsOption {
   /** The table made by `createSchema` (its `deadLetterTable`). @default 'retrykit_dead_letters' */
   readonly table?: string;
   /** Receives a `dead_letter` event for every entry added. */
@@ -101,7 +110,7 @@ export function createPostgresDeadLetterQueue<P = unknown>(
   if (options.classify !== undefined) assertFunction('classify', options.classify);
   const clock = options.clock ?? systemClock;
   const classify = options.classify ?? defaultClassify;
-  const sql = deadLetterStatements(table);
+  const sql = statements(deadLetterStatements(table), preparedOption(options));
   const op = (name: string) => `deadLetter.${name}`;
 
   const parse = (text: unknown): DeadLetterEntry<P> =>

@@ -18,11 +18,20 @@ import { assertFunction, assertInteger } from '../core/validate.js';
 // The Redis adapter's serializer is plain TypeScript (no ioredis): both adapters store results
 // the same way, so a result written by one reads the same from the other.
 import { jsonSerializer, type Serializer } from '../redis/serializer.js';
-import { assertQueryable, type PgQueryable, run } from './client.js';
+import {
+  assertQueryable,
+  type PgQueryable,
+  type PreparedStatementsOption,
+  preparedOption,
+  run,
+  statements,
+} from './client.js';
 import { POSTGRES_TABLE_DEFAULTS, type PostgresTableOptions, tableName } from './schema.js';
 
 /** Options of {@link createPostgresIdempotencyStore}. */
-export interface PostgresIdempotencyStoreOptions extends PostgresTableOptions {
+export interface PostgresIdempotencyStoreOptions
+  extends PostgresTableOptions,
+    PreparedStatementsOption {
   /** The table made by `createSchema` (its `idempotencyTable`). @default 'retrykit_idempotency' */
   readonly table?: string;
   /** How results are stored in the `result` text column. @default jsonSerializer */
@@ -154,7 +163,7 @@ export function createPostgresIdempotencyStore(
   if (options.onEvent !== undefined) assertFunction('onEvent', options.onEvent);
   const { onEvent } = options;
   const clock = options.clock ?? systemClock;
-  const sql = idempotencyStatements(table);
+  const sql = statements(idempotencyStatements(table), preparedOption(options));
 
   const hit = (key: string, status: 'completed' | 'in_progress' | 'duplicate'): void => {
     if (onEvent !== undefined) {

@@ -23,6 +23,11 @@ import {
   type PgClientLike,
   type PgPoolLike,
   type PgQueryable,
+  type PreparedStatementsOption,
+  preparedOption,
+  run as runStatement,
+  type Statement,
+  statements,
   storeError,
 } from './client.js';
 import { idempotencyStatements, POSTGRES_IDEMPOTENCY_DEFAULTS } from './idempotency.js';
@@ -38,7 +43,9 @@ const ISOLATION_LEVELS = [
 ] as const satisfies readonly IsolationLevel[];
 
 /** Options of {@link idempotentTransaction}. */
-export interface IdempotentTransactionOptions extends PostgresTableOptions {
+export interface IdempotentTransactionOptions
+  extends PostgresTableOptions,
+    PreparedStatementsOption {
   /** The idempotency table (made by `createSchema`). @default 'retrykit_idempotency' */
   readonly table?: string;
   /**
@@ -167,7 +174,7 @@ export async function idempotentTransaction<D extends PgQueryable, T>(
   const random = options.random ?? Math.random;
   const { signal, onEvent } = options;
   const context: IdempotentContext = { key, signal: signal ?? new AbortController().signal };
-  const sql = idempotencyStatements(table);
+  const sql = statements(idempotencyStatements(table), preparedOption(options));
   const hit = (status: 'completed' | 'in_progress'): void => {
     if (onEvent !== undefined) {
       emit(onEvent, { type: 'idempotency_hit', time: clock.now(), key, status });
@@ -186,13 +193,8 @@ export async function idempotentTransaction<D extends PgQueryable, T>(
     const start = clock.now();
     let polls = 0;
     let previousDelay: number | undefined;
-    const query = async (operation: string, text: string, values?: unknown[]) => {
-      try {
-        return await (values === undefined ? tx.query(text) : tx.query(text, values));
-      } catch (error) {
-        throw storeError(operation, error);
-      }
-    };
+    const query = (operation: string, sql: string | Statement, values?: unknown[]) =>
+      runStatement(tx, operation, sql, values);
     for (;;) {
       signal?.throwIfAborted();
       const waited = clock.now() - start;
@@ -261,7 +263,7 @@ export async function idempotentTransaction<D extends PgQueryable, T>(
   const run = async (
     tx: PgClientLike,
     token: string,
-    query: (operation: string, text: string, values?: unknown[]) => Promise<unknown>,
+    query: (operation: string, sql: string | Statement, values?: unknown[]) => Promise<unknown>,
   ): Promise<Awaited<T>> => {
     let value: Awaited<T>;
     try {
