@@ -354,6 +354,26 @@ describePostgres('idempotentTransaction', () => {
     expect(await first).toBe(1);
   });
 
+  it('under serializable isolation, concurrent duplicates still run fn once', async () => {
+    const { options, effects, count } = await setup('serializable');
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        idempotentTransaction(
+          db.pool,
+          's',
+          async (tx) => {
+            await tx.query(`INSERT INTO ${effects} (key) VALUES ('s')`);
+            await new Promise((resolve) => setTimeout(resolve, 20));
+            return 'once';
+          },
+          { ...options, isolationLevel: 'serializable' },
+        ),
+      ),
+    );
+    expect(results).toEqual(Array(6).fill('once'));
+    expect(await count('s')).toBe(1);
+  });
+
   it('answers a different fingerprint with IdempotencyKeyReuseError', async () => {
     const { options } = await setup('fingerprint');
     await idempotentTransaction(db.pool, 'k', async () => 1, { ...options, fingerprint: 'a' });

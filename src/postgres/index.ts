@@ -4,7 +4,9 @@ export type {
   PgPoolClientLike,
   PgPoolLike,
   PgQueryable,
+  PgQueryConfigLike,
   PgQueryResultLike,
+  PreparedStatementsOption,
 } from './client.js';
 export type { PostgresDeadLetterQueueOptions } from './dead-letter.js';
 export { createPostgresDeadLetterQueue } from './dead-letter.js';
