@@ -354,6 +354,28 @@ describePostgres('idempotentTransaction', () => {
     expect(await first).toBe(1);
   });
 
+  it('completes however long fn runs: the claim inside the transaction has no lease to lose', async () => {
+    const { options, idempotency } = await setup('long');
+    const result = await idempotentTransaction(
+      db.pool,
+      'slow',
+      async (tx) => {
+        // An hour passes for the row, as far as any lease is concerned.
+        await tx.query(
+          `UPDATE "${db.schema}"."${idempotency}" SET expires_at = expires_at - interval '1 hour'`,
+        );
+        return 'done';
+      },
+      options,
+    );
+    expect(result).toBe('done');
+    const store = createPostgresIdempotencyStore(db.pool, options);
+    expect(await store.claim('slow', { leaseMs: 1000 })).toEqual({
+      status: 'completed',
+      result: 'done',
+    });
+  });
+
   it('under serializable isolation, concurrent duplicates still run fn once', async () => {
     const { options, effects, count } = await setup('serializable');
     const results = await Promise.all(

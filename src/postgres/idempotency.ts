@@ -107,6 +107,13 @@ FROM ${table} WHERE kind = 'claim' AND key = $1`,
 SET state = 'completed', token = NULL, result = $3, expires_at = ${msFromNow(4)}
 WHERE kind = 'claim' AND key = $1 AND state = 'in_progress' AND token = $2
   AND expires_at > clock_timestamp()`,
+    /**
+     * `complete` inside `idempotentTransaction`, which holds the row's lock from its claim to
+     * its commit: no lease to check (the claim is invisible to others until then).
+     */
+    completeHeld: `UPDATE ${table}
+SET state = 'completed', token = NULL, result = $3, expires_at = ${msFromNow(4)}
+WHERE kind = 'claim' AND key = $1 AND state = 'in_progress' AND token = $2`,
     release: `DELETE FROM ${table}
 WHERE kind = 'claim' AND key = $1 AND state = 'in_progress' AND token = $2
   AND expires_at > clock_timestamp()`,

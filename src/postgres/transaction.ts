@@ -62,7 +62,8 @@ export interface IdempotentTransactionOptions
    * How long a duplicate waits, in milliseconds, for the transaction that holds the key (on its
    * row lock, as PostgreSQL's `lock_timeout`) or for a claim of the key by
    * `createPostgresIdempotencyStore` (polling), before failing with
-   * `IdempotencyInProgressError`. 0 fails at once (after 1 ms on a lock).
+   * `IdempotencyInProgressError` (whose `retryAfterMs` is 0 after a lock wait: a running
+   * transaction has no lease to report). 0 fails at once (after 1 ms on a lock).
    * @default 10_000
    */
   readonly waitForResultMs?: number;
@@ -273,7 +274,7 @@ export async function idempotentTransaction<D extends PgQueryable, T>(
       if (typeof text !== 'string') {
         throw new TypeError(`serializer.serialize must return a string, got ${typeof text}`);
       }
-      const done = (await query('complete', sql.complete, [key, token, text, resultTtlMs])) as {
+      const done = (await query('complete', sql.completeHeld, [key, token, text, resultTtlMs])) as {
         rowCount: number | null;
       };
       if (done.rowCount !== 1) {
