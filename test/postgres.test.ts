@@ -376,6 +376,33 @@ describePostgres('idempotentTransaction', () => {
     });
   });
 
+  it('a connection cut inside the transaction rolls it back: StoreUnavailableError, key free, no writes', async () => {
+    const { options, effects, count } = await setup('cut');
+    const proxy = await startTcpProxy(Number(new URL(pgUrl).port || 5432));
+    const pool = testPool({
+      connectionString: through(proxy.port),
+      connectionTimeoutMillis: 1_000,
+    });
+    try {
+      const error = await idempotentTransaction(
+        pool,
+        'c',
+        async (tx) => {
+          await tx.query(`INSERT INTO ${effects} (key) VALUES ('c')`);
+          proxy.cut();
+          return 'cut';
+        },
+        options,
+      ).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreUnavailableError);
+      expect(error).toMatchObject({ operation: 'complete' });
+    } finally {
+      await pool.end().catch(() => {});
+    }
+    await expect.poll(() => count('c')).toBe(0);
+    expect(await idempotentTransaction(db.pool, 'c', async () => 'again', options)).toBe('again');
+  });
+
   it('under serializable isolation, concurrent duplicates still run fn once', async () => {
     const { options, effects, count } = await setup('serializable');
     const results = await Promise.all(

@@ -29,6 +29,12 @@ export interface PgClientLike {
 export interface PgPoolClientLike extends PgClientLike {
   /** Returns the connection to the pool; with an error (or `true`), the pool closes it. */
   release(error?: Error | boolean): void;
+  /**
+   * `pg` emits `error` on a checked-out connection that breaks (and an unheard `error` crashes
+   * the process): retrykit listens while it holds one.
+   */
+  on?(event: 'error', listener: (error: Error) => void): unknown;
+  removeListener?(event: 'error', listener: (error: Error) => void): unknown;
 }
 
 /**

@@ -296,12 +296,19 @@ export async function idempotentTransaction<D extends PgQueryable, T>(
     } catch (error) {
       throw storeError('connect', error);
     }
+    // A connection that breaks while held emits `error`: heard here (the query in flight
+    // rejects too), so that it does not crash the process.
+    const onError = (): void => {
+      broken = true;
+    };
+    tx.on?.('error', onError);
     try {
       return await attempt(tx);
     } catch (error) {
       if (error instanceof StoreUnavailableError) broken = true;
       throw error;
     } finally {
+      tx.removeListener?.('error', onError);
       // A connection that may still be inside a transaction goes back to be closed.
       tx.release(broken);
     }
