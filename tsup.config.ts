@@ -1,3 +1,4 @@
+import { cpSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
@@ -9,6 +10,7 @@ export default defineConfig({
     'testing/index': 'src/testing/index.ts',
     'node/index': 'src/node/index.ts',
     'otel/index': 'src/otel/index.ts',
+    'postgres/index': 'src/postgres/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
@@ -17,6 +19,11 @@ export default defineConfig({
   target: 'es2022',
   splitting: true,
   treeshake: true,
-  loader: { '.lua': 'text' },
-  external: ['ioredis', 'bullmq', '@opentelemetry/api'],
+  loader: { '.lua': 'text', '.sql': 'text' },
+  external: ['ioredis', 'bullmq', '@opentelemetry/api', 'pg'],
+  // The migration files are also shipped as files (`retrykit/postgres/sql/*.sql`), for users'
+  // own migration tools; the code has them inlined as text.
+  onSuccess: async () => {
+    cpSync('src/postgres/sql', 'dist/postgres/sql', { recursive: true });
+  },
 });

@@ -2,13 +2,13 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vitest/config';
 
-/** Loads `.lua` files as text, as tsup does for the build. */
+/** Loads `.lua` and `.sql` files as text, as tsup does for the build. */
 function luaAsText(): Plugin {
   return {
     name: 'lua-as-text',
     enforce: 'pre',
     load(id) {
-      if (!id.endsWith('.lua')) return null;
+      if (!id.endsWith('.lua') && !id.endsWith('.sql')) return null;
       return `export default ${JSON.stringify(readFileSync(id, 'utf8'))};`;
     },
   };

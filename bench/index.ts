@@ -5,6 +5,7 @@ import type { BenchSuite } from './harness.js';
 import { idempotencySuite } from './idempotency.js';
 import { limiterSuite } from './limiter.js';
 import { metricsSuite } from './metrics.js';
+import { postgresSuite } from './postgres.js';
 import { retrySuite } from './retry.js';
 import { whatsappSuite } from './whatsapp.js';
 
@@ -12,6 +13,7 @@ const suites: BenchSuite[] = [
   retrySuite,
   limiterSuite,
   idempotencySuite,
+  postgresSuite,
   deadLetterSuite,
   metricsSuite,
   whatsappSuite,

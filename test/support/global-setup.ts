@@ -1,4 +1,5 @@
 import type { TestProject } from 'vitest/node';
+import { findPostgres } from './postgres-url.js';
 import { hasRedisServer, type RedisServer, startRedisServer } from './redis-server.js';
 
 declare module 'vitest' {
@@ -7,6 +8,8 @@ declare module 'vitest' {
     redisUrl: string;
     /** `true` when tests may start their own `redis-server` for fault tests. */
     canSpawnRedis: boolean;
+    /** URL of the PostgreSQL the integration tests use; empty when none is reachable. */
+    pgUrl: string;
   }
 }
 
@@ -14,6 +17,7 @@ let server: RedisServer | undefined;
 
 /** Provides Redis to the integration tests: REDIS_URL, else a `redis-server` of our own. */
 export async function setup(project: TestProject): Promise<void> {
+  project.provide('pgUrl', await findPostgres());
   const canSpawn = hasRedisServer();
   project.provide('canSpawnRedis', canSpawn);
   if (process.env.REDIS_URL) {

@@ -123,7 +123,10 @@ export interface RedriveReport {
   readonly skipped: readonly string[];
 }
 
-/** A dead-letter queue. Adapters: memory (`retrykit`), Redis (`retrykit/redis`). */
+/**
+ * A dead-letter queue. Adapters: memory (`retrykit`), Redis (`retrykit/redis`), PostgreSQL
+ * (`retrykit/postgres`).
+ */
 export interface DeadLetterQueue<P = unknown> {
   /**
    * Stores `entry` (validated; `id` and `deadAt` filled in when absent) and resolves with

@@ -1,8 +1,8 @@
 import { assertKey, assertNumber, showValue } from '../validate.js';
 import type { ClaimOptions } from './idempotency-types.js';
 
-// Argument checks shared by the store adapters: memory and Redis reject the same bad input
-// with the same message.
+// Argument checks shared by the store adapters: memory, Redis and PostgreSQL reject the same
+// bad input with the same message.
 
 /** The longest lease or TTL a store accepts, in milliseconds (about 285,000 years). */
 const MAX_MS = Number.MAX_SAFE_INTEGER;

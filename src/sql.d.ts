@@ -1,0 +1,4 @@
+declare module '*.sql' {
+  const source: string;
+  export default source;
+}
