@@ -23,7 +23,15 @@ describeRedis('redis', () => {
     const prefix = uniquePrefix('delivery-contract');
     return {
       store: createRedisDeliveryStore(redis, { prefix, recordTtlMs: TTL }),
-      advance: (ms) => advanceRedisTime(redis, prefix, ms),
+      advance: async (ms) => {
+        await advanceRedisTime(redis, prefix, ms);
+        // Due times are Redis TIME: move the due index's scores back instead of the clock.
+        const due = `{${prefix}:deliveries}:due`;
+        const members = await redis.zrange(due, '0', '-1', 'WITHSCORES');
+        for (let i = 0; i < members.length; i += 2) {
+          await redis.zadd(due, String(Number(members[i + 1]) - ms), members[i] as string);
+        }
+      },
       recordTtlMs: TTL,
     };
   });
