@@ -298,7 +298,7 @@ describeRedis('the client and the webhook handler keep delivery records on Redis
     ]);
     expect(enqueued).toBe(0);
     expect((await getDelivery(receiver, 'order-e'))?.status).toBe('accepted');
-    const again = await handle(await signed(sentStatus(messageId)));
+    const again = await handle(await signed(sentStatus(messageId as string)));
     expect([again.status, again.outcome, enqueued]).toEqual([200, 'enqueued', 1]);
     expect((await getDelivery(receiver, 'order-e'))?.status).toBe('sent');
 
@@ -349,7 +349,12 @@ describeRedis('the client and the webhook handler keep delivery records on Redis
     });
     const first = await whatsapp.sendMessage(message(5), { idempotencyKey: 'order-f' });
     const again = await whatsapp.sendMessage(message(5), { idempotencyKey: 'order-f' });
-    expect(again).toEqual({ messageId: first.messageId, attempts: 0, deduplicated: true });
+    expect(again).toEqual({
+      status: 'accepted',
+      messageId: first.messageId,
+      attempts: 0,
+      deduplicated: true,
+    });
     expect(fake.accepted).toHaveLength(1);
     expect((await getDelivery(receiver, 'order-f'))?.attempts).toMatchObject([
       { attemptId: 'order-f#1', wamid: undefined, status: 'pending' },
