@@ -88,7 +88,12 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * under that key. Before the first HTTP request the client calls `begin(key, payload)` and
    * records an attempt `<key>#<n>` (n counts the record's attempts, so a later deliberate
    * re-send with the same key is a new attempt); after the 200 it fills in the wamid. Read it
-   * with `getDelivery(deliveries, key)`. Sends without a key are not recorded. When the store
+   * with `getDelivery(deliveries, key)`. The record waits in the store's due index for the
+   * delivery reconciler (`createDeliveryReconciler`): `leaseMs` from the first request (a send
+   * whose process died), `timeoutGraceMs` after it was accepted or held; a status webhook of
+   * the latest send settles or wakes it. A send that fails in the call (dead-lettered, held by
+   * `shouldHold`, aborted) leaves the index: its caller owns it. Sends without a key are not
+   * recorded. When the store
    * fails before the request, the send rejects with its `StoreUnavailableError` and nothing is
    * sent (as when `store` fails); when it fails after the 200, the send still resolves and
    * that attempt keeps no wamid (its status webhooks then come back `unknown`). Cloud API
@@ -626,8 +631,14 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
       }
       if (tracked !== undefined) {
         // Sent: a store failure now must not fail the call (its retry would send it again).
+        // A first send is looked at again after the grace window unless a status settles it
+        // first (the reconciler then waits for a stuck one).
         await deliveries
-          ?.recordAttempt(tracked.key, { ...tracked.attempt, externalId: sent.messageId })
+          ?.recordAttempt(
+            tracked.key,
+            { ...tracked.attempt, externalId: sent.messageId },
+            tracked.ownsSchedule ? { dueInMs: timeoutGraceMs } : {},
+          )
           .catch(() => undefined);
       }
       emit(onEvent, {
