@@ -51,6 +51,32 @@ describeRedis('redis', () => {
     }
   });
 
+  it('keeps the due index and the alias under the same hash tag, with the record TTL', async () => {
+    const redis = connectRedis();
+    const prefix = uniquePrefix('delivery-due-slot');
+    const store = createRedisDeliveryStore(redis, { prefix, recordTtlMs: TTL });
+    await store.begin('order:2', { to: '2' }, { alias: 'tag2', dueInMs: 5_000 });
+    const keys = (await redis.keys(`*${prefix}*`)).sort();
+    expect(keys).toEqual([
+      `{${prefix}:deliveries}:a:tag2`,
+      `{${prefix}:deliveries}:due`,
+      `{${prefix}:deliveries}:r:order:2`,
+    ]);
+    for (const k of keys) {
+      const left = await redis.pttl(k);
+      expect(left).toBeGreaterThan(TTL - 5_000);
+      expect(left).toBeLessThanOrEqual(TTL);
+    }
+    const [member, score] = await redis.zrange(
+      `{${prefix}:deliveries}:due`,
+      '0',
+      '-1',
+      'WITHSCORES',
+    );
+    expect(member).toBe('order:2');
+    expect(Number(score)).toBe((await store.get('order:2'))?.dueAt);
+  });
+
   it('validates its options, naming the option and the value', () => {
     const redis = connectRedis();
     expect(() => createRedisDeliveryStore({} as never, { prefix: 'p' })).toThrow(
