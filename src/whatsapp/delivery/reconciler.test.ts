@@ -173,6 +173,7 @@ describe('closed-loop delivery: held timeouts', () => {
     // Still only sent when the stuck time comes: one event, once.
     await clock.advance(STUCK);
     expect(await r.runOnce()).toMatchObject({ claimed: 1, stuck: 1 });
+    await clock.advance(STUCK * 3);
     expect(await r.runOnce()).toMatchObject({ claimed: 0 });
     expect(events.filter((e) => e.type === 'message_stuck')).toEqual([
       expect.objectContaining({ key: 'order-2', messageId: 'wamid.lost', status: 'sent' }),
