@@ -280,6 +280,28 @@ describe('closed-loop delivery: failed statuses', () => {
   });
 });
 
+describe('closed-loop delivery: late statuses of an earlier send', () => {
+  it('a message whose earlier send turns out delivered is neither sent again nor reported stuck', async () => {
+    const { clock, client, events, requests, reconciler, statuses } = setup((n) =>
+      n === 1 ? 'timeout' : 'accept',
+    );
+    await client.sendMessage(message(12), { idempotencyKey: 'order-12' });
+    await clock.advance(GRACE);
+    const r = reconciler();
+    expect(await r.runOnce()).toMatchObject({ resent: 1 });
+    // The first send's statuses come at last (the duplicate window): it was delivered.
+    const tag = await deliveryTag('order-12');
+    await statuses([status('wamid.first', 'delivered', { biz_opaque_callback_data: `rk:${tag}` })]);
+    // The re-send then fails transiently, and never gets a status otherwise.
+    await statuses([status('wamid.2', 'failed', failedWith(131000, 'Something went wrong'))]);
+    expect(await r.runOnce()).toMatchObject({ claimed: 1, closed: 1 });
+    await clock.advance(STUCK * 2);
+    expect((await r.runOnce()).claimed).toBe(0);
+    expect(requests).toHaveLength(2);
+    expect(events.some((e) => e.type === 'message_stuck')).toBe(false);
+  });
+});
+
 describe('closed-loop delivery: leases', () => {
   it('two reconcilers racing re-send each message once', async () => {
     const { clock, client, requests, reconciler } = setup((n) => (n <= 20 ? 'timeout' : 'accept'));

@@ -307,7 +307,9 @@ export function createDeliveryReconciler(options: DeliveryReconcilerOptions): De
       await later(record.key, token, null);
       return 'closed';
     }
-    if (latest.status !== undefined && REACHED.has(latest.status)) {
+    // Any send that reached the phone settles the message: an earlier one whose statuses came
+    // late (after a re-send) is never followed by another re-send or a stuck alarm.
+    if (record.attempts.some((a) => a.status !== undefined && REACHED.has(a.status))) {
       await later(record.key, token, null);
       return 'closed';
     }
