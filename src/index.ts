@@ -65,12 +65,16 @@ export {
 } from './core/dead-letter/index.js';
 export type {
   ApplyStatusResult,
+  BeginDeliveryOptions,
   BeginDeliveryResult,
+  ClaimDueOptions,
+  ClaimedDelivery,
   DeliveryAttempt,
   DeliveryAttemptInput,
   DeliveryRecord,
   DeliveryStatusReport,
   DeliveryStore,
+  RecordAttemptOptions,
   RecordAttemptResult,
 } from './core/delivery/index.js';
 export type { AttemptFailure, RetrykitErrorCode, StopReason } from './core/errors.js';

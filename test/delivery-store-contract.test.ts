@@ -23,7 +23,15 @@ describeRedis('redis', () => {
     const prefix = uniquePrefix('delivery-contract');
     return {
       store: createRedisDeliveryStore(redis, { prefix, recordTtlMs: TTL }),
-      advance: (ms) => advanceRedisTime(redis, prefix, ms),
+      advance: async (ms) => {
+        await advanceRedisTime(redis, prefix, ms);
+        // Due times are Redis TIME: move the due index's scores back instead of the clock.
+        const due = `{${prefix}:deliveries}:due`;
+        const members = await redis.zrange(due, '0', '-1', 'WITHSCORES');
+        for (let i = 0; i < members.length; i += 2) {
+          await redis.zadd(due, String(Number(members[i + 1]) - ms), members[i] as string);
+        }
+      },
       recordTtlMs: TTL,
     };
   });
@@ -41,6 +49,32 @@ describeRedis('redis', () => {
       expect(left).toBeGreaterThan(TTL - 5_000);
       expect(left).toBeLessThanOrEqual(TTL);
     }
+  });
+
+  it('keeps the due index and the alias under the same hash tag, with the record TTL', async () => {
+    const redis = connectRedis();
+    const prefix = uniquePrefix('delivery-due-slot');
+    const store = createRedisDeliveryStore(redis, { prefix, recordTtlMs: TTL });
+    await store.begin('order:2', { to: '2' }, { alias: 'tag2', dueInMs: 5_000 });
+    const keys = (await redis.keys(`*${prefix}*`)).sort();
+    expect(keys).toEqual([
+      `{${prefix}:deliveries}:a:tag2`,
+      `{${prefix}:deliveries}:due`,
+      `{${prefix}:deliveries}:r:order:2`,
+    ]);
+    for (const k of keys) {
+      const left = await redis.pttl(k);
+      expect(left).toBeGreaterThan(TTL - 5_000);
+      expect(left).toBeLessThanOrEqual(TTL);
+    }
+    const [member, score] = await redis.zrange(
+      `{${prefix}:deliveries}:due`,
+      '0',
+      '-1',
+      'WITHSCORES',
+    );
+    expect(member).toBe('order:2');
+    expect(Number(score)).toBe((await store.get('order:2'))?.dueAt);
   });
 
   it('validates its options, naming the option and the value', () => {

@@ -104,12 +104,13 @@ describeRedis(
           const now = Date.now();
           if (now >= outage.from && now < outage.to) callsInOutage++;
           try {
-            const { messageId } = await w.client.sendMessage({
+            const result = await w.client.sendMessage({
               to: id,
               type: 'text',
               text: { body: id },
             });
-            sent.set(id, messageId);
+            if (result.status !== 'accepted') throw new Error(`${id} was held`);
+            sent.set(id, result.messageId);
             return;
           } catch (error) {
             if (!shouldHold(error)) throw error;

@@ -12,6 +12,10 @@
  * - Status webhooks (`sent`, `delivered`, `read`) for every accepted message, signed with the
  *   app secret, posted in batches to `webhookUrl`: some duplicated, some out of order, and
  *   redelivered (like Meta) when the receiver doesn't answer 200.
+ * - Delivery faults: a message accepted and later `failed` (`failAfterAccept`), a message
+ *   accepted whose answer is lost (`acceptThen`: the connection is destroyed, or never answered,
+ *   after the message was accepted), statuses that come late (`statusDelayMs`) or never
+ *   (`dropStatuses`).
  */
 import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -25,6 +29,11 @@ export interface FakeFaults {
   readonly rateLimit?: number;
   /** Never answer: the client's request timeout has to fire. Nothing is sent. */
   readonly hang?: number;
+  /**
+   * Accept the message (it goes out, its statuses follow), then destroy the connection before
+   * answering: the client can't know it was sent.
+   */
+  readonly dropAfterAccept?: number;
 }
 
 /** Options of {@link startFakeWhatsApp}. */
@@ -45,7 +54,17 @@ export interface FakeWhatsAppOptions {
    * webhook posted half a second after their `sent` (a 131026 is permanent, a 131000
    * transient), or `undefined` for a message that is delivered. @default none
    */
-  readonly failAfterAccept?: (to: string) => number | undefined;
+  readonly failAfterAccept?: (to: string, n: number) => number | undefined;
+  /**
+   * What happens to the answer of the `n`-th message accepted for `to` (from 1): `drop`
+   * destroys the connection, `hang` never answers (the client times out); either way the
+   * message was accepted and its statuses follow. `undefined`: answered. @default none
+   */
+  readonly acceptThen?: (to: string, n: number) => 'drop' | 'hang' | undefined;
+  /** Extra delay of every status webhook of messages to `to`, in milliseconds. @default 0 */
+  readonly statusDelayMs?: (to: string) => number;
+  /** Recipients whose messages get no status webhook at all (statuses lost). @default none */
+  readonly dropStatuses?: (to: string) => boolean;
   /** Share of messages that also get a `read` status. @default 0.6 */
   readonly readShare?: number;
   /** Share of status events delivered twice. @default 0.1 */
@@ -186,10 +205,15 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
     return window.length <= limit;
   };
 
-  const scheduleStatuses = (message: AcceptedMessage): void => {
+  /** Messages accepted per recipient. */
+  const acceptedFor = new Map<string, number>();
+
+  const scheduleStatuses = (message: AcceptedMessage, n: number): void => {
     if (options.webhookUrl === undefined) return;
+    if (options.dropStatuses?.(message.to) === true) return;
     const seconds = Math.floor(message.at / 1000);
-    const failCode = options.failAfterAccept?.(message.to);
+    const extra = options.statusDelayMs?.(message.to) ?? 0;
+    const failCode = options.failAfterAccept?.(message.to, n);
     if (failCode !== undefined) {
       finalStatus.set(message.wamid, 'failed');
       // Meta documents `biz_opaque_callback_data` on sent, delivered and read statuses only.
@@ -203,7 +227,7 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
           ...base,
           status: 'sent',
           timestamp: seconds,
-          dueAt: Date.now() + 40,
+          dueAt: Date.now() + extra + 40,
           callbackData:
             typeof message.payload.biz_opaque_callback_data === 'string'
               ? message.payload.biz_opaque_callback_data
@@ -215,7 +239,7 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
           status: 'failed',
           errorCode: failCode,
           timestamp: seconds + 1,
-          dueAt: Date.now() + 500,
+          dueAt: Date.now() + extra + 500,
         },
       );
       return;
@@ -234,7 +258,7 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
           to: message.to,
           status,
           timestamp: seconds + i,
-          dueAt: Date.now() + delay,
+          dueAt: Date.now() + extra + delay,
           callbackData:
             typeof message.payload.biz_opaque_callback_data === 'string'
               ? message.payload.biz_opaque_callback_data
@@ -371,7 +395,24 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
     const wamid = `wamid.FAKE${(++seq).toString(36).toUpperCase().padStart(8, '0')}`;
     const message: AcceptedMessage = { wamid, phoneNumberId, to, payload, at: now };
     accepted.push(message);
-    scheduleStatuses(message);
+    const n = (acceptedFor.get(to) ?? 0) + 1;
+    acceptedFor.set(to, n);
+    scheduleStatuses(message, n);
+    const { dropAfterAccept = 0 } = faults;
+    const after =
+      options.acceptThen?.(to, n) ??
+      (dropAfterAccept > 0 && random() < dropAfterAccept ? 'drop' : undefined);
+    if (after === 'drop') {
+      count('drop_after_accept');
+      res.socket?.destroy();
+      return;
+    }
+    if (after === 'hang') {
+      count('hang_after_accept');
+      hung.add(res);
+      res.on('close', () => hung.delete(res));
+      return;
+    }
     json(res, 200, {
       messaging_product: 'whatsapp',
       contacts: [{ input: to, wa_id: to.replace(/\D/g, '') }],

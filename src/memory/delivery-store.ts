@@ -2,12 +2,17 @@ import { type Clock, systemClock } from '../core/clock.js';
 import {
   applyReport,
   checkAttempt,
+  checkAttemptOptions,
+  checkBeginOptions,
+  checkClaimOptions,
   checkReport,
+  checkReschedule,
   DELIVERY_STORE_DEFAULTS,
   newAttempt,
 } from '../core/delivery/delivery-args.js';
 import type {
   ApplyStatusResult,
+  ClaimedDelivery,
   DeliveryAttempt,
   DeliveryRecord,
   DeliveryStore,
@@ -49,6 +54,9 @@ export interface MemoryDeliveryStore<P = unknown, E = unknown> extends DeliveryS
 interface Entry<P, E> {
   record: DeliveryRecord<P, E>;
   expiresAt: number;
+  /** The lease token: changes with every write of the due time. */
+  revision: number;
+  alias: string | undefined;
 }
 
 /** Expired records looked at per new record, from the least recently used end. */
@@ -86,9 +94,15 @@ export function createMemoryDeliveryStore<P = unknown, E = unknown>(
   // A Map keeps insertion order: re-inserting a key on use keeps the least recently used first.
   const entries = new Map<string, Entry<P, E>>();
   const byExternalId = new Map<string, string>();
+  const byAlias = new Map<string, string>();
+  /** The due index: key → due time, for the records that have one. */
+  const due = new Map<string, number>();
+  let revisions = 0;
 
   const drop = (key: string, entry: Entry<P, E>): void => {
     entries.delete(key);
+    due.delete(key);
+    if (entry.alias !== undefined && byAlias.get(entry.alias) === key) byAlias.delete(entry.alias);
     for (const a of entry.record.attempts) {
       if (a.externalId !== undefined && byExternalId.get(a.externalId) === key) {
         byExternalId.delete(a.externalId);
@@ -108,12 +122,29 @@ export function createMemoryDeliveryStore<P = unknown, E = unknown>(
     return entry;
   };
 
-  const save = (key: string, record: DeliveryRecord<P, E>, now: number): DeliveryRecord<P, E> => {
-    const frozen = freezeRecord(record);
+  /**
+   * Writes `record`; `dueInMs` moves its due time (`null`: out of the index) and its token,
+   * `undefined` keeps both.
+   */
+  const save = (
+    key: string,
+    record: DeliveryRecord<P, E>,
+    now: number,
+    dueInMs?: number | null,
+    alias?: string,
+  ): DeliveryRecord<P, E> => {
+    let dueAt = record.dueAt;
+    if (dueInMs !== undefined) {
+      dueAt = dueInMs === null ? undefined : now + dueInMs;
+      if (dueAt === undefined) due.delete(key);
+      else due.set(key, dueAt);
+    }
+    const frozen = freezeRecord({ ...record, dueAt });
     const existing = entries.get(key);
     if (existing !== undefined) {
       existing.record = frozen;
       existing.expiresAt = now + ttlMs;
+      if (dueInMs !== undefined) existing.revision = ++revisions;
       return frozen;
     }
     let swept = 0;
@@ -126,8 +157,31 @@ export function createMemoryDeliveryStore<P = unknown, E = unknown>(
       if (oldest.done === true) break;
       drop(oldest.value[0], oldest.value[1]);
     }
-    entries.set(key, { record: frozen, expiresAt: now + ttlMs });
+    entries.set(key, { record: frozen, expiresAt: now + ttlMs, revision: ++revisions, alias });
+    if (alias !== undefined && !byAlias.has(alias)) byAlias.set(alias, key);
     return frozen;
+  };
+
+  /** The key of the record `externalId` (else `alias`) points at, with `attached` when by alias. */
+  const locate = (
+    externalId: string,
+    alias: string | undefined,
+    now: number,
+  ): { key: string; entry: Entry<P, E>; index: number; attached: boolean } | undefined => {
+    const key = byExternalId.get(externalId);
+    const entry = key === undefined ? undefined : read(key, now);
+    if (key !== undefined && entry !== undefined) {
+      const index = entry.record.attempts.findIndex((a) => a.externalId === externalId);
+      if (index >= 0) return { key, entry, index, attached: false };
+    }
+    if (alias === undefined) return undefined;
+    const aliased = byAlias.get(alias);
+    const owner = aliased === undefined ? undefined : read(aliased, now);
+    if (aliased === undefined || owner === undefined) return undefined;
+    let index = owner.record.attempts.length - 1;
+    while (index >= 0 && owner.record.attempts[index]?.externalId !== undefined) index--;
+    if (index < 0) return undefined;
+    return { key: aliased, entry: owner, index, attached: true };
   };
 
   return {
@@ -137,22 +191,35 @@ export function createMemoryDeliveryStore<P = unknown, E = unknown>(
     clear() {
       entries.clear();
       byExternalId.clear();
+      byAlias.clear();
+      due.clear();
     },
 
-    async begin(key, payload) {
+    async begin(key, payload, options) {
       assertKey('key', key);
+      const { alias, dueInMs } = checkBeginOptions(options);
       const now = clock.now();
       const existing = read(key, now);
       if (existing !== undefined) return { created: false, record: existing.record };
-      const record = save(key, { key, payload, createdAt: now, attempts: [] }, now);
+      const record = save(
+        key,
+        { key, payload, createdAt: now, attempts: [], dueAt: undefined },
+        now,
+        dueInMs,
+        alias,
+      );
       return { created: true, record };
     },
 
-    async recordAttempt(key, input): Promise<RecordAttemptResult<P, E>> {
+    async recordAttempt(key, input, options): Promise<RecordAttemptResult<P, E>> {
       const attempt = checkAttempt(key, input);
+      const { ifAttempts, dueInMs } = checkAttemptOptions(options);
       const now = clock.now();
       const entry = read(key, now);
       if (entry === undefined) return { outcome: 'missing' };
+      if (ifAttempts !== undefined && entry.record.attempts.length !== ifAttempts) {
+        return { outcome: 'conflict', record: entry.record };
+      }
       const attempts = [...entry.record.attempts];
       const index = attempts.findIndex((a) => a.attemptId === attempt.attemptId);
       const known = attempts[index];
@@ -165,28 +232,68 @@ export function createMemoryDeliveryStore<P = unknown, E = unknown>(
         indexed = undefined;
       }
       if (indexed !== undefined && !byExternalId.has(indexed)) byExternalId.set(indexed, key);
-      return { outcome: 'recorded', record: save(key, { ...entry.record, attempts }, now) };
+      return {
+        outcome: 'recorded',
+        record: save(key, { ...entry.record, attempts }, now, dueInMs),
+      };
     },
 
     async applyStatus(externalId, input): Promise<ApplyStatusResult<P, E>> {
       const report = checkReport(externalId, input);
       const now = clock.now();
-      const key = byExternalId.get(externalId);
-      const entry = key === undefined ? undefined : read(key, now);
-      if (key === undefined || entry === undefined) return { outcome: 'unknown' };
-      const attempts = [...entry.record.attempts];
-      const index = attempts.findIndex((a) => a.externalId === externalId);
-      const found = attempts[index];
+      const found = locate(externalId, report.alias, now);
       if (found === undefined) return { outcome: 'unknown' };
-      const { attempt, changed } = applyReport(found, report);
+      const { key, entry, index, attached } = found;
+      const attempts = [...entry.record.attempts];
+      let target = attempts[index] as DeliveryAttempt<E>;
+      if (attached) {
+        target = { ...target, externalId };
+        if (!byExternalId.has(externalId)) byExternalId.set(externalId, key);
+      }
+      const { attempt, changed } = applyReport(target, report);
       attempts[index] = attempt;
-      const record = save(key, { ...entry.record, attempts }, now);
+      const latest = index === attempts.length - 1;
+      const dueInMs =
+        !latest || report.schedule === undefined
+          ? undefined
+          : report.schedule === 'wake'
+            ? 0
+            : null;
+      const record = save(key, { ...entry.record, attempts }, now, dueInMs);
       return {
         outcome: changed ? 'applied' : 'stale',
         key,
         attemptId: attempt.attemptId,
         record,
+        attached,
       };
+    },
+
+    async claimDue(options) {
+      const { limit, leaseMs } = checkClaimOptions(options);
+      const now = clock.now();
+      const ready = [...due].filter(([, at]) => at <= now).sort((a, b) => a[1] - b[1]);
+      const claimed: ClaimedDelivery<P, E>[] = [];
+      for (const [key] of ready) {
+        if (claimed.length >= limit) break;
+        const entry = read(key, now);
+        if (entry === undefined) {
+          due.delete(key);
+          continue;
+        }
+        const record = save(key, entry.record, now, leaseMs);
+        claimed.push({ record, token: String(entry.revision) });
+      }
+      return claimed;
+    },
+
+    async reschedule(key, token, delay) {
+      const dueInMs = checkReschedule(key, token, delay);
+      const now = clock.now();
+      const entry = read(key, now);
+      if (entry === undefined || String(entry.revision) !== token) return false;
+      save(key, entry.record, now, dueInMs);
+      return true;
     },
 
     async findKey(externalId) {

@@ -124,8 +124,8 @@ const A = OTEL_ATTRIBUTES;
  * | `retrykit.breaker.transitions` | counter | `{transition}` | breaker.from, breaker.to |
  *
  * Each of `sections` adds its own (WhatsApp delivery: `retrykit.messages`,
- * `retrykit.messages.delivered`, `retrykit.messages.undelivered`,
- * `retrykit.message.delivery.duration`). Every measurement also gets the event attributes
+ * `retrykit.messages.delivered`, `retrykit.messages.undelivered`, `retrykit.messages.held`,
+ * `retrykit.messages.resent`, `retrykit.messages.stuck`, `retrykit.message.delivery.duration`). Every measurement also gets the event attributes
  * named in `includeAttributes`.
  *
  * @example

@@ -1,10 +1,15 @@
 import {
   checkAttempt,
+  checkAttemptOptions,
+  checkBeginOptions,
+  checkClaimOptions,
   checkReport,
+  checkReschedule,
   DELIVERY_STORE_DEFAULTS,
 } from '../core/delivery/delivery-args.js';
 import type {
   ApplyStatusResult,
+  ClaimedDelivery,
   DeliveryAttempt,
   DeliveryRecord,
   DeliveryStore,
@@ -21,14 +26,20 @@ import type { RedisClientLike } from './client.js';
 import { defineScript, hashTag, runScript } from './script.js';
 import attemptSource from './scripts/delivery-attempt.lua';
 import beginSource from './scripts/delivery-begin.lua';
+import claimSource from './scripts/delivery-claim.lua';
+import commonSource from './scripts/delivery-common.lua';
 import getSource from './scripts/delivery-get.lua';
+import rescheduleSource from './scripts/delivery-reschedule.lua';
 import statusSource from './scripts/delivery-status.lua';
 import { jsonSerializer, type Serializer } from './serializer.js';
 
+// The scripts that write share delivery-common.lua's helpers (and its first two arguments).
 const scripts = {
-  begin: defineScript('delivery-begin', beginSource),
-  attempt: defineScript('delivery-attempt', attemptSource),
-  status: defineScript('delivery-status', statusSource),
+  begin: defineScript('delivery-begin', `${commonSource}\n${beginSource}`),
+  attempt: defineScript('delivery-attempt', `${commonSource}\n${attemptSource}`),
+  status: defineScript('delivery-status', `${commonSource}\n${statusSource}`),
+  claim: defineScript('delivery-claim', `${commonSource}\n${claimSource}`),
+  reschedule: defineScript('delivery-reschedule', `${commonSource}\n${rescheduleSource}`),
   get: defineScript('delivery-get', getSource),
 };
 
@@ -81,6 +92,10 @@ interface StoredAttempt {
 
 interface StoredState {
   readonly createdAt: number;
+  /** The lease token. */
+  readonly rev?: number;
+  /** The due time, in epoch milliseconds as a decimal string; absent when not due. */
+  readonly due?: string;
   /** An empty array comes back from Lua's cjson as `{}`. */
   readonly attempts: readonly StoredAttempt[] | Record<string, never>;
 }
@@ -136,6 +151,8 @@ export function createRedisDeliveryStore<P = unknown, E = unknown>(
   const base = hashTag(prefix, 'deliveries');
   const recordPrefix = `${base}:r:`;
   const indexPrefix = `${base}:x:`;
+  /** The first arguments of every script that writes (delivery-common.lua). */
+  const common = [base, ttlMs] as const;
 
   const run = (
     operation: string,
@@ -153,20 +170,28 @@ export function createRedisDeliveryStore<P = unknown, E = unknown>(
     return text;
   };
 
-  const parse = (operation: string, key: string, payload: unknown, state: unknown) => {
+  const parseWithToken = (operation: string, key: string, payload: unknown, state: unknown) => {
     try {
       const s = JSON.parse(String(state)) as StoredState;
       const attempts = Array.isArray(s.attempts) ? s.attempts : [];
-      return freeze<P, E>({
+      const record = freeze<P, E>({
         key,
         payload: serializer.deserialize(String(payload)) as P,
         createdAt: s.createdAt,
         attempts: attempts.map((a) => toAttempt<E>(a)),
+        dueAt: s.due === undefined ? undefined : Number(s.due),
       });
+      return { record, token: String(s.rev ?? 0) };
     } catch (error) {
       throw new StoreUnavailableError(operation, error);
     }
   };
+  const parse = (operation: string, key: string, payload: unknown, state: unknown) =>
+    parseWithToken(operation, key, payload, state).record;
+
+  /** A due-time change as the scripts take it. */
+  const dueArg = (dueInMs: number | null | undefined): string | number =>
+    dueInMs === undefined ? '' : dueInMs === null ? 'close' : dueInMs;
 
   const unexpected = (operation: string, reply: unknown): StoreUnavailableError =>
     new StoreUnavailableError(
@@ -175,49 +200,61 @@ export function createRedisDeliveryStore<P = unknown, E = unknown>(
     );
 
   return {
-    async begin(key, payload) {
+    async begin(key, payload, options) {
       assertKey('key', key);
+      const { alias, dueInMs } = checkBeginOptions(options);
       const reply = await run('begin', scripts.begin, recordPrefix + key, [
+        ...common,
+        key,
         serialize(payload),
-        ttlMs,
+        alias ?? '',
+        dueArg(dueInMs),
       ]);
       if (!Array.isArray(reply) || reply.length !== 3) throw unexpected('begin', reply);
       return { created: reply[0] === 1, record: parse('delivery.begin', key, reply[1], reply[2]) };
     },
 
-    async recordAttempt(key, input) {
+    async recordAttempt(key, input, options) {
       const attempt = checkAttempt(key, input);
+      const { ifAttempts, dueInMs } = checkAttemptOptions(options);
       const reply = await run('recordAttempt', scripts.attempt, recordPrefix + key, [
-        indexPrefix,
+        ...common,
         key,
         attempt.attemptId,
         attempt.externalId ?? '',
-        ttlMs,
         attempt.at,
+        ifAttempts ?? '',
+        dueArg(dueInMs),
       ]);
       if (reply === 0) return { outcome: 'missing' };
-      if (!Array.isArray(reply) || reply.length !== 2) throw unexpected('recordAttempt', reply);
+      if (
+        !Array.isArray(reply) ||
+        reply.length !== 3 ||
+        (reply[0] !== 'recorded' && reply[0] !== 'conflict')
+      ) {
+        throw unexpected('recordAttempt', reply);
+      }
       return {
-        outcome: 'recorded',
-        record: parse('delivery.recordAttempt', key, reply[0], reply[1]),
+        outcome: reply[0],
+        record: parse('delivery.recordAttempt', key, reply[1], reply[2]),
       };
     },
 
     async applyStatus(externalId, input): Promise<ApplyStatusResult<P, E>> {
       const report = checkReport(externalId, input);
       const reply = await run('applyStatus', scripts.status, indexPrefix + externalId, [
-        recordPrefix,
-        indexPrefix,
+        ...common,
         report.status,
         report.rank,
         report.timestampMs,
-        ttlMs,
         JSON.stringify(report.errors ?? []),
         externalId,
+        report.alias ?? '',
+        report.schedule ?? '',
       ]);
       if (!Array.isArray(reply)) throw unexpected('applyStatus', reply);
       if (reply[0] === 'unknown') return { outcome: 'unknown' };
-      if ((reply[0] !== 'applied' && reply[0] !== 'stale') || reply.length !== 5) {
+      if ((reply[0] !== 'applied' && reply[0] !== 'stale') || reply.length !== 6) {
         throw unexpected('applyStatus', reply);
       }
       const key = String(reply[1]);
@@ -226,7 +263,36 @@ export function createRedisDeliveryStore<P = unknown, E = unknown>(
         key,
         attemptId: String(reply[2]),
         record: parse('delivery.applyStatus', key, reply[3], reply[4]),
+        attached: reply[5] === 1,
       };
+    },
+
+    async claimDue(options) {
+      const { limit, leaseMs } = checkClaimOptions(options);
+      const reply = await run('claimDue', scripts.claim, `${base}:due`, [
+        ...common,
+        limit,
+        leaseMs,
+      ]);
+      if (!Array.isArray(reply) || reply.length % 3 !== 0) throw unexpected('claimDue', reply);
+      const claimed: ClaimedDelivery<P, E>[] = [];
+      for (let i = 0; i < reply.length; i += 3) {
+        const key = String(reply[i]);
+        claimed.push(parseWithToken('delivery.claimDue', key, reply[i + 1], reply[i + 2]));
+      }
+      return claimed;
+    },
+
+    async reschedule(key, token, delay) {
+      const dueInMs = checkReschedule(key, token, delay);
+      const reply = await run('reschedule', scripts.reschedule, recordPrefix + key, [
+        ...common,
+        key,
+        token,
+        dueArg(dueInMs),
+      ]);
+      if (reply !== 0 && reply !== 1) throw unexpected('reschedule', reply);
+      return reply === 1;
     },
 
     async findKey(externalId) {

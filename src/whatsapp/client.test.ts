@@ -146,7 +146,12 @@ function client(
 describe('createWhatsAppClient', () => {
   it('posts the Cloud API request and resolves with the wamid, emitting accepted', async () => {
     const { send, calls, events } = client([ok('wamid.A')]);
-    expect(await send()).toEqual({ messageId: 'wamid.A', attempts: 1, deduplicated: false });
+    expect(await send()).toEqual({
+      status: 'accepted',
+      messageId: 'wamid.A',
+      attempts: 1,
+      deduplicated: false,
+    });
     expect(calls[0]?.url).toBe('http://fake.test/v23.0/PN1/messages');
     expect(calls[0]?.headers.authorization).toBe('Bearer TOKEN');
     expect(calls[0]?.body).toEqual({
@@ -202,7 +207,12 @@ describe('createWhatsAppClient', () => {
     const first = await send(MESSAGE, { idempotencyKey: 'order-1' });
     const again = await send(MESSAGE, { idempotencyKey: 'order-1' });
     expect(first).toMatchObject({ messageId: 'wamid.ONCE', deduplicated: false });
-    expect(again).toEqual({ messageId: 'wamid.ONCE', attempts: 0, deduplicated: true });
+    expect(again).toEqual({
+      status: 'accepted',
+      messageId: 'wamid.ONCE',
+      attempts: 0,
+      deduplicated: true,
+    });
     const both = Promise.all([
       wa.sendMessage(MESSAGE, { idempotencyKey: 'order-2' }),
       wa.sendMessage(MESSAGE, { idempotencyKey: 'order-2' }),

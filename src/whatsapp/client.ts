@@ -18,7 +18,13 @@ import {
   type RetryEvent,
   type RetryOptions,
 } from '../core/retry/retry.js';
-import { assertFunction, assertKey, assertNumber, showValue } from '../core/validate.js';
+import {
+  assertFunction,
+  assertInteger,
+  assertKey,
+  assertNumber,
+  showValue,
+} from '../core/validate.js';
 import { classifyWhatsAppError } from './classify.js';
 import type { WhatsAppDeliveryStore } from './delivery/delivery.js';
 import { deliveryTag, tagCallbackData } from './delivery/tag.js';
@@ -82,7 +88,12 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * under that key. Before the first HTTP request the client calls `begin(key, payload)` and
    * records an attempt `<key>#<n>` (n counts the record's attempts, so a later deliberate
    * re-send with the same key is a new attempt); after the 200 it fills in the wamid. Read it
-   * with `getDelivery(deliveries, key)`. Sends without a key are not recorded. When the store
+   * with `getDelivery(deliveries, key)`. The record waits in the store's due index for the
+   * delivery reconciler (`createDeliveryReconciler`): `leaseMs` from the first request (a send
+   * whose process died), `timeoutGraceMs` after it was accepted or held; a status webhook of
+   * the latest send settles or wakes it. A send that fails in the call (dead-lettered, held by
+   * `shouldHold`, aborted) leaves the index: its caller owns it. Sends without a key are not
+   * recorded. When the store
    * fails before the request, the send rejects with its `StoreUnavailableError` and nothing is
    * sent (as when `store` fails); when it fails after the 200, the send still resolves and
    * that attempt keeps no wamid (its status webhooks then come back `unknown`). Cloud API
@@ -90,7 +101,18 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * `rk:<tag>|<your value>` (yours alone when both would pass 512 characters); the record keeps
    * the payload as given.
    */
-  readonly deliveries?: Pick<WhatsAppDeliveryStore, 'begin' | 'recordAttempt'>;
+  readonly deliveries?: Pick<WhatsAppDeliveryStore, 'begin' | 'recordAttempt'> &
+    Partial<Pick<WhatsAppDeliveryStore, 'get'>>;
+  /**
+   * With `deliveries`, how long a send whose outcome is unknown is held before the delivery
+   * reconciler (`createDeliveryReconciler`) sends it again, in milliseconds: a request that
+   * timed out, or whose connection dropped after it left (not a refused connection or a failed
+   * DNS lookup: those never reached the API). Such a send is not retried at once: the call
+   * resolves with `status: 'held'`, and a status webhook that arrives for it within this window
+   * (matched by the correlation tag) settles it instead of a second send.
+   * @default 60_000
+   */
+  readonly timeoutGraceMs?: number;
   /**
    * Failures land here: `permanent` ones at once (131026, 131047, …), `exhausted` ones when
    * retries run out. The entry's payload is the send payload; its ID the idempotency key.
@@ -150,6 +172,7 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
 /** The defaults of {@link WhatsAppClientOptions}. */
 export const WHATSAPP_CLIENT_DEFAULTS = Object.freeze({
   requestTimeoutMs: 20_000,
+  timeoutGraceMs: 60_000,
   leaseMs: 120_000,
   resultTtlMs: 86_400_000,
   waitForResultMs: 10_000,
@@ -174,7 +197,8 @@ export interface SendOptions {
 }
 
 /** A message the API accepted. */
-export interface SendResult {
+export interface AcceptedSendResult {
+  readonly status: 'accepted';
   /** The message ID the API returned (a wamid for the Cloud API). */
   readonly messageId: string;
   /** HTTP requests made by this call; 0 when `deduplicated`. */
@@ -182,6 +206,53 @@ export interface SendResult {
   /** `true` when an earlier call with the same idempotency key had sent it already. */
   readonly deduplicated: boolean;
 }
+
+/**
+ * A send whose outcome is unknown (it timed out, or its connection dropped after the request
+ * left), held in the client's `deliveries`: a status webhook settles it, or the delivery
+ * reconciler sends it again after `timeoutGraceMs`. The message is not lost: treat the call as
+ * done (a job around it completes), and read the outcome with `getDelivery`.
+ */
+export interface HeldSendResult {
+  readonly status: 'held';
+  readonly messageId: undefined;
+  /** HTTP requests made by this call; 0 when `deduplicated`. */
+  readonly attempts: number;
+  /** `true` when an earlier call with the same idempotency key was held already. */
+  readonly deduplicated: boolean;
+}
+
+/** What {@link WhatsAppClient.sendMessage} resolves with. */
+export type SendResult = AcceptedSendResult | HeldSendResult;
+
+/** Options of {@link WhatsAppClient.resendMessage}. */
+export interface ResendOptions {
+  /**
+   * Fencing: the number of attempts the caller saw in the record. The re-send is recorded as
+   * attempt `afterAttempts + 1` only if the record still holds exactly that many; otherwise
+   * nothing is sent (`conflict`), so two reconcilers never send the same attempt.
+   */
+  readonly afterAttempts: number;
+  /** Aborts waiting, retrying and the request in flight. */
+  readonly signal?: AbortSignal;
+}
+
+/** What {@link WhatsAppClient.resendMessage} did. */
+export type ResendResult =
+  /** Sent again and accepted, as attempt `attemptId`. */
+  | {
+      readonly status: 'accepted';
+      readonly attemptId: string;
+      readonly messageId: string;
+      /** HTTP requests made by this call (0 when its sub-key had sent it already). */
+      readonly attempts: number;
+    }
+  /** Sent again, outcome unknown (a timeout): held for `timeoutGraceMs` like a first send. */
+  | { readonly status: 'held'; readonly attemptId: string; readonly attempts: number }
+  /** Another writer added an attempt first (see `afterAttempts`): nothing sent. */
+  | { readonly status: 'conflict' }
+  /** No record under the key (never recorded, or expired): nothing sent. */
+  | { readonly status: 'missing' };
 
 /** A WhatsApp sender with rate limiting, retries, idempotency and dead letters. */
 export interface WhatsAppClient<P = CloudMessage> {
@@ -195,6 +266,15 @@ export interface WhatsAppClient<P = CloudMessage> {
    * signal's reason on abort.
    */
   sendMessage(payload: P, options?: SendOptions): Promise<SendResult>;
+  /**
+   * Sends a recorded message again (needs `deliveries` with `get`): the record's original
+   * payload as a new attempt `<key>#<n+1>`, fenced by `afterAttempts`, through the same
+   * limiters, bulkhead, breaker and retries, and under the idempotency sub-key `<key>#<n+1>`
+   * when the client has a `store`. Its wamid joins the record. This is the delivery
+   * reconciler's tool; a failure rejects as `sendMessage` does but is never dead-lettered here
+   * (the reconciler dead-letters the message with its whole history).
+   */
+  resendMessage(key: string, options: ResendOptions): Promise<ResendResult>;
 }
 
 /** What `idempotent` hears of a failure the client must not remember: released for a re-send. */
@@ -203,8 +283,33 @@ const KEEP_OPEN: Classification = Object.freeze({ retryable: true, reason: 'unkn
 /** Aborts a finished request's controller, which cancels its timeout timer. */
 const DONE = Symbol('request done');
 
-interface StoredSend {
-  readonly messageId: string;
+/** What an idempotency key remembers of a send: its wamid, or that it was held. */
+type StoredSend = { readonly messageId: string } | { readonly held: true };
+
+/** What one attempt of a tracked send gives when its outcome is unknown. */
+const HELD = Object.freeze({ held: true as const });
+
+/**
+ * Failure codes of a request that never reached the API: no connection was made, so sending
+ * again at once can't duplicate it.
+ */
+const NEVER_LEFT = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ERR_SOCKET_CONNECTION_TIMEOUT',
+]);
+
+function codeOf(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { code, cause } = error as { code?: unknown; cause?: unknown };
+  if (typeof code === 'string') return code;
+  return typeof cause === 'object' && cause !== null ? codeOf(cause) : undefined;
 }
 
 /** A 53-bit hash of the payload's JSON (cyrb53): the idempotency fingerprint. */
@@ -226,12 +331,20 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-/** `payload` with `key`'s correlation tag in `biz_opaque_callback_data`. */
-async function withTag<P>(key: string, payload: P): Promise<P> {
+/** `payload` with the correlation tag `tag` in `biz_opaque_callback_data`. */
+function withTag<P>(tag: string, payload: P): P {
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return payload;
   const callerData = (payload as Record<string, unknown>).biz_opaque_callback_data;
-  const tag = await deliveryTag(key);
   return { ...payload, biz_opaque_callback_data: tagCallbackData(tag, callerData) };
+}
+
+/** A send recorded in `deliveries`: the attempt it is, and the payload that goes out. */
+interface Tracked<P> {
+  readonly key: string;
+  readonly attempt: { readonly attemptId: string; readonly at: number };
+  readonly wire: P;
+  /** A first send moves the record's due time; a re-send leaves that to the reconciler. */
+  readonly ownsSchedule: boolean;
 }
 
 /** A retrykit error that keeps every failure of its call (`RetryError`, `retry`'s `PermanentError`). */
@@ -304,6 +417,11 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     1,
   );
   const leaseMs = assertNumber('leaseMs', options.leaseMs ?? WHATSAPP_CLIENT_DEFAULTS.leaseMs, 1);
+  const timeoutGraceMs = assertNumber(
+    'timeoutGraceMs',
+    options.timeoutGraceMs ?? WHATSAPP_CLIENT_DEFAULTS.timeoutGraceMs,
+    0,
+  );
   const resultTtlMs = assertNumber(
     'resultTtlMs',
     options.resultTtlMs ?? WHATSAPP_CLIENT_DEFAULTS.resultTtlMs,
@@ -346,8 +464,14 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     };
   };
 
+  /**
+   * Failures of a request that may have reached the API (a timeout, a connection dropped after
+   * the request left), as `request` throws them.
+   */
+  const ambiguous = new WeakSet<object>();
+
   /** One HTTP request, aborted by the caller's signal or after `requestTimeoutMs`. */
-  const request = async (payload: P, signal: AbortSignal): Promise<StoredSend> => {
+  const request = async (payload: P, signal: AbortSignal): Promise<{ messageId: string }> => {
     if (signal.aborted) throw signal.reason;
     const spec = endpoint.buildRequest(payload);
     const controller = new AbortController();
@@ -376,8 +500,12 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
       return endpoint.parseResponse(body);
     } catch (error) {
       // fetch rejects with an AbortError; report why it was aborted instead.
-      if (!settled && controller.signal.aborted) throw controller.signal.reason;
-      throw error;
+      const thrown = !settled && controller.signal.aborted ? controller.signal.reason : error;
+      if (!settled && !signal.aborted && typeof thrown === 'object' && thrown !== null) {
+        const code = codeOf(thrown);
+        if (code === undefined || !NEVER_LEFT.has(code)) ambiguous.add(thrown);
+      }
+      throw thrown;
     } finally {
       signal.removeEventListener('abort', onAbort);
       if (!controller.signal.aborted) controller.abort(DONE);
@@ -408,46 +536,70 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
   const tagged = options.endpoint === undefined;
 
   /**
-   * Records a new attempt of `key` before its first request (rejects when the store fails) and
-   * gives the payload to send: with the key's correlation tag for the Cloud API.
+   * The payload to send for `key`, with its correlation tag for the Cloud API; `alias` is the
+   * tag, the record's alias in `deliveries`.
+   */
+  const wireOf = async (key: string, payload: P): Promise<{ wire: P; alias?: string }> => {
+    if (!tagged) return { wire: payload };
+    const alias = await deliveryTag(key);
+    return { wire: withTag(alias, payload), alias };
+  };
+
+  /**
+   * Records a new attempt of `key` before its first request (rejects when the store fails),
+   * due once `leaseMs` runs out (so a send that crashed midway is found by the reconciler).
    */
   const beginAttempt = async (
     storeRef: Pick<WhatsAppDeliveryStore, 'begin' | 'recordAttempt'>,
     key: string,
     payload: P,
-  ): Promise<{
-    readonly attempt: { readonly attemptId: string; readonly at: number };
-    readonly wire: P;
-  }> => {
-    const { record } = await storeRef.begin(key, payload);
+  ): Promise<Tracked<P>> => {
+    const { wire, alias } = await wireOf(key, payload);
+    const { record } = await storeRef.begin(key, payload, {
+      dueInMs: leaseMs,
+      ...(alias === undefined ? {} : { alias }),
+    });
     const attempt = {
       attemptId: `${key}#${record.attempts.length + 1}`,
       at: Math.floor(clock.now()),
     };
-    await storeRef.recordAttempt(key, attempt);
-    return { attempt, wire: tagged ? await withTag(key, payload) : payload };
+    await storeRef.recordAttempt(key, attempt, { dueInMs: leaseMs });
+    return { key, attempt, wire, ownsSchedule: true };
   };
 
-  /** Limiter waits, retries and dead letters: one message, no idempotency. */
+  /**
+   * Limiter waits, retries and dead letters of one message, no idempotency. A `tracked` send
+   * records its wamid; its ambiguous failures are held, not retried. With `ownsSchedule` (a
+   * first send) it also moves the record's due time: `timeoutGraceMs` when held, out of the
+   * due index when the send fails (the caller owns that failure). Without (a re-send), the
+   * reconciler does, and dead-letters.
+   */
   const send = async (
     payload: P,
     signal: AbortSignal | undefined,
     idempotencyKey: string | undefined,
+    tracked: Tracked<P> | undefined,
   ): Promise<SendResult> => {
     const recipient = endpoint.recipient(payload);
     const pairKey = `${phoneNumberId}:${recipient}`;
-    const tracked =
-      deliveries === undefined || idempotencyKey === undefined
-        ? undefined
-        : await beginAttempt(deliveries, idempotencyKey, payload);
     const earlier: DeadLetterAttempt[] = [];
     let attempts = 0;
-    const attempt = async ({ signal: attemptSignal }: AttemptContext): Promise<StoredSend> => {
+    const attempt = async ({
+      signal: attemptSignal,
+    }: AttemptContext): Promise<{ messageId: string } | typeof HELD> => {
       if (pairLimiter !== undefined)
         await pairLimiter.acquire(pairKey, 1, { signal: attemptSignal });
       if (limiter !== undefined) await limiter.acquire(phoneNumberId, 1, { signal: attemptSignal });
       attempts++;
-      return request(tracked?.wire ?? payload, attemptSignal);
+      try {
+        return await request(tracked?.wire ?? payload, attemptSignal);
+      } catch (error) {
+        // It may have been sent: hold it for the status webhooks rather than send it twice.
+        if (tracked !== undefined && typeof error === 'object' && error !== null) {
+          if (ambiguous.has(error)) return HELD;
+        }
+        throw error;
+      }
     };
     const feedback = feedbackFor(pairKey);
     try {
@@ -461,10 +613,32 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
           userRetry.onRetry?.(event);
         },
       });
-      if (tracked !== undefined && deliveries !== undefined && idempotencyKey !== undefined) {
+      if ('held' in sent) {
+        const t = tracked as Tracked<P>;
+        if (t.ownsSchedule) {
+          await deliveries
+            ?.recordAttempt(t.key, t.attempt, { dueInMs: timeoutGraceMs })
+            .catch(() => undefined);
+        }
+        emit(onEvent, {
+          type: 'message_held',
+          time: clock.now(),
+          key: t.key,
+          attemptId: t.attempt.attemptId,
+          graceMs: timeoutGraceMs,
+        });
+        return { status: 'held', messageId: undefined, attempts, deduplicated: false };
+      }
+      if (tracked !== undefined) {
         // Sent: a store failure now must not fail the call (its retry would send it again).
+        // A first send is looked at again after the grace window unless a status settles it
+        // first (the reconciler then waits for a stuck one).
         await deliveries
-          .recordAttempt(idempotencyKey, { ...tracked.attempt, externalId: sent.messageId })
+          ?.recordAttempt(
+            tracked.key,
+            { ...tracked.attempt, externalId: sent.messageId },
+            tracked.ownsSchedule ? { dueInMs: timeoutGraceMs } : {},
+          )
           .catch(() => undefined);
       }
       emit(onEvent, {
@@ -473,9 +647,14 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
         messageId: sent.messageId,
         status: 'accepted',
       });
-      return { messageId: sent.messageId, attempts, deduplicated: false };
+      return { status: 'accepted', messageId: sent.messageId, attempts, deduplicated: false };
     } catch (error) {
-      if (signal?.aborted !== true && !shouldHold(error)) {
+      if (tracked?.ownsSchedule === true) {
+        await deliveries
+          ?.recordAttempt(tracked.key, tracked.attempt, { dueInMs: null })
+          .catch(() => undefined);
+      }
+      if (tracked?.ownsSchedule !== false && signal?.aborted !== true && !shouldHold(error)) {
         try {
           await deadLetter(payload, error, earlier, idempotencyKey);
         } catch {
@@ -486,20 +665,21 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     }
   };
 
-  /** `send` under `idempotent()`: the first call with a key sends, the others get its wamid. */
+  /** `run` under `idempotent()`: the first call with a key sends, the others get its result. */
   const sendOnce = async (
     storeRef: IdempotencyStore,
     key: string,
     payload: P,
     signal: AbortSignal | undefined,
+    run: () => Promise<SendResult>,
   ): Promise<SendResult> => {
     let sent: SendResult | undefined;
     const stored = await idempotent<StoredSend>(
       storeRef,
       key,
       async () => {
-        sent = await send(payload, signal, key);
-        return { messageId: sent.messageId };
+        sent = await run();
+        return sent.status === 'held' ? HELD : { messageId: sent.messageId };
       },
       {
         leaseMs,
@@ -516,7 +696,53 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
         ...(signal === undefined ? {} : { signal }),
       },
     );
-    return sent ?? { messageId: stored.messageId, attempts: 0, deduplicated: true };
+    if (sent !== undefined) return sent;
+    return 'messageId' in stored
+      ? { status: 'accepted', messageId: stored.messageId, attempts: 0, deduplicated: true }
+      : { status: 'held', messageId: undefined, attempts: 0, deduplicated: true };
+  };
+
+  /** `start` in the bulkhead of the phone number, and `release` once settled. */
+  const guarded = <T>(
+    signal: AbortSignal | undefined,
+    release: (() => void) | undefined,
+    start: () => Promise<T>,
+  ): Promise<T> => {
+    const running =
+      bulkhead === undefined
+        ? start()
+        : bulkhead.run(phoneNumberId, start, signal === undefined ? {} : { signal });
+    return release === undefined ? running : running.finally(release);
+  };
+
+  const resend = async (
+    key: string,
+    afterAttempts: number,
+    signal: AbortSignal | undefined,
+  ): Promise<ResendResult> => {
+    const storeRef = deliveries as NonNullable<typeof deliveries>;
+    const record = await (storeRef.get as NonNullable<typeof storeRef.get>)(key);
+    if (record === undefined) return { status: 'missing' };
+    const payload = record.payload as P;
+    const attempt = { attemptId: `${key}#${afterAttempts + 1}`, at: Math.floor(clock.now()) };
+    const recorded = await storeRef.recordAttempt(key, attempt, { ifAttempts: afterAttempts });
+    if (recorded.outcome === 'missing') return { status: 'missing' };
+    if (recorded.outcome === 'conflict') return { status: 'conflict' };
+    const { wire } = await wireOf(key, payload);
+    const tracked: Tracked<P> = { key, attempt, wire, ownsSchedule: false };
+    const run = () => send(payload, signal, key, tracked);
+    const result =
+      store === undefined
+        ? await run()
+        : await sendOnce(store, attempt.attemptId, payload, signal, run);
+    return result.status === 'held'
+      ? { status: 'held', attemptId: attempt.attemptId, attempts: result.attempts }
+      : {
+          status: 'accepted',
+          attemptId: attempt.attemptId,
+          messageId: result.messageId,
+          attempts: result.attempts,
+        };
   };
 
   return {
@@ -524,15 +750,31 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
       const { idempotencyKey } = sendOptions;
       if (idempotencyKey !== undefined) assertKey('idempotencyKey', idempotencyKey);
       const { signal, release } = eitherSignal(sendOptions.signal, clientSignal);
+      const first = async (): Promise<SendResult> => {
+        const tracked =
+          deliveries === undefined || idempotencyKey === undefined
+            ? undefined
+            : await beginAttempt(deliveries, idempotencyKey, payload);
+        return send(payload, signal, idempotencyKey, tracked);
+      };
       const start = () =>
         idempotencyKey !== undefined && store !== undefined
-          ? sendOnce(store, idempotencyKey, payload, signal)
-          : send(payload, signal, idempotencyKey);
-      const sending =
-        bulkhead === undefined
-          ? start()
-          : bulkhead.run(phoneNumberId, start, signal === undefined ? {} : { signal });
-      return release === undefined ? sending : sending.finally(release);
+          ? sendOnce(store, idempotencyKey, payload, signal, first)
+          : first();
+      return guarded(signal, release, start);
+    },
+
+    resendMessage(key, resendOptions) {
+      assertKey('key', key);
+      if (typeof deliveries?.get !== 'function') {
+        throw new TypeError('resendMessage needs the client option deliveries, with get()');
+      }
+      if (typeof resendOptions !== 'object' || resendOptions === null) {
+        throw new TypeError(`options must be an object, got ${showValue(resendOptions)}`);
+      }
+      const afterAttempts = assertInteger('afterAttempts', resendOptions.afterAttempts);
+      const { signal, release } = eitherSignal(resendOptions.signal, clientSignal);
+      return guarded(signal, release, () => resend(key, afterAttempts, signal));
     },
   };
 }

@@ -4,7 +4,7 @@ import { type AnyEvent, combineListeners, type EventListener } from '../core/eve
 import { createMetrics } from '../core/metrics/metrics.js';
 import { createManualClock } from '../testing/index.js';
 import { whatsappDeliveryMetrics } from './delivery-metrics.js';
-import type { MessageStatusEvent, WhatsAppEventListener } from './events.js';
+import type { MessageStatusEvent, WhatsAppEvent, WhatsAppEventListener } from './events.js';
 
 const status = (
   messageId: string,
@@ -243,6 +243,48 @@ describe('whatsappDeliveryMetrics in createMetrics', () => {
     expect(a.snapshot().messages).toMatchObject({ accepted: 1, delivered: 0 });
     expect(b.snapshot().messages).toMatchObject({ accepted: 0, delivered: 1 });
     expect(b.snapshot().messages.deliveryLatency.count).toBe(0);
+  });
+
+  it('counts the closed loop, and a stuck message breaches health at once', () => {
+    const held: WhatsAppEvent = {
+      type: 'message_held',
+      time: 0,
+      key: 'k1',
+      attemptId: 'k1#1',
+      graceMs: 60_000,
+    };
+    const resent: WhatsAppEvent = {
+      type: 'message_resent',
+      time: 1,
+      key: 'k1',
+      attemptId: 'k1#2',
+      cause: 'unconfirmed',
+      messageId: 'wamid.2',
+    };
+    const stuck: WhatsAppEvent = {
+      type: 'message_stuck',
+      time: 2,
+      key: 'k2',
+      messageId: 'wamid.9',
+      status: 'sent',
+      ageMs: 600_000,
+    };
+    const m = withDelivery();
+    m.onEvent(held);
+    m.onEvent(resent);
+    expect(m.snapshot().messages).toMatchObject({ held: 1, resent: 1, stuck: 0 });
+    expect(m.checkHealth().healthy).toBe(true);
+    m.onEvent(stuck);
+    expect(m.snapshot().messages.stuck).toBe(1);
+    expect(m.checkHealth().breaches).toEqual([
+      { check: 'messages.stuck', value: 1, threshold: 0, samples: 1 },
+    ]);
+    const lenient = withDelivery({ maxStuckMessages: 1 });
+    lenient.onEvent(stuck);
+    expect(lenient.checkHealth().healthy).toBe(true);
+    expect(() => whatsappDeliveryMetrics({ maxStuckMessages: -1 })).toThrow(
+      /maxStuckMessages .*got -1/,
+    );
   });
 
   it('rejects bad options naming the option and the value', () => {

@@ -198,12 +198,20 @@ export interface DeliveryMetricsOptions {
    * @default 5000
    */
   readonly meanDeliveryLatencyMs?: number;
+  /**
+   * Most messages reported stuck (`message_stuck`, from the delivery reconciler) in the window
+   * that are still healthy (the check `messages.stuck`, judged whatever `minSamples` says: one
+   * message that never arrives matters). `Infinity` turns the check off.
+   * @default 0
+   */
+  readonly maxStuckMessages?: number;
 }
 
 /** The defaults of {@link DeliveryMetricsOptions}. */
 const DELIVERY_DEFAULTS = Object.freeze({
   maxTrackedMessages: 10_000,
   meanDeliveryLatencyMs: 5000,
+  maxStuckMessages: 0,
 });
 
 /** What {@link whatsappDeliveryMetrics} adds to `snapshot()`, as `messages`. */
@@ -232,12 +240,19 @@ export interface DeliverySnapshot {
   readonly tracked: number;
   /** Messages forgotten (to stay bounded) before they were delivered or failed, ever. */
   readonly untracked: number;
+  /** Sends held because their outcome was unknown (a timeout), by the client. */
+  readonly held: number;
+  /** Messages sent again by the delivery reconciler (after a failed status, or unconfirmed). */
+  readonly resent: number;
+  /** Messages the delivery reconciler found stuck at `accepted` or `sent`. */
+  readonly stuck: number;
 }
 
 /**
  * WhatsApp delivery as a metrics section, from `message_status` events (the client's
  * `accepted`, the webhook handler's statuses): statuses counted once per message, delivery
- * rate, send-to-delivered latency, and the health check `messages.meanDeliveryLatencyMs`.
+ * rate, send-to-delivered latency, the closed loop (held, re-sent and stuck messages), and the
+ * health checks `messages.meanDeliveryLatencyMs` and `messages.stuck`.
  * Plugs into `createMetrics` (adds `snapshot().messages`) and into `createOtelListener` of
  * `retrykit/otel` (instruments `messages`, `messages.delivered`, `messages.undelivered`,
  * `message.delivery.duration`). Each host follows messages in its own bounded map.
@@ -260,6 +275,8 @@ export function whatsappDeliveryMetrics(
   );
   const limit = options.meanDeliveryLatencyMs ?? DELIVERY_DEFAULTS.meanDeliveryLatencyMs;
   if (limit !== Infinity) assertNumber('meanDeliveryLatencyMs', limit, 0);
+  const maxStuck = options.maxStuckMessages ?? DELIVERY_DEFAULTS.maxStuckMessages;
+  if (maxStuck !== Infinity) assertNumber('maxStuckMessages', maxStuck, 0);
   return {
     name: 'messages',
     attach(window) {
@@ -279,11 +296,33 @@ export function whatsappDeliveryMetrics(
         unit: '{message}',
         description: 'WhatsApp messages that failed without reaching the phone.',
       });
+      const loop = {
+        message_held: window.counter('messages.held', {
+          unit: '{message}',
+          description: 'WhatsApp sends held because their outcome was unknown.',
+        }),
+        message_resent: window.counter('messages.resent', {
+          unit: '{message}',
+          description: 'WhatsApp messages sent again by the delivery reconciler.',
+        }),
+        message_stuck: window.counter('messages.stuck', {
+          unit: '{message}',
+          description: 'WhatsApp messages stuck at accepted or sent.',
+        }),
+      };
       const latency = window.latency('message.delivery.duration', {
         description: 'Time from sending a WhatsApp message to its delivery.',
       });
       return {
         observe(event) {
+          if (
+            event.type === 'message_held' ||
+            event.type === 'message_resent' ||
+            event.type === 'message_stuck'
+          ) {
+            loop[event.type].add(1, event);
+            return;
+          }
           if (!isMessageStatus(event)) return;
           const seen = tracker.observe(event);
           const s = STATUSES.indexOf(event.status);
@@ -311,18 +350,27 @@ export function whatsappDeliveryMetrics(
             deliveryLatency: latency.summary(),
             tracked: tracker.size,
             untracked: tracker.dropped,
+            held: loop.message_held.total(),
+            resent: loop.message_resent.total(),
+            stuck: loop.message_stuck.total(),
           };
         },
         health(minSamples) {
+          const breaches: SectionBreach[] = [];
           const { count, meanMs } = latency.summary();
-          if (count < minSamples || meanMs === null || !(meanMs > limit)) return [];
-          const breach: SectionBreach = {
-            check: 'meanDeliveryLatencyMs',
-            value: meanMs,
-            threshold: limit,
-            samples: count,
-          };
-          return [breach];
+          if (count >= minSamples && meanMs !== null && meanMs > limit) {
+            breaches.push({
+              check: 'meanDeliveryLatencyMs',
+              value: meanMs,
+              threshold: limit,
+              samples: count,
+            });
+          }
+          const stuck = loop.message_stuck.total();
+          if (stuck > maxStuck) {
+            breaches.push({ check: 'stuck', value: stuck, threshold: maxStuck, samples: stuck });
+          }
+          return breaches;
         },
       };
     },

@@ -6,6 +6,10 @@ export {
   whatsAppCodeRule,
 } from './classify.js';
 export type {
+  AcceptedSendResult,
+  HeldSendResult,
+  ResendOptions,
+  ResendResult,
   SendOptions,
   SendResult,
   WhatsAppClient,
@@ -13,13 +17,20 @@ export type {
 } from './client.js';
 export { createWhatsAppClient } from './client.js';
 export type {
+  DeliveryReconciler,
+  DeliveryReconcilerOptions,
   DeliveryStatusOutcome,
+  ReconcileSummary,
   WhatsAppDelivery,
   WhatsAppDeliveryAttempt,
   WhatsAppDeliveryStatus,
   WhatsAppDeliveryStore,
 } from './delivery/index.js';
-export { applyDeliveryStatuses, getDelivery } from './delivery/index.js';
+export {
+  applyDeliveryStatuses,
+  createDeliveryReconciler,
+  getDelivery,
+} from './delivery/index.js';
 export type { DeliveryMetricsOptions, DeliverySnapshot } from './delivery-metrics.js';
 export { whatsappDeliveryMetrics } from './delivery-metrics.js';
 export type {
@@ -38,7 +49,14 @@ export {
   WebhookPayloadError,
   WhatsAppApiError,
 } from './errors.js';
-export type { MessageStatusEvent, WhatsAppEvent, WhatsAppEventListener } from './events.js';
+export type {
+  MessageHeldEvent,
+  MessageResentEvent,
+  MessageStatusEvent,
+  MessageStuckEvent,
+  WhatsAppEvent,
+  WhatsAppEventListener,
+} from './events.js';
 export { throughputLimits, WHATSAPP_RATE_LIMITS } from './rate-limits.js';
 export type {
   HeadersLike,

@@ -6,6 +6,7 @@ import { createRedisDeliveryStore } from '../redis/delivery-store.js';
 import {
   applyDeliveryStatuses,
   type CloudMessage,
+  createDeliveryReconciler,
   createWebhookHandler,
   createWhatsAppClient,
   type DeliveryStatusOutcome,
@@ -14,6 +15,7 @@ import {
   type MalformedWebhookItem,
   type MessageStatus,
   parseWebhook,
+  type ReconcileSummary,
   reduceStatus,
   type SendResult,
   type StatusUpdate,
@@ -34,6 +36,22 @@ describe('retrykit/whatsapp public types', () => {
       endpoint: wasenderEndpoint({ apiKey: 'k' }),
     });
     expectTypeOf(wasender.sendMessage).parameter(0).toEqualTypeOf<WasenderMessage>();
+  });
+
+  it('a send result is accepted with a wamid, or held without one', () => {
+    const result = {} as SendResult;
+    expectTypeOf(result.messageId).toEqualTypeOf<string | undefined>();
+    if (result.status === 'accepted') expectTypeOf(result.messageId).toEqualTypeOf<string>();
+    else expectTypeOf(result.messageId).toEqualTypeOf<undefined>();
+  });
+
+  it('a delivery reconciler takes a WhatsApp client and a delivery store of either adapter', () => {
+    const client = createWhatsAppClient({ accessToken: 't', phoneNumberId: 'p' });
+    const deliveries: WhatsAppDeliveryStore = createMemoryDeliveryStore();
+    const reconciler = createDeliveryReconciler({ deliveries, client });
+    expectTypeOf(reconciler.runOnce).returns.resolves.toEqualTypeOf<ReconcileSummary>();
+    const onRedis: WhatsAppDeliveryStore = createRedisDeliveryStore({} as never, { prefix: 'p' });
+    createDeliveryReconciler({ deliveries: onRedis, client });
   });
 
   it('webhook updates are a union discriminated on kind', () => {

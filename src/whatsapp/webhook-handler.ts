@@ -122,10 +122,14 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
    * verified delivery are applied to it (`applyDeliveryStatuses`, in payload-timestamp order)
    * before anything is claimed or queued, duplicates included (applying a status again changes
    * nothing). When it fails the handler answers 500 (outcome `failed`) and Meta delivers again.
-   * Statuses of wamids no record has are skipped, except one that carries the correlation tag
-   * of a client with `deliveries` and is less than a minute old (by its payload time): its
-   * send's wamid is not stored yet, so the delivery is answered 503 (`in_progress`,
-   * `Retry-After: 1`) before anything is queued, and Meta delivers it again.
+   * A status whose wamid no record has but whose correlation tag names a record is given to
+   * that record's latest send without a wamid (a send that timed out, or whose wamid is not
+   * stored yet) and applied. A status of a message's latest send closes the loop in the store:
+   * `delivered`/`read`/`played` and a permanent `failed` settle it, any other `failed` wakes
+   * it for the delivery reconciler to send again. Other statuses of unknown wamids are skipped,
+   * except one whose tag no record has yet and is less than a minute old (by its payload time):
+   * the delivery is answered 503 (`in_progress`, `Retry-After: 1`) before anything is queued,
+   * and Meta delivers it again.
    */
   readonly deliveries?: Pick<WhatsAppDeliveryStore, 'applyStatus'>;
   /**

@@ -3,11 +3,16 @@ import { describeRedis, redisUrl } from '../support/redis.js';
 import { runExample } from '../support/run-example.js';
 
 describe('WhatsApp sending examples', () => {
-  it('examples/demo.ts sends every message once, dead-letters 131026 and resolves every status', async () => {
+  it('examples/demo.ts sends every message once, dead-letters 131026, resolves every status and closes the loop', async () => {
     const run = await runExample('demo.ts', ['--messages', '300', '--rate', '150']);
     expect(run.stderr).not.toMatch(/Error|FAILED/);
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/each accepted once by the API \(0 sent twice\)/);
+    expect(run.stdout).toMatch(/each accepted once by the API unless it failed \(0 sent twice\)/);
+    expect(run.stdout).toMatch(/× policy \(131049\), permanent/);
+    expect(run.stdout).toMatch(/Closed loop\s+[1-9]\d* re-sent after a failed status/);
+    expect(run.stdout).toMatch(/[1-9]\d* held after timeouts/);
+    expect(run.stdout).toMatch(/[1-9]\d* stuck \(alert: messages\.stuck\)/);
+    expect(run.stdout).toMatch(/\n {2}0 left open/);
     expect(run.stdout).toMatch(/× client_error \(131026\), permanent/);
     expect(run.stdout).toMatch(/First-attempt success\s+\d+\.\d %/);
     expect(run.stdout).toMatch(
@@ -42,7 +47,8 @@ describeRedis('examples/demo.ts --redis', () => {
     expect(run.stderr).not.toMatch(/Error|FAILED/);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/Messages\s+150 \(Redis /);
-    expect(run.stdout).toMatch(/each accepted once by the API \(0 sent twice\)/);
+    expect(run.stdout).toMatch(/each accepted once by the API unless it failed \(0 sent twice\)/);
+    expect(run.stdout).toMatch(/\n {2}0 left open/);
     expect(run.stdout).toMatch(/0 messages off their final status/);
   });
 });

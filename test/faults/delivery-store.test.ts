@@ -32,6 +32,24 @@ describeOwnRedis('Redis delivery store under Redis faults', () => {
     expect(await store.findKey('wamid.1')).toBe(wamids.includes('wamid.1') ? 'k' : undefined);
   });
 
+  it('a claim whose reply is lost takes its lease all the same: the record comes back when it runs out', async () => {
+    const server = await ownRedisServer();
+    const redis = connectRedis(server.url, { maxRetriesPerRequest: 0 });
+    await ready(redis);
+    const store = createRedisDeliveryStore(redis, { prefix: 'fault:claim', commandTimeoutMs: 200 });
+    await store.begin('k', { to: '1' }, { dueInMs: 0 });
+    await server.pause(600, 'ALL');
+    await expect(store.claimDue({ limit: 5, leaseMs: 1_000 })).rejects.toBeInstanceOf(
+      StoreUnavailableError,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    // The claim ran after the pause: leased to nobody until its lease runs out, then back.
+    expect(await store.claimDue({ limit: 5, leaseMs: 1_000 })).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const [again] = await store.claimDue({ limit: 5, leaseMs: 1_000 });
+    expect(again?.record.key).toBe('k');
+  });
+
   it('a crash mid-stream leaves every record whole: an attempt and its index, or neither', async () => {
     const server = await ownRedisServer({ appendonly: true });
     const redis = connectRedis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });

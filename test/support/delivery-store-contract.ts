@@ -251,5 +251,181 @@ export function deliveryStoreContract(
         { numRuns: 40 },
       );
     });
+
+    it('hands a due record to one claimer at a time, and again when its lease runs out', async () => {
+      const { store, advance } = await setup();
+      await store.begin('k', 'p', { dueInMs: 10_000 });
+      await store.begin('never', 'p');
+      expect(await store.claimDue({ limit: 10, leaseMs: 5_000 })).toEqual([]);
+      await advance(11_000);
+      const [first, ...rest] = await store.claimDue({ limit: 10, leaseMs: 5_000 });
+      expect(rest).toEqual([]);
+      expect(first?.record).toMatchObject({ key: 'k', payload: 'p', attempts: [] });
+      expect(first?.record.dueAt).toEqual(expect.any(Number));
+      expect(await store.claimDue({ limit: 10, leaseMs: 5_000 })).toEqual([]);
+      await advance(6_000);
+      const [again] = await store.claimDue({ limit: 10, leaseMs: 5_000 });
+      expect(again?.record.key).toBe('k');
+      expect(again?.token).not.toBe(first?.token);
+      // The first claimer's lease is over: its reschedule is refused and changes nothing.
+      expect(await store.reschedule('k', first?.token ?? '', null)).toBe(false);
+      expect(await store.reschedule('k', again?.token ?? '', null)).toBe(true);
+      expect((await store.get('k'))?.dueAt).toBeUndefined();
+      await advance(60_000 - 20_000);
+      expect(await store.claimDue({ limit: 10, leaseMs: 5_000 })).toEqual([]);
+    });
+
+    it('reschedules a lease by delay, and refuses a token a status or a new schedule replaced', async () => {
+      const { store, advance } = await setup();
+      await store.begin('k', 'p', { dueInMs: 0 });
+      await store.recordAttempt('k', { attemptId: 'k#1', externalId: 'wamid.1', at: T });
+      const [claim] = await store.claimDue({ limit: 1, leaseMs: 30_000 });
+      expect(await store.reschedule('k', claim?.token ?? '', 2_000)).toBe(true);
+      await advance(3_000);
+      const [next] = await store.claimDue({ limit: 1, leaseMs: 30_000 });
+      expect(next?.record.key).toBe('k');
+      // A failed status of the latest attempt wakes the record: the lease holder must not
+      // overwrite that wake-up.
+      await store.applyStatus('wamid.1', { ...FAILED, schedule: 'wake' });
+      expect(await store.reschedule('k', next?.token ?? '', 50_000)).toBe(false);
+      const [woken] = await store.claimDue({ limit: 1, leaseMs: 30_000 });
+      expect(woken?.record.attempts[0]?.status).toBe('failed');
+      // A schedule written with an attempt replaces the token too.
+      await store.recordAttempt('k', { attemptId: 'k#2', at: T }, { dueInMs: 0 });
+      expect(await store.reschedule('k', woken?.token ?? '', null)).toBe(false);
+      expect(await store.claimDue({ limit: 1, leaseMs: 30_000 })).toHaveLength(1);
+      expect(await store.reschedule('gone', '1', null)).toBe(false);
+    });
+
+    it('closes or wakes a record only by a status of its latest attempt', async () => {
+      const { store } = await setup();
+      await store.begin('k', 'p', { dueInMs: 60_000 });
+      await store.recordAttempt('k', { attemptId: 'k#1', externalId: 'wamid.1', at: T });
+      await store.recordAttempt('k', { attemptId: 'k#2', externalId: 'wamid.2', at: T });
+      await store.applyStatus('wamid.1', { ...FAILED, schedule: 'wake' });
+      expect(await store.claimDue({ limit: 5, leaseMs: 1_000 })).toEqual([]);
+      await store.applyStatus('wamid.2', { ...DELIVERED, schedule: 'close' });
+      expect((await store.get('k'))?.dueAt).toBeUndefined();
+      await store.applyStatus('wamid.2', { ...FAILED, schedule: 'wake' });
+      const [woken] = await store.claimDue({ limit: 5, leaseMs: 1_000 });
+      expect(woken?.record.attempts.map((a) => a.status)).toEqual(['failed', 'failed']);
+    });
+
+    it('fences attempts: only the writer that saw n attempts adds attempt n+1', async () => {
+      const { store } = await setup();
+      await store.begin('k', 'p');
+      await store.recordAttempt('k', { attemptId: 'k#1', at: T });
+      const results = await Promise.all([
+        store.recordAttempt('k', { attemptId: 'k#2', at: T + 1 }, { ifAttempts: 1 }),
+        store.recordAttempt('k', { attemptId: 'k#2b', at: T + 2 }, { ifAttempts: 1 }),
+      ]);
+      expect(results.map((r) => r.outcome).sort()).toEqual(['conflict', 'recorded']);
+      const conflict = results.find((r) => r.outcome === 'conflict');
+      expect(conflict?.outcome === 'conflict' && conflict.record.attempts).toHaveLength(2);
+      expect((await store.get('k'))?.attempts).toHaveLength(2);
+      await expect(
+        store.recordAttempt('k', { attemptId: 'x', at: T }, { ifAttempts: -1 }),
+      ).rejects.toThrow(/ifAttempts must be .*, got -1/);
+      await expect(store.claimDue({ limit: 0, leaseMs: 1 })).rejects.toThrow(
+        /limit must be .*, got 0/,
+      );
+      await expect(store.claimDue({ limit: 1, leaseMs: Number.NaN })).rejects.toThrow(
+        /leaseMs must be a number, got NaN/,
+      );
+      await expect(store.reschedule('k', '1', -5)).rejects.toThrow(/dueInMs must be .*, got -5/);
+      await expect(store.begin('k', 'p', { dueInMs: Infinity })).rejects.toThrow(/dueInMs/);
+    });
+
+    it('attaches an unknown external id by alias to the latest attempt without one', async () => {
+      const { store } = await setup();
+      await store.begin('k', 'p', { alias: 'tag-k', dueInMs: 60_000 });
+      await store.recordAttempt('k', { attemptId: 'k#1', at: T });
+      expect(await store.applyStatus('wamid.lost', { ...SENT, alias: 'tag-other' })).toEqual({
+        outcome: 'unknown',
+      });
+      const applied = await store.applyStatus('wamid.lost', { ...SENT, alias: 'tag-k' });
+      expect(applied).toMatchObject({
+        outcome: 'applied',
+        key: 'k',
+        attemptId: 'k#1',
+        attached: true,
+      });
+      expect(await store.findKey('wamid.lost')).toBe('k');
+      // Known now: the next status finds it by its external id.
+      expect(
+        await store.applyStatus('wamid.lost', { ...DELIVERED, alias: 'tag-k', schedule: 'close' }),
+      ).toMatchObject({
+        outcome: 'applied',
+        attached: false,
+      });
+      const record = await store.get('k');
+      expect(record?.attempts[0]).toMatchObject({ externalId: 'wamid.lost', status: 'delivered' });
+      expect(record?.dueAt).toBeUndefined();
+      // No attempt left without an external id: nothing to attach to.
+      expect(await store.applyStatus('wamid.third', { ...SENT, alias: 'tag-k' })).toEqual({
+        outcome: 'unknown',
+      });
+      // The first begin's alias is kept.
+      await store.begin('k', 'p', { alias: 'tag-new' });
+      expect(await store.applyStatus('wamid.x', { ...SENT, alias: 'tag-new' })).toEqual({
+        outcome: 'unknown',
+      });
+    });
+
+    it('drops expired records from the due index without handing them out', async () => {
+      const { store, advance, recordTtlMs } = await setup();
+      await store.begin('old', 'p', { dueInMs: recordTtlMs * 2 });
+      await advance(recordTtlMs / 2);
+      await store.begin('young', 'p', { dueInMs: 0 });
+      await advance(recordTtlMs / 2 + 1_000);
+      await advance(recordTtlMs * 2);
+      expect(await store.claimDue({ limit: 5, leaseMs: 1_000 })).toEqual([]);
+      await store.begin('fresh', 'p', { dueInMs: 0 });
+      const claimed = await store.claimDue({ limit: 5, leaseMs: 1_000 });
+      expect(claimed.map((c) => c.record.key)).toEqual(['fresh']);
+    });
+
+    it('claims at most limit due records, earliest first, never one twice within its lease', async () => {
+      const { store, advance } = await setup();
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.uniqueArray(fc.integer({ min: 0, max: 50 }), { minLength: 1, maxLength: 8 }),
+          fc.integer({ min: 1, max: 10 }),
+          fc.integer({ min: 0, max: 60 }),
+          async (steps, limit, waitSteps) => {
+            run++;
+            // Due times 100 ms apart, far above the milliseconds a real store's clock adds.
+            const delays = steps.map((n) => n * 100);
+            const wait = waitSteps * 100 + 50;
+            const keys = delays.map((_, i) => `prop-${run}-${i}`);
+            for (const [i, key] of keys.entries()) {
+              await store.begin(key, 'p', { dueInMs: delays[i] ?? 0 });
+            }
+            await advance(wait);
+            const claimed = [];
+            for (let round = 0; round < 3; round++) {
+              const batch = await store.claimDue({ limit, leaseMs: 3_600_000 });
+              expect(batch.length).toBeLessThanOrEqual(limit);
+              claimed.push(...batch.map((c) => c.record.key));
+            }
+            expect(new Set(claimed).size).toBe(claimed.length);
+            const due = keys.filter((_, i) => (delays[i] ?? 0) < wait);
+            const order = [...due].sort(
+              (x, y) => (delays[keys.indexOf(x)] ?? 0) - (delays[keys.indexOf(y)] ?? 0),
+            );
+            expect(claimed).toEqual(order.slice(0, Math.min(due.length, limit * 3)));
+            // Leave nothing due for the next run.
+            await advance(10_000);
+            let left = await store.claimDue({ limit: 100, leaseMs: 3_600_000 });
+            while (left.length > 0) {
+              for (const c of left) await store.reschedule(c.record.key, c.token, null);
+              left = await store.claimDue({ limit: 100, leaseMs: 3_600_000 });
+            }
+          },
+        ),
+        { numRuns: 15 },
+      );
+    });
   });
 }

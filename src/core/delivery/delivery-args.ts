@@ -1,8 +1,11 @@
-import { assertInteger, assertKey, showValue } from '../validate.js';
+import { assertInteger, assertKey, assertNumber, showValue } from '../validate.js';
 import type {
+  BeginDeliveryOptions,
+  ClaimDueOptions,
   DeliveryAttempt,
   DeliveryAttemptInput,
   DeliveryStatusReport,
+  RecordAttemptOptions,
 } from './delivery-types.js';
 import { foldByRank } from './status-rank.js';
 
@@ -39,7 +42,76 @@ export function checkReport<E>(
   if (report.errors !== undefined && !Array.isArray(report.errors)) {
     throw new TypeError(`errors must be an array, got ${showValue(report.errors)}`);
   }
-  return { status, rank, timestampMs, errors: report.errors ?? [] };
+  const checked: DeliveryStatusReport<E> = {
+    status,
+    rank,
+    timestampMs,
+    errors: report.errors ?? [],
+  };
+  const alias = report.alias === undefined ? undefined : assertKey('alias', report.alias);
+  const schedule = report.schedule;
+  if (schedule !== undefined && schedule !== 'close' && schedule !== 'wake') {
+    throw new TypeError(`schedule must be 'close' or 'wake', got ${showValue(schedule)}`);
+  }
+  return {
+    ...checked,
+    ...(alias === undefined ? {} : { alias }),
+    ...(schedule === undefined ? {} : { schedule }),
+  };
+}
+
+function checkObject(name: string, value: unknown): Record<string, unknown> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null) {
+    throw new TypeError(`${name} must be an object, got ${showValue(value)}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** A delay from now, in whole milliseconds (≥ 0). */
+function checkDelay(name: string, value: unknown): number {
+  return Math.ceil(assertNumber(name, value, 0, Number.MAX_SAFE_INTEGER));
+}
+
+/** Checks `begin`'s options. */
+export function checkBeginOptions(options: BeginDeliveryOptions | undefined): {
+  readonly alias: string | undefined;
+  readonly dueInMs: number | undefined;
+} {
+  const o = checkObject('options', options);
+  return {
+    alias: o.alias === undefined ? undefined : assertKey('alias', o.alias),
+    dueInMs: o.dueInMs === undefined ? undefined : checkDelay('dueInMs', o.dueInMs),
+  };
+}
+
+/** Checks `recordAttempt`'s options; `dueInMs` is `undefined` for no change, `null` to close. */
+export function checkAttemptOptions(options: RecordAttemptOptions | undefined): {
+  readonly ifAttempts: number | undefined;
+  readonly dueInMs: number | null | undefined;
+} {
+  const o = checkObject('options', options);
+  return {
+    ifAttempts: o.ifAttempts === undefined ? undefined : assertInteger('ifAttempts', o.ifAttempts),
+    dueInMs:
+      o.dueInMs === undefined || o.dueInMs === null ? o.dueInMs : checkDelay('dueInMs', o.dueInMs),
+  };
+}
+
+/** Checks `claimDue`'s options. */
+export function checkClaimOptions(options: ClaimDueOptions): ClaimDueOptions {
+  const o = checkObject('options', options);
+  return {
+    limit: assertInteger('limit', o.limit, 1),
+    leaseMs: Math.ceil(assertNumber('leaseMs', o.leaseMs, 1, Number.MAX_SAFE_INTEGER)),
+  };
+}
+
+/** Checks `reschedule`'s arguments; returns the delay (`null`: out of the due index). */
+export function checkReschedule(key: string, token: string, dueInMs: number | null): number | null {
+  assertKey('key', key);
+  assertKey('token', token);
+  return dueInMs === null ? null : checkDelay('dueInMs', dueInMs);
 }
 
 /** A new attempt, before any status. */

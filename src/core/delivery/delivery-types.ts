@@ -24,6 +24,19 @@ export interface DeliveryStatusReport<E = unknown> {
   readonly timestampMs: number;
   /** Errors the report carries (kept with the status when it wins), JSON-serialisable. */
   readonly errors?: readonly E[];
+  /**
+   * The record's alias (see {@link BeginDeliveryOptions.alias}) the report names, if any.
+   * When no attempt carries the external id but a record has this alias, the external id is
+   * first given to that record's latest attempt without one (a send whose answer was lost),
+   * then the report is applied to it.
+   */
+  readonly alias?: string;
+  /**
+   * What the report does to the record's due time when its attempt is the record's latest:
+   * `close` takes the record out of the due index (settled: nothing left to do), `wake` makes
+   * it due now (someone must act). Either changes the lease token. Left out: no change.
+   */
+  readonly schedule?: 'close' | 'wake';
 }
 
 /** One attempt as the store holds it. */
@@ -55,6 +68,61 @@ export interface DeliveryRecord<P = unknown, E = unknown> {
   readonly createdAt: number;
   /** Every attempt, oldest first. */
   readonly attempts: readonly DeliveryAttempt<E>[];
+  /**
+   * When the record is next due for whoever reconciles it (`claimDue`), in milliseconds since
+   * the epoch on the store's clock; `undefined` when it is not in the due index (settled).
+   */
+  readonly dueAt: number | undefined;
+}
+
+/** Options of {@link DeliveryStore.begin}. */
+export interface BeginDeliveryOptions {
+  /**
+   * A second name of the record (e.g. a hash of its key carried by the remote system), so a
+   * status report whose external id is unknown can still find it (`DeliveryStatusReport.alias`).
+   * Kept from the first `begin` of the key.
+   */
+  readonly alias?: string;
+  /**
+   * Puts a new record in the due index this many milliseconds from now (the store's clock):
+   * when it comes due, `claimDue` hands it out. Ignored when the record exists. Left out: not due.
+   */
+  readonly dueInMs?: number;
+}
+
+/** Options of {@link DeliveryStore.recordAttempt}. */
+export interface RecordAttemptOptions {
+  /**
+   * Fencing: write only if the record holds exactly this many attempts, else answer
+   * `conflict` and write nothing. Two writers adding attempt n+1 at once: one wins.
+   */
+  readonly ifAttempts?: number;
+  /**
+   * Moves the record's due time to this many milliseconds from now (the store's clock), or
+   * `null` to take it out of the due index; changes the lease token. Left out: no change.
+   */
+  readonly dueInMs?: number | null;
+}
+
+/** A record handed out by {@link DeliveryStore.claimDue}, leased to the caller. */
+export interface ClaimedDelivery<P = unknown, E = unknown> {
+  readonly record: DeliveryRecord<P, E>;
+  /**
+   * The lease token: `reschedule` with it succeeds only while nobody else changed the record's
+   * due time since (another claim, a status that woke or closed it, a new attempt's schedule).
+   */
+  readonly token: string;
+}
+
+/** Options of {@link DeliveryStore.claimDue}. */
+export interface ClaimDueOptions {
+  /** Most records to hand out, an integer ≥ 1. */
+  readonly limit: number;
+  /**
+   * How long each claimed record stays out of other claims, in milliseconds (≥ 1): its due time
+   * becomes now + `leaseMs`, so a claimer that crashes hands it back when this runs out.
+   */
+  readonly leaseMs: number;
 }
 
 /** The outcome of {@link DeliveryStore.begin}. */
@@ -68,7 +136,9 @@ export interface BeginDeliveryResult<P = unknown, E = unknown> {
 export type RecordAttemptResult<P = unknown, E = unknown> =
   | { readonly outcome: 'recorded'; readonly record: DeliveryRecord<P, E> }
   /** No record under the key (never begun, or expired): nothing written. */
-  | { readonly outcome: 'missing' };
+  | { readonly outcome: 'missing' }
+  /** `ifAttempts` did not match: another writer added an attempt first. Nothing written. */
+  | { readonly outcome: 'conflict'; readonly record: DeliveryRecord<P, E> };
 
 /** The outcome of {@link DeliveryStore.applyStatus}. */
 export type ApplyStatusResult<P = unknown, E = unknown> =
@@ -82,6 +152,8 @@ export type ApplyStatusResult<P = unknown, E = unknown> =
       readonly key: string;
       readonly attemptId: string;
       readonly record: DeliveryRecord<P, E>;
+      /** `true` when the external id was given to the attempt by the report's `alias`. */
+      readonly attached: boolean;
     }
   /** No attempt carries this external id (not ours, expired, or not recorded yet). */
   | { readonly outcome: 'unknown' };
@@ -95,12 +167,20 @@ export type ApplyStatusResult<P = unknown, E = unknown> =
  */
 export interface DeliveryStore<P = unknown, E = unknown> {
   /** Makes the record of `key`, or returns the one already there (its payload is kept). */
-  begin(key: string, payload: P): Promise<BeginDeliveryResult<P, E>>;
+  begin(
+    key: string,
+    payload: P,
+    options?: BeginDeliveryOptions,
+  ): Promise<BeginDeliveryResult<P, E>>;
   /**
    * Adds an attempt to the record of `key`, or updates the one with the same `attemptId`
    * (an `externalId` learnt later is filled in; a known one is never replaced).
    */
-  recordAttempt(key: string, attempt: DeliveryAttemptInput): Promise<RecordAttemptResult<P, E>>;
+  recordAttempt(
+    key: string,
+    attempt: DeliveryAttemptInput,
+    options?: RecordAttemptOptions,
+  ): Promise<RecordAttemptResult<P, E>>;
   /** Applies a status report to the attempt whose external id is `externalId`. */
   applyStatus(
     externalId: string,
@@ -110,4 +190,18 @@ export interface DeliveryStore<P = unknown, E = unknown> {
   findKey(externalId: string): Promise<string | undefined>;
   /** The record of `key`, or `undefined` (never begun, or expired). */
   get(key: string): Promise<DeliveryRecord<P, E> | undefined>;
+  /**
+   * Leases up to `limit` records whose due time has come (the store's clock), earliest first:
+   * each one's due time moves to now + `leaseMs` and its lease token changes, atomically, so
+   * two claimers never get the same record while a lease runs. Expired records are dropped
+   * from the due index on the way.
+   */
+  claimDue(options: ClaimDueOptions): Promise<ClaimedDelivery<P, E>[]>;
+  /**
+   * Ends a lease: the record is next due `dueInMs` milliseconds from now, or leaves the due
+   * index (`null`). `false`, writing nothing, when the token is no longer the record's (a
+   * status woke or closed it, another claimer took it after the lease ran out) or the record
+   * is gone.
+   */
+  reschedule(key: string, token: string, dueInMs: number | null): Promise<boolean>;
 }

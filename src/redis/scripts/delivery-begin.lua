@@ -1,13 +1,16 @@
 --[[
   Makes a delivery record unless its key already has one (the first one is kept).
+  (delivery-common.lua is prepended: ARGV[1] base, ARGV[2] TTL.)
 
   KEYS[1] record    hash: payload -> serialised payload, state -> JSON of
-                    {createdAt, attempts: [{attemptId, externalId?, at, status?, rank,
-                    statusAt?, statusTimes, errors? (a JSON string)}]}; times in epoch
-                    milliseconds, those from callers kept as decimal strings
+                    {createdAt, rev, due?, alias?, attempts: [{attemptId, externalId?, at,
+                    status?, rank, statusAt?, statusTimes, errors? (a JSON string)}]}; times in
+                    epoch milliseconds, those from callers kept as decimal strings
 
-  ARGV[1] serialised payload
-  ARGV[2] record TTL, in milliseconds
+  ARGV[3] the record's key
+  ARGV[4] serialised payload
+  ARGV[5] alias, or '' for none: `<base>:a:<alias>` then holds the key (first one kept)
+  ARGV[6] delay until the record is due, in ms, or '' for not due
 
   Returns {1, payload, state} when made (createdAt is the Redis server's TIME), or
   {0, stored payload, stored state} when the key already had a record.
@@ -16,9 +19,15 @@ local stored = redis.call('HMGET', KEYS[1], 'payload', 'state')
 if stored[2] then
   return {0, stored[1], stored[2]}
 end
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local state = '{"createdAt":' .. string.format('%d', now) .. ',"attempts":[]}'
-redis.call('HSET', KEYS[1], 'payload', ARGV[1], 'state', state)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1, ARGV[1], state}
+local state = {createdAt = now_ms(), attempts = {}, rev = 0}
+if ARGV[5] ~= '' then
+  state.alias = ARGV[5]
+  redis.call('SET', BASE .. ':a:' .. ARGV[5], ARGV[3], 'NX')
+end
+redis.call('HSET', KEYS[1], 'payload', ARGV[4])
+local dueIn = nil
+if ARGV[6] ~= '' then
+  dueIn = ARGV[6]
+end
+local encoded = save(ARGV[3], state, dueIn)
+return {1, ARGV[4], encoded}

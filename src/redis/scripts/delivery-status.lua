@@ -2,37 +2,66 @@
   Applies a status report to the attempt whose external id it names. A higher rank replaces
   the attempt's status; a lower one changes nothing; of one rank the earlier payload timestamp
   is kept (core/delivery/status-rank.ts, foldByRank: the same rule). statusTimes keeps each
-  status's earliest payload time. The record and its index keys then live ARGV[6] ms more.
+  status's earliest payload time. When no attempt has the external id but the alias names a
+  record, the external id is given to that record's latest attempt without one first.
+  (delivery-common.lua is prepended: ARGV[1] base, ARGV[2] TTL.)
 
   KEYS[1] index     string: the logical key of the record whose attempt has this external id
 
-  ARGV[1] record prefix: the record of logical key k is `<prefix>k`, under the index's hash tag
-  ARGV[2] index prefix (see delivery-attempt.lua)
   ARGV[3] status
   ARGV[4] rank, an integer >= 1
   ARGV[5] the report's payload timestamp, in epoch milliseconds
-  ARGV[6] record TTL, in milliseconds
-  ARGV[7] the report's errors, a JSON array
-  ARGV[8] the external id
+  ARGV[6] the report's errors, a JSON array
+  ARGV[7] the external id
+  ARGV[8] alias, or ''
+  ARGV[9] 'close' | 'wake' | '': what the report does to the due time when its attempt is
+          the record's latest
 
-  Returns {'applied' | 'stale', key, attemptId, payload, state} after the write, or
-  {'unknown'} when no record's attempt has this external id (nothing written).
+  Returns {'applied' | 'stale', key, attemptId, payload, state, attached (1 | 0)} after the
+  write, or {'unknown'} when no record's attempt has this external id (nothing written).
 ]]
+local function find(key)
+  local stored = redis.call('HMGET', BASE .. ':r:' .. key, 'payload', 'state')
+  if not stored[2] then
+    return nil
+  end
+  return stored
+end
+
 local key = redis.call('GET', KEYS[1])
-if not key then
-  return {'unknown'}
-end
-local recordKey = ARGV[1] .. key
-local stored = redis.call('HMGET', recordKey, 'payload', 'state')
-if not stored[2] then
-  return {'unknown'}
-end
-local state = cjson.decode(stored[2])
+local stored = nil
+local state = nil
 local found = nil
-if type(state.attempts) == 'table' then
-  for _, a in ipairs(state.attempts) do
-    if a.externalId == ARGV[8] then
-      found = a
+local attached = 0
+if key then
+  stored = find(key)
+  if stored then
+    state = cjson.decode(stored[2])
+    for _, a in ipairs(attempts_of(state)) do
+      if a.externalId == ARGV[7] then
+        found = a
+      end
+    end
+  end
+end
+if found == nil and ARGV[8] ~= '' then
+  key = redis.call('GET', BASE .. ':a:' .. ARGV[8])
+  if key then
+    stored = find(key)
+    if stored then
+      state = cjson.decode(stored[2])
+      local attempts = attempts_of(state)
+      for i = #attempts, 1, -1 do
+        if attempts[i].externalId == nil then
+          found = attempts[i]
+          break
+        end
+      end
+      if found ~= nil then
+        found.externalId = ARGV[7]
+        attached = 1
+        redis.call('SET', KEYS[1], key, 'NX')
+      end
     end
   end
 end
@@ -62,14 +91,16 @@ if changed then
   found.status = status
   found.rank = rank
   found.statusAt = ARGV[5]
-  found.errors = ARGV[7]
+  found.errors = ARGV[6]
 end
-local encoded = cjson.encode(state)
-redis.call('HSET', recordKey, 'state', encoded)
-redis.call('PEXPIRE', recordKey, ARGV[6])
-for _, a in ipairs(state.attempts) do
-  if a.externalId ~= nil and redis.call('GET', ARGV[2] .. a.externalId) == key then
-    redis.call('PEXPIRE', ARGV[2] .. a.externalId, ARGV[6])
+local attempts = attempts_of(state)
+local dueIn = nil
+if attempts[#attempts] == found then
+  if ARGV[9] == 'close' then
+    dueIn = 'close'
+  elseif ARGV[9] == 'wake' then
+    dueIn = '0'
   end
 end
-return {changed and 'applied' or 'stale', key, found.attemptId, stored[1], encoded}
+local encoded = save(key, state, dueIn)
+return {changed and 'applied' or 'stale', key, found.attemptId, stored[1], encoded, attached}

@@ -79,7 +79,9 @@ export interface DeliveryStatusOutcome {
   /**
    * `applied`: the send's status moved up. `stale`: a duplicate or out-of-order status that
    * changed nothing (but an earlier time for its status). `unknown`: no record has this wamid
-   * (a message sent without the store, expired, or whose send is not recorded yet).
+   * (a message sent without the store, expired, or whose send is not recorded yet), and its
+   * correlation tag names no record whose latest send still lacks a wamid (one whose answer
+   * was lost, or not stored yet: the wamid is then given to that send and the status applied).
    */
   readonly outcome: 'applied' | 'stale' | 'unknown';
   /** The message's key, when known. */
@@ -155,7 +157,10 @@ export async function getDelivery<P>(
  * `failed` is final; the earlier payload time wins within a rank, as `reduceStatus` folds
  * them), so webhooks that arrive twice or out of order never move a send back. Other updates
  * are ignored. A status for a wamid the store doesn't know is reported `unknown` and writes
- * nothing. Rejects with `StoreUnavailableError` when the store can't be reached, possibly after
+ * nothing. A status of a message's latest send also moves it in the store's due index, which
+ * the delivery reconciler works from: `delivered`, `read`, `played` and a `failed` status with a
+ * permanent error (by `classifyWhatsAppError`) take it out; any other `failed` status makes it
+ * due now, to be sent again. Rejects with `StoreUnavailableError` when the store can't be reached, possibly after
  * applying the first statuses: running it again on the same delivery is safe (those come back
  * `stale`), so answer the webhook with an error and let Meta send it again.
  *
@@ -190,11 +195,14 @@ export async function applyStatusReports(
 ): Promise<AppliedStatus[]> {
   const applied: AppliedStatus[] = [];
   for (const update of statuses) {
+    const schedule = scheduleOf(update);
     const result = await store.applyStatus(update.id, {
       status: update.status,
       rank: STATUS_RANK[update.status],
       timestampMs: update.timestampMs,
       errors: update.errors,
+      ...(update.deliveryTag === undefined ? {} : { alias: update.deliveryTag }),
+      ...(schedule === undefined ? {} : { schedule }),
     });
     applied.push({
       update,
@@ -211,11 +219,34 @@ export async function applyStatusReports(
 }
 
 const UNCLASSIFIED: Classification = Object.freeze({ retryable: false, reason: 'unknown' });
-const classifyDetail = (error: unknown): Classification =>
+/** @internal The verdict on a `failed` status's error, as on an API error with its code. */
+export const classifyDetail = (error: unknown): Classification =>
   classifyWhatsAppError(error) ?? UNCLASSIFIED;
 
-/** An earlier send as a dead letter's history: its failure, or where it stood. */
-function historyOf(a: DeliveryAttempt<WebhookErrorDetail>): DeadLetterAttempt {
+/**
+ * @internal Whether a `failed` status's error is the message's for good (dead-letter it) rather
+ * than worth a re-send: not retryable and not account-wide. A `failed` status without an error
+ * is worth a re-send.
+ */
+export function isPermanentFailure(error: WebhookErrorDetail | undefined): boolean {
+  if (error === undefined) return false;
+  const verdict = classifyDetail(error);
+  return !verdict.retryable && verdict.scope !== 'account';
+}
+
+/**
+ * What a status does to its message's place in the reconciler's due index (when it is about
+ * the latest attempt): reached the phone, or failed for good → `close`; failed otherwise →
+ * `wake` (send it again); `sent` changes nothing (the reconciler watches for a stuck one).
+ */
+function scheduleOf(update: StatusUpdate): 'close' | 'wake' | undefined {
+  if (update.status === 'sent') return undefined;
+  if (update.status !== 'failed') return 'close';
+  return isPermanentFailure(update.errors[0]) ? 'close' : 'wake';
+}
+
+/** @internal An earlier send as a dead letter's history: its failure, or where it stood. */
+export function historyOf(a: DeliveryAttempt<WebhookErrorDetail>): DeadLetterAttempt {
   const error = a.errors[0];
   const at = new Date(a.statusAt ?? a.at).toISOString();
   if (error !== undefined) return attemptOf(error, classifyDetail(error), at);

@@ -7,3 +7,9 @@ export type {
   WhatsAppDeliveryStore,
 } from './delivery.js';
 export { applyDeliveryStatuses, getDelivery } from './delivery.js';
+export type {
+  DeliveryReconciler,
+  DeliveryReconcilerOptions,
+  ReconcileSummary,
+} from './reconciler.js';
+export { createDeliveryReconciler, DELIVERY_RECONCILER_DEFAULTS } from './reconciler.js';
