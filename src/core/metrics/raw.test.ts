@@ -33,17 +33,15 @@ const event: fc.Arbitrary<RetrykitEvent> = fc.oneof(
   fc
     .record({ delayMs: ms, reason })
     .map((e): RetrykitEvent => ({ type: 'retry_scheduled', time: 0, attempt: 1, ...e })),
-  fc
-    .record({ reason, stopReason: fc.constantFrom(...STOP_REASONS), elapsedMs: ms })
-    .map(
-      (e): RetrykitEvent => ({
-        type: 'give_up',
-        time: 0,
-        attempts: 2,
-        error: new Error('x'),
-        ...e,
-      }),
-    ),
+  fc.record({ reason, stopReason: fc.constantFrom(...STOP_REASONS), elapsedMs: ms }).map(
+    (e): RetrykitEvent => ({
+      type: 'give_up',
+      time: 0,
+      attempts: 2,
+      error: new Error('x'),
+      ...e,
+    }),
+  ),
   fc
     .record({ granted: fc.boolean(), waitMs: ms })
     .map((e): RetrykitEvent => ({ type: 'rate_limit_wait', time: 0, key: 'k', ...e })),
