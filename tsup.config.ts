@@ -1,6 +1,7 @@
-import { defineConfig } from 'tsup';
+import { defineConfig, type Options } from 'tsup';
 
-export default defineConfig({
+/** The library: one entry per subpath export, ESM and CommonJS. */
+export const library: Options = {
   entry: {
     index: 'src/index.ts',
     'redis/index': 'src/redis/index.ts',
@@ -19,4 +20,21 @@ export default defineConfig({
   treeshake: true,
   loader: { '.lua': 'text' },
   external: ['ioredis', 'bullmq', '@opentelemetry/api'],
-});
+};
+
+/** The `retrykit` command (package `bin`): Node only, ESM, no declarations. */
+export const cli: Options = {
+  entry: { 'cli/bin': 'src/cli/bin.ts' },
+  format: ['esm'],
+  platform: 'node',
+  target: 'node18',
+  dts: false,
+  clean: false,
+  sourcemap: false,
+  splitting: false,
+  treeshake: true,
+  loader: { '.lua': 'text' },
+  external: ['ioredis', 'bullmq', '@opentelemetry/api'],
+};
+
+export default defineConfig([library, cli]);
