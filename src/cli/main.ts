@@ -3,7 +3,16 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { close, connect, redisUrl } from './connect.js';
 import * as dlq from './dlq.js';
-import { CommandError, err, type Io, out, UsageError } from './io.js';
+import {
+  CommandError,
+  err,
+  type Io,
+  out,
+  parseCount,
+  parseDuration,
+  parseRate,
+  UsageError,
+} from './io.js';
 import { replay } from './replay.js';
 import { stats } from './stats.js';
 
@@ -163,6 +172,20 @@ const OPTIONS = {
 
 type Command = keyof typeof OPTIONS;
 
+/** Checks the flags that need no Redis, so that a usage error never waits for a connection. */
+function precheck(command: Command, values: Record<string, string | boolean | undefined>): void {
+  const text = (name: string): string | undefined => values[name] as string | undefined;
+  if (command.startsWith('dlq ') && command !== 'dlq show') dlq.parseFilter(values, Date.now());
+  if (text('rate') !== undefined) parseRate('rate', text('rate') as string);
+  if (text('limit') !== undefined) parseCount('limit', text('limit') as string);
+  for (const name of ['window', 'interval']) {
+    if (text(name) !== undefined) parseDuration(name, text(name) as string);
+  }
+  if (command === 'dlq purge' && values.yes !== true) {
+    throw new UsageError('purge deletes dead letters for good: pass --yes to go ahead');
+  }
+}
+
 /** Splits `argv` into the command's name and its arguments. */
 function commandOf(argv: readonly string[]): { name: string; rest: string[] } {
   const [first, second, ...more] = argv;
@@ -223,6 +246,7 @@ export async function main(argv: readonly string[], io: Io, signal?: AbortSignal
         cause: command,
       });
     }
+    precheck(command, values);
     const prefix = (values.prefix as string | undefined) ?? io.env.RETRYKIT_PREFIX ?? 'retrykit';
     const json = values.json === true;
     const controller = new AbortController();
@@ -254,7 +278,7 @@ export async function main(argv: readonly string[], io: Io, signal?: AbortSignal
     }
   } catch (error) {
     if (error instanceof UsageError) {
-      const topic = typeof error.cause === 'string' ? error.cause : 'main';
+      const topic = typeof error.cause === 'string' ? error.cause : name in OPTIONS ? name : 'main';
       err(io, `retrykit: ${error.message}`);
       err(io, `Run "retrykit ${topic === 'main' ? '' : `${topic} `}--help" for usage.`);
       return 2;
