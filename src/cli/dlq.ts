@@ -367,9 +367,9 @@ export async function redrive(ctx: DlqContext, flags: RedriveFlags): Promise<num
         ? `bullmq queue ${e.origin.queue}`
         : undefined;
   const runnable: string[] = [];
-  const stuck: DeadLetterEntry[] = [];
+  const stuck: string[] = [];
   for await (const e of entries(ctx.dlq, filter)) {
-    if (how(e) === undefined) stuck.push(e);
+    if (how(e) === undefined) stuck.push(e.id);
     else runnable.push(e.id);
     if (flags['dry-run'] === true) {
       out(
@@ -382,10 +382,7 @@ export async function redrive(ctx: DlqContext, flags: RedriveFlags): Promise<num
     if (stuck.length === 0) return;
     err(
       ctx.io,
-      `${stuck.length} entr${stuck.length === 1 ? 'y has' : 'ies have'} no BullMQ origin and no --handler to run ${stuck.length === 1 ? 'it' : 'them'}: ${stuck
-        .slice(0, 5)
-        .map((e) => e.id)
-        .join(', ')}${stuck.length > 5 ? ', …' : ''}`,
+      `${stuck.length} entr${stuck.length === 1 ? 'y has' : 'ies have'} no BullMQ origin and no --handler to run ${stuck.length === 1 ? 'it' : 'them'}: ${stuck.slice(0, 5).join(', ')}${stuck.length > 5 ? ', …' : ''}`,
     );
   };
   if (flags['dry-run'] === true) {
@@ -421,7 +418,7 @@ export async function redrive(ctx: DlqContext, flags: RedriveFlags): Promise<num
       progress.tick('skipped', `skipped ${id} (being redriven elsewhere, or not due)`);
     const summary = progress.finish();
     if (ctx.json) {
-      out(ctx.io, JSON.stringify({ ...report, cannot: stuck.map((e) => e.id), errors, summary }));
+      out(ctx.io, JSON.stringify({ ...report, cannot: stuck, errors, summary }));
     }
     cannot();
     return report.failed.length > 0 || stuck.length > 0 ? 1 : 0;
