@@ -1,7 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createMetrics, type RetrykitEvent } from '../src/index.js';
 import { createRedisMetricsReporter, readFleetMetrics } from '../src/redis/index.js';
 import { createManualClock, seededRandom } from '../src/testing/index.js';
+import { type WhatsAppEvent, whatsappDeliveryMetrics } from '../src/whatsapp/index.js';
 import {
   connectRedis,
   describeOwnRedis,
@@ -116,7 +117,11 @@ describeRedis('fleet metrics in Redis', () => {
         metrics.onEvent(open);
         reporters[0]?.onEvent(open);
       }
-      if (interval < 5) await clock.advance(INTERVAL / 5); // the interval ends: the timers flush
+      if (interval < 5) {
+        await clock.advance(INTERVAL / 5); // the interval ends: the timers flush
+        // The manual clock outruns Redis: wait for those writes before the next interval.
+        await Promise.all(reporters.map((r) => r.flush()));
+      }
     }
     // The last interval is still running: flush it by hand.
     expect(await Promise.all(reporters.map((r) => r.flush()))).toEqual([true, true, true]);
@@ -165,6 +170,77 @@ describeRedis('fleet metrics in Redis', () => {
     await Promise.all(reporters.map((r) => r.close()));
   });
 
+  it('sections add up too: WhatsApp delivery across reporters is what one createMetrics reports', async () => {
+    const redis = connectRedis();
+    const prefix = uniquePrefix('fleet-sections');
+    const start = 1_800_000_000_000;
+    const clock = createManualClock(start);
+    const metrics = createMetrics({
+      clock,
+      windowMs: 6 * INTERVAL,
+      slots: 6,
+      sections: [whatsappDeliveryMetrics()],
+    });
+    await clock.advance(6 * INTERVAL); // a full window: per-minute rates then agree too
+    const reporters = [0, 1].map((i) =>
+      createRedisMetricsReporter(redis, {
+        prefix,
+        intervalMs: INTERVAL,
+        clock,
+        instanceId: `w${i}`,
+        sections: [whatsappDeliveryMetrics()],
+      }),
+    );
+    // Message i: accepted by worker i % 2, its statuses reported by the same worker (a
+    // process follows the messages it sees); every 7th fails, the others are delivered.
+    for (let i = 0; i < 60; i++) {
+      const who = reporters[i % 2];
+      const messageId = `wamid.${i}`;
+      const sentAt = clock.now();
+      const events: WhatsAppEvent[] = [
+        { type: 'message_status', time: 0, messageId, status: 'accepted' },
+        { type: 'message_status', time: 0, messageId, status: 'sent', timestampMs: sentAt },
+        i % 7 === 0
+          ? {
+              type: 'message_status',
+              time: 0,
+              messageId,
+              status: 'failed',
+              timestampMs: sentAt + 1000,
+            }
+          : {
+              type: 'message_status',
+              time: 0,
+              messageId,
+              status: 'delivered',
+              timestampMs: sentAt + 1000 * (1 + (i % 4)),
+            },
+      ];
+      for (const e of events) {
+        metrics.onEvent(e);
+        who?.onEvent(e);
+      }
+      await clock.advance(500);
+    }
+    await Promise.all(reporters.map((r) => r.flush()));
+    const fleet = await readFleetMetrics(redis, {
+      prefix,
+      intervalMs: INTERVAL,
+      clock,
+      windowMs: 6 * INTERVAL,
+      sections: [whatsappDeliveryMetrics({ meanDeliveryLatencyMs: 1500 })],
+    });
+    const own = metrics.snapshot().messages;
+    expect(own.delivered).toBe(51);
+    // What each process is following right now is its own state: not in the fleet view.
+    expect(fleet.snapshot.messages).toEqual({ ...own, tracked: 0, untracked: 0 });
+    expect(fleet.snapshot.messages.deliveryLatency.p95Ms).toBe(4000);
+    expect(fleet.health.breaches).toContainEqual(
+      expect.objectContaining({ check: 'messages.meanDeliveryLatencyMs', threshold: 1500 }),
+    );
+    await Promise.all(reporters.map((r) => r.close()));
+  });
+
   it('a window slides: intervals older than windowMs drop out, as in createMetrics', async () => {
     const redis = connectRedis();
     const prefix = uniquePrefix('fleet-slide');
@@ -191,6 +267,39 @@ describeRedis('fleet metrics in Redis', () => {
     expect(fleet.snapshot.calls).toEqual(metrics.snapshot().calls);
     expect(fleet.snapshot.calls.started).toBe(4 + 5); // the current interval is empty
     await reporter.close();
+  });
+
+  it('the timer flushes at each interval boundary, into the interval the counts belong to', async () => {
+    const redis = connectRedis();
+    const prefix = uniquePrefix('fleet-timer');
+    const clock = createManualClock(3_000 * INTERVAL + 1);
+    const reporter = createRedisMetricsReporter(redis, { prefix, intervalMs: INTERVAL, clock });
+    reporter.onEvent({ type: 'attempt_start', time: 0, attempt: 0, elapsedMs: 0 });
+    await clock.advance(INTERVAL - 2);
+    expect(await redis.keys(`{${prefix}:metrics}:*`)).toEqual([]);
+    await clock.advance(1); // the boundary
+    const key = `{${prefix}:metrics}:${INTERVAL}:3000`;
+    await vi.waitFor(async () => expect(await redis.hget(key, 'c:calls_started')).toBe('1'));
+    await reporter.close();
+
+    // A flush that comes late (here: a timer that never fires) still puts each interval's
+    // counts in their own bucket.
+    let now = 4_000 * INTERVAL;
+    const stalled = createRedisMetricsReporter(redis, {
+      prefix,
+      intervalMs: INTERVAL,
+      clock: { now: () => now, sleep: () => new Promise<void>(() => {}) },
+    });
+    const start = (): void =>
+      stalled.onEvent({ type: 'attempt_start', time: 0, attempt: 0, elapsedMs: 0 });
+    start();
+    now += INTERVAL;
+    start();
+    start();
+    expect(await stalled.flush()).toBe(true);
+    const calls = async (bucket: number) =>
+      redis.hget(`{${prefix}:metrics}:${INTERVAL}:${bucket}`, 'c:calls_started');
+    expect([await calls(4_000), await calls(4_001)]).toEqual(['1', '2']);
   });
 
   it('close() writes what is left; a reporter with nothing to say writes nothing', async () => {

@@ -7,7 +7,8 @@ import {
   type HealthThresholds,
   resolveThresholds,
 } from '../core/metrics/health.js';
-import { METRICS_DEFAULTS } from '../core/metrics/metrics.js';
+import { checkSections, METRICS_DEFAULTS } from '../core/metrics/metrics.js';
+import type { MetricsSection, SectionSnapshots } from '../core/metrics/metrics-section.js';
 import {
   healthOfRaw,
   MetricsRecorder,
@@ -79,6 +80,13 @@ export interface RedisMetricsReporterOptions extends FleetMetricsKeyOptions {
    * { onFlushError: (error) => log.warn({ err: error }, 'fleet metrics interval lost') }
    */
   readonly onFlushError?: (error: unknown) => void;
+  /**
+   * Sections to report, as `createMetrics` takes them (e.g. `whatsappDeliveryMetrics()` from
+   * `retrykit/whatsapp`); pass the same list to {@link readFleetMetrics}. Each reporter keeps
+   * its own instance of each.
+   * @default []
+   */
+  readonly sections?: readonly MetricsSection[];
 }
 
 /** The defaults of {@link RedisMetricsReporterOptions} and {@link ReadFleetMetricsOptions}. */
@@ -147,16 +155,17 @@ function flushArgs(raw: RawMetrics, ttlMs: number, instanceId: string): (string 
   const increments: (string | number)[] = [];
   for (const [name, v] of Object.entries(raw.counters)) increments.push(`c:${name}`, v);
   for (const [bucket, n] of Object.entries(raw.latency)) increments.push(`h:${bucket}`, n);
+  for (const [key, v] of Object.entries(raw.sectionCounters ?? {})) increments.push(`c:${key}`, v);
+  const maxima: (string | number)[] = [];
+  if (raw.latencyMaxMs !== null) maxima.push('max', raw.latencyMaxMs);
+  for (const [key, h] of Object.entries(raw.sectionLatencies ?? {})) {
+    for (const [bucket, n] of Object.entries(h.buckets)) increments.push(`sh:${key}|${bucket}`, n);
+    if (h.maxMs !== null) maxima.push(`smax:${key}`, h.maxMs);
+  }
   const sets: string[] = [`i:${instanceId}`, '1'];
   for (const [name, q] of Object.entries(raw.queues)) sets.push(`q:${name}`, JSON.stringify(q));
   for (const [key, b] of Object.entries(raw.breakers)) sets.push(`b:${key}`, JSON.stringify(b));
-  return [
-    ttlMs,
-    increments.length / 2,
-    ...increments,
-    raw.latencyMaxMs === null ? '' : raw.latencyMaxMs,
-    ...sets,
-  ];
+  return [ttlMs, increments.length / 2, ...increments, maxima.length / 2, ...maxima, ...sets];
 }
 
 /**
@@ -199,28 +208,38 @@ export function createRedisMetricsReporter(
   const instanceId = assertKey('instanceId', options.instanceId ?? randomUUID());
   if (options.onFlushError !== undefined) assertFunction('onFlushError', options.onFlushError);
   const clock = options.clock ?? backgroundClock;
-  const recorder = new MetricsRecorder();
+  const recorder = new MetricsRecorder(checkSections(options.sections ?? []));
   /** The interval the counts since the last flush belong to (that of their first event). */
   let bucket = 0;
+  /**
+   * The counts of an interval that ended before they were flushed (events of the next one came
+   * first): written to their own bucket by the next flush. At most one: if flushes stall for
+   * longer, later intervals are added to it (counted, in an earlier bucket).
+   */
+  let sealed: { readonly bucket: number; readonly raw: RawMetrics } | undefined;
   let inFlight: Promise<boolean> | undefined;
   let closed = false;
 
   const onEvent: EventListener<AnyEvent> = (event) => {
     try {
       const now = clock.now();
-      if (recorder.empty) bucket = Math.floor(now / intervalMs);
+      const at = Math.floor(now / intervalMs);
+      if (!recorder.empty && at !== bucket) {
+        const raw = recorder.take();
+        sealed =
+          sealed === undefined
+            ? { bucket, raw }
+            : { bucket: sealed.bucket, raw: mergeRaw([sealed.raw, raw]) };
+      }
+      if (recorder.empty) bucket = at;
       recorder.record(event, now);
     } catch {
       // Counting never throws into the caller (a clock that throws, say).
     }
   };
 
-  const write = async (): Promise<boolean> => {
-    const hadCounts = !recorder.empty;
-    const raw = recorder.take();
-    const hasState = Object.keys(raw.queues).length > 0 || Object.keys(raw.breakers).length > 0;
-    if (!hadCounts && !hasState) return false;
-    const at = hadCounts ? bucket : Math.floor(clock.now() / intervalMs);
+  /** Adds one delta to its bucket; `false` (and `onFlushError`) when Redis failed. */
+  const send = async (at: number, raw: RawMetrics): Promise<boolean> => {
     try {
       await runScript(client, scripts.flush, [base + at], flushArgs(raw, ttlMs, instanceId), {
         operation: 'metrics.flush',
@@ -231,6 +250,18 @@ export function createRedisMetricsReporter(
       callHook(options.onFlushError, error);
       return false;
     }
+  };
+
+  const write = async (): Promise<boolean> => {
+    const ended = sealed;
+    sealed = undefined;
+    const hadCounts = !recorder.empty;
+    const raw = recorder.take();
+    const hasState = Object.keys(raw.queues).length > 0 || Object.keys(raw.breakers).length > 0;
+    const earlier = ended === undefined ? true : await send(ended.bucket, ended.raw);
+    if (!hadCounts && !hasState) return ended !== undefined && earlier;
+    const now = await send(hadCounts ? bucket : Math.floor(clock.now() / intervalMs), raw);
+    return earlier && now;
   };
 
   const flush = (): Promise<boolean> => {
@@ -269,7 +300,16 @@ export function createRedisMetricsReporter(
 }
 
 /** Options of {@link readFleetMetrics}. */
-export interface ReadFleetMetricsOptions extends FleetMetricsKeyOptions {
+export interface ReadFleetMetricsOptions<
+  L extends readonly MetricsSection[] = readonly MetricsSection[],
+> extends FleetMetricsKeyOptions {
+  /**
+   * The sections the reporters report (the same list): each adds its part to `snapshot` under
+   * its name, and its checks to `health`. A section's per-process state (e.g. the messages
+   * WhatsApp delivery is following right now) reads as empty.
+   * @default []
+   */
+  readonly sections?: L;
   /**
    * Length of the window read, in milliseconds, rounded up to whole intervals; at most the
    * reporters' `ttlMs` (older buckets are gone).
@@ -287,26 +327,26 @@ export interface ReadFleetMetricsOptions extends FleetMetricsKeyOptions {
   readonly series?: boolean;
 }
 
-/** One interval of {@link FleetMetrics.series}. */
-export interface FleetInterval {
+/** One interval of {@link FleetMetrics.series}; `S` holds the sections' parts. */
+export interface FleetInterval<S = unknown> {
   /** Start of the interval, in epoch milliseconds of the reporters' clocks. */
   readonly start: number;
   /** The fleet's snapshot over this interval alone (`windowMs` = `coveredMs` = the interval). */
-  readonly snapshot: MetricsSnapshot;
+  readonly snapshot: MetricsSnapshot & S;
   /** Reporters that wrote to this interval. */
   readonly instances: number;
 }
 
-/** What {@link readFleetMetrics} returns. */
-export interface FleetMetrics {
+/** What {@link readFleetMetrics} returns; `S` holds the sections' parts. */
+export interface FleetMetrics<S = unknown> {
   /** The fleet's counts and rates over the window, as `createMetrics().snapshot()` gives them for one process. */
-  readonly snapshot: MetricsSnapshot;
+  readonly snapshot: MetricsSnapshot & S;
   /** The window against the thresholds, as `createMetrics().checkHealth()` reports it. */
   readonly health: HealthReport;
   /** Distinct reporters that wrote to the window. */
   readonly instances: number;
   /** Oldest first; present when `series: true` was asked for. */
-  readonly series?: readonly FleetInterval[];
+  readonly series?: readonly FleetInterval<S>[];
 }
 
 interface Bucket {
@@ -316,6 +356,16 @@ interface Bucket {
 
 function parseBucket(reply: unknown): Bucket {
   const counters: Record<string, number> = {};
+  const sectionCounters: Record<string, number> = {};
+  const sectionLatencies: Record<
+    string,
+    { buckets: Record<number, number>; maxMs: number | null }
+  > = {};
+  const histogram = (key: string) => {
+    const h = sectionLatencies[key] ?? { buckets: {}, maxMs: null };
+    sectionLatencies[key] = h;
+    return h;
+  };
   const latency: Record<number, number> = {};
   const queues: Record<string, QueueSummary> = {};
   const breakers: Record<string, BreakerSummary> = {};
@@ -329,7 +379,14 @@ function parseBucket(reply: unknown): Bucket {
     const kind = colon < 0 ? field : field.slice(0, colon);
     const name = field.slice(colon + 1);
     try {
-      if (kind === 'c') counters[name] = Number(value);
+      if (kind === 'c') {
+        // A section's instrument key is `<section>.<n>.<name>`; core counter names have no dot.
+        if (name.includes('.')) sectionCounters[name] = Number(value);
+        else counters[name] = Number(value);
+      } else if (kind === 'sh') {
+        const bar = name.lastIndexOf('|');
+        histogram(name.slice(0, bar)).buckets[Number(name.slice(bar + 1))] = Number(value);
+      } else if (kind === 'smax') histogram(name).maxMs = Number(value);
       else if (kind === 'h') latency[Number(name)] = Number(value);
       else if (kind === 'max') latencyMaxMs = Number(value);
       else if (kind === 'i') instances.add(name);
@@ -339,7 +396,10 @@ function parseBucket(reply: unknown): Bucket {
       // A field this version can't read (a torn or foreign write) is left out.
     }
   }
-  return { raw: { counters, latency, latencyMaxMs, queues, breakers }, instances };
+  return {
+    raw: { counters, latency, latencyMaxMs, queues, breakers, sectionCounters, sectionLatencies },
+    instances,
+  };
 }
 
 /**
@@ -355,10 +415,11 @@ function parseBucket(reply: unknown): Bucket {
  * const { snapshot, health } = await readFleetMetrics(redis, { prefix: 'myapp' });
  * console.log(snapshot.ratios.retry, health.healthy);
  */
-export async function readFleetMetrics(
+export async function readFleetMetrics<const L extends readonly MetricsSection[] = []>(
   client: RedisClientLike,
-  options: ReadFleetMetricsOptions = {},
-): Promise<FleetMetrics> {
+  options: ReadFleetMetricsOptions<L> = {},
+): Promise<FleetMetrics<SectionSnapshots<L>>> {
+  type S = SectionSnapshots<L>;
   if (typeof client?.evalsha !== 'function') {
     throw new TypeError('client must be a Redis client (ioredis, or node-redis via fromNodeRedis)');
   }
@@ -373,6 +434,7 @@ export async function readFleetMetrics(
     intervalMs * 10_000,
   );
   resolveThresholds(HEALTH_DEFAULTS, options.thresholds, 'thresholds');
+  const sections = checkSections(options.sections ?? []);
   const clock = options.clock ?? backgroundClock;
   const now = clock.now();
   const count = Math.ceil(windowMs / intervalMs);
@@ -393,19 +455,23 @@ export async function readFleetMetrics(
   );
   const raw = mergeRaw(parts);
   const coveredMs = (count - 1) * intervalMs + (now - last * intervalMs);
-  const snapshot = snapshotOfRaw(raw, { time: now, windowMs: count * intervalMs, coveredMs });
-  const health = healthOfRaw(raw, options.thresholds, now);
-  const result: FleetMetrics = { snapshot, health, instances: instances.size };
+  const snapshot = snapshotOfRaw(
+    raw,
+    { time: now, windowMs: count * intervalMs, coveredMs },
+    sections,
+  ) as MetricsSnapshot & S;
+  const health = healthOfRaw(raw, options.thresholds, now, sections);
+  const result: FleetMetrics<S> = { snapshot, health, instances: instances.size };
   if (options.series !== true) return result;
   const series = buckets.map((b, i) => {
     const start = (first + i) * intervalMs;
     return {
       start,
-      snapshot: snapshotOfRaw(b.raw, {
-        time: start + intervalMs,
-        windowMs: intervalMs,
-        coveredMs: intervalMs,
-      }),
+      snapshot: snapshotOfRaw(
+        b.raw,
+        { time: start + intervalMs, windowMs: intervalMs, coveredMs: intervalMs },
+        sections,
+      ) as MetricsSnapshot & S,
       instances: b.instances.size,
     };
   });

@@ -122,7 +122,8 @@ const CORE_KEYS: ReadonlySet<string> = new Set([
   'breakers',
 ]);
 
-function checkSections(sections: unknown): readonly MetricsSection[] {
+/** @internal Checks a `sections` option: an array of sections with distinct, free names. */
+export function checkSections(sections: unknown): readonly MetricsSection[] {
   if (!Array.isArray(sections)) {
     throw new TypeError(`sections must be an array, got ${showValue(sections)}`);
   }

@@ -11,6 +11,7 @@ import {
   resolveThresholds,
 } from './health.js';
 import { HISTOGRAM_BUCKETS } from './histogram.js';
+import type { AttachedSection, MetricsSection, MetricsWindow } from './metrics-section.js';
 import {
   BreakerStates,
   type BreakerSummary,
@@ -19,8 +20,8 @@ import {
   QueueDepths,
   type QueueSummary,
 } from './snapshot.js';
-import { COUNTER_NAMES, COUNTERS, CounterSlots, SlotRing } from './window.js';
-import { WindowHistogram } from './window-histogram.js';
+import { COUNTER_NAMES, COUNTERS, CounterSlots, SlotCounter, SlotRing } from './window.js';
+import { SlotLatency, WindowHistogram } from './window-histogram.js';
 
 /**
  * @internal Core metrics as plain, mergeable data. Counts and sums add up; the latency
@@ -38,6 +39,93 @@ export interface RawMetrics {
   readonly queues: Readonly<Record<string, QueueSummary>>;
   /** Circuits that are not closed, by key. */
   readonly breakers: Readonly<Record<string, BreakerSummary>>;
+  /**
+   * What sections counted, by instrument key (`<section>.<n>.<instrument name>`, `n` its
+   * place among the section's instruments): counters and latencies' counts and sums.
+   */
+  readonly sectionCounters?: Readonly<Record<string, number>>;
+  /** Sections' latency histograms by instrument key: counts by bucket, and the largest value. */
+  readonly sectionLatencies?: Readonly<Record<string, RawHistogram>>;
+}
+
+/** @internal A latency histogram as plain data. */
+export interface RawHistogram {
+  /** Values counted by bucket index, empty buckets left out. */
+  readonly buckets: Readonly<Record<number, number>>;
+  /** The largest value, in milliseconds; `null` when none. */
+  readonly maxMs: number | null;
+}
+
+/** The key of a section's `n`-th instrument: stable across processes running the same version. */
+function instrumentKey(section: string, n: number, name: string): string {
+  return `${section}.${n}.${name}`;
+}
+
+function histogramOf(h: WindowHistogram): RawHistogram {
+  const buckets: Record<number, number> = {};
+  h.forEachBucket((b, n) => {
+    buckets[b] = n;
+  });
+  const max = h.maxMs();
+  return { buckets, maxMs: max === -Infinity ? null : max };
+}
+
+/** Section instruments kept by a recorder: one slot each, read and cleared by `take()`. */
+interface RecordedSection {
+  readonly attached: AttachedSection<unknown>;
+  readonly counters: [string, SlotCounter][];
+  readonly latencies: [string, SlotLatency][];
+}
+
+function recordSection(section: MetricsSection): RecordedSection {
+  const counters: [string, SlotCounter][] = [];
+  const latencies: [string, SlotLatency][] = [];
+  let n = 0;
+  const window: MetricsWindow = {
+    counter: (name) => {
+      const c = new SlotCounter(1, () => 0);
+      counters.push([instrumentKey(section.name, n++, name), c]);
+      return c;
+    },
+    latency: (name) => {
+      const l = new SlotLatency(1, () => 0);
+      latencies.push([instrumentKey(section.name, n++, name), l]);
+      return l;
+    },
+    perMinute: () => null,
+  };
+  return { attached: section.attach(window), counters, latencies };
+}
+
+/** A section attached to merged raw data: its instruments read the merged values. */
+function loadSection(
+  section: MetricsSection,
+  raw: RawMetrics,
+  coveredMs: number,
+): AttachedSection<unknown> {
+  const counters = raw.sectionCounters ?? {};
+  const latencies = raw.sectionLatencies ?? {};
+  let n = 0;
+  const window: MetricsWindow = {
+    counter: (name) => {
+      const total = counters[instrumentKey(section.name, n++, name)] ?? 0;
+      return { add: () => {}, total: () => total };
+    },
+    latency: (name) => {
+      const key = instrumentKey(section.name, n++, name);
+      const h = new WindowHistogram(1);
+      const raw = latencies[key];
+      for (const [b, count] of Object.entries(raw?.buckets ?? {})) {
+        const bucket = Number(b);
+        if (Number.isInteger(bucket)) h.recordBucket(0, bucket, count, raw?.maxMs ?? 0);
+      }
+      const count = counters[`${key}:count`] ?? 0;
+      const sum = counters[`${key}:sum`] ?? 0;
+      return { record: () => {}, summary: () => h.summary(count, sum) };
+    },
+    perMinute: (count) => (coveredMs > 0 ? (count / coveredMs) * 60_000 : null),
+  };
+  return section.attach(window);
 }
 
 const MAX_QUEUES = 100;
@@ -83,10 +171,17 @@ function rawOf(w: WindowState): RawMetrics {
  */
 export class MetricsRecorder {
   readonly #w = emptyState();
+  readonly #sections: readonly RecordedSection[];
   #empty = true;
+
+  /** `sections` as `createMetrics` takes them (checked by the caller). */
+  constructor(sections: readonly MetricsSection[] = []) {
+    this.#sections = sections.map(recordSection);
+  }
 
   /** Counts `event` at time `now` (milliseconds of the caller's clock). */
   record(event: AnyEvent, now: number): void {
+    for (const s of this.#sections) s.attached.observe(event);
     countEvent(this.#w, event as RetrykitEvent, now);
     this.#empty = false;
   }
@@ -103,7 +198,28 @@ export class MetricsRecorder {
     this.#w.counters.resum();
     this.#w.latency.clearAll();
     this.#empty = true;
-    return raw;
+    if (this.#sections.length === 0) return raw;
+    const sectionCounters: Record<string, number> = {};
+    const sectionLatencies: Record<string, RawHistogram> = {};
+    for (const s of this.#sections) {
+      for (const [key, c] of s.counters) {
+        if (c.total() !== 0) sectionCounters[key] = c.total();
+        c.clearAll();
+        c.resum();
+      }
+      for (const [key, l] of s.latencies) {
+        const count = l.count.total();
+        if (count === 0) continue;
+        sectionCounters[`${key}:count`] = count;
+        sectionCounters[`${key}:sum`] = l.sum.total();
+        sectionLatencies[key] = histogramOf(l.histogram);
+        for (const part of l.parts()) {
+          part.clearAll();
+          part.resum?.();
+        }
+      }
+    }
+    return { ...raw, sectionCounters, sectionLatencies };
   }
 }
 
@@ -134,31 +250,45 @@ function load(raw: RawMetrics): WindowState {
   return w;
 }
 
-/** @internal The `createMetrics` snapshot of `raw`, as if it were the window's content. */
-export function snapshotOfRaw(raw: RawMetrics, options: RawSnapshotOptions): MetricsSnapshot {
+/**
+ * @internal The `createMetrics` snapshot of `raw`, as if it were the window's content, with
+ * each of `sections`' part under its name.
+ */
+export function snapshotOfRaw(
+  raw: RawMetrics,
+  options: RawSnapshotOptions,
+  sections: readonly MetricsSection[] = [],
+): MetricsSnapshot {
   const w = load(raw);
-  return buildSnapshot({
+  const core = buildSnapshot({
     ...options,
     counters: w.counters,
     latency: w.latency,
     queues: w.queues,
     breakers: w.breakers,
   });
+  if (sections.length === 0) return core;
+  const parts: Record<string, unknown> = { ...core };
+  for (const section of sections) {
+    parts[section.name] = loadSection(section, raw, options.coveredMs).snapshot();
+  }
+  return parts as unknown as MetricsSnapshot;
 }
 
 /**
- * @internal The `checkHealth()` report of `raw` against `thresholds` (over the defaults);
- * errors name the field under `name`.
+ * @internal The `checkHealth()` report of `raw` against `thresholds` (over the defaults),
+ * `sections`' checks included.
  */
 export function healthOfRaw(
   raw: RawMetrics,
   thresholds: HealthThresholds | undefined,
   time: number,
-  name = 'thresholds',
+  sections: readonly MetricsSection[] = [],
 ): HealthReport {
-  const t = resolveThresholds(HEALTH_DEFAULTS, thresholds, name);
+  const t = resolveThresholds(HEALTH_DEFAULTS, thresholds, 'thresholds');
   const w = load(raw);
-  const breaches = evaluateHealth(w.counters, w.queues, w.breakers, [], t);
+  const attached = sections.map((s) => [s.name, loadSection(s, raw, 0)] as const);
+  const breaches = evaluateHealth(w.counters, w.queues, w.breakers, attached, t);
   return { healthy: breaches.length === 0, breaches, time };
 }
 
@@ -172,8 +302,25 @@ export function mergeRaw(parts: readonly RawMetrics[]): RawMetrics {
   const latency: Record<number, number> = {};
   const queues: Record<string, QueueSummary> = {};
   const breakers: Record<string, BreakerSummary> = {};
+  const sectionCounters: Record<string, number> = {};
+  const sectionLatencies: Record<
+    string,
+    { buckets: Record<number, number>; maxMs: number | null }
+  > = {};
   let max: number | null = null;
   for (const p of parts) {
+    for (const [k, v] of Object.entries(p.sectionCounters ?? {})) {
+      sectionCounters[k] = (sectionCounters[k] ?? 0) + v;
+    }
+    for (const [k, h] of Object.entries(p.sectionLatencies ?? {})) {
+      const into = sectionLatencies[k] ?? { buckets: {}, maxMs: null };
+      sectionLatencies[k] = into;
+      for (const [b, n] of Object.entries(h.buckets)) {
+        const bucket = Number(b);
+        into.buckets[bucket] = (into.buckets[bucket] ?? 0) + n;
+      }
+      if (h.maxMs !== null && (into.maxMs === null || h.maxMs > into.maxMs)) into.maxMs = h.maxMs;
+    }
     for (const [k, v] of Object.entries(p.counters)) counters[k] = (counters[k] ?? 0) + v;
     for (const [k, v] of Object.entries(p.latency)) {
       const b = Number(k);
@@ -189,5 +336,13 @@ export function mergeRaw(parts: readonly RawMetrics[]): RawMetrics {
       if (seen === undefined || b.since < seen.since) breakers[k] = b;
     }
   }
-  return { counters, latency, latencyMaxMs: max, queues, breakers };
+  return {
+    counters,
+    latency,
+    latencyMaxMs: max,
+    queues,
+    breakers,
+    sectionCounters,
+    sectionLatencies,
+  };
 }
