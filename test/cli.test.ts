@@ -9,6 +9,7 @@ import {
   createRedisMetricsReporter,
   readFleetMetrics,
 } from '../src/redis/index.js';
+import { type WhatsAppEvent, whatsappDeliveryMetrics } from '../src/whatsapp/index.js';
 import { type PackedCli, packCli } from './support/packed-cli.js';
 import { connectRedis, describeRedis, redisUrl, uniquePrefix } from './support/redis.js';
 
@@ -354,7 +355,20 @@ export default function handler(entry) {
 
   it('stats prints the fleet metrics readFleetMetrics returns', async () => {
     const prefix = uniquePrefix('cli-stats');
-    const reporter = createRedisMetricsReporter(redis, { prefix });
+    const reporter = createRedisMetricsReporter(redis, {
+      prefix,
+      sections: [whatsappDeliveryMetrics()],
+    });
+    for (const [i, status] of (['accepted', 'sent', 'delivered'] as const).entries()) {
+      const event: WhatsAppEvent = {
+        type: 'message_status',
+        time: 0,
+        messageId: 'wamid.1',
+        status,
+        timestampMs: 1_000 + i * 1_500,
+      };
+      reporter.onEvent(event);
+    }
     for (let i = 0; i < 30; i++) {
       reporter.onEvent({ type: 'attempt_start', time: 0, attempt: 0, elapsedMs: 0 });
       reporter.onEvent({
@@ -394,5 +408,11 @@ export default function handler(entry) {
     expect(text.stdout).toMatch(/calls\s+30 started, 30 succeeded, 0 gave up/);
     expect(text.stdout).toMatch(/retry rate 3\.2 %, healthy ≤ 2 %/);
     expect(text.stdout).toMatch(/health: BREACHED\n {2}retryRatio/);
+    expect(text.stdout).not.toContain('whatsapp delivery');
+    const whatsapp = await cli.run(['stats', '--prefix', prefix, '--whatsapp'], env());
+    expect(whatsapp.stdout).toMatch(/whatsapp delivery\s+1 delivered, 0 failed \(100\.0 %\)/);
+    // 1.5 s from sent to delivered, read back from a histogram bucket (within 1.6 %).
+    const p50 = Number(/send → delivered\s+p50 (\d+) ms/.exec(whatsapp.stdout)?.[1]);
+    expect(Math.abs(p50 - 1500)).toBeLessThanOrEqual(1500 / 64);
   });
 });

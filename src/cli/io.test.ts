@@ -79,7 +79,7 @@ describe('command line formats', () => {
   it('the command line imports only what users can import: the package entry points', () => {
     const dir = import.meta.dirname;
     const allowed =
-      /^(node:|ioredis$|bullmq$|\.\/|\.\.\/(index|redis\/index|node\/index|bullmq\/index)\.js$)/;
+      /^(node:|ioredis$|bullmq$|\.\/|\.\.\/(index|redis\/index|node\/index|bullmq\/index|whatsapp\/index)\.js$)/;
     for (const file of readdirSync(dir).filter(
       (f) => f.endsWith('.ts') && !f.endsWith('.test.ts'),
     )) {

@@ -128,6 +128,8 @@ calls, first-attempt success, retry and error rates against their 2 % lines, lat
 percentiles, dead letters, queues, open circuits, and the health report.
   --window <dur>     length of the window (default 5m)
   --interval <dur>   the reporters' intervalMs (default 10s)
+  --whatsapp         also WhatsApp delivery (reporters given whatsappDeliveryMetrics()):
+                     delivery rate and send → delivered latency
   --json             print {"snapshot", "health", "instances"}
 
 ${COMMON}`,
@@ -167,6 +169,7 @@ const OPTIONS = {
     ...JSON_OPTION,
     window: { type: 'string' },
     interval: { type: 'string' },
+    whatsapp: { type: 'boolean' },
   },
 } as const satisfies Record<string, ParseArgsConfig['options']>;
 

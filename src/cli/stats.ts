@@ -1,11 +1,14 @@
 // `retrykit stats`: the fleet's metrics, as every `createRedisMetricsReporter` wrote them.
 import type { Redis } from 'ioredis';
-import { readFleetMetrics } from '../redis/index.js';
+import { type FleetMetrics, readFleetMetrics } from '../redis/index.js';
+import type { DeliverySnapshot } from '../whatsapp/index.js';
+import { whatsappDeliveryMetrics } from '../whatsapp/index.js';
 import { type Io, out, parseDuration, percent, table, UsageError } from './io.js';
 
 export interface StatsFlags {
   readonly window?: string | undefined;
   readonly interval?: string | undefined;
+  readonly whatsapp?: boolean | undefined;
 }
 
 function ms(v: number | null): string {
@@ -27,13 +30,17 @@ export async function stats(
   const windowMs = flags.window === undefined ? undefined : parseDuration('window', flags.window);
   const intervalMs =
     flags.interval === undefined ? undefined : parseDuration('interval', flags.interval);
-  let fleet: Awaited<ReturnType<typeof readFleetMetrics>>;
+  let fleet: FleetMetrics<{ readonly messages?: DeliverySnapshot }>;
   try {
-    fleet = await readFleetMetrics(redis, {
+    const options = {
       prefix,
       ...(windowMs === undefined ? {} : { windowMs }),
       ...(intervalMs === undefined ? {} : { intervalMs }),
-    });
+    };
+    fleet =
+      flags.whatsapp === true
+        ? await readFleetMetrics(redis, { ...options, sections: [whatsappDeliveryMetrics()] })
+        : await readFleetMetrics(redis, options);
   } catch (error) {
     if (error instanceof TypeError || error instanceof RangeError) {
       throw new UsageError(error.message);
@@ -79,6 +86,18 @@ export async function stats(
         counts(Object.fromEntries(Object.entries(s.queues).map(([k, q]) => [k, q.depth]))),
       ],
       ['open circuits', Object.keys(s.breakers.notClosed).join(', ') || '-'],
+      ...(s.messages === undefined
+        ? []
+        : [
+            [
+              'whatsapp delivery',
+              `${s.messages.delivered} delivered, ${s.messages.failed} failed (${percent(s.messages.deliveryRate)})`,
+            ],
+            [
+              'send → delivered',
+              `p50 ${ms(s.messages.deliveryLatency.p50Ms)} · p95 ${ms(s.messages.deliveryLatency.p95Ms)} · p99 ${ms(s.messages.deliveryLatency.p99Ms)}`,
+            ],
+          ]),
     ]),
   );
   out(io);
