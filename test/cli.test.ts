@@ -40,15 +40,12 @@ function letter(
   };
 }
 
-let cli: PackedCli;
-
-beforeAll(async () => {
-  cli = await packCli();
-}, 60_000);
-
-afterAll(() => cli?.remove());
-
 describeRedis('retrykit command line (packed tarball, real Redis)', () => {
+  let cli: PackedCli;
+  beforeAll(async () => {
+    cli = await packCli();
+  }, 60_000);
+  afterAll(() => cli?.remove());
   const redis = connectRedis();
   const env = (): Record<string, string> => ({ REDIS_URL: redisUrl });
 

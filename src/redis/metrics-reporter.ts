@@ -256,12 +256,12 @@ export function createRedisMetricsReporter(
     const ended = sealed;
     sealed = undefined;
     const hadCounts = !recorder.empty;
+    const at = hadCounts ? bucket : Math.floor(clock.now() / intervalMs);
     const raw = recorder.take();
     const hasState = Object.keys(raw.queues).length > 0 || Object.keys(raw.breakers).length > 0;
     const earlier = ended === undefined ? true : await send(ended.bucket, ended.raw);
     if (!hadCounts && !hasState) return ended !== undefined && earlier;
-    const now = await send(hadCounts ? bucket : Math.floor(clock.now() / intervalMs), raw);
-    return earlier && now;
+    return (await send(at, raw)) && earlier;
   };
 
   const flush = (): Promise<boolean> => {
