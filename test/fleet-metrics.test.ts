@@ -159,7 +159,7 @@ describeRedis('fleet metrics in Redis', () => {
       [0, 1, 2, 3, 4, 5].map((i) => start + i * INTERVAL),
     );
 
-    // Each interval is one hash with a TTL: keys bounded by ttlMs / intervalMs.
+    // Each interval is one hash with a TTL: keys bounded by bucketTtlMs / intervalMs.
     const keys = await redis.keys(`{${prefix}:metrics}:*`);
     expect(keys).toHaveLength(6);
     for (const key of keys) {
@@ -330,9 +330,9 @@ describeRedis('fleet metrics in Redis', () => {
     const redis = connectRedis();
     expect(() => createRedisMetricsReporter(redis, { intervalMs: 0 })).toThrow(/intervalMs.*0/);
     expect(() => createRedisMetricsReporter(redis, { intervalMs: 1.5 })).toThrow(RangeError);
-    expect(() => createRedisMetricsReporter(redis, { intervalMs: 10_000, ttlMs: 5_000 })).toThrow(
-      /ttlMs.*5000/,
-    );
+    expect(() =>
+      createRedisMetricsReporter(redis, { intervalMs: 10_000, bucketTtlMs: 5_000 }),
+    ).toThrow(/bucketTtlMs.*5000/);
     expect(() => createRedisMetricsReporter(redis, { prefix: 'a{b}' })).toThrow(/prefix/);
     expect(() =>
       createRedisMetricsReporter(redis, { onFlushError: 'log' as unknown as () => void }),

@@ -61,10 +61,10 @@ export interface FleetMetricsKeyOptions {
 export interface RedisMetricsReporterOptions extends FleetMetricsKeyOptions {
   /**
    * How long an interval's bucket is kept, in milliseconds: the longest window
-   * {@link readFleetMetrics} can read. Keys are bounded by `ttlMs / intervalMs`.
+   * {@link readFleetMetrics} can read. Keys are bounded by `bucketTtlMs / intervalMs`.
    * @default 3_600_000 (1 hour)
    */
-  readonly ttlMs?: number;
+  readonly bucketTtlMs?: number;
   /** Names this process among the fleet's (counted in `instances`). @default a random UUID */
   readonly instanceId?: string;
   /**
@@ -93,7 +93,7 @@ export interface RedisMetricsReporterOptions extends FleetMetricsKeyOptions {
 export const FLEET_METRICS_DEFAULTS = Object.freeze({
   prefix: 'retrykit',
   intervalMs: 10_000,
-  ttlMs: 3_600_000,
+  bucketTtlMs: 3_600_000,
   commandTimeoutMs: 2_000,
   windowMs: METRICS_DEFAULTS.windowMs,
 });
@@ -151,7 +151,7 @@ function callHook(hook: ((error: unknown) => void) | undefined, error: unknown):
 }
 
 /** The flush script's arguments for one delta. */
-function flushArgs(raw: RawMetrics, ttlMs: number, instanceId: string): (string | number)[] {
+function flushArgs(raw: RawMetrics, bucketTtlMs: number, instanceId: string): (string | number)[] {
   const increments: (string | number)[] = [];
   for (const [name, v] of Object.entries(raw.counters)) increments.push(`c:${name}`, v);
   for (const [bucket, n] of Object.entries(raw.latency)) increments.push(`h:${bucket}`, n);
@@ -165,7 +165,7 @@ function flushArgs(raw: RawMetrics, ttlMs: number, instanceId: string): (string 
   const sets: string[] = [`i:${instanceId}`, '1'];
   for (const [name, q] of Object.entries(raw.queues)) sets.push(`q:${name}`, JSON.stringify(q));
   for (const [key, b] of Object.entries(raw.breakers)) sets.push(`b:${key}`, JSON.stringify(b));
-  return [ttlMs, increments.length / 2, ...increments, maxima.length / 2, ...maxima, ...sets];
+  return [bucketTtlMs, increments.length / 2, ...increments, maxima.length / 2, ...maxima, ...sets];
 }
 
 /**
@@ -173,9 +173,9 @@ function flushArgs(raw: RawMetrics, ttlMs: number, instanceId: string): (string 
  * whole fleet: it counts the events it is given in memory (the same counters and latency
  * histogram as `createMetrics`) and, once per `intervalMs`, adds what it counted since the
  * last time to that interval's bucket in one script call (one round trip), with a TTL of
- * `ttlMs`. The send path only ever touches memory: a Redis that is down or slow costs at most
+ * `bucketTtlMs`. The send path only ever touches memory: a Redis that is down or slow costs at most
  * the interval whose write failed (reported to `onFlushError`), never an exception or a wait
- * in the caller. Memory is fixed; keys are one hash per interval, bounded by `ttlMs /
+ * in the caller. Memory is fixed; keys are one hash per interval, bounded by `bucketTtlMs /
  * intervalMs`, each holding at most the core counters, 768 histogram buckets, one mark per
  * instance, and the queues and open circuits the instances report.
  *
@@ -202,9 +202,17 @@ export function createRedisMetricsReporter(
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`options must be an object, got ${String(options)}`);
   }
-  assertNoRenamedOptions(options, { timeoutMs: 'commandTimeoutMs', flushIntervalMs: 'intervalMs' });
+  assertNoRenamedOptions(options, {
+    timeoutMs: 'commandTimeoutMs',
+    flushIntervalMs: 'intervalMs',
+    ttlMs: 'bucketTtlMs',
+  });
   const { base, intervalMs, timeoutMs } = checkKeys(options);
-  const ttlMs = assertNumber('ttlMs', options.ttlMs ?? FLEET_METRICS_DEFAULTS.ttlMs, intervalMs);
+  const bucketTtlMs = assertNumber(
+    'bucketTtlMs',
+    options.bucketTtlMs ?? FLEET_METRICS_DEFAULTS.bucketTtlMs,
+    intervalMs,
+  );
   const instanceId = assertKey('instanceId', options.instanceId ?? randomUUID());
   if (options.onFlushError !== undefined) assertFunction('onFlushError', options.onFlushError);
   const clock = options.clock ?? backgroundClock;
@@ -241,7 +249,7 @@ export function createRedisMetricsReporter(
   /** Adds one delta to its bucket; `false` (and `onFlushError`) when Redis failed. */
   const send = async (at: number, raw: RawMetrics): Promise<boolean> => {
     try {
-      await runScript(client, scripts.flush, [base + at], flushArgs(raw, ttlMs, instanceId), {
+      await runScript(client, scripts.flush, [base + at], flushArgs(raw, bucketTtlMs, instanceId), {
         operation: 'metrics.flush',
         timeoutMs,
       });
@@ -312,7 +320,7 @@ export interface ReadFleetMetricsOptions<
   readonly sections?: L;
   /**
    * Length of the window read, in milliseconds, rounded up to whole intervals; at most the
-   * reporters' `ttlMs` (older buckets are gone).
+   * reporters' `bucketTtlMs` (older buckets are gone).
    * @default 300_000 (5 minutes, as `createMetrics`)
    */
   readonly windowMs?: number;
