@@ -326,6 +326,41 @@ describeRedis('fleet metrics in Redis', () => {
     expect(snapshot.latency).toMatchObject({ count: 1, p50Ms: 42, maxMs: 42 });
   });
 
+  it('never throws into the caller: a clock or a client that throws is contained', async () => {
+    const errors: unknown[] = [];
+    const broken = {
+      evalsha: () => {
+        throw new Error('client exploded');
+      },
+      eval: () => Promise.reject(new Error('client exploded')),
+    };
+    const reporter = createRedisMetricsReporter(broken, {
+      clock: {
+        now: () => 0,
+        sleep: (_ms, signal) =>
+          new Promise((_, reject) => signal?.addEventListener('abort', reject)),
+      },
+      onFlushError: (e) => errors.push(e),
+    });
+    reporter.onEvent({ type: 'attempt_start', time: 0, attempt: 0, elapsedMs: 0 });
+    expect(await reporter.flush()).toBe(false);
+    expect(errors).toEqual([expect.objectContaining({ name: 'StoreUnavailableError' })]);
+    await reporter.close();
+
+    const throwing = createRedisMetricsReporter(connectRedis(), {
+      clock: {
+        now: () => {
+          throw new Error('no time');
+        },
+        sleep: () => Promise.reject(new Error('stopped')),
+      },
+    });
+    expect(() =>
+      throwing.onEvent({ type: 'attempt_start', time: 0, attempt: 0, elapsedMs: 0 }),
+    ).not.toThrow();
+    await throwing.close();
+  });
+
   it('rejects bad options naming the option and the value', () => {
     const redis = connectRedis();
     expect(() => createRedisMetricsReporter(redis, { intervalMs: 0 })).toThrow(/intervalMs.*0/);

@@ -274,9 +274,14 @@ export function createRedisMetricsReporter(
 
   const flush = (): Promise<boolean> => {
     if (inFlight !== undefined) return inFlight.then(flush);
-    inFlight = write().finally(() => {
-      inFlight = undefined;
-    });
+    inFlight = write()
+      .catch((error: unknown) => {
+        callHook(options.onFlushError, error); // a clock that throws, say
+        return false;
+      })
+      .finally(() => {
+        inFlight = undefined;
+      });
     return inFlight;
   };
 
