@@ -1,7 +1,8 @@
 import { cpSync } from 'node:fs';
-import { defineConfig } from 'tsup';
+import { defineConfig, type Options } from 'tsup';
 
-export default defineConfig({
+/** The library: one entry per subpath export, ESM and CommonJS. */
+export const library: Options = {
   entry: {
     index: 'src/index.ts',
     'redis/index': 'src/redis/index.ts',
@@ -26,4 +27,21 @@ export default defineConfig({
   onSuccess: async () => {
     cpSync('src/postgres/sql', 'dist/postgres/sql', { recursive: true });
   },
-});
+};
+
+/** The `retrykit` command (package `bin`): Node only, ESM, no declarations. */
+export const cli: Options = {
+  entry: { 'cli/bin': 'src/cli/bin.ts' },
+  format: ['esm'],
+  platform: 'node',
+  target: 'node18',
+  dts: false,
+  clean: false,
+  sourcemap: false,
+  splitting: false,
+  treeshake: true,
+  loader: { '.lua': 'text', '.sql': 'text' },
+  external: ['ioredis', 'bullmq', '@opentelemetry/api', 'pg'],
+};
+
+export default defineConfig([library, cli]);

@@ -55,6 +55,7 @@ export default defineConfig({
             'test/rate-limiter-contract.test.ts',
             'test/circuit-store-contract.test.ts',
             'test/delivery-store-contract.test.ts',
+            'test/fleet-metrics.test.ts',
             'test/redis-harness.test.ts',
             'test/redis-token-bucket.test.ts',
             'test/example-bullmq-worker.test.ts',

@@ -43,6 +43,7 @@ export { systemClock } from './core/clock.js';
 export type {
   DeadLetterAttempt,
   DeadLetterEntry,
+  DeadLetterOrigin,
   DeadLetterQueue,
   ListOptions,
   NewDeadLetter,

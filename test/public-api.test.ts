@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import config from '../tsup.config.js';
+import { library as config } from '../tsup.config.js';
 import { type BuiltPackage, buildPackage, ENTRIES } from './support/build.js';
 
 /**

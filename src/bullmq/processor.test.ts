@@ -98,6 +98,8 @@ describe('wrapProcessor with the retrykit strategy', () => {
       payload: { to: '4915' },
       reason: 'rate_limited',
       disposition: 'exhausted',
+      source: 'sends',
+      origin: { kind: 'bullmq', queue: 'sends', jobId: '7' },
     });
     expect(events.map((e) => e.type)).toEqual(['job_attempt_start', 'job_attempt_failure']);
     expect(events.at(-1)).toMatchObject({

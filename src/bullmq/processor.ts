@@ -2,7 +2,11 @@ import { type Job, type Processor, UnrecoverableError } from 'bullmq';
 import type { Classification } from '../core/classify-types.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { type Sink, toDeadLetter } from '../core/dead-letter/dead-letter.js';
-import type { DeadLetterAttempt, NewDeadLetter } from '../core/dead-letter/dead-letter-types.js';
+import type {
+  DeadLetterAttempt,
+  DeadLetterOrigin,
+  NewDeadLetter,
+} from '../core/dead-letter/dead-letter-types.js';
 import { attemptOf } from '../core/dead-letter/failure.js';
 import { expectAttempts } from '../core/dead-letter/retry-record.js';
 import { describe, type StopReason } from '../core/errors.js';
@@ -39,6 +43,19 @@ export const HISTORY_FIELD = '_retrykitFailures';
 /** @internal The default dead-letter id of a job: `<queue name>:<job id>`. */
 export function jobDeadLetterId(job: Job): string {
   return `${job.queueName}:${job.id}`;
+}
+
+/**
+ * @internal Where a job's dead letter came from: its queue, id and name (what
+ * `queue.add(name, data)` takes to re-add it).
+ */
+export function jobOrigin(job: Job): DeadLetterOrigin {
+  return {
+    kind: 'bullmq',
+    queue: job.queueName,
+    jobId: String(job.id ?? ''),
+    ...(typeof job.name === 'string' && job.name !== '' ? { jobName: job.name } : {}),
+  };
 }
 
 /** Options of {@link wrapProcessor}. */
@@ -314,6 +331,7 @@ export function wrapProcessor<T = unknown, R = unknown, N extends string = strin
             payload: payloadOf<T>(job.data),
             id: idOf(job as Job),
             source: job.queueName,
+            origin: jobOrigin(job as Job),
             history,
             classify: () => (permanent ? { ...c, retryable: false } : c),
             clock,

@@ -1,6 +1,6 @@
 import type { JobType, Queue } from 'bullmq';
 import { watchAbort } from '../core/abort-watch.js';
-import { type Clock, setLongTimeout } from '../core/clock.js';
+import { backgroundClock, type Clock } from '../core/clock.js';
 import { describe } from '../core/errors.js';
 import { type EventListener, emit } from '../core/events.js';
 import { assertFunction, assertNumber, showValue } from '../core/validate.js';
@@ -64,29 +64,6 @@ export interface QueueDepthSampler {
   stop(): Promise<void>;
 }
 
-/** The system clock, but its sleeps never keep the process alive. */
-const unrefClock: Clock = Object.freeze({
-  now: () => Date.now(),
-  sleep: (ms: number, signal?: AbortSignal): Promise<void> => {
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
-        cancel();
-        reject(signal?.reason);
-      };
-      const cancel = setLongTimeout(
-        () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        },
-        ms,
-        true,
-      );
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-  },
-});
-
 /**
  * Samples a BullMQ queue's depth (by default its waiting, prioritized and delayed jobs, from
  * `queue.getJobCounts`) every `intervalMs`, and reports each as a `queue_depth` event: the
@@ -129,7 +106,7 @@ export function sampleQueueDepth(
       `states must be a non-empty array of job states, got ${showValue(options.states)}`,
     );
   }
-  const clock = options.clock ?? unrefClock;
+  const clock = options.clock ?? backgroundClock;
   const { onEvent, onError, signal } = options;
   const stopper = new AbortController();
   if (signal?.aborted) stopper.abort();

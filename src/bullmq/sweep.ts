@@ -5,7 +5,7 @@ import { type Sink, toDeadLetter } from '../core/dead-letter/dead-letter.js';
 import type { NewDeadLetter } from '../core/dead-letter/dead-letter-types.js';
 import { describe } from '../core/errors.js';
 import { assertFunction, assertInteger, showValue } from '../core/validate.js';
-import { historyOf, jobDeadLetterId, payloadOf } from './processor.js';
+import { historyOf, jobDeadLetterId, jobOrigin, payloadOf } from './processor.js';
 
 /**
  * The `failedReason`s BullMQ gives a job it fails on its own, without running the processor
@@ -114,6 +114,7 @@ export async function sweepStalledJobs<P = unknown>(
           payload: payloadOf<P>(job.data),
           id: idOf(job as Job),
           source: job.queueName,
+          origin: jobOrigin(job as Job),
           history: historyOf(job.data),
           classify: () => STALLED,
           clock: { now: () => at },

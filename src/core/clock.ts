@@ -65,3 +65,29 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * @internal The system clock, but its sleeps never keep the process alive: for background
+ * loops (samplers, reporters) that must not hold a process open on their own.
+ */
+export const backgroundClock: Clock = Object.freeze({
+  now: () => Date.now(),
+  sleep: (ms: number, signal?: AbortSignal): Promise<void> => {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        cancel();
+        reject(signal?.reason);
+      };
+      const cancel = setLongTimeout(
+        () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        ms,
+        true,
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  },
+});

@@ -184,6 +184,7 @@ describe('createWhatsAppClient', () => {
         reason: 'client_error',
         disposition: 'permanent',
         source: 'whatsapp.send',
+        origin: { kind: 'send', key: 'k1' },
         attempts: [expect.objectContaining({ errorCode: 131026, reason: 'client_error' })],
       }),
     ]);

@@ -523,6 +523,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
       toDeadLetter(error, {
         payload,
         source: 'whatsapp.send',
+        origin: id === undefined ? { kind: 'send' } : { kind: 'send', key: id },
         // A `permanent()` thrown by the send itself carries no earlier failures: the client's own.
         history: carriesFailures(error) ? [] : earlier,
         classify,

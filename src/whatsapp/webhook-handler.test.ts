@@ -472,6 +472,11 @@ describe('createWebhookHandler', () => {
       reason: 'schema_mismatch',
       disposition: 'permanent',
       source: 'whatsapp.webhook',
+      origin: {
+        kind: 'webhook',
+        webhookId: expect.stringMatching(/^[0-9a-f]{32}$/),
+        path: 'entry[0].changes[0].value.messages[1]',
+      },
     });
     expect(letter?.attempts[0]?.message).toMatch(
       /entry\[0\]\.changes\[0\]\.value\.messages\[1\]\.timestamp: expected Unix seconds/,

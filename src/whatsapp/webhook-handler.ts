@@ -390,6 +390,7 @@ export function createWebhookHandler<U>(options: WebhookHandlerOptions<U>): Webh
               payload,
               id: `whatsapp.webhook:${bodyKey}:${path}`,
               source: 'whatsapp.webhook',
+              origin: { kind: 'webhook', webhookId: bodyKey, path },
               classify: () => SCHEMA_MISMATCH,
               clock,
             }),

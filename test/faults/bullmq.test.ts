@@ -355,6 +355,7 @@ describeRedis('BullMQ with retrykit', () => {
       reason: 'timeout',
       disposition: 'exhausted',
       source: 'swept',
+      origin: { kind: 'bullmq', queue: 'swept', jobId: added.id, jobName: added.name },
       attempts: [{ message: 'job stalled more than allowable limit', reason: 'timeout' }],
     });
     expect(entry.lastAttemptAt).toBe(new Date(failed?.finishedOn as number).toISOString());

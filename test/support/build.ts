@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'tsup';
-import config from '../../tsup.config.js';
+import { library as config } from '../../tsup.config.js';
 
 /** The package's entry points, as tsup names them (`index`, `redis/index`, …). */
 export const ENTRIES = Object.keys(

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import {
   type DeadLetterEntry,
+  type DeadLetterOrigin,
   type DeadLetterQueue,
   type EventListener,
   InvalidRecordError,
@@ -408,7 +409,40 @@ export function deadLetterContract(name: string, make: SubjectFactory): void {
       await expect(dlq.add(letter(5, 'timeout', { notBefore: 'soon' }))).rejects.toMatchObject({
         field: 'entry.notBefore',
       });
+      const origin = (o: unknown) => letter(6, 'timeout', { origin: o as never });
+      await expect(dlq.add(origin({ kind: 'carrier-pigeon' }))).rejects.toThrow(
+        /entry\.origin\.kind must be one of bullmq, send, webhook, status, got "carrier-pigeon"/,
+      );
+      await expect(dlq.add(origin({ kind: 'bullmq', queue: 'q' }))).rejects.toMatchObject({
+        field: 'entry.origin.jobId',
+      });
+      await expect(dlq.add(origin('q'))).rejects.toMatchObject({ field: 'entry.origin' });
       expect(await dlq.size()).toBe(0);
+    });
+
+    it('keeps each entry’s structured origin beside its source, and reads entries without one', async () => {
+      const { dlq } = await make({});
+      const origins: DeadLetterOrigin[] = [
+        { kind: 'bullmq', queue: 'sends', jobId: '42', jobName: 'send' },
+        { kind: 'send', key: 'order-7' },
+        { kind: 'send' },
+        { kind: 'webhook', webhookId: 'b0dy', path: '$.entry[0]' },
+        { kind: 'status', key: 'order-8' },
+      ];
+      for (const [i, origin] of origins.entries()) {
+        await dlq.add(letter(i, 'server_error', { origin, source: `s${i}` }));
+      }
+      await dlq.add(letter(9));
+      const { entries } = await dlq.list();
+      expect(entries.map((e) => e.origin)).toEqual([...origins, undefined]);
+      expect(entries.map((e) => e.source)).toEqual(['s0', 's1', 's2', 's3', 's4', undefined]);
+      expect((await dlq.get('m-0'))?.origin).toEqual(origins[0]);
+      // Extra fields of an origin are not stored.
+      const extra = { kind: 'send', key: 'k', secret: 'x' } as unknown as DeadLetterOrigin;
+      expect((await dlq.add(letter(10, 'timeout', { origin: extra }))).origin).toEqual({
+        kind: 'send',
+        key: 'k',
+      });
     });
   });
 }

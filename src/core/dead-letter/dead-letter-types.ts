@@ -24,6 +24,25 @@ export interface DeadLetterAttempt {
   readonly held?: true;
 }
 
+/**
+ * Where a dead letter came from, as structured data, so that a redrive (in code, or the
+ * `retrykit` command line) knows how to run it again:
+ * - `bullmq`: a job of `queue` (`jobName` is what `queue.add(name, data)` takes to re-add it);
+ * - `send`: an outgoing call, under its idempotency (send) key when it had one;
+ * - `webhook`: an incoming webhook (a part of one at `path`), `webhookId` naming the body;
+ * - `status`: a failed delivery status for the send recorded under `key`.
+ */
+export type DeadLetterOrigin =
+  | {
+      readonly kind: 'bullmq';
+      readonly queue: string;
+      readonly jobId: string;
+      readonly jobName?: string;
+    }
+  | { readonly kind: 'send'; readonly key?: string }
+  | { readonly kind: 'webhook'; readonly webhookId: string; readonly path?: string }
+  | { readonly kind: 'status'; readonly key: string };
+
 /** Something that failed for good, kept for a person to inspect and redrive. */
 export interface DeadLetterEntry<P = unknown> {
   /** Unique id; adding an entry with an id already present keeps the first. */
@@ -40,8 +59,13 @@ export interface DeadLetterEntry<P = unknown> {
   readonly firstAttemptAt: string;
   readonly lastAttemptAt: string;
   readonly deadAt: string;
-  /** Where it came from (a queue name, `whatsapp.send`). */
+  /** Where it came from, as a label (a queue name, `whatsapp.send`). */
   readonly source?: string;
+  /**
+   * Where it came from, as structured data (see {@link DeadLetterOrigin}). Absent on entries
+   * written before retrykit 0.2 and on entries added without one.
+   */
+  readonly origin?: DeadLetterOrigin;
   /** How many redrives of this entry failed so far; absent before the first failure. */
   readonly redriveFailures?: number;
   /**

@@ -2,7 +2,12 @@ import type { Classification } from '../classify-types.js';
 import { type Clock, systemClock } from '../clock.js';
 import { hasDerivedClassification, PermanentError, RetryError } from '../errors.js';
 import { classify as defaultClassify } from '../retry/classify.js';
-import type { DeadLetterAttempt, DeadLetterEntry, NewDeadLetter } from './dead-letter-types.js';
+import type {
+  DeadLetterAttempt,
+  DeadLetterEntry,
+  DeadLetterOrigin,
+  NewDeadLetter,
+} from './dead-letter-types.js';
 import { attemptOf } from './failure.js';
 import {
   expectAttempts,
@@ -24,8 +29,10 @@ export interface ToDeadLetterOptions<P> {
   readonly payload: P;
   /** The entry's id; the queue makes one up when absent. Use a stable id (a message id) to make adding twice harmless. */
   readonly id?: string;
-  /** Where it came from (a queue name, `whatsapp.send`). */
+  /** Where it came from, as a label (a queue name, `whatsapp.send`). */
   readonly source?: string;
+  /** Where it came from, as structured data: what a redrive needs to run it again. */
+  readonly origin?: DeadLetterOrigin;
   /**
    * Earlier failures the error itself doesn't carry (e.g. kept on a queue job), oldest first.
    * They come before the error's own.
@@ -99,7 +106,37 @@ export function toDeadLetter<P>(error: unknown, options: ToDeadLetterOptions<P>)
     firstAttemptAt: first.at,
     lastAttemptAt: last.at,
     ...(options.source === undefined ? {} : { source: options.source }),
+    ...(options.origin === undefined ? {} : { origin: options.origin }),
   };
+}
+
+const ORIGIN_FIELDS: Readonly<Record<DeadLetterOrigin['kind'], Readonly<Record<string, boolean>>>> =
+  {
+    bullmq: { queue: true, jobId: true, jobName: false },
+    send: { key: false },
+    webhook: { webhookId: true, path: false },
+    status: { key: true },
+  };
+
+/** Checks `entry.origin`: a known kind with its fields, each a non-empty string. */
+function expectOrigin(value: unknown): DeadLetterOrigin {
+  const o = expectObject('entry.origin', value);
+  const kind = o.kind;
+  const fields =
+    typeof kind === 'string' ? ORIGIN_FIELDS[kind as DeadLetterOrigin['kind']] : undefined;
+  if (fields === undefined) {
+    throw new InvalidRecordError(
+      'entry.origin.kind',
+      `entry.origin.kind must be one of ${Object.keys(ORIGIN_FIELDS).join(', ')}, got ${JSON.stringify(kind)}`,
+    );
+  }
+  const origin: Record<string, string> = { kind: kind as string };
+  for (const [field, required] of Object.entries(fields)) {
+    const v = o[field];
+    if (v === undefined && !required) continue;
+    origin[field] = expectString(`entry.origin.${field}`, v);
+  }
+  return origin as DeadLetterOrigin;
 }
 
 /**
@@ -150,6 +187,7 @@ export function completeDeadLetter<P>(entry: NewDeadLetter<P>, nowMs: number): D
   const lastAttemptAt = expectIsoTime('entry.lastAttemptAt', o.lastAttemptAt);
   const deadAt = o.deadAt === undefined ? iso(nowMs) : expectIsoTime('entry.deadAt', o.deadAt);
   const source = o.source === undefined ? undefined : expectString('entry.source', o.source);
+  const origin = o.origin === undefined ? undefined : expectOrigin(o.origin);
   const redriveFailures = o.redriveFailures;
   if (
     redriveFailures !== undefined &&
@@ -174,6 +212,7 @@ export function completeDeadLetter<P>(entry: NewDeadLetter<P>, nowMs: number): D
     lastAttemptAt,
     deadAt,
     ...(source === undefined ? {} : { source }),
+    ...(origin === undefined ? {} : { origin }),
     ...(redriveFailures === undefined ? {} : { redriveFailures }),
     ...(notBefore === undefined ? {} : { notBefore }),
   };

@@ -4,6 +4,7 @@ export { completeDeadLetter, newId, toDeadLetter } from './dead-letter.js';
 export type {
   DeadLetterAttempt,
   DeadLetterEntry,
+  DeadLetterOrigin,
   DeadLetterQueue,
   ListOptions,
   NewDeadLetter,

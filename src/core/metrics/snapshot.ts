@@ -237,6 +237,14 @@ export class QueueDepths {
     this.#queues.set(name, { depth, rising, time: now });
   }
 
+  /** Sets a queue's last sample as summarised elsewhere (a merged raw form). */
+  restore(name: string, q: QueueSummary): void {
+    if (!(q.depth >= 0)) return;
+    this.#queues.delete(name);
+    if (this.#queues.size >= this.#max) this.#forgetOldest();
+    this.#queues.set(name, { depth: q.depth, rising: q.risingSamples, time: q.sampledAt });
+  }
+
   entries(): IterableIterator<[string, QueueState]> {
     return this.#queues.entries();
   }

@@ -31,6 +31,33 @@ export class WindowHistogram implements SlotPart {
     if (ms > (this.#max[slot] ?? -Infinity)) this.#max[slot] = ms;
   }
 
+  /**
+   * Adds `count` values to bucket `bucket` of `slot` at once, the largest of them `maxMs`:
+   * how a histogram merged from elsewhere (the raw form) is loaded.
+   */
+  recordBucket(slot: number, bucket: number, count: number, maxMs: number): void {
+    if (!(count > 0) || !(bucket >= 0 && bucket < HISTOGRAM_BUCKETS)) return;
+    const i = slot * HISTOGRAM_BUCKETS + bucket;
+    this.#slots[i] = (this.#slots[i] ?? 0) + count;
+    this.#sum[bucket] = (this.#sum[bucket] ?? 0) + count;
+    if (maxMs > (this.#max[slot] ?? -Infinity)) this.#max[slot] = maxMs;
+  }
+
+  /** Calls `fn` with each bucket that holds values over the window, and its count. */
+  forEachBucket(fn: (bucket: number, count: number) => void): void {
+    for (let b = 0; b < HISTOGRAM_BUCKETS; b++) {
+      const n = this.#sum[b] ?? 0;
+      if (n > 0) fn(b, n);
+    }
+  }
+
+  /** The largest value over the window, in milliseconds; `-Infinity` when empty. */
+  maxMs(): number {
+    let max = -Infinity;
+    for (const m of this.#max) if (m > max) max = m;
+    return max;
+  }
+
   clear(slot: number): void {
     const from = slot * HISTOGRAM_BUCKETS;
     for (let i = 0; i < HISTOGRAM_BUCKETS; i++) {
@@ -51,8 +78,7 @@ export class WindowHistogram implements SlotPart {
 
   summary(count: number, sumMs: number): LatencySummary {
     if (count <= 0) return { ...EMPTY };
-    let max = -Infinity;
-    for (const m of this.#max) if (m > max) max = m;
+    const max = this.maxMs();
     const at = (q: number): number => Math.min(quantileOf(this.#sum, 0, count, q), max);
     return {
       count,

@@ -70,7 +70,70 @@ export const JOB_FAILURE_BY_REASON = JOB_ATTEMPTS + 10;
 export const JOB_GIVE_UP_BY_STOP_REASON = JOB_FAILURE_BY_REASON + R;
 export const BREAKER_OPENED = JOB_GIVE_UP_BY_STOP_REASON + STOP_REASONS.length;
 export const BREAKER_CLOSED = BREAKER_OPENED + 1;
-const COUNTERS = BREAKER_CLOSED + 1;
+/** Number of core counters in one slot. */
+export const COUNTERS = BREAKER_CLOSED + 1;
+
+/**
+ * A stable name for each core counter, by its number: the mergeable raw form
+ * (`raw.ts`) names counters this way, so that a fleet whose processes run different versions
+ * of the layout still adds up the same counter. Names ending in `_sum` hold sums of
+ * milliseconds; the others hold counts.
+ */
+export const COUNTER_NAMES: readonly string[] = (() => {
+  const names = new Array<string>(COUNTERS);
+  const plain = [
+    'calls_started',
+    'attempts_started',
+    'succeeded',
+    'first_ok',
+    'first_failed',
+    'failures',
+    'retries',
+    'retry_delay_sum',
+    'give_ups',
+    'latency_sum',
+    'latency_count',
+    'limit_waits',
+    'limit_refused',
+    'limit_wait_sum',
+    'dead_letters',
+  ];
+  plain.forEach((name, i) => {
+    names[i] = name;
+  });
+  REASONS.forEach((r, i) => {
+    names[FAILURE_BY_REASON + i] = `failure:${r}`;
+    names[RETRY_BY_REASON + i] = `retry:${r}`;
+    names[GIVE_UP_BY_REASON + i] = `give_up:${r}`;
+    names[DEAD_LETTER_BY_REASON + i] = `dead_letter:${r}`;
+    names[JOB_FAILURE_BY_REASON + i] = `job_failure:${r}`;
+  });
+  STOP_REASONS.forEach((r, i) => {
+    names[GIVE_UP_BY_STOP_REASON + i] = `give_up_stop:${r}`;
+    names[JOB_GIVE_UP_BY_STOP_REASON + i] = `job_give_up_stop:${r}`;
+  });
+  IDEMPOTENCY.forEach((status, i) => {
+    names[IDEMPOTENCY_BY_STATUS + i] = `idempotency:${status}`;
+  });
+  const jobs = [
+    'job_attempts',
+    'jobs_started',
+    'job_succeeded',
+    'job_first_ok',
+    'job_first_failed',
+    'job_failures',
+    'job_retries',
+    'job_retry_delay_sum',
+    'job_give_ups',
+    'job_deferred',
+  ];
+  jobs.forEach((name, i) => {
+    names[JOB_ATTEMPTS + i] = name;
+  });
+  names[BREAKER_OPENED] = 'breaker_opened';
+  names[BREAKER_CLOSED] = 'breaker_closed';
+  return Object.freeze(names);
+})();
 
 /** Something kept per slot of the window, cleared as the window slides past the slot. */
 export interface SlotPart {

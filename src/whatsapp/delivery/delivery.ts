@@ -280,6 +280,7 @@ export async function deadLetterFailedSends(
         payload: JSON.stringify(record.payload),
         id: record.key,
         source: 'whatsapp.status',
+        origin: { kind: 'status', key: record.key },
         history: record.attempts.slice(0, -1).map(historyOf),
         classify: () => verdict,
         clock: { now: () => at },

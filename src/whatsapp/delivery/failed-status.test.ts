@@ -91,6 +91,7 @@ describe('a failed status of a recorded send', () => {
     expect(entry).toMatchObject({
       id: 'order-1',
       source: 'whatsapp.status',
+      origin: { kind: 'status', key: 'order-1' },
       reason: 'client_error',
       disposition: 'permanent',
       firstAttemptAt: new Date(T + 5000).toISOString(),
