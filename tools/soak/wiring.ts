@@ -46,6 +46,7 @@ import {
   type WebhookUpdate,
   type WhatsAppClient,
   type WhatsAppDeliveryStore,
+  whatsAppDedupeKey,
   whatsappDeliveryMetrics,
 } from 'retrykit/whatsapp';
 import {
@@ -236,7 +237,19 @@ export function createReceiverWiring(config: SoakProcessConfig, slot: string): R
     store: createRedisIdempotencyStore(redis, { prefix: NAMES.webhookStore }),
     deliveries: deliveryStore(redis),
     dlq: dlq as DeadLetterQueue<string>,
-    enqueue: (updates) => queue.addBulk(updates.map((u) => ({ name: u.kind, data: u }))),
+    // The job ID repeats the dedupe key, so an add ioredis re-sends after a lost reply is one
+    // job (docs/whatsapp.md; the soak found the double without it).
+    enqueue: (updates) =>
+      queue.addBulk(
+        updates.map((u) => {
+          const key = whatsAppDedupeKey(u);
+          return {
+            name: u.kind,
+            data: u,
+            opts: key === undefined ? {} : { jobId: key.replaceAll(':', '-') },
+          };
+        }),
+      ),
   });
   return {
     handle,
