@@ -20,6 +20,7 @@ const HELP = `Usage: npm run soak -- [options]
   --workers <n>      worker processes (default 2)
   --concurrency <n>  BullMQ concurrency per worker (default 8)
   --rate <n>         logical messages per second (default 8)
+  --every <n>        seconds between faults, about (default 7)
   --out <dir>        where the report goes (default soak-report)
   --keep             keep the run's logs, AOF and dead-letter files (in <out>/run)
   -h, --help`;
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '2' },
     concurrency: { type: 'string', default: '8' },
     rate: { type: 'string', default: '8' },
+    every: { type: 'string', default: '7' },
     out: { type: 'string', default: 'soak-report' },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -60,6 +62,7 @@ if (!Number.isInteger(seed)) throw new RangeError(`--seed must be an integer, go
 const workers = positive('workers', values.workers, true);
 const concurrency = positive('concurrency', values.concurrency, true);
 const rate = positive('rate', values.rate, false);
+const spacingMs = positive('every', values.every, false) * 1000;
 
 mkdirSync(values.out, { recursive: true });
 const dir = values.keep ? join(values.out, 'run') : mkdtempSync(join(tmpdir(), 'retrykit-soak-'));
@@ -67,13 +70,13 @@ if (values.keep) rmSync(dir, { recursive: true, force: true });
 mkdirSync(dir, { recursive: true });
 
 console.log(
-  `chaos schedule (seed ${seed}):\n${formatSchedule(chaosSchedule(seed, loadMs, workers))}`,
+  `chaos schedule (seed ${seed}):\n${formatSchedule(chaosSchedule(seed, loadMs, workers, spacingMs))}`,
 );
 const stop = (): void => process.exit(130);
 process.once('SIGINT', stop);
 process.once('SIGTERM', stop);
 
-const run = await runSoak({ loadMs, seed, workers, concurrency, rate, dir });
+const run = await runSoak({ loadMs, seed, workers, concurrency, rate, spacingMs, dir });
 writeFileSync(join(values.out, 'soak.svg'), soakChart(run));
 writeFileSync(join(values.out, 'report.md'), soakMarkdown(run, 'soak.svg'));
 if (!values.keep) rmSync(dir, { recursive: true, force: true });

@@ -146,6 +146,11 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const aof = join(options.dir, 'redis');
   for (const d of [logs, fallbackDir, aof]) mkdirSync(d, { recursive: true });
   const redis = await startRedisServer({ appendonly: true, dir: aof });
+  // An interrupted soak (Ctrl-C) must not leave its redis-server behind.
+  const killRedis = (): void => {
+    if (redis.pid !== undefined) process.kill(redis.pid, 'SIGKILL');
+  };
+  process.on('exit', killRedis);
   const proxy = await startTcpProxy(redis.port);
   const receiverPort = await freePort();
   const fake = await startFakeWhatsApp({
@@ -208,6 +213,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       await fake.close();
       await proxy.close();
       await redis.stop();
+      process.off('exit', killRedis);
     },
   };
 }

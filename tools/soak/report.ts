@@ -16,8 +16,7 @@ export function soakChart(run: SoakRun): string {
     }
     return values;
   };
-  const loadStart =
-    run.faults.length > 0 ? Math.min(...run.faults.map((f) => f.startedAt - f.atMs)) : 0;
+  const loadStart = run.loadStartedAt;
   const shades = run.faults.map((f) => ({
     label: f.kind,
     color: FAULT_COLORS[f.kind],

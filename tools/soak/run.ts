@@ -20,7 +20,7 @@ import {
   type LoggedRequest,
 } from './audit.js';
 import { type ChaosEvent, chaosSchedule, type FaultKind, seeded } from './chaos.js';
-import { NAMES, type SendJob, WORKER_HEADER } from './config.js';
+import { NAMES, type SendJob } from './config.js';
 import { type Cluster, startCluster } from './processes.js';
 import { bullConnection, deliveryStore, sendsQueue, updatesQueue } from './wiring.js';
 
@@ -35,6 +35,8 @@ export interface SoakOptions {
   readonly concurrency?: number;
   /** Logical messages per second. @default 8 */
   readonly rate?: number;
+  /** About how far apart the faults are, ms. @default 7000 */
+  readonly spacingMs?: number;
   /** Where logs, the AOF and the dead-letter files go. */
   readonly dir: string;
   /** Longest wait for the backlog to drain after the load, ms. @default max(45 s, 30 % of the load) */
@@ -77,6 +79,8 @@ export interface SoakRun {
     readonly fallbackWrites: number;
   };
   readonly drained: boolean;
+  /** Epoch milliseconds at which the load started (the chart's zero). */
+  readonly loadStartedAt: number;
   readonly wallMs: number;
 }
 
@@ -115,10 +119,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
     workers: options.workers ?? 2,
     concurrency: options.concurrency ?? 8,
     rate: options.rate ?? 8,
+    spacingMs: options.spacingMs ?? 7_000,
     dir: options.dir,
     drainMs: options.drainMs ?? Math.max(45_000, options.loadMs * 0.3),
   };
-  const schedule = chaosSchedule(resolved.seed, resolved.loadMs, resolved.workers);
+  const schedule = chaosSchedule(
+    resolved.seed,
+    resolved.loadMs,
+    resolved.workers,
+    resolved.spacingMs,
+  );
   const random = seeded(resolved.seed ^ 0x5eed);
   const chaosRandom = seeded(resolved.seed ^ 0xc4a05);
 
@@ -361,7 +371,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
     const dlq = createRedisDeadLetterQueue<unknown>(producerConnection, { prefix: NAMES.dlq });
     let drained = false;
     while (Date.now() < drainDeadline) {
-      await within(sweepStalledJobs(queue, { dlq: dlq as never }), 5_000);
+      await within(sweepStalledJobs(queue, { dlq }), 5_000);
       const depth = await depthOf(queue);
       if (depth === 0) {
         drained = true;
@@ -481,6 +491,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
         fallbackWrites: sum((c) => c.fallbackWrites),
       },
       drained,
+      loadStartedAt: loadStart,
       wallMs: Date.now() - started,
     };
   } finally {
@@ -489,9 +500,4 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
     producerConnection.disconnect();
     await cluster.close();
   }
-}
-
-/** The worker header of a request, for callers that group by process. */
-export function workerOf(request: LoggedRequest): string {
-  return String(request.headers[WORKER_HEADER] ?? '?');
 }

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 export interface RedisServer {
   readonly port: number;
   readonly url: string;
+  /** The running server's pid, `undefined` while it is down. */
+  readonly pid: number | undefined;
   /** Stops the server (SIGTERM) and waits for it to exit. */
   stop(): Promise<void>;
   /** Kills the server (SIGKILL), as a crash would. */
@@ -142,6 +144,9 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
+    get pid() {
+      return child?.exitCode === null && child.signalCode === null ? child.pid : undefined;
+    },
     stop: () => exit('SIGTERM'),
     kill: () => exit('SIGKILL'),
     start: launch,
