@@ -107,6 +107,8 @@ export interface AuditResult {
   };
   readonly deadLetters: {
     readonly total: number;
+    /** Entries by `<source> <reason>/<disposition>`. */
+    readonly byKind: Readonly<Record<string, number>>;
     readonly withoutHistory: number;
     readonly fallbackIds: number;
     readonly fallbackMissingFromQueue: number;
@@ -359,6 +361,11 @@ export function audit(input: AuditInput): AuditResult {
     });
   }
   const withoutHistory = input.deadLetters.filter((e) => e.attempts.length === 0).length;
+  const byKind: Record<string, number> = {};
+  for (const e of input.deadLetters) {
+    const kind = `${e.source ?? '?'} ${e.reason}/${e.disposition}`;
+    byKind[kind] = (byKind[kind] ?? 0) + 1;
+  }
 
   // Rate limits, on departures.
   const perNumber = new Map<string, number[]>();
@@ -429,6 +436,7 @@ export function audit(input: AuditInput): AuditResult {
     statuses: { checked, regressed, unrecorded },
     deadLetters: {
       total: input.deadLetters.length,
+      byKind,
       withoutHistory,
       fallbackIds: input.fallback.idsBefore.length,
       fallbackMissingFromQueue: fallbackMissing.length,

@@ -106,7 +106,11 @@ export function soakMarkdown(run: SoakRun, chartFile: string): string {
     ],
     [
       'Dead letters',
-      `${a.deadLetters.total} in Redis, ${a.deadLetters.withoutHistory} without history; ${a.deadLetters.fallbackIds} went to the fallback files (${run.workerCounters.fallbackWrites} reported by workers), ${a.deadLetters.fallbackMissingFromQueue} missing after the replay, ${a.deadLetters.fallbackLeft} files left`,
+      `${a.deadLetters.total} in Redis (${Object.entries(a.deadLetters.byKind)
+        .map(([k, n]) => `${n} ${k}`)
+        .join(
+          ', ',
+        )}), ${a.deadLetters.withoutHistory} without history; ${a.deadLetters.fallbackIds} went to the fallback files (${run.workerCounters.fallbackWrites} reported by workers), ${a.deadLetters.fallbackMissingFromQueue} missing after the replay, ${a.deadLetters.fallbackLeft} files left`,
     ],
     [
       'Rate limit',
