@@ -112,8 +112,8 @@ function legend(
     const dash = item.dashed === true ? ' stroke-dasharray="6 4"' : '';
     parts.push(
       item.band === true
-        ? `<rect x="${x}" y="${ly - 11}" width="22" height="12" fill="${item.color}" fill-opacity="0.3"/>`
-        : `<line x1="${x}" y1="${ly - 4}" x2="${x + 22}" y2="${ly - 4}" stroke="${item.color}" stroke-width="3"${dash}/>`,
+        ? `<rect x="${r(x)}" y="${ly - 11}" width="22" height="12" fill="${item.color}" fill-opacity="0.3"/>`
+        : `<line x1="${r(x)}" y1="${ly - 4}" x2="${r(x + 22)}" y2="${ly - 4}" stroke="${item.color}" stroke-width="3"${dash}/>`,
     );
     parts.push(text(x + 28, ly, item.label));
     x += width;
