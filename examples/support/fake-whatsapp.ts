@@ -12,6 +12,8 @@
  * - Status webhooks (`sent`, `delivered`, `read`) for every accepted message, signed with the
  *   app secret, posted in batches to `webhookUrl`: some duplicated, some out of order, and
  *   redelivered (like Meta) when the receiver doesn't answer 200.
+ * - For the chaos soak (tools/soak/): `onRequest` logs every Cloud API request and its outcome,
+ *   and `configure` changes the faults and webhook shares while the fake runs.
  */
 import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
