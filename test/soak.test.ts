@@ -175,6 +175,7 @@ describe('the soak audit', () => {
       );
     expect(doubled(1200).outcomes.doubled_justified).toBe(1);
     expect(doubled(500).outcomes.doubled).toBe(1);
+    expect(doubled(1000 + 31_000).outcomes.doubled).toBe(1);
   });
 
   it('bucketExcess finds grants beyond capacity + rate · t over any window, and none within it', () => {

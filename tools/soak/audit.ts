@@ -14,6 +14,8 @@ export interface InjectedFault extends ChaosEvent {
   readonly endedAt: number;
   /** For a killed process: `<slot>/<pid>` of the process that died. */
   readonly victim?: string;
+  /** For a killed process: epoch milliseconds of the SIGKILL. */
+  readonly killedAt?: number;
 }
 
 /** A Cloud API request, with the logical message it carried. */
@@ -253,15 +255,15 @@ export function audit(input: AuditInput): AuditResult {
       // ran out and the message went again.
       const first = good[0]!;
       const worker = String(first.headers[WORKER_HEADER] ?? '');
-      const killed = input.faults.find(
-        (f) =>
-          f.victim === worker && f.startedAt >= first.at && f.startedAt <= first.at + input.leaseMs,
-      );
+      const killed = input.faults.find((f) => {
+        const at = f.killedAt ?? f.startedAt;
+        return f.victim === worker && at >= first.at && at <= first.at + input.leaseMs;
+      });
       outcome = killed === undefined ? 'doubled' : 'doubled_justified';
       summary =
         killed === undefined
           ? `accepted ${good.length} times`
-          : `accepted ${good.length} times: ${worker} was SIGKILLed ${killed.startedAt - first.at} ms after the first accept, before recording it (docs/guarantees.md: an answer lost after Meta accepted)`;
+          : `accepted ${good.length} times: ${worker} was SIGKILLed ${(killed.killedAt ?? killed.startedAt) - first.at} ms after the first accept, before it recorded the result, and the send ran again once the idempotency lease ran out (docs/guarantees.md: the answer lost after Meta accepted)`;
     } else if (accepts.length > 0) {
       const permanent = accepts.every((r) => PERMANENT_FAIL_CODES.has(r.failCode ?? -1));
       if (permanent && dead.length > 0) outcome = 'dead_lettered';

@@ -24,7 +24,8 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** What each fault does, for the printed schedule and the report. */
 export const FAULT_DESCRIPTIONS: Readonly<Record<FaultKind, string>> = {
-  worker_kill: 'SIGKILL a worker process mid-job, start it again after the pause',
+  worker_kill:
+    'SIGKILL a worker process right after the API accepted one of its sends, start it again after the pause',
   redis_kill: 'SIGKILL redis-server, start it again (AOF) after the pause',
   redis_pause: 'CLIENT PAUSE ALL for the duration',
   proxy_cut: 'cut every connection between the children and Redis',

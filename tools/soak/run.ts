@@ -20,7 +20,7 @@ import {
   type LoggedRequest,
 } from './audit.js';
 import { type ChaosEvent, chaosSchedule, type FaultKind, seeded } from './chaos.js';
-import { NAMES, type SendJob } from './config.js';
+import { NAMES, type SendJob, WORKER_HEADER } from './config.js';
 import { type Cluster, startCluster } from './processes.js';
 import { bullConnection, deliveryStore, sendsQueue, updatesQueue } from './wiring.js';
 
@@ -148,6 +148,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
   let failWindow = false;
   let lastFailCode: number | undefined;
   const counters = { accepted: 0, requests: 0, resends: 0 };
+  /** Called once with the next accepted request of a worker (`<slot>/<pid>`): a kill's cue. */
+  const acceptWaiters = new Map<string, () => void>();
   const cluster: Cluster = await startCluster({
     dir: resolved.dir,
     workers: resolved.workers,
@@ -169,7 +171,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
       lastFailCode = undefined;
       requests.push({ ...request, key, ...(failCode === undefined ? {} : { failCode }) });
       counters.requests++;
-      if (request.outcome === 'accepted') counters.accepted++;
+      if (request.outcome === 'accepted') {
+        counters.accepted++;
+        const worker = String(request.headers[WORKER_HEADER] ?? '');
+        acceptWaiters.get(worker)?.();
+        acceptWaiters.delete(worker);
+      }
       if (key !== undefined) {
         if (seenKeys.has(key)) counters.resends++;
         seenKeys.add(key);
@@ -275,10 +282,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
     const inject = async (event: ChaosEvent): Promise<void> => {
       const startedAt = Date.now();
       let victim: string | undefined;
+      let killedAt: number | undefined;
       switch (event.kind) {
         case 'worker_kill': {
           const worker = cluster.workers[event.target]!;
           victim = `${worker.name}/${worker.pid}`;
+          // Mid-job at its worst: right after the API accepted one of this worker's sends,
+          // before the worker can record it (or after 3 s, whatever it is doing then).
+          const name = victim;
+          await within(new Promise<void>((resolve) => acceptWaiters.set(name, resolve)), 3_000);
+          acceptWaiters.delete(name);
+          killedAt = Date.now();
           await worker.kill();
           await sleep(event.durationMs);
           await worker.start();
@@ -286,6 +300,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
         }
         case 'receiver_restart':
           victim = `receiver/${cluster.receiver.pid}`;
+          killedAt = Date.now();
           await cluster.receiver.kill();
           await sleep(event.durationMs);
           await cluster.receiver.start();
@@ -337,6 +352,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
         startedAt,
         endedAt: Date.now(),
         ...(victim === undefined ? {} : { victim }),
+        ...(killedAt === undefined ? {} : { killedAt }),
       };
       faults.push(fault);
       log(
@@ -381,7 +397,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
       await within(queue.promoteJobs(), 2_000);
       await sleep(1_000);
     }
-    await within(fake.drainWebhooks(), 30_000);
+    // A tagged status whose wamid was never stored (its sender killed after the accept) is
+    // answered 503 for its first minute, then queued: wait that out.
+    await within(fake.drainWebhooks(), 90_000);
     clearInterval(sampler);
     log(`soak: ${drained ? 'drained' : 'drain timed out'}; stopping processes`);
 
