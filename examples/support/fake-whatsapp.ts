@@ -16,6 +16,8 @@
  *   accepted whose answer is lost (`acceptThen`: the connection is destroyed, or never answered,
  *   after the message was accepted), statuses that come late (`statusDelayMs`) or never
  *   (`dropStatuses`).
+ * - For the chaos soak (tools/soak/): `onRequest` logs every Cloud API request and its outcome,
+ *   and `configure` changes the faults and webhook shares while the fake runs.
  */
 import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -75,6 +77,38 @@ export interface FakeWhatsAppOptions {
   readonly batchSize?: number;
   /** Seed of the fault dice. @default 1 */
   readonly seed?: number;
+  /** Tries per status webhook before the fake gives it up, as Meta stops after a week. @default 6 */
+  readonly webhookAttempts?: number;
+  /** Longest wait between two tries of a webhook (they double from 100 ms). @default unbounded */
+  readonly maxWebhookRetryDelayMs?: number;
+  /** Called for every Cloud API send request once the fake has answered it (or hung it). */
+  readonly onRequest?: (request: CloudRequest) => void;
+}
+
+/** One Cloud API send request as the fake saw it, for {@link FakeWhatsAppOptions.onRequest}. */
+export interface CloudRequest {
+  /** Arrival time, epoch milliseconds. */
+  readonly at: number;
+  readonly phoneNumberId: string;
+  /** The recipient, when the body had one. */
+  readonly to?: string;
+  readonly headers: IncomingMessage['headers'];
+  /**
+   * `accepted`, or the fault or error the fake answered with (`hang`: no answer;
+   * `drop_after_accept` / `hang_after_accept`: accepted, its answer lost).
+   */
+  readonly outcome: string;
+  /** The wamid of an accepted message. */
+  readonly wamid?: string;
+  /** The request body, parsed, when it was JSON. */
+  readonly payload?: Record<string, unknown>;
+}
+
+/** What {@link FakeWhatsApp.configure} can change while the fake runs. */
+export interface FakeSettings {
+  readonly faults?: FakeFaults;
+  readonly duplicateShare?: number;
+  readonly reorderShare?: number;
 }
 
 /** A message the fake accepted. */
@@ -111,6 +145,8 @@ export interface FakeWhatsApp {
   maxInWindow(windowMs?: number, phoneNumberId?: string): number;
   /** Resolves once every scheduled webhook has been delivered (or given up). */
   drainWebhooks(): Promise<void>;
+  /** Replaces the fault probabilities or webhook shares from now on (for chaos schedules). */
+  configure(settings: FakeSettings): void;
   close(): Promise<void>;
 }
 
@@ -172,11 +208,13 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
   const accessToken = options.accessToken ?? 'test-token';
   const appSecret = options.appSecret ?? 'test-app-secret';
   const limit = options.rateLimitPerSecond ?? 80;
-  const faults = options.faults ?? {};
+  let faults = options.faults ?? {};
   const random = dice(options.seed ?? 1);
   const readShare = options.readShare ?? 0.6;
-  const duplicateShare = options.duplicateShare ?? 0.1;
-  const reorderShare = options.reorderShare ?? 0.3;
+  let duplicateShare = options.duplicateShare ?? 0.1;
+  let reorderShare = options.reorderShare ?? 0.3;
+  const webhookAttempts = options.webhookAttempts ?? 6;
+  const maxRetryDelayMs = options.maxWebhookRetryDelayMs ?? Number.POSITIVE_INFINITY;
   const batchSize = options.batchSize ?? 20;
 
   const accepted: AcceptedMessage[] = [];
@@ -270,7 +308,7 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
 
   const post = async (body: string): Promise<void> => {
     const signature = createHmac('sha256', appSecret).update(body).digest('hex');
-    for (let attempt = 0; attempt < 6; attempt++) {
+    for (let attempt = 0; attempt < webhookAttempts; attempt++) {
       webhookStats.posts++;
       try {
         const res = await fetch(options.webhookUrl as string, {
@@ -287,7 +325,7 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
         // The receiver is down: try again, as Meta does.
       }
       webhookStats.refused++;
-      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, maxRetryDelayMs)));
     }
   };
 
@@ -355,42 +393,62 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
   const handleCloud = async (req: IncomingMessage, res: ServerResponse, phoneNumberId: string) => {
     const now = Date.now();
     const body = await readBody(req);
+    const result = answerCloud(req, res, phoneNumberId, now, body);
+    options.onRequest?.({ at: now, phoneNumberId, headers: req.headers, ...result });
+  };
+
+  /** Answers one send request; says how, for `onRequest`. */
+  const answerCloud = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    phoneNumberId: string,
+    now: number,
+    body: string,
+  ): Omit<CloudRequest, 'at' | 'phoneNumberId' | 'headers'> => {
     if (req.headers.authorization !== `Bearer ${accessToken}`) {
-      return graphError(res, 401, 190, 'Error validating access token');
+      graphError(res, 401, 190, 'Error validating access token');
+      return { outcome: 'unauthorized' };
     }
     if (!admit(phoneNumberId, now)) {
       count('rate_window');
-      return graphError(res, 400, 130429, 'Rate limit hit');
+      graphError(res, 400, 130429, 'Rate limit hit');
+      return { outcome: 'rate_window' };
     }
     let payload: Record<string, unknown>;
     try {
       payload = JSON.parse(body) as Record<string, unknown>;
     } catch {
-      return graphError(res, 400, 100, 'Invalid parameter');
+      graphError(res, 400, 100, 'Invalid parameter');
+      return { outcome: 'invalid' };
     }
     const to = payload.to;
     if (typeof to !== 'string' || payload.messaging_product !== 'whatsapp') {
-      return graphError(res, 400, 131008, 'Required parameter is missing');
+      graphError(res, 400, 131008, 'Required parameter is missing');
+      return { outcome: 'invalid', payload };
     }
+    const seen = { to, payload };
     const roll = random();
     const { serverError = 0, rateLimit = 0, hang = 0 } = faults;
     if (roll < serverError) {
       count('server_error');
-      return graphError(res, 503, 2, 'Service temporarily unavailable');
+      graphError(res, 503, 2, 'Service temporarily unavailable');
+      return { outcome: 'server_error', ...seen };
     }
     if (roll < serverError + rateLimit) {
       count('rate_limit');
-      return graphError(res, 400, 130429, 'Rate limit hit');
+      graphError(res, 400, 130429, 'Rate limit hit');
+      return { outcome: 'rate_limit', ...seen };
     }
     if (roll < serverError + rateLimit + hang) {
       count('hang');
       hung.add(res);
       res.on('close', () => hung.delete(res));
-      return;
+      return { outcome: 'hang', ...seen };
     }
     if (options.undeliverable?.(to)) {
       count('undeliverable');
-      return graphError(res, 400, 131026, 'Message undeliverable');
+      graphError(res, 400, 131026, 'Message undeliverable');
+      return { outcome: 'undeliverable', ...seen };
     }
     const wamid = `wamid.FAKE${(++seq).toString(36).toUpperCase().padStart(8, '0')}`;
     const message: AcceptedMessage = { wamid, phoneNumberId, to, payload, at: now };
@@ -405,19 +463,20 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
     if (after === 'drop') {
       count('drop_after_accept');
       res.socket?.destroy();
-      return;
+      return { outcome: 'drop_after_accept', wamid, ...seen };
     }
     if (after === 'hang') {
       count('hang_after_accept');
       hung.add(res);
       res.on('close', () => hung.delete(res));
-      return;
+      return { outcome: 'hang_after_accept', wamid, ...seen };
     }
     json(res, 200, {
       messaging_product: 'whatsapp',
       contacts: [{ input: to, wa_id: to.replace(/\D/g, '') }],
       messages: [{ id: wamid, message_status: 'accepted' }],
     });
+    return { outcome: 'accepted', wamid, ...seen };
   };
 
   const handleWasender = async (req: IncomingMessage, res: ServerResponse) => {
@@ -501,6 +560,11 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
         best = Math.max(best, end - start + 1);
       }
       return best;
+    },
+    configure(settings) {
+      if (settings.faults !== undefined) faults = settings.faults;
+      if (settings.duplicateShare !== undefined) duplicateShare = settings.duplicateShare;
+      if (settings.reorderShare !== undefined) reorderShare = settings.reorderShare;
     },
     async drainWebhooks() {
       while (pending.length > 0 || inFlight > 0) {

@@ -16,6 +16,13 @@ export interface LinePanel {
   readonly reference?: { readonly label: string; readonly value: number };
   /** A shaded x interval, e.g. the outage. */
   readonly shade?: { readonly label: string; readonly from: number; readonly to: number };
+  /** More shaded x intervals in their own colours, e.g. injected faults; labels join the legend. */
+  readonly shades?: readonly {
+    readonly label: string;
+    readonly color: string;
+    readonly from: number;
+    readonly to: number;
+  }[];
 }
 
 /** Line charts sharing one x axis, stacked vertically (small multiples). */
@@ -89,7 +96,7 @@ export function formatNumber(n: number): string {
 
 /** Draws legend entries left to right, wrapping; returns the markup and the rows used. */
 function legend(
-  items: readonly { label: string; color: string; dashed?: boolean }[],
+  items: readonly { label: string; color: string; dashed?: boolean; band?: boolean }[],
   y: number,
 ): { markup: string; rows: number } {
   let x = LEFT;
@@ -104,7 +111,9 @@ function legend(
     const ly = y + row * 20;
     const dash = item.dashed === true ? ' stroke-dasharray="6 4"' : '';
     parts.push(
-      `<line x1="${x}" y1="${ly - 4}" x2="${x + 22}" y2="${ly - 4}" stroke="${item.color}" stroke-width="3"${dash}/>`,
+      item.band === true
+        ? `<rect x="${r(x)}" y="${ly - 11}" width="22" height="12" fill="${item.color}" fill-opacity="0.3"/>`
+        : `<line x1="${r(x)}" y1="${ly - 4}" x2="${r(x + 22)}" y2="${ly - 4}" stroke="${item.color}" stroke-width="3"${dash}/>`,
     );
     parts.push(text(x + 28, ly, item.label));
     x += width;
@@ -142,7 +151,7 @@ export function lineChartSvg(chart: LineChart): string {
   const head = header(chart.title, chart.subtitle);
   const top = head.bottom + 14;
   const gap = 44;
-  const legendItems: { label: string; color: string; dashed?: boolean }[] = [];
+  const legendItems: { label: string; color: string; dashed?: boolean; band?: boolean }[] = [];
   const seen = new Set<string>();
   for (const panel of chart.panels) {
     for (const s of panel.series) {
@@ -153,6 +162,11 @@ export function lineChartSvg(chart: LineChart): string {
         seen.add(s.label);
         legendItems.push({ label: s.label, color: s.color, ...(s.dashed ? { dashed: true } : {}) });
       }
+    }
+    for (const band of panel.shades ?? []) {
+      if (seen.has(band.label)) continue;
+      seen.add(band.label);
+      legendItems.push({ label: band.label, color: band.color, band: true });
     }
     if (panel.reference !== undefined && !seen.has(panel.reference.label)) {
       seen.add(panel.reference.label);
@@ -192,6 +206,13 @@ export function lineChartSvg(chart: LineChart): string {
       const x2 = xScale(Math.min(panel.shade.to, chart.xMax));
       parts.push(
         `<rect x="${r(x1)}" y="${r(y0)}" width="${r(x2 - x1)}" height="${panelHeight}" fill="#e8e8e8"/>`,
+      );
+    }
+    for (const band of panel.shades ?? []) {
+      const x1 = xScale(Math.min(band.from, chart.xMax));
+      const x2 = xScale(Math.min(band.to, chart.xMax));
+      parts.push(
+        `<rect x="${r(x1)}" y="${r(y0)}" width="${r(Math.max(x2 - x1, 2))}" height="${panelHeight}" fill="${band.color}" fill-opacity="0.3"/>`,
       );
     }
     for (const t of yTicks) {
