@@ -82,6 +82,24 @@ describeOwnRedis('on a Redis Cluster', () => {
     };
   });
 
+  it("slows every instance at once: one instance's throttle is the other's refusal", async () => {
+    const options = {
+      capacity: 80,
+      refillPerSecond: 80,
+      adaptive: true,
+      prefix: uniquePrefix('cluster-adaptive'),
+    };
+    const a = createRedisTokenBucket(shared, options);
+    const b = createRedisTokenBucket(connectCluster(cluster), options);
+    for (const phone of ['p1', 'p2', 'p3']) {
+      expect((await b.tryAcquire(phone)).ok).toBe(true);
+      a.feedback(phone).throttled({ retryable: true, reason: 'rate_limited', retryAfterMs: 2_000 });
+      await a.tryAcquire(phone);
+      const refused = await b.tryAcquire(phone);
+      expect(!refused.ok && refused.retryAfterMs).toBeGreaterThan(1_900);
+    }
+  });
+
   // Runs last: the suites above left their keys behind.
   it('spread the suites over all three masters', async () => {
     const sizes = await Promise.all(shared.nodes('master').map((n) => n.dbsize()));
