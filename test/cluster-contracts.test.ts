@@ -1,5 +1,7 @@
+import fc from 'fast-check';
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../src/index.js';
 import {
   createRedisCircuitStore,
   createRedisDeadLetterQueue,
@@ -7,12 +9,13 @@ import {
   createRedisIdempotencyStore,
   createRedisTokenBucket,
 } from '../src/redis/index.js';
+import { keySlot } from '../src/redis/replicas.js';
 import { circuitStoreContract } from './support/circuit-store-contract.js';
 import { deadLetterContract, LEASE_MS, passRedisTime } from './support/dead-letter-contract.js';
 import { deliveryStoreContract } from './support/delivery-store-contract.js';
 import { idempotencyStoreContract } from './support/idempotency-contract.js';
 import { rateLimiterContract } from './support/rate-limiter-contract.js';
-import { describeOwnRedis, uniquePrefix } from './support/redis.js';
+import { connectRedis, describeOwnRedis, describeRedis, uniquePrefix } from './support/redis.js';
 import {
   closeClusterClients,
   connectCluster,
@@ -31,7 +34,7 @@ describeOwnRedis('on a Redis Cluster', () => {
     shared = connectCluster(cluster);
   });
   afterAll(async () => {
-    await closeClusterClients();
+    closeClusterClients();
     await cluster?.stop();
   });
 
@@ -100,10 +103,78 @@ describeOwnRedis('on a Redis Cluster', () => {
     }
   });
 
+  it('computes the slot of any key as Redis does (CLUSTER KEYSLOT), hash tags included', async () => {
+    const node = shared.nodes('master')[0]!;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string({ unit: 'grapheme', maxLength: 30 }),
+          fc.tuple(fc.string(), fc.string(), fc.string()).map(([a, b, c]) => `${a}{${b}}${c}`),
+        ),
+        async (key) => {
+          expect(keySlot(key)).toBe(await node.cluster('KEYSLOT', key));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('waitForReplicas: WAIT goes to the master of the key, on every shard', async () => {
+    const store = createRedisIdempotencyStore(shared, {
+      prefix: uniquePrefix('cluster-wait'),
+      waitForReplicas: { replicas: 1, timeoutMs: 1_000 },
+    });
+    for (let i = 0; i < 30; i++) {
+      const claim = await store.claim(`order-${i}`, { leaseMs: 10_000 });
+      expect(claim.status).toBe('claimed');
+      if (claim.status !== 'claimed') continue;
+      expect(await store.complete(`order-${i}`, claim.token, i, { resultTtlMs: 10_000 })).toBe(
+        true,
+      );
+    }
+  });
+
   // Runs last: the suites above left their keys behind.
   it('spread the suites over all three masters', async () => {
     const sizes = await Promise.all(shared.nodes('master').map((n) => n.dbsize()));
     expect(sizes).toHaveLength(3);
     for (const size of sizes) expect(size).toBeGreaterThan(0);
+  });
+});
+
+describeRedis('waitForReplicas on one Redis', () => {
+  it('rejects a claim with StoreUnavailableError when the server has no replica to wait for', async () => {
+    const store = createRedisIdempotencyStore(connectRedis(), {
+      prefix: uniquePrefix('wait-single'),
+      waitForReplicas: { replicas: 1, timeoutMs: 20 },
+    });
+    const error = await store.claim('k', { leaseMs: 10_000 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    expect(String(error)).toMatch(/0 of 1 replicas acknowledged the write within 20 ms \(WAIT\)/);
+  });
+
+  it('validates the option, naming it and the value', () => {
+    const redis = connectRedis();
+    const make = (waitForReplicas: unknown, client: unknown = redis) =>
+      createRedisIdempotencyStore(client as never, {
+        prefix: 'p',
+        waitForReplicas: waitForReplicas as never,
+      });
+    expect(() => make(1)).toThrow(
+      /waitForReplicas must be an object \{ replicas, timeoutMs \}, got 1/,
+    );
+    expect(() => make({ replicas: 0, timeoutMs: 10 })).toThrow(
+      /waitForReplicas.replicas must be a finite number between 1 and \d+, got 0/,
+    );
+    expect(() => make({ replicas: 1, timeoutMs: 0 })).toThrow(
+      /waitForReplicas.timeoutMs must be a finite number between 1 and \d+, got 0/,
+    );
+    expect(() => make({ replicas: 1.5, timeoutMs: 10 })).toThrow(
+      /waitForReplicas.replicas must be an integer, got 1.5/,
+    );
+    const scriptsOnly = { evalsha: redis.evalsha.bind(redis), eval: redis.eval.bind(redis) };
+    expect(() => make({ replicas: 1, timeoutMs: 10 }, scriptsOnly)).toThrow(
+      /waitForReplicas needs an ioredis client/,
+    );
   });
 });

@@ -8,6 +8,7 @@ export type { RedisDeliveryStoreOptions } from './delivery-store.js';
 export { createRedisDeliveryStore } from './delivery-store.js';
 export type { RedisIdempotencyStoreOptions } from './idempotency.js';
 export { createRedisIdempotencyStore } from './idempotency.js';
+export type { WaitForReplicas } from './replicas.js';
 export type { Serializer } from './serializer.js';
 export { jsonSerializer } from './serializer.js';
 export type { RedisTokenBucket, RedisTokenBucketOptions } from './token-bucket.js';

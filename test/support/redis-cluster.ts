@@ -15,6 +15,15 @@ export interface ClusterNode {
   kill(): Promise<void>;
   /** `true` until the process exits. */
   readonly alive: boolean;
+  /** Freezes the process (SIGSTOP): connections stay open, nothing answers. */
+  freeze(): void;
+  /** Thaws a frozen node (SIGCONT). */
+  thaw(): void;
+  /**
+   * Starts a killed node again on its port with its cluster config: it rejoins, as a replica
+   * of whichever node took its slots over.
+   */
+  restart(): Promise<void>;
 }
 
 /** A Redis Cluster this test process started on loopback and controls. */
@@ -27,6 +36,10 @@ export interface RedisCluster {
   cli(port: number, ...args: string[]): Promise<string>;
   /** The port of the master serving `key`'s slot now. */
   masterOf(key: string): Promise<number>;
+  /** The ports of the replicas of the master on `port`, as it reports them. */
+  replicasOf(port: number): Promise<number[]>;
+  /** Resolves once every live replica's link to its master is up. */
+  waitReplicasInSync(timeoutMs?: number): Promise<void>;
   /** Resolves once every node that is alive reports `cluster_state:ok`. */
   waitHealthy(timeoutMs?: number): Promise<void>;
   /** Stops every node and removes their directories. */
@@ -186,16 +199,19 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     });
   };
 
-  try {
-    await waitHealthy();
-    // Replicas in sync, so a kill right away finds a replica that can take over.
-    await waitFor('replicas in sync', 15_000, async () => {
-      for (const port of ports) {
+  const waitReplicasInSync = (timeoutMs = 15_000): Promise<void> =>
+    waitFor('replicas in sync', timeoutMs, async () => {
+      for (const port of ports.filter(isAlive)) {
         const info = await cli(port, 'INFO', 'replication');
         if (info.includes('role:slave') && !info.includes('master_link_status:up')) return false;
       }
       return true;
     });
+
+  try {
+    await waitHealthy();
+    // Replicas in sync, so a kill right away finds a replica that can take over.
+    await waitReplicasInSync();
   } catch (error) {
     await stop();
     throw error;
@@ -206,6 +222,16 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       port,
       get alive() {
         return isAlive(port);
+      },
+      freeze: () => children.get(port)?.kill('SIGSTOP'),
+      thaw: () => children.get(port)?.kill('SIGCONT'),
+      restart: async () => {
+        if (isAlive(port)) throw new Error(`node ${port} is still running`);
+        const child = launch(port);
+        await waitFor(`node ${port} back`, 10_000, async () => {
+          if (child.exitCode !== null) throw new Error(`redis-server on ${port} exited`);
+          return (await cli(port, 'PING')).startsWith('PONG');
+        });
       },
       kill: () =>
         new Promise<void>((resolve) => {
@@ -224,7 +250,12 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
         if (slot >= from && slot <= to) return port;
       throw new Error(`no master serves slot ${slot}`);
     },
+    replicasOf: async (port) => {
+      const info = await cli(port, 'INFO', 'replication');
+      return [...info.matchAll(/^slave\d+:.*?port=(\d+)/gm)].map((m) => Number(m[1]));
+    },
     waitHealthy,
+    waitReplicasInSync,
     stop,
   };
 }
@@ -264,6 +295,7 @@ export function connectCluster(
 }
 
 /** Closes every client {@link connectCluster} opened. */
-export async function closeClusterClients(): Promise<void> {
-  await Promise.all(clients.splice(0).map((c) => c.quit().catch(() => c.disconnect())));
+export function closeClusterClients(): void {
+  // disconnect, not quit: a test may leave a node frozen, and QUIT to it would never answer.
+  for (const c of clients.splice(0)) c.disconnect();
 }
