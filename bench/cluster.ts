@@ -15,12 +15,14 @@
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Cluster, Redis } from 'ioredis';
+import { startFakeWhatsApp } from '../examples/support/fake-whatsapp.js';
 import {
   createCircuitBreaker,
   type IdempotencyStore,
   type RateLimiter,
   StoreUnavailableError,
 } from '../src/index.js';
+import type { RedisClientLike } from '../src/redis/client.js';
 import {
   createRedisCircuitStore,
   createRedisDeliveryStore,
@@ -28,6 +30,7 @@ import {
   createRedisTokenBucket,
 } from '../src/redis/index.js';
 import { keySlot } from '../src/redis/replicas.js';
+import type { WhatsAppDeliveryStore } from '../src/whatsapp/index.js';
 import {
   closeClusterClients,
   connectCluster,
@@ -109,12 +112,61 @@ const k = (n: number): string => `${(n / 1000).toFixed(1)} k`;
 
 // ---- ops: commands per component call --------------------------------------------------------
 
+/** A client that counts the round trips (commands the adapters send) going through it. */
+function counting(client: RedisClientLike): { client: RedisClientLike; trips: () => number } {
+  let trips = 0;
+  return {
+    client: {
+      evalsha: (...a) => {
+        trips++;
+        return client.evalsha(...a);
+      },
+      eval: (...a) => {
+        trips++;
+        return client.eval(...a);
+      },
+      set: (...a) => {
+        trips++;
+        return client.set!(...a);
+      },
+    },
+    trips: () => trips,
+  };
+}
+
+/**
+ * Redis execution µs of the commands clients sent: EVALSHA and EVAL (their inner commands are
+ * counted inside them, and again under their own names), and the SETs sent on their own.
+ */
+function executionUs(commands: CommandStats, topLevelSets: number): number {
+  const us = (name: string) => commands.get(name)?.usec ?? 0;
+  const set = commands.get('set');
+  const perSet = set === undefined || set.calls === 0 ? 0 : set.usec / set.calls;
+  return us('evalsha') + us('eval') + topLevelSets * perSet;
+}
+
+interface OpCost {
+  readonly name: string;
+  /** Round trips per call. */
+  readonly trips: number;
+  readonly execUs: number;
+  readonly cpuUs: number;
+  readonly clientUs: number;
+}
+
+function opRow(r: OpCost): string {
+  return `| ${r.name} | ${r.trips.toFixed(2).replace(/\.?0+$/, '')} | ${f1(r.execUs)} | ${f1(r.cpuUs)} | ${f1(r.clientUs)} |`;
+}
+
 async function opsSection(): Promise<void> {
   const cluster = await startRedisCluster({ masters: 1, replicasPerMaster: 0 });
+  const fake = await startFakeWhatsApp({ appSecret: 'bench-secret', rateLimitPerSecond: 1e9 });
   try {
-    const client = connectCluster(cluster, { enableAutoPipelining: true });
-    await client.ping();
-    const nodes = client.nodes('master');
+    const raw = connectCluster(cluster, { enableAutoPipelining: true });
+    await raw.ping();
+    const nodes = raw.nodes('master');
+    const counter = counting(raw);
+    const client = counter.client;
     const N = 5_000;
     const prefix = `bench:${process.pid}`;
     const limiter = createRedisTokenBucket(client, {
@@ -132,12 +184,26 @@ async function opsSection(): Promise<void> {
     const breaker = createCircuitBreaker({
       store: createRedisCircuitStore(client, { prefix: `${prefix}:circuit` }),
     });
-    const deliveries = createRedisDeliveryStore(client, { prefix: `${prefix}:deliveries` });
+    const deliveries: WhatsAppDeliveryStore = createRedisDeliveryStore(client, {
+      prefix: `${prefix}:deliveries`,
+    });
+    const tokens = new Map<number, string>();
     const cases: [string, (i: number) => Promise<unknown>][] = [
       ['limiter `tryAcquire` (granted)', (i) => limiter.tryAcquire(`n${i % 1000}`)],
       ['limiter `tryAcquire`, adaptive', (i) => adaptive.tryAcquire(`n${i % 1000}`)],
-      ['idempotency `claim` (new key)', (i) => store.claim(`c${i}`, { leaseMs: 30_000 })],
+      [
+        'idempotency `claim` (new key)',
+        async (i) => {
+          const c = await store.claim(`c${i}`, { leaseMs: 30_000 });
+          if (c.status === 'claimed') tokens.set(i, c.token);
+        },
+      ],
       ['idempotency `claim` (key taken)', (i) => store.claim(`c${i}`, { leaseMs: 30_000 })],
+      [
+        'idempotency `complete`',
+        (i) =>
+          store.complete(`c${i}`, tokens.get(i)!, { wamid: `w${i}` }, { resultTtlMs: 86_400_000 }),
+      ],
       ['idempotency `markOnce`', (i) => store.markOnce(`m${i}`, 60_000)],
       ['breaker `execute` (closed)', (i) => breaker.execute(`n${i % 1000}`, () => 'ok')],
       ['delivery `begin`', (i) => deliveries.begin(`d${i}`, { to: '15550001' })],
@@ -156,50 +222,116 @@ async function opsSection(): Promise<void> {
           }),
       ],
     ];
-    const claims = new Map<number, string>();
+    const measureOp = async (
+      name: string,
+      count: number,
+      concurrency: number,
+      call: (i: number) => Promise<unknown>,
+    ): Promise<OpCost> => {
+      const tripsBefore = counter.trips();
+      let sets = 0;
+      const cost = await costOf(nodes, async () => {
+        const setBefore = counter.trips();
+        await drive(count, concurrency, call);
+        void setBefore;
+      });
+      const trips = counter.trips() - tripsBefore;
+      const scripts =
+        (cost.commands.get('evalsha')?.calls ?? 0) + (cost.commands.get('eval')?.calls ?? 0);
+      sets = Math.max(0, trips - scripts);
+      return {
+        name,
+        trips: trips / count,
+        execUs: executionUs(cost.commands, sets) / count,
+        cpuUs: cost.cpuUs / count,
+        clientUs: cost.clientCpuUs / count,
+      };
+    };
     out('### Redis cost of each component call (1 shard, ioredis auto-pipelining, 64 in flight)');
     out();
     out(
-      '| call | commands per call | Redis execution µs per call (commandstats) | Redis CPU µs per call (INFO cpu) | client CPU µs per call |',
+      '| call | round trips | Redis execution µs (commandstats) | Redis CPU µs (INFO cpu) | client CPU µs |',
     );
-    out('|---|---|---:|---:|---:|');
+    out('|---|---:|---:|---:|---:|');
     for (const [name, call] of cases) {
-      const cost = await costOf(nodes, () => drive(N, 64, call));
-      const cmds = [...cost.commands]
-        .filter(([, s]) => s.calls > 0)
-        .map(([c, s]) => `${(s.calls / N).toFixed(2).replace(/\.00$/, '')} ${c.toUpperCase()}`)
-        .join(' + ');
-      const usec = [...cost.commands.values()].reduce((sum, s) => sum + s.usec, 0);
-      out(
-        `| ${name} | ${cmds} | ${f1(usec / N)} | ${f1(cost.cpuUs / N)} | ${f1(cost.clientCpuUs / N)} |`,
-      );
+      await drive(500, 64, (i) => call(N + i)); // warm-up: scripts loaded
+      out(opRow(await measureOp(name, N, 64, call)));
     }
-    // complete needs the tokens of claims: claim then complete, and subtract a claim.
-    const completeCost = await (async () => {
-      for (let i = 0; i < N; i++) {
-        const c = await store.claim(`x${i}`, { leaseMs: 30_000 });
-        if (c.status === 'claimed') claims.set(i, c.token);
-      }
-      return costOf(nodes, () =>
-        drive(N, 64, (i) =>
-          store.complete(
-            `x${i}`,
-            claims.get(i)!,
-            { wamid: `w${i}` },
-            {
-              resultTtlMs: 86_400_000,
-            },
-          ),
-        ),
+
+    // A whole send and a whole status webhook, through the WhatsApp layer with every Redis
+    // component wired in.
+    const { createWhatsAppClient, createWebhookHandler } = await import('../src/whatsapp/index.js');
+    const whatsapp = createWhatsAppClient({
+      accessToken: fake.accessToken,
+      phoneNumberId: '106540352242922',
+      baseUrl: fake.url,
+      limiter,
+      breaker,
+      store,
+      deliveries,
+    });
+    const handler = createWebhookHandler({
+      appSecret: 'bench-secret',
+      store,
+      deliveries,
+      enqueue: () => {},
+    });
+    const sends = 2_000;
+    const wamids: string[] = [];
+    const send = async (i: number) => {
+      const r = await whatsapp.sendMessage(
+        { to: `4915100${String(i).padStart(5, '0')}`, type: 'text', text: { body: `Order ${i}` } },
+        { idempotencyKey: `order-${i}` },
       );
-    })();
-    const usec = [...completeCost.commands.values()].reduce((sum, s) => sum + s.usec, 0);
+      wamids[i] = r.messageId;
+    };
+    await drive(200, 16, (i) => send(sends + i));
     out(
-      `| idempotency \`complete\` | ${[...completeCost.commands].map(([c, s]) => `${(s.calls / N).toFixed(2).replace(/\.00$/, '')} ${c.toUpperCase()}`).join(' + ')} | ${f1(usec / N)} | ${f1(completeCost.cpuUs / N)} | ${f1(completeCost.clientCpuUs / N)} |`,
+      opRow(await measureOp('**a send** (`sendMessage` with an idempotency key)', sends, 16, send)),
+    );
+    const body = (i: number): string =>
+      JSON.stringify({
+        object: 'whatsapp_business_account',
+        entry: [
+          {
+            id: 'waba',
+            changes: [
+              {
+                field: 'messages',
+                value: {
+                  messaging_product: 'whatsapp',
+                  metadata: {
+                    display_phone_number: '15550001',
+                    phone_number_id: '106540352242922',
+                  },
+                  statuses: [
+                    {
+                      id: wamids[i],
+                      status: 'delivered',
+                      timestamp: String(1_700_000_000 + i),
+                      recipient_id: '4915100000',
+                    },
+                  ],
+                },
+              },
+            ],
+          },
+        ],
+      });
+    const { createHmac } = await import('node:crypto');
+    const deliver = async (i: number) => {
+      const raw = body(i);
+      const signature = `sha256=${createHmac('sha256', 'bench-secret').update(raw).digest('hex')}`;
+      const r = await handler({ body: raw, headers: { 'x-hub-signature-256': signature } });
+      if (r.status !== 200) throw new Error(`webhook answered ${r.status}`);
+    };
+    out(
+      opRow(await measureOp('**a status webhook** (one status per delivery)', sends, 16, deliver)),
     );
     out();
   } finally {
     closeClusterClients();
+    await fake.close();
     await cluster.stop();
   }
 }

@@ -48,7 +48,7 @@ export interface RedisCluster {
 
 /** Options of {@link startRedisCluster}. */
 export interface RedisClusterOptions {
-  /** Masters (each gets `replicasPerMaster` replicas). @default 3 */
+  /** Masters (each gets `replicasPerMaster` replicas): 1 (without replicas), or 3 or more. @default 3 */
   readonly masters?: number;
   /** @default 1 */
   readonly replicasPerMaster?: number;
@@ -75,6 +75,7 @@ async function waitFor(
 
 /**
  * Starts a Redis Cluster on loopback: `masters` × (1 + `replicasPerMaster`) `redis-server`s
+ * (1 master without replicas, or at least 3 masters, as `redis-cli --cluster create` wants)
  * with `--cluster-enabled yes` on free ports, each in a temporary directory with no
  * persistence, joined by `redis-cli --cluster create … --cluster-yes`. Resolves once every
  * node reports `cluster_state:ok` and every replica is in sync (about 1–2 s for 6 nodes).
@@ -108,6 +109,9 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
         'yes',
         '--cluster-config-file',
         join(dir, `nodes-${port}.conf`),
+        // A lone node knows no address of its own until another node meets it.
+        '--cluster-announce-ip',
+        '127.0.0.1',
         '--cluster-node-timeout',
         String(nodeTimeoutMs),
         // A replica may fail over however long it was away from its master; tests kill masters.
@@ -160,14 +164,18 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
         }),
       ),
     );
-    await run('redis-cli', [
-      '--cluster',
-      'create',
-      ...ports.map((p) => `127.0.0.1:${p}`),
-      '--cluster-replicas',
-      String(replicas),
-      '--cluster-yes',
-    ]);
+    if (masters === 1 && replicas === 0) {
+      // `redis-cli --cluster create` wants 3 masters at least: one node takes every slot itself.
+      await cli(ports[0]!, 'CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+    } else
+      await run('redis-cli', [
+        '--cluster',
+        'create',
+        ...ports.map((p) => `127.0.0.1:${p}`),
+        '--cluster-replicas',
+        String(replicas),
+        '--cluster-yes',
+      ]);
   } catch (error) {
     await stop();
     throw error;
