@@ -338,112 +338,145 @@ async function opsSection(): Promise<void> {
 
 // ---- shards: the same workload on 1 and 3 masters --------------------------------------------
 
-interface ShardRun {
+interface Batch {
   readonly masters: number;
   readonly callsPerSecond: number;
   /** Client CPU per call, µs. */
   readonly clientUs: number;
   /** Server CPU per call, all shards together, µs. */
   readonly serverUs: number;
-  /** The busiest shard's share of the calls. */
-  readonly maxShare: number;
-  readonly execUs: number;
+  /** CPU the batch used, client and shards together, in cores. */
+  readonly coresUsed: number;
 }
 
 /**
- * The workload: a send's limiter check and idempotency claim for 10,000 numbers, 256 calls in
- * flight, one client process (Node, one thread) with auto-pipelining.
+ * The workload on one cluster: a send's limiter check and idempotency claim for 10,000
+ * numbers, 256 calls in flight, one client process (Node, one thread) with auto-pipelining.
  */
-async function shardRun(masters: number, total: number): Promise<ShardRun> {
+async function shardSetup(masters: number) {
   const cluster = await startRedisCluster({ masters, replicasPerMaster: 0 });
-  try {
-    const client = connectCluster(cluster, { enableAutoPipelining: true });
-    await client.ping();
-    const nodes = client.nodes('master');
-    const prefix = `bench:${process.pid}:${masters}`;
-    const limiter: RateLimiter = createRedisTokenBucket(client, {
-      prefix: `${prefix}:rate`,
-      capacity: 1e9,
-      refillPerSecond: 1e9,
-    });
-    const store: IdempotencyStore = createRedisIdempotencyStore(client, { prefix: `${prefix}:i` });
-    const call = async (i: number): Promise<void> => {
-      await limiter.tryAcquire(`n${i % 10_000}`);
-      await store.claim(`m${i}`, { leaseMs: 60_000 });
-    };
-    await drive(20_000, 256, (i) => call(total + i)); // warm-up: scripts loaded, JIT warm
-    const perNode = await Promise.all(nodes.map(commandStats));
-    const cost = await costOf(nodes, () => drive(total, 256, call));
-    const after = await Promise.all(nodes.map(commandStats));
-    const callsOn = (s: CommandStats) => [...s.values()].reduce((sum, c) => sum + c.calls, 0);
-    void perNode;
-    const shares = after.map(callsOn);
-    const all = shares.reduce((a, b) => a + b, 0);
-    const execUs = [...cost.commands.values()].reduce((sum, s) => sum + s.usec, 0);
+  const client = connectCluster(cluster, { enableAutoPipelining: true });
+  await client.ping();
+  const nodes = client.nodes('master');
+  const prefix = `bench:${process.pid}:${masters}`;
+  const limiter: RateLimiter = createRedisTokenBucket(client, {
+    prefix: `${prefix}:rate`,
+    capacity: 1e9,
+    refillPerSecond: 1e9,
+  });
+  const store: IdempotencyStore = createRedisIdempotencyStore(client, { prefix: `${prefix}:i` });
+  let n = 0;
+  const call = async (): Promise<void> => {
+    const i = n++;
+    await limiter.tryAcquire(`n${i % 10_000}`);
+    await store.claim(`m${i}`, { leaseMs: 600_000 });
+  };
+  const batch = async (iterations: number, inFlight = IN_FLIGHT): Promise<Batch> => {
+    const cost = await costOf(nodes, () => drive(iterations, inFlight, call));
+    const calls = iterations * 2;
     return {
       masters,
-      callsPerSecond: (total * 2) / (cost.ms / 1000),
-      clientUs: cost.clientCpuUs / (total * 2),
-      serverUs: cost.cpuUs / (total * 2),
-      maxShare: Math.max(...shares) / all,
-      execUs: execUs / (total * 2),
+      callsPerSecond: calls / (cost.ms / 1000),
+      clientUs: cost.clientCpuUs / calls,
+      serverUs: cost.cpuUs / calls,
+      coresUsed: (cost.clientCpuUs + cost.cpuUs) / (cost.ms * 1000),
     };
-  } finally {
-    closeClusterClients();
-    await cluster.stop();
-  }
+  };
+  const shares = async (): Promise<number> => {
+    const calls = (await Promise.all(nodes.map(commandStats))).map((st) =>
+      [...st.values()].reduce((sum, c) => sum + c.calls, 0),
+    );
+    return Math.max(...calls) / calls.reduce((a, b) => a + b, 0);
+  };
+  return { batch, shares, stop: () => cluster.stop() };
 }
 
 /**
  * The capacity model: calls per second of one client process and `masters` shards on `cores`
- * cores, from the CPU one call costs the client (`c`) and the server (`s`, all shards together).
- * Each is a single thread, so the client can't pass 1/c and a shard 1/(s·share); together
- * they can't use more than the cores: `cores / (c + s)`.
+ * cores, from the CPU one call costs the client (`c`) and the server (`s`, all shards together),
+ * in µs. The client is one thread, so it can't pass 1/c; a shard is one thread and gets
+ * `share` of the calls, so the busiest can't pass 1/(s·share); together they can't use more
+ * than the cores: `cores / (c + s)`.
  */
-function predict(c: number, s: number, maxShare: number, cores: number): number {
-  return Math.min(1e6 / c, 1e6 / (s * maxShare), (cores * 1e6) / (c + s));
+function predict(c: number, s: number, share: number, cores: number): number {
+  return Math.min(1e6 / c, 1e6 / (s * share), (cores * 1e6) / (c + s));
 }
+
+/** Iterations (two calls each) per batch of the `shards` section. */
+const BATCH = 25_000;
+/** Iterations in flight in the `shards` section. */
+const IN_FLIGHT = 240;
 
 async function shardsSection(): Promise<void> {
   const cores = cpus().length;
-  const total = 60_000;
-  const runs: ShardRun[] = [];
-  // Alternate, twice each, so a swing of the machine's load hits both.
-  for (const masters of [1, 3, 1, 3]) runs.push(await shardRun(masters, total));
-  const avg = (m: number, pick: (r: ShardRun) => number) => {
-    const rs = runs.filter((r) => r.masters === m);
-    return rs.reduce((sum, r) => sum + pick(r), 0) / rs.length;
-  };
-  out(
-    `### 1 shard and 3 shards, the same workload (${cores} cores, load ${loadavg()[0]!.toFixed(1)})`,
-  );
-  out();
-  out(
-    "| masters | calls/s | client CPU µs/call | Redis CPU µs/call (all shards) | Redis execution µs/call | busiest shard's share | model calls/s |",
-  );
-  out('|---:|---:|---:|---:|---:|---:|---:|');
-  for (const r of runs) {
+  const one = await shardSetup(1);
+  const three = await shardSetup(3);
+  try {
+    // Warm-up, then pairs of batches back to back, so each pair meets the same load from the
+    // rest of the machine; the order within a pair alternates.
+    await one.batch(BATCH);
+    await three.batch(BATCH);
+    // Each round: 1 shard, 1 shard with a third of the calls in flight (what each of 3 shards
+    // sees), 3 shards; the order turns each round.
+    const rounds: [Batch, Batch, Batch][] = [];
+    for (let i = 0; i < 6; i++) {
+      const runs: (() => Promise<Batch>)[] = [
+        () => one.batch(BATCH),
+        () => one.batch(BATCH, IN_FLIGHT / 3),
+        () => three.batch(BATCH),
+      ];
+      const got: Batch[] = [];
+      for (let j = 0; j < 3; j++) got[(i + j) % 3] = await runs[(i + j) % 3]!();
+      rounds.push(got as [Batch, Batch, Batch]);
+    }
+    const share3 = await three.shares();
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const m = (pick: (b: Batch) => number, which: 0 | 1 | 2) =>
+      mean(rounds.map((r) => pick(r[which])));
+    const row = (label: string, which: 0 | 1 | 2, share: number) => {
+      const c = m((b) => b.clientUs, which);
+      const sv = m((b) => b.serverUs, which);
+      const t = m((b) => b.callsPerSecond, which);
+      const got = m((b) => b.coresUsed, which);
+      out(
+        `| ${label} | ${k(t)} | ${got.toFixed(2)} | ${k(t / got)} | ${f1(c)} | ${f1(sv)} | ${k(predict(c, sv, share, cores))} |`,
+      );
+      return { c, s: sv, t, got };
+    };
     out(
-      `| ${r.masters} | ${k(r.callsPerSecond)} | ${f1(r.clientUs)} | ${f1(r.serverUs)} | ${f1(r.execUs)} | ${(r.maxShare * 100).toFixed(0)} % | ${k(predict(r.clientUs, r.serverUs, r.maxShare, cores))} |`,
+      `### 1 shard and 3 shards, the same workload (${cores} cores shared with other work, load average ${loadavg()[0]!.toFixed(1)})`,
     );
+    out();
+    out(
+      '| setup | calls/s | CPU it got (cores) | calls per CPU-second | client CPU µs/call | Redis CPU µs/call (all shards) | model on 2 idle cores |',
+    );
+    out('|---|---:|---:|---:|---:|---:|---:|');
+    const r1 = row(`1 shard, ${IN_FLIGHT} in flight`, 0, 1);
+    const rThird = row(`1 shard, ${IN_FLIGHT / 3} in flight`, 1, 1);
+    const r3 = row(`3 shards, ${IN_FLIGHT} in flight`, 2, share3);
+    // The model: a call costs the client and a shard a fixed part plus a share of one
+    // pipelined round trip, so what matters is the calls in flight per shard. 3 shards at
+    // 240 in flight cost per call what 1 shard costs at 80: measured on 1 shard, it predicts
+    // the 3-shard cost. Both CPU-bound on the same cores, throughput goes as 1 / cost.
+    const perCall1 = r1.c + r1.s;
+    const predictedRatio = perCall1 / (rThird.c + rThird.s);
+    const measuredRatio = perCall1 / (r3.c + r3.s);
+    out();
+    out(
+      `- ${rounds.length} rounds of batches of ${BATCH * 2} calls; the busiest of the 3 shards took ${(share3 * 100).toFixed(0)} % of the calls`,
+    );
+    out(
+      `- 3 shards / 1 shard, calls per CPU-second (= throughput when both have the same cores): measured **${measuredRatio.toFixed(2)}**, model **${predictedRatio.toFixed(2)}** (off by ${(((predictedRatio - measuredRatio) / measuredRatio) * 100).toFixed(0)} %)`,
+    );
+    out(
+      `- calls per second as run: ${(r3.t / r1.t).toFixed(2)} (per round: ${rounds.map((r) => (r[2].callsPerSecond / r[0].callsPerSecond).toFixed(2)).join(', ')}), with ${(r3.got / r1.got).toFixed(2)}× the CPU: on a machine shared with other work, 4 busy processes get more of it than 2`,
+    );
+    out();
+  } finally {
+    closeClusterClients();
+    await one.stop();
+    await three.stop();
   }
-  const c1 = avg(1, (r) => r.clientUs);
-  const s1 = avg(1, (r) => r.serverUs);
-  const c3 = avg(3, (r) => r.clientUs);
-  const s3 = avg(3, (r) => r.serverUs);
-  const share3 = avg(3, (r) => r.maxShare);
-  const measured = avg(3, (r) => r.callsPerSecond) / avg(1, (r) => r.callsPerSecond);
-  const fromOne = predict(c1, s1, share3, cores) / predict(c1, s1, 1, cores);
-  const fromEach = predict(c3, s3, share3, cores) / predict(c1, s1, 1, cores);
-  out();
-  out(`- measured ratio, 3 shards / 1 shard: **${measured.toFixed(2)}**`);
-  out(
-    `- model with the 1-shard costs only (c = ${f1(c1)} µs, s = ${f1(s1)} µs): ${fromOne.toFixed(2)} (error ${(((fromOne - measured) / measured) * 100).toFixed(0)} %)`,
-  );
-  out(
-    `- model with each run's own costs (3 shards: c = ${f1(c3)} µs, s = ${f1(s3)} µs): ${fromEach.toFixed(2)} (error ${(((fromEach - measured) / measured) * 100).toFixed(0)} %)`,
-  );
-  out();
 }
 
 // ---- wait: the cost of waitForReplicas -------------------------------------------------------
