@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -60,6 +61,16 @@ export interface RedisClusterOptions {
   readonly nodeTimeoutMs?: number;
 }
 
+/** `true` when nothing listens on `port` on loopback now. */
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
 async function waitFor(
   what: string,
   timeoutMs: number,
@@ -90,7 +101,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   while (ports.length < count) {
     const port = await freePort();
     // The cluster bus listens on port + 10000: both must be free and below 65536.
-    if (port > 55_000 || ports.includes(port)) continue;
+    if (port > 55_000 || ports.includes(port) || !(await isFree(port + 10_000))) continue;
     ports.push(port);
   }
   const children = new Map<number, ChildProcess>();
