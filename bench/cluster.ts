@@ -1,0 +1,607 @@
+/**
+ * The figures of docs/scaling.md and of the failover rows of docs/guarantees.md, measured on
+ * real `redis-server` processes this script starts on loopback:
+ *
+ * - `ops`: Redis commands and Redis-side CPU per send and per webhook status, for each component
+ *   (INFO commandstats and INFO cpu of a single server around a known number of calls);
+ * - `shards`: one workload on a cluster of 1 master and of 3 masters, client and server CPU per
+ *   call measured separately, and the capacity model's prediction of the ratio;
+ * - `wait`: the cost of `waitForReplicas` (a claim and a completion, with and without WAIT);
+ * - `failover`: SIGKILL a master under load, count the acknowledged claims the promoted replica
+ *   does not have.
+ *
+ * `npm run bench:cluster [-- ops shards wait failover]` (all by default). Prints Markdown.
+ */
+import { cpus, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { Cluster, Redis } from 'ioredis';
+import { startFakeWhatsApp } from '../examples/support/fake-whatsapp.js';
+import {
+  createCircuitBreaker,
+  type IdempotencyStore,
+  type RateLimiter,
+  StoreUnavailableError,
+} from '../src/index.js';
+import type { RedisClientLike } from '../src/redis/client.js';
+import {
+  createRedisCircuitStore,
+  createRedisDeliveryStore,
+  createRedisIdempotencyStore,
+  createRedisTokenBucket,
+} from '../src/redis/index.js';
+import { keySlot } from '../src/redis/replicas.js';
+import type { WhatsAppDeliveryStore } from '../src/whatsapp/index.js';
+import {
+  closeClusterClients,
+  connectCluster,
+  type RedisCluster,
+  startRedisCluster,
+} from '../test/support/redis-cluster.js';
+
+const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const wanted = (name: string): boolean => args.length === 0 || args.includes(name);
+const out = (line = ''): void => {
+  console.log(line);
+};
+
+/** Per-command calls and microseconds, from INFO commandstats. */
+type CommandStats = Map<string, { calls: number; usec: number }>;
+
+async function commandStats(node: Redis): Promise<CommandStats> {
+  const info = await node.info('commandstats');
+  const stats: CommandStats = new Map();
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+    stats.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
+  }
+  return stats;
+}
+
+/** The server's CPU time (user + sys) so far, in microseconds, from INFO cpu. */
+async function serverCpuUs(node: Redis): Promise<number> {
+  const info = await node.info('cpu');
+  const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1]);
+  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1]);
+  return (user + sys) * 1e6;
+}
+
+/** What `fn` cost on `nodes`: commands by name, their execution µs, and server CPU µs. */
+async function costOf(
+  nodes: readonly Redis[],
+  fn: () => Promise<void>,
+): Promise<{ commands: CommandStats; cpuUs: number; clientCpuUs: number; ms: number }> {
+  await Promise.all(nodes.map((n) => n.config('RESETSTAT')));
+  const cpuBefore = await Promise.all(nodes.map(serverCpuUs));
+  const client = process.cpuUsage();
+  const start = performance.now();
+  await fn();
+  const ms = performance.now() - start;
+  const clientUsage = process.cpuUsage(client);
+  const cpuAfter = await Promise.all(nodes.map(serverCpuUs));
+  const commands: CommandStats = new Map();
+  for (const node of nodes) {
+    for (const [name, s] of await commandStats(node)) {
+      if (name === 'info' || name === 'config' || name.startsWith('cluster')) continue;
+      const prev = commands.get(name) ?? { calls: 0, usec: 0 };
+      commands.set(name, { calls: prev.calls + s.calls, usec: prev.usec + s.usec });
+    }
+  }
+  return {
+    commands,
+    cpuUs: cpuAfter.reduce((sum, v, i) => sum + v - cpuBefore[i]!, 0),
+    clientCpuUs: clientUsage.user + clientUsage.system,
+    ms,
+  };
+}
+
+/** Runs `call(i)` for i in [0, total) with `concurrency` calls in flight. */
+async function drive(
+  total: number,
+  concurrency: number,
+  call: (i: number) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) await call(next++);
+    }),
+  );
+}
+
+const f1 = (n: number): string => n.toFixed(1);
+const k = (n: number): string => `${(n / 1000).toFixed(1)} k`;
+
+// ---- ops: commands per component call --------------------------------------------------------
+
+/** A client that counts the round trips (commands the adapters send) going through it. */
+function counting(client: RedisClientLike): { client: RedisClientLike; trips: () => number } {
+  let trips = 0;
+  return {
+    client: {
+      evalsha: (...a) => {
+        trips++;
+        return client.evalsha(...a);
+      },
+      eval: (...a) => {
+        trips++;
+        return client.eval(...a);
+      },
+      set: (...a) => {
+        trips++;
+        return client.set!(...a);
+      },
+    },
+    trips: () => trips,
+  };
+}
+
+/**
+ * Redis execution µs of the commands clients sent: EVALSHA and EVAL (their inner commands are
+ * counted inside them, and again under their own names), and the SETs sent on their own.
+ */
+function executionUs(commands: CommandStats, topLevelSets: number): number {
+  const us = (name: string) => commands.get(name)?.usec ?? 0;
+  const set = commands.get('set');
+  const perSet = set === undefined || set.calls === 0 ? 0 : set.usec / set.calls;
+  return us('evalsha') + us('eval') + topLevelSets * perSet;
+}
+
+interface OpCost {
+  readonly name: string;
+  /** Round trips per call. */
+  readonly trips: number;
+  readonly execUs: number;
+  readonly cpuUs: number;
+  readonly clientUs: number;
+}
+
+function opRow(r: OpCost): string {
+  return `| ${r.name} | ${r.trips.toFixed(2).replace(/\.?0+$/, '')} | ${f1(r.execUs)} | ${f1(r.cpuUs)} | ${f1(r.clientUs)} |`;
+}
+
+async function opsSection(): Promise<void> {
+  const cluster = await startRedisCluster({ masters: 1, replicasPerMaster: 0 });
+  const fake = await startFakeWhatsApp({ appSecret: 'bench-secret', rateLimitPerSecond: 1e9 });
+  try {
+    const raw = connectCluster(cluster, { enableAutoPipelining: true });
+    await raw.ping();
+    const nodes = raw.nodes('master');
+    const counter = counting(raw);
+    const client = counter.client;
+    const N = 5_000;
+    const prefix = `bench:${process.pid}`;
+    const limiter = createRedisTokenBucket(client, {
+      prefix: `${prefix}:rate`,
+      capacity: 1e9,
+      refillPerSecond: 1e9,
+    });
+    const adaptive = createRedisTokenBucket(client, {
+      prefix: `${prefix}:arate`,
+      capacity: 1e9,
+      refillPerSecond: 1e9,
+      adaptive: true,
+    });
+    const store = createRedisIdempotencyStore(client, { prefix: `${prefix}:idem` });
+    const breaker = createCircuitBreaker({
+      store: createRedisCircuitStore(client, { prefix: `${prefix}:circuit` }),
+    });
+    const deliveries: WhatsAppDeliveryStore = createRedisDeliveryStore(client, {
+      prefix: `${prefix}:deliveries`,
+    });
+    const tokens = new Map<number, string>();
+    const cases: [string, (i: number) => Promise<unknown>][] = [
+      ['limiter `tryAcquire` (granted)', (i) => limiter.tryAcquire(`n${i % 1000}`)],
+      ['limiter `tryAcquire`, adaptive', (i) => adaptive.tryAcquire(`n${i % 1000}`)],
+      [
+        'idempotency `claim` (new key)',
+        async (i) => {
+          const c = await store.claim(`c${i}`, { leaseMs: 30_000 });
+          if (c.status === 'claimed') tokens.set(i, c.token);
+        },
+      ],
+      ['idempotency `claim` (key taken)', (i) => store.claim(`c${i}`, { leaseMs: 30_000 })],
+      [
+        'idempotency `complete`',
+        (i) =>
+          store.complete(`c${i}`, tokens.get(i)!, { wamid: `w${i}` }, { resultTtlMs: 86_400_000 }),
+      ],
+      ['idempotency `markOnce`', (i) => store.markOnce(`m${i}`, 60_000)],
+      ['breaker `execute` (closed)', (i) => breaker.execute(`n${i % 1000}`, () => 'ok')],
+      ['delivery `begin`', (i) => deliveries.begin(`d${i}`, { to: '15550001' })],
+      [
+        'delivery `recordAttempt` (with wamid)',
+        (i) => deliveries.recordAttempt(`d${i}`, { attemptId: 'a', externalId: `w${i}`, at: i }),
+      ],
+      [
+        'delivery `applyStatus`',
+        (i) =>
+          deliveries.applyStatus(`w${i}`, {
+            status: 'delivered',
+            rank: 2,
+            timestampMs: 1_700_000_000_000,
+            errors: [],
+          }),
+      ],
+    ];
+    const measureOp = async (
+      name: string,
+      count: number,
+      concurrency: number,
+      call: (i: number) => Promise<unknown>,
+    ): Promise<OpCost> => {
+      const tripsBefore = counter.trips();
+      let sets = 0;
+      const cost = await costOf(nodes, async () => {
+        const setBefore = counter.trips();
+        await drive(count, concurrency, call);
+        void setBefore;
+      });
+      const trips = counter.trips() - tripsBefore;
+      const scripts =
+        (cost.commands.get('evalsha')?.calls ?? 0) + (cost.commands.get('eval')?.calls ?? 0);
+      sets = Math.max(0, trips - scripts);
+      return {
+        name,
+        trips: trips / count,
+        execUs: executionUs(cost.commands, sets) / count,
+        cpuUs: cost.cpuUs / count,
+        clientUs: cost.clientCpuUs / count,
+      };
+    };
+    out('### Redis cost of each component call (1 shard, ioredis auto-pipelining, 64 in flight)');
+    out();
+    out(
+      '| call | round trips | Redis execution µs (commandstats) | Redis CPU µs (INFO cpu) | client CPU µs |',
+    );
+    out('|---|---:|---:|---:|---:|');
+    for (const [name, call] of cases) {
+      await drive(500, 64, (i) => call(N + i)); // warm-up: scripts loaded
+      out(opRow(await measureOp(name, N, 64, call)));
+    }
+
+    // A whole send and a whole status webhook, through the WhatsApp layer with every Redis
+    // component wired in.
+    const { createWhatsAppClient, createWebhookHandler } = await import('../src/whatsapp/index.js');
+    const whatsapp = createWhatsAppClient({
+      accessToken: fake.accessToken,
+      phoneNumberId: '106540352242922',
+      baseUrl: fake.url,
+      limiter,
+      breaker,
+      store,
+      deliveries,
+    });
+    const handler = createWebhookHandler({
+      appSecret: 'bench-secret',
+      store,
+      deliveries,
+      enqueue: () => {},
+    });
+    const sends = 2_000;
+    const wamids: string[] = [];
+    const send = async (i: number) => {
+      const r = await whatsapp.sendMessage(
+        { to: `4915100${String(i).padStart(5, '0')}`, type: 'text', text: { body: `Order ${i}` } },
+        { idempotencyKey: `order-${i}` },
+      );
+      if (r.status === 'accepted') wamids[i] = r.messageId;
+    };
+    await drive(200, 16, (i) => send(sends + i));
+    out(
+      opRow(await measureOp('**a send** (`sendMessage` with an idempotency key)', sends, 16, send)),
+    );
+    const body = (i: number): string =>
+      JSON.stringify({
+        object: 'whatsapp_business_account',
+        entry: [
+          {
+            id: 'waba',
+            changes: [
+              {
+                field: 'messages',
+                value: {
+                  messaging_product: 'whatsapp',
+                  metadata: {
+                    display_phone_number: '15550001',
+                    phone_number_id: '106540352242922',
+                  },
+                  statuses: [
+                    {
+                      id: wamids[i],
+                      status: 'delivered',
+                      timestamp: String(1_700_000_000 + i),
+                      recipient_id: '4915100000',
+                    },
+                  ],
+                },
+              },
+            ],
+          },
+        ],
+      });
+    const { createHmac } = await import('node:crypto');
+    const deliver = async (i: number) => {
+      const raw = body(i);
+      const signature = `sha256=${createHmac('sha256', 'bench-secret').update(raw).digest('hex')}`;
+      const r = await handler({ body: raw, headers: { 'x-hub-signature-256': signature } });
+      if (r.status !== 200) throw new Error(`webhook answered ${r.status}`);
+    };
+    out(
+      opRow(await measureOp('**a status webhook** (one status per delivery)', sends, 16, deliver)),
+    );
+    out();
+  } finally {
+    closeClusterClients();
+    await fake.close();
+    await cluster.stop();
+  }
+}
+
+// ---- shards: the same workload on 1 and 3 masters --------------------------------------------
+
+interface Batch {
+  readonly masters: number;
+  readonly callsPerSecond: number;
+  /** Client CPU per call, µs. */
+  readonly clientUs: number;
+  /** Server CPU per call, all shards together, µs. */
+  readonly serverUs: number;
+  /** CPU the batch used, client and shards together, in cores. */
+  readonly coresUsed: number;
+}
+
+/**
+ * The workload on one cluster: a send's limiter check and idempotency claim for 10,000
+ * numbers, 256 calls in flight, one client process (Node, one thread) with auto-pipelining.
+ */
+async function shardSetup(masters: number) {
+  const cluster = await startRedisCluster({ masters, replicasPerMaster: 0 });
+  const client = connectCluster(cluster, { enableAutoPipelining: true });
+  await client.ping();
+  const nodes = client.nodes('master');
+  const prefix = `bench:${process.pid}:${masters}`;
+  const limiter: RateLimiter = createRedisTokenBucket(client, {
+    prefix: `${prefix}:rate`,
+    capacity: 1e9,
+    refillPerSecond: 1e9,
+  });
+  const store: IdempotencyStore = createRedisIdempotencyStore(client, { prefix: `${prefix}:i` });
+  let n = 0;
+  const call = async (): Promise<void> => {
+    const i = n++;
+    await limiter.tryAcquire(`n${i % 10_000}`);
+    await store.claim(`m${i}`, { leaseMs: 600_000 });
+  };
+  const batch = async (iterations: number, inFlight = IN_FLIGHT): Promise<Batch> => {
+    const cost = await costOf(nodes, () => drive(iterations, inFlight, call));
+    const calls = iterations * 2;
+    return {
+      masters,
+      callsPerSecond: calls / (cost.ms / 1000),
+      clientUs: cost.clientCpuUs / calls,
+      serverUs: cost.cpuUs / calls,
+      coresUsed: (cost.clientCpuUs + cost.cpuUs) / (cost.ms * 1000),
+    };
+  };
+  const shares = async (): Promise<number> => {
+    const calls = (await Promise.all(nodes.map(commandStats))).map((st) =>
+      [...st.values()].reduce((sum, c) => sum + c.calls, 0),
+    );
+    return Math.max(...calls) / calls.reduce((a, b) => a + b, 0);
+  };
+  return { batch, shares, stop: () => cluster.stop() };
+}
+
+/**
+ * The capacity model: calls per second of one client process and `masters` shards on `cores`
+ * cores, from the CPU one call costs the client (`c`) and the server (`s`, all shards together),
+ * in µs. The client is one thread, so it can't pass 1/c; a shard is one thread and gets
+ * `share` of the calls, so the busiest can't pass 1/(s·share); together they can't use more
+ * than the cores: `cores / (c + s)`.
+ */
+function predict(c: number, s: number, share: number, cores: number): number {
+  return Math.min(1e6 / c, 1e6 / (s * share), (cores * 1e6) / (c + s));
+}
+
+/** Iterations (two calls each) per batch of the `shards` section. */
+const BATCH = 25_000;
+/** Iterations in flight in the `shards` section. */
+const IN_FLIGHT = 240;
+
+async function shardsSection(): Promise<void> {
+  const cores = cpus().length;
+  const one = await shardSetup(1);
+  const three = await shardSetup(3);
+  try {
+    // Warm-up, then pairs of batches back to back, so each pair meets the same load from the
+    // rest of the machine; the order within a pair alternates.
+    await one.batch(BATCH);
+    await three.batch(BATCH);
+    // Each round: 1 shard, 1 shard with a third of the calls in flight (what each of 3 shards
+    // sees), 3 shards; the order turns each round.
+    const rounds: [Batch, Batch, Batch][] = [];
+    for (let i = 0; i < 6; i++) {
+      const runs: (() => Promise<Batch>)[] = [
+        () => one.batch(BATCH),
+        () => one.batch(BATCH, IN_FLIGHT / 3),
+        () => three.batch(BATCH),
+      ];
+      const got: Batch[] = [];
+      for (let j = 0; j < 3; j++) got[(i + j) % 3] = await runs[(i + j) % 3]!();
+      rounds.push(got as [Batch, Batch, Batch]);
+    }
+    const share3 = await three.shares();
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const m = (pick: (b: Batch) => number, which: 0 | 1 | 2) =>
+      mean(rounds.map((r) => pick(r[which])));
+    const row = (label: string, which: 0 | 1 | 2, share: number) => {
+      const c = m((b) => b.clientUs, which);
+      const sv = m((b) => b.serverUs, which);
+      const t = m((b) => b.callsPerSecond, which);
+      const got = m((b) => b.coresUsed, which);
+      out(
+        `| ${label} | ${k(t)} | ${got.toFixed(2)} | ${k(t / got)} | ${f1(c)} | ${f1(sv)} | ${k(predict(c, sv, share, cores))} |`,
+      );
+      return { c, s: sv, t, got };
+    };
+    out(
+      `### 1 shard and 3 shards, the same workload (${cores} cores shared with other work, load average ${loadavg()[0]!.toFixed(1)})`,
+    );
+    out();
+    out(
+      '| setup | calls/s | CPU it got (cores) | calls per CPU-second | client CPU µs/call | Redis CPU µs/call (all shards) | model on 2 idle cores |',
+    );
+    out('|---|---:|---:|---:|---:|---:|---:|');
+    const r1 = row(`1 shard, ${IN_FLIGHT} in flight`, 0, 1);
+    const rThird = row(`1 shard, ${IN_FLIGHT / 3} in flight`, 1, 1);
+    const r3 = row(`3 shards, ${IN_FLIGHT} in flight`, 2, share3);
+    // The model: a call costs the client and a shard a fixed part plus a share of one
+    // pipelined round trip, so what matters is the calls in flight per shard. 3 shards at
+    // 240 in flight cost per call what 1 shard costs at 80: measured on 1 shard, it predicts
+    // the 3-shard cost. Both CPU-bound on the same cores, throughput goes as 1 / cost.
+    const perCall1 = r1.c + r1.s;
+    const predictedRatio = perCall1 / (rThird.c + rThird.s);
+    const measuredRatio = perCall1 / (r3.c + r3.s);
+    out();
+    out(
+      `- ${rounds.length} rounds of batches of ${BATCH * 2} calls; the busiest of the 3 shards took ${(share3 * 100).toFixed(0)} % of the calls`,
+    );
+    out(
+      `- 3 shards / 1 shard, calls per CPU-second (= throughput when both have the same cores): measured **${measuredRatio.toFixed(2)}**, model **${predictedRatio.toFixed(2)}** (off by ${(((predictedRatio - measuredRatio) / measuredRatio) * 100).toFixed(0)} %)`,
+    );
+    out(
+      `- calls per second as run: ${(r3.t / r1.t).toFixed(2)} (per round: ${rounds.map((r) => (r[2].callsPerSecond / r[0].callsPerSecond).toFixed(2)).join(', ')}), with ${(r3.got / r1.got).toFixed(2)}× the CPU: on a machine shared with other work, 4 busy processes get more of it than 2`,
+    );
+    out();
+  } finally {
+    closeClusterClients();
+    await one.stop();
+    await three.stop();
+  }
+}
+
+// ---- wait: the cost of waitForReplicas -------------------------------------------------------
+
+async function waitSection(): Promise<void> {
+  const cluster = await startRedisCluster();
+  try {
+    const client = connectCluster(cluster, { enableAutoPipelining: true });
+    await client.ping();
+    out(
+      '### `waitForReplicas: { replicas: 1, timeoutMs: 100 }`: claim + complete (3 masters + 3 replicas)',
+    );
+    out();
+    out(
+      '| in flight | without WAIT | with WAIT | cost | mean latency without | mean latency with |',
+    );
+    out('|---:|---:|---:|---:|---:|---:|');
+    for (const concurrency of [1, 64]) {
+      const total = concurrency === 1 ? 2_000 : 20_000;
+      const rate = [0, 0];
+      const latency = [0, 0];
+      // Warm-up, then without and with WAIT alternately, 3 rounds each: the machine's load
+      // swings hit both alike.
+      for (let round = -1; round < 3; round++) {
+        for (const wait of [0, 1]) {
+          const store = createRedisIdempotencyStore(client, {
+            prefix: `bench:wait:${concurrency}:${wait}:${round}`,
+            ...(wait === 1 ? { waitForReplicas: { replicas: 1, timeoutMs: 100 } } : {}),
+          });
+          let spent = 0;
+          const start = performance.now();
+          await drive(total, concurrency, async (i) => {
+            const t = performance.now();
+            const claim = await store.claim(`o${i}`, { leaseMs: 30_000 });
+            if (claim.status !== 'claimed') throw new Error(`unexpected ${claim.status}`);
+            await store.complete(`o${i}`, claim.token, i, { resultTtlMs: 60_000 });
+            spent += performance.now() - t;
+          });
+          if (round < 0) continue;
+          rate[wait]! += total / ((performance.now() - start) / 1000) / 3;
+          latency[wait]! += spent / total / 3;
+        }
+      }
+      out(
+        `| ${concurrency} | ${k(rate[0]!)} /s | ${k(rate[1]!)} /s | ${(((rate[0]! - rate[1]!) / rate[0]!) * 100).toFixed(0)} % fewer | ${latency[0]!.toFixed(2)} ms | ${latency[1]!.toFixed(2)} ms |`,
+      );
+    }
+    out();
+  } finally {
+    closeClusterClients();
+    await cluster.stop();
+  }
+}
+
+// ---- failover: acknowledged claims lost to a SIGKILLed master ---------------------------------
+
+async function failoverTrial(): Promise<{ acked: number; lost: number; electionMs: number }> {
+  const cluster: RedisCluster = await startRedisCluster({ nodeTimeoutMs: 1_000 });
+  try {
+    const client: Cluster = connectCluster(cluster, { enableAutoPipelining: true });
+    await client.ping();
+    const prefix = `bench:failover:${Math.random().toString(36).slice(2)}`;
+    const store = createRedisIdempotencyStore(client, { prefix, commandTimeoutMs: 500 });
+    const victim = cluster.nodes[0]!;
+    const victimSlots = new Set(
+      client.slots.flatMap((n, slot) => (n?.[0] === `127.0.0.1:${victim.port}` ? [slot] : [])),
+    );
+    const acked: string[] = [];
+    let killedAt = 0;
+    let firstOk = 0;
+    let stop = false;
+    let n = 0;
+    const worker = async (): Promise<void> => {
+      while (!stop) {
+        const key = `o${n++}`;
+        const sentAt = Date.now();
+        try {
+          if ((await store.claim(key, { leaseMs: 600_000 })).status !== 'claimed') continue;
+          const mine = victimSlots.has(keySlot(`{${prefix}:${key}}`));
+          // Acknowledged before the kill: the ones a failover may lose.
+          if (mine && (killedAt === 0 || sentAt < killedAt)) acked.push(key);
+          if (mine && killedAt !== 0 && sentAt > killedAt && firstOk === 0) firstOk = Date.now();
+        } catch (error) {
+          if (!(error instanceof StoreUnavailableError)) throw error;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+    };
+    const workers = Array.from({ length: 64 }, worker);
+    await new Promise((r) => setTimeout(r, 500));
+    killedAt = Date.now();
+    await victim.kill();
+    await cluster.waitHealthy(30_000);
+    while (firstOk === 0) await new Promise((r) => setTimeout(r, 20));
+    stop = true;
+    await Promise.all(workers);
+    let lost = 0;
+    for (const key of acked) {
+      if ((await store.claim(key, { leaseMs: 1_000 })).status === 'claimed') lost++;
+    }
+    return { acked: acked.length, lost, electionMs: firstOk - killedAt };
+  } finally {
+    closeClusterClients();
+    await cluster.stop();
+  }
+}
+
+async function failoverSection(): Promise<void> {
+  out('### SIGKILL of a master under claim load (64 in flight, `cluster-node-timeout` 1 s)');
+  out();
+  out(
+    '| trial | claims acknowledged by the master before the kill | lost after the failover | kill → first claim on its slots |',
+  );
+  out('|---:|---:|---:|---:|');
+  for (let t = 1; t <= 5; t++) {
+    const r = await failoverTrial();
+    out(`| ${t} | ${r.acked} | ${r.lost} | ${(r.electionMs / 1000).toFixed(1)} s |`);
+  }
+  out();
+}
+
+out(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}.`);
+out();
+if (wanted('ops')) await opsSection();
+if (wanted('shards')) await shardsSection();
+if (wanted('wait')) await waitSection();
+if (wanted('failover')) await failoverSection();
+process.exit(0);
