@@ -22,7 +22,7 @@ import {
   type RedisCluster,
   startRedisCluster,
 } from './support/redis-cluster.js';
-import { advanceRedisTime } from './support/redis-time.js';
+import { advanceDeliveryTime, advanceRedisTime } from './support/redis-time.js';
 
 // Every Redis contract suite, unchanged, on a real Redis Cluster (3 masters, 3 replicas)
 // through ioredis's `Cluster` client: the suites' keys spread over all three shards.
@@ -80,7 +80,7 @@ describeOwnRedis('on a Redis Cluster', () => {
     const prefix = uniquePrefix('cluster-delivery');
     return {
       store: createRedisDeliveryStore(shared, { prefix, recordTtlMs: 60_000 }),
-      advance: (ms) => advanceRedisTime(shared, prefix, ms),
+      advance: (ms) => advanceDeliveryTime(shared, prefix, ms),
       recordTtlMs: 60_000,
     };
   });

@@ -26,3 +26,20 @@ export async function advanceRedisTime(
     } while (cursor !== '0');
   }
 }
+
+/**
+ * {@link advanceRedisTime} for a Redis delivery store: its due times are Redis `TIME`, so the
+ * due index's scores move back by `ms` as well.
+ */
+export async function advanceDeliveryTime(
+  redis: Redis | Cluster,
+  prefix: string,
+  ms: number,
+): Promise<void> {
+  await advanceRedisTime(redis, prefix, ms);
+  const due = `{${prefix}:deliveries}:due`;
+  const members = await redis.zrange(due, '0', '-1', 'WITHSCORES');
+  for (let i = 0; i < members.length; i += 2) {
+    await redis.zadd(due, String(Number(members[i + 1]) - ms), members[i] as string);
+  }
+}
