@@ -13,6 +13,7 @@ import { keySlot } from '../src/redis/replicas.js';
 import { circuitStoreContract } from './support/circuit-store-contract.js';
 import { deadLetterContract, LEASE_MS, passRedisTime } from './support/dead-letter-contract.js';
 import { deliveryStoreContract } from './support/delivery-store-contract.js';
+import { reportersAddUp } from './support/fleet-metrics-scenario.js';
 import { idempotencyStoreContract } from './support/idempotency-contract.js';
 import { rateLimiterContract } from './support/rate-limiter-contract.js';
 import { connectRedis, describeOwnRedis, describeRedis, uniquePrefix } from './support/redis.js';
@@ -83,6 +84,10 @@ describeOwnRedis('on a Redis Cluster', () => {
       advance: (ms) => advanceDeliveryTime(shared, prefix, ms),
       recordTtlMs: 60_000,
     };
+  });
+
+  it('fleet metrics: reporters on a cluster add up to what one createMetrics reports', async () => {
+    await reportersAddUp(shared);
   });
 
   it("slows every instance at once: one instance's throttle is the other's refusal", async () => {
