@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import { expect, it } from 'vitest';
 import { type DeliveryStatusReport, StoreUnavailableError } from '../src/index.js';
@@ -279,5 +280,71 @@ describePostgres('createPostgresDeliveryStore', () => {
     const error = await store.get('k').catch((e: unknown) => e);
     expect(error).not.toBeInstanceOf(StoreUnavailableError);
     expect(error).toMatchObject({ code: '42P01' });
+  });
+});
+
+/** The `sql` block of docs/postgres.md whose first line starts with `title`. */
+function docsQuery(title: string): string {
+  const markdown = readFileSync(new URL('../docs/postgres.md', import.meta.url), 'utf8');
+  const blocks = [...markdown.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
+  const block = blocks.find((b) => b.startsWith(title));
+  if (block === undefined) throw new Error(`docs/postgres.md has no sql block "${title}"`);
+  return block;
+}
+
+describePostgres('docs/postgres.md: the delivery SQL', () => {
+  const db = useTestSchema('delivery_sql');
+
+  it('measures delivery rate and send → delivered latency over data written through the store', async () => {
+    const { deliveries, deliveryAttempts } = await db.tables('m');
+    const store = createPostgresDeliveryStore(db.pool, {
+      schema: db.schema,
+      table: deliveries,
+      attemptsTable: deliveryAttempts,
+    });
+    const A = Date.now() - 3_600_000;
+    const send = async (key: string, n: number, at: number, statuses: [string, number][]) => {
+      await store.begin(key, 'p');
+      await store.recordAttempt(key, { attemptId: `${key}#${n}`, externalId: `w-${key}-${n}`, at });
+      for (const [status, offset] of statuses) {
+        const rank = { sent: 1, delivered: 2, read: 3, failed: 5 }[status] ?? 1;
+        await store.applyStatus(`w-${key}-${n}`, report(status, rank, at + offset));
+      }
+    };
+    await send('read', 1, A, [
+      ['sent', 1_000],
+      ['read', 9_000],
+      ['delivered', 3_000],
+    ]);
+    await send('delivered', 1, A, [
+      ['sent', 1_000],
+      ['delivered', 5_000],
+    ]);
+    // Failed once (transient), re-sent, delivered 10 s after the re-send.
+    await send('resent', 1, A, [['failed', 2_000]]);
+    await send('resent', 2, A + 60_000, [['delivered', 10_000]]);
+    await send('permanent', 1, A, [['failed', 1_000]]);
+    await send('in-flight', 1, A, [['sent', 1_000]]);
+    // Read on the phone; its delivered webhook never came.
+    await send('read-only', 1, A, [['read', 7_000]]);
+    // Two days old: outside both windows.
+    const old = A - 2 * 86_400_000;
+    await send('old', 1, old, [['delivered', 1_000]]);
+    await db.pool.query(
+      `UPDATE "${db.schema}"."${deliveries}" SET created_at = created_at - interval '2 days' WHERE key = 'old'`,
+    );
+
+    const onTables = (sql: string) =>
+      sql
+        .replaceAll('retrykit.retrykit_deliveries', `"${db.schema}"."${deliveries}"`)
+        .replaceAll('retrykit.retrykit_delivery_attempts', `"${db.schema}"."${deliveryAttempts}"`);
+    const rate = await db.pool.query(onTables(docsQuery('-- Delivery rate')));
+    expect(rate.rows).toEqual([
+      { messages: '6', delivered: '4', failed: '1', delivery_rate: '0.6667' },
+    ]);
+    const latency = await db.pool.query(onTables(docsQuery('-- Send → delivered latency')));
+    expect(latency.rows).toEqual([
+      { delivered: '3', p50_ms: 5_000, p95_ms: 9_500, max_ms: '10000' },
+    ]);
   });
 });
