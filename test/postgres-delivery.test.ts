@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import { expect, it } from 'vitest';
 import { type DeliveryStatusReport, StoreUnavailableError } from '../src/index.js';
+import { deliveryStatements } from '../src/postgres/delivery-store.js';
 import { createPostgresDeliveryStore } from '../src/postgres/index.js';
 import { seededRandom } from '../src/testing/index.js';
 import {
@@ -273,6 +274,30 @@ describePostgres('createPostgresDeliveryStore', () => {
       status: 'delivered',
       statusTimes: { delivered: DELIVERED.timestampMs },
     });
+  });
+
+  it('claimDue and deleteExpired find their rows by index condition, not by reading the whole index', async () => {
+    const { deliveries, deliveryAttempts } = await db.tables('plan');
+    const table = `"${db.schema}"."${deliveries}"`;
+    await db.pool.query(
+      `INSERT INTO ${table} (key, payload, created_at, expires_at, due_at, lease_token)
+       SELECT 'k' || g, '1', now(), now() + interval '1 day', now() + g * interval '1 second', 't'
+       FROM generate_series(1, 2000) g`,
+    );
+    await db.pool.query(`ANALYZE ${table}`);
+    const sql = deliveryStatements(table, `"${db.schema}"."${deliveryAttempts}"`);
+    const client = await db.pool.connect();
+    try {
+      // Whatever the planner thinks of a small table: only an index plan is left to look at.
+      await client.query('SET enable_seqscan = off');
+      const plan = async (text: string, values: unknown[]) =>
+        (await client.query(`EXPLAIN ${text}`, values)).rows.map((r) => r['QUERY PLAN']).join('\n');
+      expect(await plan(sql.claim, [10, 1_000, 60_000])).toMatch(/Index Cond: \(due_at <= \$\d+\)/);
+      expect(await plan(sql.deleteExpired, [10])).toMatch(/Index Cond: \(expires_at <= \$\d+\)/);
+    } finally {
+      await client.query('RESET enable_seqscan');
+      client.release();
+    }
   });
 
   it('rethrows a database error that is not an outage (a missing table) as it is', async () => {

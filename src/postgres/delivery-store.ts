@@ -84,7 +84,14 @@ export const POSTGRES_DELIVERY_STORE_DEFAULTS = Object.freeze({
 /** A timestamptz as whole milliseconds since the epoch (float8, exact for these times). */
 const ms = (column: string): string => `floor(extract(epoch FROM ${column}) * 1000)::float8`;
 
-/** A row of {@link recordColumns}. */
+/**
+ * `clock_timestamp()` as an InitPlan: computed once per statement, so that `due_at <= NOW` and
+ * `expires_at <= NOW` are index conditions (a volatile function is only ever a filter, and an
+ * index scan by `due_at` would then read every row of the index).
+ */
+const NOW = '(SELECT clock_timestamp())';
+
+/** A record's row, as `get` and `claim` select it. */
 interface RecordRow {
   key: string;
   payload: string;
@@ -223,11 +230,11 @@ ORDER BY m.created_at LIMIT 1`,
     claim: `WITH gone AS (
   DELETE FROM ${msg} WHERE key IN (
     SELECT key FROM ${msg}
-    WHERE due_at <= clock_timestamp() AND expires_at <= clock_timestamp()
+    WHERE due_at <= ${NOW} AND expires_at <= ${NOW}
     ORDER BY due_at LIMIT $1::integer FOR UPDATE SKIP LOCKED)
 ), due AS (
   SELECT key, due_at FROM ${msg}
-  WHERE due_at <= clock_timestamp() AND expires_at > clock_timestamp()
+  WHERE due_at <= ${NOW} AND expires_at > ${NOW}
   ORDER BY due_at LIMIT $1::integer FOR NO KEY UPDATE SKIP LOCKED
 ), claimed AS (
   UPDATE ${msg} m SET due_at = ${msFromNow(2)}, lease_token = gen_random_uuid()::text,
@@ -240,7 +247,7 @@ SELECT * FROM claimed ORDER BY was_due, key`,
   expires_at = ${msFromNow(4)}
 WHERE key = $1::text AND lease_token = $2::text AND expires_at > clock_timestamp()`,
     deleteExpired: `DELETE FROM ${msg} WHERE key IN (
-  SELECT key FROM ${msg} WHERE expires_at <= clock_timestamp()
+  SELECT key FROM ${msg} WHERE expires_at <= ${NOW}
   LIMIT $1::integer FOR UPDATE SKIP LOCKED)`,
   };
 }
