@@ -1,4 +1,8 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { expect, it } from 'vitest';
 import { type DeliveryStatusReport, StoreUnavailableError } from '../src/index.js';
@@ -111,6 +115,75 @@ describePostgres('createPostgresDeliveryStore', () => {
       await endPools();
     }
   });
+
+  it('folds out-of-order statuses raced from 3 processes at once to the top rank', async () => {
+    const tables = await db.tables('procs');
+    const store = createPostgresDeliveryStore(db.pool, {
+      schema: db.schema,
+      table: tables.deliveries,
+      attemptsTable: tables.deliveryAttempts,
+    });
+    const n = 100;
+    for (let i = 0; i < n; i++) {
+      await store.begin(`k${i}`, 'p');
+      await store.recordAttempt(`k${i}`, { attemptId: `k${i}#1`, externalId: `w${i}`, at: T });
+    }
+    const random = seededRandom(3);
+    const jobs = Array.from({ length: n }, (_, i) =>
+      shuffle(
+        [SENT, DELIVERED, READ, i % 4 === 0 ? FAILED : READ, SENT_EARLY, DELIVERED],
+        random,
+      ).map((r) => [`w${i}`, r] as const),
+    ).flat();
+    const processes = 3;
+    const children = Array.from({ length: processes }, () =>
+      spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--import',
+          './tools/lua-loader.mjs',
+          'test/fixtures/postgres-delivery-worker.ts',
+        ],
+        {
+          cwd: fileURLToPath(new URL('..', import.meta.url)),
+          env: {
+            ...process.env,
+            PG_URL: pgUrl,
+            SCHEMA: db.schema,
+            TABLE: tables.deliveries,
+            ATTEMPTS_TABLE: tables.deliveryAttempts,
+          },
+          stdio: ['pipe', 'pipe', 'inherit'],
+        },
+      ),
+    );
+    const exits = children.map((child) => once(child, 'exit'));
+    const lines = children.map((child) => {
+      const read = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+      return read[Symbol.asyncIterator]();
+    });
+    // Every process connected first, then all get their share at the same moment: each
+    // wamid's reports are spread over the three.
+    for (const it of lines) expect((await it.next()).value).toBe('ready');
+    for (const [p, child] of children.entries()) {
+      child.stdin?.end(JSON.stringify(jobs.filter((_, j) => j % processes === p)));
+    }
+    const results = await Promise.all(
+      lines.map(async (it) => JSON.parse(String((await it.next()).value)) as { unknown: number }),
+    );
+    expect((await Promise.all(exits)).map(([code]) => code)).toEqual([0, 0, 0]);
+    expect(results.map((r) => r.unknown)).toEqual([0, 0, 0]);
+    for (let i = 0; i < n; i++) {
+      const top = i % 4 === 0 ? FAILED : READ;
+      expect((await store.get(`k${i}`))?.attempts[0]).toMatchObject({
+        status: top.status,
+        statusAt: top.timestampMs,
+        statusTimes: { sent: SENT_EARLY.timestampMs, delivered: DELIVERED.timestampMs },
+      });
+    }
+  }, 30_000);
 
   it('attaches a lost wamid once when its statuses race in by alias from several pools', async () => {
     const tables = await db.tables('alias');
