@@ -125,12 +125,14 @@ export function deliveryStatements(msg: string, att: string) {
     FROM ${att} a WHERE a.key = m.key) AS attempts`;
   return {
     /**
-     * Makes the record, or makes it again over an expired one (whose attempts go). Returns a
-     * row only when it made one.
+     * Makes the record, or makes it again over an expired one (whose attempts go: the record's
+     * row is locked before them, the order every statement keeps). Returns a row only when it
+     * made one.
      */
-    begin: `WITH stale AS (
-  DELETE FROM ${att} a USING ${msg} old
-  WHERE a.key = $1::text AND old.key = $1::text AND old.expires_at <= clock_timestamp()
+    begin: `WITH expired AS (
+  SELECT key FROM ${msg} WHERE key = $1::text AND expires_at <= clock_timestamp() FOR UPDATE
+), stale AS (
+  DELETE FROM ${att} a USING expired WHERE a.key = expired.key
 )
 INSERT INTO ${msg} AS m (key, payload, alias, created_at, expires_at, due_at, lease_token)
 VALUES ($1::text, $2::text, $3::text, clock_timestamp(), ${msFromNow(4)}, ${msFromNow(5)},
