@@ -269,6 +269,37 @@ describePostgres('createPostgresDeliveryStore', () => {
     await expect(store.deleteExpired({ limit: 0 })).rejects.toThrow(/limit must be .*, got 0/);
   });
 
+  it('deleteExpired and claimDue pass by a record another transaction holds instead of waiting', async () => {
+    const tables = await db.tables('held');
+    const store = createPostgresDeliveryStore(db.pool, {
+      schema: db.schema,
+      table: tables.deliveries,
+      attemptsTable: tables.deliveryAttempts,
+      recordTtlMs: 10_000,
+    });
+    for (const key of ['held', 'free']) await store.begin(key, 'p');
+    await advanceDeliveryTime(db.pool, db.schema, tables.deliveries, 10_001);
+    for (const key of ['held-due', 'free-due']) await store.begin(key, 'p', { dueInMs: 0 });
+    const locker = await db.pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(
+        `SELECT 1 FROM "${db.schema}"."${tables.deliveries}" WHERE key IN ('held', 'held-due') FOR UPDATE`,
+      );
+      // Both would wait for the locker's COMMIT (forever, here) if they did not skip.
+      expect(await store.deleteExpired()).toBe(1);
+      const claimed = await store.claimDue({ limit: 10, leaseMs: 1_000 });
+      expect(claimed.map((c) => c.record.key)).toEqual(['free-due']);
+    } finally {
+      await locker.query('ROLLBACK');
+      locker.release();
+    }
+    expect(await store.deleteExpired()).toBe(1);
+    expect((await store.claimDue({ limit: 10, leaseMs: 1_000 })).map((c) => c.record.key)).toEqual([
+      'held-due',
+    ]);
+  });
+
   it('validates its options, naming the option and the value', () => {
     expect(() => createPostgresDeliveryStore({} as never)).toThrow(/db must be a pg Pool/);
     expect(() => createPostgresDeliveryStore(db.pool, { table: '' })).toThrow(
