@@ -62,13 +62,18 @@ describePostgres('retrykit/postgres', () => {
   });
 
   it('schemaSql with the defaults is the shipped migration files, names quoted', () => {
-    const files = ['001_idempotency.sql', '002_dead_letters.sql'].map((f) =>
+    const files = ['001_idempotency.sql', '002_dead_letters.sql', '003_deliveries.sql'].map((f) =>
       readFileSync(new URL(`../src/postgres/sql/${f}`, import.meta.url), 'utf8'),
     );
     expect(schemaSql().replace(/"(retrykit_\w+)"/g, '$1')).toBe(['', ...files].join('\n'));
     expect(schemaSql({ schema: 's', idempotencyTable: 'i' })).toContain(
       'CREATE INDEX IF NOT EXISTS "i_expires_at_idx"\n  ON "s"."i" (expires_at);',
     );
+    const renamed = schemaSql({ deliveryTable: 'd', deliveryAttemptsTable: 'da' });
+    expect(renamed).toContain('REFERENCES "d" (key) ON DELETE CASCADE');
+    expect(renamed).toContain('"da_external_id_idx"\n  ON "da" (external_id)');
+    expect(renamed).toContain('"d_due_at_idx"\n  ON "d" (due_at)');
+    expect(renamed).not.toMatch(/retrykit_deliver/);
   });
 
   it('rejects bad names and clients naming the option and the value', () => {

@@ -68,7 +68,8 @@ const SWEEP_BATCH = 4;
  * returned as frozen copies; the payload is kept by reference.
  *
  * Use it for one process or tests: a webhook handler and a sender in different processes
- * need a shared store such as `createRedisDeliveryStore` from `retrykit/redis`.
+ * need a shared store such as `createRedisDeliveryStore` from `retrykit/redis` or
+ * `createPostgresDeliveryStore` from `retrykit/postgres`.
  *
  * @example
  * const deliveries = createMemoryDeliveryStore({ maxEntries: 50_000 });

@@ -24,8 +24,9 @@ import {
 
 /**
  * A delivery store holding WhatsApp sends: `createMemoryDeliveryStore()` from `retrykit`, or
- * `createRedisDeliveryStore()` from `retrykit/redis` to share it between the process that
- * sends and the one that receives webhooks. Attempts' external ids are wamids; their errors
+ * `createRedisDeliveryStore()` from `retrykit/redis` or `createPostgresDeliveryStore()` from
+ * `retrykit/postgres` to share it between the process that sends and the one that receives
+ * webhooks. Attempts' external ids are wamids; their errors
  * are the `errors` of `failed` statuses.
  */
 export type WhatsAppDeliveryStore<P = unknown> = DeliveryStore<P, WebhookErrorDetail>;
