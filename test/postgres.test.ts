@@ -7,6 +7,7 @@ import {
   idempotent,
   StoreUnavailableError,
 } from '../src/index.js';
+import { idempotencyStatements } from '../src/postgres/idempotency.js';
 import {
   createPostgresDeadLetterQueue,
   createPostgresIdempotencyStore,
@@ -153,6 +154,31 @@ describePostgres('retrykit/postgres', () => {
     expect(await store.deleteExpired()).toBe(0);
     expect(await store.markOnce('fresh', 60_000)).toBe(false);
     await expect(store.deleteExpired({ limit: 0 })).rejects.toThrow(/limit.*0/);
+  });
+
+  it('deleteExpired finds expired rows by index condition, not by reading the whole table', async () => {
+    const { idempotency } = await db.tables('sweep_plan');
+    const table = `"${db.schema}"."${idempotency}"`;
+    await db.pool.query(
+      `INSERT INTO ${table} (kind, key, state, expires_at)
+       SELECT 'mark', 'k' || g, 'marked', now() + g * interval '1 second'
+       FROM generate_series(1, 2000) g`,
+    );
+    await db.pool.query(`ANALYZE ${table}`);
+    const client = await db.pool.connect();
+    try {
+      await client.query('SET enable_seqscan = off');
+      const { rows } = await client.query(
+        `EXPLAIN ${idempotencyStatements(table).deleteExpired}`,
+        [10],
+      );
+      expect(rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(
+        /Index Cond: \(expires_at <= \$\d+\)/,
+      );
+    } finally {
+      await client.query('RESET enable_seqscan');
+      client.release();
+    }
   });
 
   it('refuses a result JSON would change, before writing', async () => {
