@@ -109,7 +109,9 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * timed out, or whose connection dropped after it left (not a refused connection or a failed
    * DNS lookup: those never reached the API). Such a send is not retried at once: the call
    * resolves with `status: 'held'`, and a status webhook that arrives for it within this window
-   * (matched by the correlation tag) settles it instead of a second send.
+   * (matched by the correlation tag) settles it instead of a second send. For the `breaker`
+   * and the metrics a held send is a failed attempt (a hung API opens the circuit), and the
+   * limiter hears no success.
    * @default 60_000
    */
   readonly timeoutGraceMs?: number;
@@ -130,7 +132,7 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
   readonly retry?: RetryOptions;
   /**
    * Abort one HTTP request after this many milliseconds (a hung connection); the attempt
-   * counts as a `timeout` and is retried.
+   * counts as a `timeout` and is retried, or with `deliveries` held (see `timeoutGraceMs`).
    * @default 20_000
    */
   readonly requestTimeoutMs?: number;
@@ -286,8 +288,32 @@ const DONE = Symbol('request done');
 /** What an idempotency key remembers of a send: its wamid, or that it was held. */
 type StoredSend = { readonly messageId: string } | { readonly held: true };
 
-/** What one attempt of a tracked send gives when its outcome is unknown. */
+/** What an idempotency key remembers of a held send. */
 const HELD = Object.freeze({ held: true as const });
+
+/**
+ * Thrown by an attempt of a tracked send whose request may have reached the API (a timeout, a
+ * connection dropped after the request left): `retry` stops on it, counting it as a failure
+ * for the breaker, and the client holds the send. Never leaves the client (only as the `cause`
+ * of the `HeldError` or `CircuitOpenError` in `retry`'s events).
+ */
+class UnconfirmedSend extends Error {
+  override readonly name = 'UnconfirmedSend';
+
+  constructor(cause: unknown) {
+    super(`Outcome unknown, held for its status webhooks: ${String(cause)}`, { cause });
+  }
+}
+
+/** Whether `retry` stopped on an {@link UnconfirmedSend} (itself, or as its error's cause). */
+function isUnconfirmed(error: unknown): boolean {
+  if (error instanceof UnconfirmedSend) return true;
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    (error as { cause?: unknown }).cause instanceof UnconfirmedSend
+  );
+}
 
 /**
  * Failure codes of a request that never reached the API: no connection was made, so sending
@@ -441,7 +467,8 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
   const retry = createRetry({
     maxAttempts: WHATSAPP_CLIENT_DEFAULTS.maxAttempts,
     ...userRetry,
-    classify,
+    classify: (error) =>
+      error instanceof UnconfirmedSend ? classifyUnconfirmed(error) : classify(error),
     clock: userRetry.clock ?? clock,
     ...(userRetry.onEvent === undefined && onEvent !== undefined ? { onEvent } : {}),
     ...(breaker === undefined ? {} : { breaker, breakerKey: phoneNumberId }),
@@ -469,6 +496,22 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
    * the request left), as `request` throws them.
    */
   const ambiguous = new WeakSet<object>();
+
+  /**
+   * What `retry` hears of a tracked send whose outcome is unknown: the request's own failure
+   * (a timeout counts for the breaker), not retryable and not the message's, so `retry` stops
+   * with a `HeldError` (or a `CircuitOpenError` when it opened the circuit) and the send is
+   * held. A classifier that throws on it leaves it a timeout.
+   */
+  const classifyUnconfirmed = (error: UnconfirmedSend): Classification => {
+    let c: Classification;
+    try {
+      c = classify(error.cause);
+    } catch {
+      c = { retryable: false, reason: 'timeout' };
+    }
+    return { ...c, retryable: false, scope: 'account' };
+  };
 
   /** One HTTP request, aborted by the caller's signal or after `requestTimeoutMs`. */
   const request = async (payload: P, signal: AbortSignal): Promise<{ messageId: string }> => {
@@ -586,7 +629,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     let attempts = 0;
     const attempt = async ({
       signal: attemptSignal,
-    }: AttemptContext): Promise<{ messageId: string } | typeof HELD> => {
+    }: AttemptContext): Promise<{ messageId: string }> => {
       if (pairLimiter !== undefined)
         await pairLimiter.acquire(pairKey, 1, { signal: attemptSignal });
       if (limiter !== undefined) await limiter.acquire(phoneNumberId, 1, { signal: attemptSignal });
@@ -596,24 +639,30 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
       } catch (error) {
         // It may have been sent: hold it for the status webhooks rather than send it twice.
         if (tracked !== undefined && typeof error === 'object' && error !== null) {
-          if (ambiguous.has(error)) return HELD;
+          if (ambiguous.has(error)) throw new UnconfirmedSend(error);
         }
         throw error;
       }
     };
     const feedback = feedbackFor(pairKey);
     try {
-      const sent = await retry(attempt, {
-        // A signal of this call's own, so that limiter and request listeners never pile up on
-        // one shared never-aborting signal.
-        signal: signal ?? new AbortController().signal,
-        ...(feedback === undefined ? {} : { feedback }),
-        onRetry: (event: RetryEvent) => {
-          earlier.push(attemptOf(event.error, event.classification, iso(clock.now())));
-          userRetry.onRetry?.(event);
-        },
-      });
-      if ('held' in sent) {
+      let sent: { messageId: string } | undefined;
+      try {
+        sent = await retry(attempt, {
+          // A signal of this call's own, so that limiter and request listeners never pile up
+          // on one shared never-aborting signal.
+          signal: signal ?? new AbortController().signal,
+          ...(feedback === undefined ? {} : { feedback }),
+          onRetry: (event: RetryEvent) => {
+            earlier.push(attemptOf(event.error, event.classification, iso(clock.now())));
+            userRetry.onRetry?.(event);
+          },
+        });
+      } catch (error) {
+        // The breaker counted it as a failure; the message itself waits for its statuses.
+        if (!isUnconfirmed(error)) throw error;
+      }
+      if (sent === undefined) {
         const t = tracked as Tracked<P>;
         if (t.ownsSchedule) {
           await deliveries
