@@ -81,6 +81,69 @@ function setup(
   return { settle, clock, deliveries, events, client, send, requests: () => requests };
 }
 
+describe('held sends: retry.attemptTimeoutMs', () => {
+  it('holds a send whose request the attempt timeout cut, like a request timeout', async () => {
+    const { send, requests, events } = setup((n) => (n === 1 ? 'hang' : 'accept'), {
+      retry: { attemptTimeoutMs: 1_000 },
+    });
+    expect(await send('order-1')).toEqual({
+      status: 'held',
+      messageId: undefined,
+      attempts: 1,
+      deduplicated: false,
+    });
+    expect(requests()).toBe(1);
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'message_held', key: 'order-1', attemptId: 'order-1#1' }),
+    );
+  });
+
+  it('retries an attempt the timeout cut while it waited for the limiter: nothing was sent', async () => {
+    const clock = createManualClock(T);
+    let waits = 0;
+    const limiter: RateLimiter = {
+      tryAcquire: () => ({ ok: true, remaining: 1 }),
+      async acquire(_key, _n, o) {
+        if (waits++ === 0) await clock.sleep(5_000, o?.signal);
+        return 0;
+      },
+      feedback: () => ({ throttled: () => {}, succeeded: () => {} }),
+    };
+    const { send, requests } = setup(() => 'accept', {
+      clock,
+      limiter,
+      retry: { attemptTimeoutMs: 1_000 },
+    });
+    expect(await send('order-1')).toMatchObject({ status: 'accepted', messageId: 'wamid.1' });
+    expect(requests()).toBe(1);
+    expect(waits).toBe(2);
+  });
+
+  it('does not hold a send the caller aborted: it rejects with the reason', async () => {
+    const { client, deliveries, requests } = setup(() => 'hang', {
+      retry: { attemptTimeoutMs: 1_000 },
+    });
+    const controller = new AbortController();
+    const p = client.sendMessage(MESSAGE, {
+      idempotencyKey: 'order-1',
+      signal: controller.signal,
+    });
+    p.catch(() => {});
+    for (let i = 0; i < 1_000 && requests() === 0; i++) await ioTurn();
+    expect(requests()).toBe(1);
+    controller.abort(new Error('shutting down'));
+    await expect(p).rejects.toThrow('shutting down');
+    expect(requests()).toBe(1);
+    expect((await deliveries.get('order-1'))?.dueAt).toBeUndefined();
+  });
+
+  it('refuses a bad attemptTimeoutMs, naming it', () => {
+    expect(() => setup(() => 'accept', { retry: { attemptTimeoutMs: Number.NaN } })).toThrow(
+      /retry\.attemptTimeoutMs must be a number, got NaN/,
+    );
+  });
+});
+
 describe('held sends: the breaker, the limiter and metrics', () => {
   it('counts a held send as a failure: a hung API opens the circuit', async () => {
     const clock = createManualClock(T);

@@ -126,7 +126,9 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * Retry settings. `classify` defaults to `composeClassifiers(classifyWhatsAppError)`,
    * `onEvent` and `clock` to the client's. A `signal` here aborts every send of the client (a
    * shutdown), beside each call's own `signal`: a send stops when either aborts, with that
-   * signal's reason, and is not dead-lettered.
+   * signal's reason, and is not dead-lettered. `attemptTimeoutMs` cuts one attempt (limiter
+   * waits and the request): with `deliveries`, one cut while its request was in flight is held
+   * like a `requestTimeoutMs` timeout; one cut while it waited for a limiter is retried.
    * @default { maxAttempts: 5 } with the core backoff defaults
    */
   readonly retry?: RetryOptions;
@@ -315,6 +317,8 @@ function isUnconfirmed(error: unknown): boolean {
   );
 }
 
+function noop(): void {}
+
 /**
  * Failure codes of a request that never reached the API: no connection was made, so sending
  * again at once can't duplicate it.
@@ -462,7 +466,17 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
   if (typeof rememberFailures !== 'boolean') {
     throw new TypeError(`rememberFailures must be a boolean, got ${showValue(rememberFailures)}`);
   }
-  const { signal: clientSignal, ...userRetry } = options.retry ?? {};
+  // The client times its attempts itself: a cut request may have reached the API (held, with
+  // `deliveries`), a cut limiter wait has not (retried).
+  const {
+    signal: clientSignal,
+    attemptTimeoutMs: rawAttemptTimeoutMs,
+    ...userRetry
+  } = options.retry ?? {};
+  const attemptTimeoutMs =
+    rawAttemptTimeoutMs === undefined
+      ? undefined
+      : assertNumber('retry.attemptTimeoutMs', rawAttemptTimeoutMs, 0);
   const classify = userRetry.classify ?? composeClassifiers(classifyWhatsAppError);
   const retry = createRetry({
     maxAttempts: WHATSAPP_CLIENT_DEFAULTS.maxAttempts,
@@ -627,13 +641,16 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     const pairKey = `${phoneNumberId}:${recipient}`;
     const earlier: DeadLetterAttempt[] = [];
     let attempts = 0;
-    const attempt = async ({
-      signal: attemptSignal,
-    }: AttemptContext): Promise<{ messageId: string }> => {
+    /** Limiter waits and the request; `phase.requesting` once the request may have left. */
+    const attemptIn = async (
+      attemptSignal: AbortSignal,
+      phase: { requesting: boolean },
+    ): Promise<{ messageId: string }> => {
       if (pairLimiter !== undefined)
         await pairLimiter.acquire(pairKey, 1, { signal: attemptSignal });
       if (limiter !== undefined) await limiter.acquire(phoneNumberId, 1, { signal: attemptSignal });
       attempts++;
+      phase.requesting = true;
       try {
         return await request(tracked?.wire ?? payload, attemptSignal);
       } catch (error) {
@@ -643,6 +660,34 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
         }
         throw error;
       }
+    };
+    /**
+     * One attempt, cut after `retry.attemptTimeoutMs`: with the request in flight, a tracked
+     * send is then held like a request timeout; waiting for a limiter, nothing left (retried).
+     */
+    const attempt = (ctx: AttemptContext): Promise<{ messageId: string }> => {
+      if (attemptTimeoutMs === undefined) return attemptIn(ctx.signal, { requesting: false });
+      if (ctx.signal.aborted) return Promise.reject(ctx.signal.reason);
+      return new Promise((resolve, reject) => {
+        const phase = { requesting: false };
+        const controller = new AbortController();
+        const timer = new AbortController();
+        const unwatch = watchAbort(ctx.signal, () => controller.abort(ctx.signal.reason));
+        clock.sleep(attemptTimeoutMs, timer.signal).then(() => {
+          const error = new DOMException(
+            `Attempt ${ctx.attempt} timed out after ${attemptTimeoutMs} ms`,
+            'TimeoutError',
+          );
+          reject(phase.requesting && tracked !== undefined ? new UnconfirmedSend(error) : error);
+          controller.abort(error);
+        }, noop);
+        attemptIn(controller.signal, phase)
+          .then(resolve, reject)
+          .finally(() => {
+            timer.abort();
+            unwatch();
+          });
+      });
     };
     const feedback = feedbackFor(pairKey);
     try {
