@@ -176,3 +176,27 @@ describe('held sends: the breaker, the limiter and metrics', () => {
     );
   });
 });
+
+describe('held sends: a repeated call', () => {
+  it('answers accepted with the latest wamid once a re-send of the held key was accepted', async () => {
+    const { client, settle, send, requests } = setup((n) => (n === 1 ? 'timeout' : 'accept'));
+    expect(await send('order-1')).toMatchObject({ status: 'held' });
+    expect(await send('order-1')).toEqual({
+      status: 'held',
+      messageId: undefined,
+      attempts: 0,
+      deduplicated: true,
+    });
+    expect(await settle(client.resendMessage('order-1', { afterAttempts: 1 }))).toMatchObject({
+      status: 'accepted',
+      messageId: 'wamid.2',
+    });
+    expect(await send('order-1')).toEqual({
+      status: 'accepted',
+      messageId: 'wamid.2',
+      attempts: 0,
+      deduplicated: true,
+    });
+    expect(requests()).toBe(2);
+  });
+});

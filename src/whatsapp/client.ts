@@ -99,7 +99,8 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * that attempt keeps no wamid (its status webhooks then come back `unknown`). Cloud API
    * sends carry the key's correlation tag in `biz_opaque_callback_data`: `rk:<tag>`, or
    * `rk:<tag>|<your value>` (yours alone when both would pass 512 characters); the record keeps
-   * the payload as given.
+   * the payload as given. With `get`, a repeated call whose key was held answers from the
+   * record: `accepted` with the latest wamid once a send of the message has one.
    */
   readonly deliveries?: Pick<WhatsAppDeliveryStore, 'begin' | 'recordAttempt'> &
     Partial<Pick<WhatsAppDeliveryStore, 'get'>>;
@@ -207,7 +208,10 @@ export interface AcceptedSendResult {
   readonly messageId: string;
   /** HTTP requests made by this call; 0 when `deduplicated`. */
   readonly attempts: number;
-  /** `true` when an earlier call with the same idempotency key had sent it already. */
+  /**
+   * `true` when an earlier call with the same idempotency key had sent it already (or had it
+   * held, and a send of it has been accepted since: `messageId` is then the latest wamid).
+   */
   readonly deduplicated: boolean;
 }
 
@@ -796,6 +800,21 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
       : { status: 'held', messageId: undefined, attempts: 0, deduplicated: true };
   };
 
+  /**
+   * A deduplicated `held` answer brought up to date from `deliveries` (when it has `get`):
+   * `accepted` with the latest wamid once a send of the message got one (a re-send, or a late
+   * status that named the held send's wamid). A store that can't be read leaves it `held`.
+   */
+  const settledSince = async (key: string, held: SendResult): Promise<SendResult> => {
+    if (typeof deliveries?.get !== 'function') return held;
+    const record = await deliveries.get(key).catch(() => undefined);
+    let wamid: string | undefined;
+    for (const a of record?.attempts ?? []) wamid = a.externalId ?? wamid;
+    return wamid === undefined
+      ? held
+      : { status: 'accepted', messageId: wamid, attempts: 0, deduplicated: true };
+  };
+
   /** `start` in the bulkhead of the phone number, and `release` once settled. */
   const guarded = <T>(
     signal: AbortSignal | undefined,
@@ -851,10 +870,13 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
             : await beginAttempt(deliveries, idempotencyKey, payload);
         return send(payload, signal, idempotencyKey, tracked);
       };
-      const start = () =>
-        idempotencyKey !== undefined && store !== undefined
-          ? sendOnce(store, idempotencyKey, payload, signal, first)
-          : first();
+      const start = async (): Promise<SendResult> => {
+        if (idempotencyKey === undefined || store === undefined) return first();
+        const result = await sendOnce(store, idempotencyKey, payload, signal, first);
+        return result.status === 'held' && result.deduplicated
+          ? settledSince(idempotencyKey, result)
+          : result;
+      };
       return guarded(signal, release, start);
     },
 
