@@ -409,10 +409,11 @@ async function readBody(response: Response): Promise<unknown> {
  *   store: createMemoryIdempotencyStore({ maxEntries: 100_000 }),
  *   dlq: createMemoryDeadLetterQueue(),
  * });
- * const { messageId } = await whatsapp.sendMessage(
+ * const sent = await whatsapp.sendMessage(
  *   { to: '4915112345678', type: 'text', text: { body: 'Your order shipped' } },
  *   { idempotencyKey: 'order-42:shipped' },
  * );
+ * if (sent.status === 'accepted') console.log(sent.messageId); // else held (with `deliveries`)
  */
 export function createWhatsAppClient(
   options: Omit<WhatsAppClientOptions<CloudMessage>, 'endpoint'>,
