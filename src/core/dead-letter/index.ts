@@ -25,3 +25,5 @@ export {
   serializeRetryRecord,
   validateRetryRecord,
 } from './retry-record.js';
+export type { DeadLetterGroup, DeadLetterPattern, DeadLetterSummary } from './summary.js';
+export { deadLetterCode, summarizeDeadLetters } from './summary.js';
