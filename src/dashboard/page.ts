@@ -111,7 +111,12 @@ h3 { font-size: 13px; margin: 8px 0 4px; }
 .badge.ok { background: #e6f4ea; }
 .chart svg { width: 100%; height: auto; display: block; }
 .legend { display: flex; flex-wrap: wrap; gap: 14px; font-size: 12px; margin-bottom: 4px; }
-.legend .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; }
+.legend .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; background: currentColor; }
+.swatch.s-first { background: var(--first); } .swatch.s-retried, .swatch.s-retry { background: var(--retried); }
+.swatch.s-gaveup, .swatch.s-error { background: var(--gaveup); } .swatch.s-p50 { background: var(--p50); }
+.swatch.s-p95 { background: var(--p95); } .swatch.s-p99 { background: var(--p99); }
+.swatch.s-q0 { background: #1565c0; } .swatch.s-q1 { background: #2e7d32; }
+.swatch.s-q2 { background: #ef6c00; } .swatch.s-q3 { background: #6a1b9a; }
 .split { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
 .bars .bar-row { display: grid; grid-template-columns: 130px 1fr 60px; gap: 8px; align-items: center; font-size: 12px; margin: 2px 0; }
 .bars .bar-row .track { background: #eef0f3; height: 10px; border-radius: 2px; }
@@ -128,7 +133,7 @@ h3 { font-size: 13px; margin: 8px 0 4px; }
 .s-p99 { stroke: var(--p99); fill: var(--p99); }
 .s-q0 { stroke: #1565c0; fill: #1565c0; } .s-q1 { stroke: #2e7d32; fill: #2e7d32; }
 .s-q2 { stroke: #ef6c00; fill: #ef6c00; } .s-q3 { stroke: #6a1b9a; fill: #6a1b9a; }
-polyline { fill: none; stroke-width: 2; }
+.chart polyline { fill: none; stroke-width: 2; }
 .limit { stroke: var(--limit); stroke-dasharray: 5 4; stroke-width: 1; }
 .bar-fill { fill: #5c6bc0; }
 #health li.breach { color: var(--gaveup); }
@@ -150,9 +155,9 @@ export const APP_JS = `'use strict';
 (() => {
   const base = document.querySelector('meta[name="retrykit-base"]').getAttribute('content');
   const SVG = 'http://www.w3.org/2000/svg';
-  const W = 640;
-  const H = 170;
-  const PAD = { l: 44, r: 8, t: 8, b: 20 };
+  let W = 640;
+  const H = 180;
+  const PAD = { l: 56, r: 8, t: 8, b: 20 };
   const state = { session: null, selected: new Set(), rows: [], refreshes: 0 };
   const $ = (id) => document.getElementById(id);
 
@@ -178,6 +183,7 @@ export const APP_JS = `'use strict';
     );
   }
   const pct = (v) => (v === null || v === undefined ? '-' : (v * 100).toFixed(2) + ' %');
+  const axisPct = (v) => (v * 100).toFixed(v < 0.1 ? 1 : 0) + ' %';
   const ms = (v) => (v === null || v === undefined ? '-' : Math.round(v) + ' ms');
   const time = (t) => new Date(t).toISOString().slice(11, 19);
 
@@ -237,6 +243,7 @@ export const APP_JS = `'use strict';
   }
 
   function stacked(id, starts, series) {
+    W = 1280;
     let max = 1;
     starts.forEach((_, i) => {
       let sum = 0;
@@ -259,6 +266,7 @@ export const APP_JS = `'use strict';
         acc += v;
       }
     });
+    W = 640;
   }
 
   function bars(id, counts) {
@@ -315,7 +323,7 @@ export const APP_JS = `'use strict';
     lines('rates', starts, [
       { key: 'retry', cls: 'retry', values: series.map((b) => b.snapshot.ratios.retry) },
       { key: 'error', cls: 'error', values: series.map((b) => b.snapshot.ratios.error) },
-    ], { limit: Math.max(m.thresholds.retryRatio, m.thresholds.errorRatio), format: pct });
+    ], { limit: Math.max(m.thresholds.retryRatio, m.thresholds.errorRatio), format: axisPct });
 
     const latency = $('latency');
     latency.dataset.p50 = String(s.latency.p50Ms);
@@ -344,9 +352,11 @@ export const APP_JS = `'use strict';
     const queues = $('queues');
     queues.dataset.depths = JSON.stringify(Object.fromEntries(names.map((n) => [n, s.queues[n].depth])));
     legend('queues-legend', names.map((n, i) => ({ key: n, cls: 'q' + i, label: n + ' ' + s.queues[n].depth })));
-    lines('queues', starts, names.map((n, i) => ({
+    if (names.length === 0) {
+      queues.replaceChildren(el('p', { class: 'muted' }, 'No queue reported its depth in this window (sampleQueueDepth).'));
+    } else lines('queues', starts, names.map((n, i) => ({
       key: n, cls: 'q' + i, values: series.map((b) => (b.snapshot.queues[n] ? b.snapshot.queues[n].depth : null)),
-    })), { format: (v) => String(Math.round(v)) });
+    })), { format: (v) => String(Math.round(v * 10) / 10) });
 
     const health = $('health');
     health.replaceChildren();
