@@ -259,12 +259,17 @@ describeRedis('dashboard handler (real Redis)', () => {
     for (const e of events) reporter.onEvent(e);
     expect(await reporter.flush()).toBe(true);
     await reporter.close();
-    const dlq = createRedisDeadLetterQueue(redis, { prefix });
+    const dlq = createRedisDeadLetterQueue(redis, { prefix: `${prefix}:dlq` });
     await dlq.add(letter('a', 'client_error', 131026, { deadAt: '2026-01-01T10:00:00.000Z' }));
     await dlq.add(letter('b', 'client_error', 131026, { deadAt: '2026-01-02T10:00:00.000Z' }));
     await dlq.add(letter('c', 'rate_limited', 130429, { deadAt: '2026-01-02T11:00:00.000Z' }));
 
-    const handler = createDashboard({ redis, prefix, windowMs: 60_000 });
+    const handler = createDashboard({
+      redis,
+      prefix,
+      dlqPrefix: `${prefix}:dlq`,
+      windowMs: 60_000,
+    });
     const metrics = (await (await handler(get('/api/metrics'))).json()) as Record<string, unknown>;
     const direct = await readFleetMetrics(redis, {
       prefix,

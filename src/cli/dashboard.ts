@@ -13,6 +13,7 @@ export interface DashboardFlags {
   readonly handler?: string | undefined;
   readonly 'bullmq-prefix'?: string | undefined;
   readonly 'allow-changes'?: boolean | undefined;
+  readonly 'dlq-prefix'?: string | undefined;
 }
 
 /** The port of `--port`: 0 (any free port) to 65535. */
@@ -37,6 +38,7 @@ export async function dashboard(
     handler = createDashboard({
       redis,
       prefix,
+      ...(flags['dlq-prefix'] === undefined ? {} : { dlqPrefix: flags['dlq-prefix'] }),
       ...(flags.window === undefined ? {} : { windowMs: parseDuration('window', flags.window) }),
       ...(flags.interval === undefined
         ? {}

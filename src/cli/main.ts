@@ -141,6 +141,8 @@ Serves the dashboard page (retrykit/dashboard) on 127.0.0.1 until Ctrl-C: the fl
 metrics live (first-attempt success vs retried, retry and error rates against their 2 %
 lines, latency, errors by reason and code, queue depth, health) and a dead-letter browser.
   --port <n>              port on 127.0.0.1 (default 8787; 0 picks a free one)
+  --dlq-prefix <name>     the dead-letter queue's prefix (default: --prefix, which names
+                          the fleet metrics' reporters)
   --allow-changes         allow redrive and purge from the page (default: read-only)
   --handler <module>      redrive entries through this module, as "dlq redrive --handler";
                           without it, entries from BullMQ go back to their queue
@@ -190,6 +192,7 @@ const OPTIONS = {
   dashboard: {
     ...CONNECTION,
     port: { type: 'string' },
+    'dlq-prefix': { type: 'string' },
     'allow-changes': { type: 'boolean' },
     handler: { type: 'string' },
     'bullmq-prefix': { type: 'string' },

@@ -27,10 +27,17 @@ export interface DashboardOptions {
    */
   readonly redis: RedisClientLike;
   /**
-   * The prefix the reporters and the dead-letter queue were given (as `retrykit --prefix`).
+   * The prefix the fleet's reporters were given (`createRedisMetricsReporter`), as `retrykit
+   * stats --prefix`.
    * @default 'retrykit'
    */
   readonly prefix?: string;
+  /**
+   * The prefix of the dead-letter queue (`createRedisDeadLetterQueue`), as `retrykit dlq
+   * --prefix`.
+   * @default `prefix`
+   */
+  readonly dlqPrefix?: string;
   /**
    * Where the dashboard is mounted: `''` (the root) or a path such as `'/ops/retrykit'`
    * (starts with `/`, no trailing `/`). Requests outside it get 404.
@@ -237,6 +244,7 @@ function checkBasePath(value: unknown): string {
  * const dashboard = createDashboard({
  *   redis: new Redis(),
  *   prefix: 'myapp',
+ *   dlqPrefix: 'myapp:dlq',
  *   authorize: (request) => request.headers.get('authorization') === `Bearer ${process.env.OPS_TOKEN}`,
  * });
  * createServer(toNodeHandler(dashboard)).listen(8080, '127.0.0.1');
@@ -278,7 +286,8 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
     options.bullmqPrefix === undefined
       ? undefined
       : assertKey('bullmqPrefix', options.bullmqPrefix);
-  const dlq: DeadLetterQueue = createRedisDeadLetterQueue(redis, { prefix });
+  const dlqPrefix = assertKey('dlqPrefix', options.dlqPrefix ?? prefix);
+  const dlq: DeadLetterQueue = createRedisDeadLetterQueue(redis, { prefix: dlqPrefix });
   const section = whatsappDeliveryMetrics();
   const readOptions = {
     prefix,
@@ -459,7 +468,15 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
 
   const session = async (request: Request): Promise<Response> => {
     const canMutate = await allowed(request);
-    const base = { canMutate, refreshMs, windowMs, intervalMs, prefix, reasons: REASONS };
+    const base = {
+      canMutate,
+      refreshMs,
+      windowMs,
+      intervalMs,
+      prefix,
+      dlqPrefix,
+      reasons: REASONS,
+    };
     if (!canMutate) return json({ ...base, csrf: null });
     const token = cookie(request, CSRF_COOKIE);
     const csrf = validToken(token) ? (token as string) : newToken();

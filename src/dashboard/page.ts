@@ -294,7 +294,7 @@ export const APP_JS = `'use strict';
     const s = m.snapshot;
     const series = m.series || [];
     const starts = series.map((b) => b.start);
-    $('fleet').textContent = 'fleet "' + state.session.prefix + '" · ' + m.instances + ' instance' + (m.instances === 1 ? '' : 's') + ' · last ' + Math.round(s.windowMs / 60000) + ' min';
+    $('fleet').textContent = 'fleet "' + state.session.prefix + '" · dead letters "' + state.session.dlqPrefix + '" · ' + m.instances + ' instance' + (m.instances === 1 ? '' : 's') + ' · last ' + Math.round(s.windowMs / 60000) + ' min';
     const first = s.calls.firstAttemptSucceeded;
     const retried = s.calls.succeeded - s.calls.firstAttemptSucceeded;
     const card = $('headline');
