@@ -46,6 +46,8 @@ describeBrowser('dashboard in headless Chromium (real traffic, real Redis)', () 
   let page: Page;
   let server: Server;
   let url = '';
+  /** Errors the page logged or threw: a CSP violation or a script error shows here. */
+  const pageErrors: string[] = [];
 
   beforeAll(async () => {
     // Traffic: 60 messages, a fifth of requests 503 (retried), recipients ending in 7
@@ -103,6 +105,10 @@ describeBrowser('dashboard in headless Chromium (real traffic, real Redis)', () 
       args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
     });
     page = await browser.newPage();
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageErrors.push(message.text());
+    });
+    page.on('pageerror', (error) => pageErrors.push(String(error)));
     await page.setViewport({ width: 1280, height: 1400 });
     await page.goto(url);
     await page.waitForSelector('body[data-refreshes]', { timeout: 10_000 });
@@ -193,6 +199,8 @@ describeBrowser('dashboard in headless Chromium (real traffic, real Redis)', () 
     expect(view.text).toContain(JSON.stringify(SCRIPT_TEXT).slice(1, -1));
     expect(view).toMatchObject({ children: 0, scripts: 1, images: 0, pwned: 'undefined' });
     expect(view.attempts).toBe((entry as DeadLetterEntry).attempts.length);
+    // The page ran under its own CSP without a violation or a script error.
+    expect(pageErrors).toEqual([]);
   });
 
   it('redrives a selected entry through the page, at the chosen rate', async () => {

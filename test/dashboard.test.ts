@@ -358,6 +358,34 @@ describeRedis('toNodeHandler (node:http)', () => {
   });
 });
 
+describeRedis('toNodeHandler (Express, under a basePath)', () => {
+  it('answers under the mount path with the original URL, and leaves other paths to Express', async () => {
+    const { default: express } = await import('express');
+    const redis = connectRedis();
+    const app = express();
+    app.use(
+      '/ops',
+      toNodeHandler(
+        createDashboard({ redis, prefix: uniquePrefix('dash-express'), basePath: '/ops' }),
+      ),
+    );
+    app.get('/health', (_req, res) => void res.send('ok'));
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const page = await fetch(`${url}/ops`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('src="/ops/assets/app.js"');
+      const session = await fetch(`${url}/ops/api/session`);
+      expect(await session.json()).toMatchObject({ canMutate: false, csrf: null });
+      expect(await (await fetch(`${url}/health`)).text()).toBe('ok');
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
 describe('dashboard options', () => {
   it('needs an options object', () => {
     expect(() => createDashboard(undefined as never)).toThrow(TypeError);

@@ -17,6 +17,7 @@ export function pageHtml(basePath: string): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="retrykit-base" content="${base}">
 <title>retrykit dashboard</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="${base}/assets/app.css">
 <script src="${base}/assets/app.js" defer></script>
 </head>
@@ -155,7 +156,9 @@ export const APP_JS = `'use strict';
 (() => {
   const base = document.querySelector('meta[name="retrykit-base"]').getAttribute('content');
   const SVG = 'http://www.w3.org/2000/svg';
-  let W = 640;
+  /** Widths of the charts' drawing space: the headline spans the page. */
+  const NARROW = 640;
+  const WIDE = 1280;
   const H = 180;
   const PAD = { l: 56, r: 8, t: 8, b: 20 };
   const state = { session: null, selected: new Set(), rows: [], refreshes: 0 };
@@ -198,7 +201,7 @@ export const APP_JS = `'use strict';
     }
   }
 
-  function frame(root, starts, max, format) {
+  function frame(root, W, starts, max, format) {
     const chart = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, role: 'img' });
     const ih = H - PAD.t - PAD.b;
     chart.append(svg('line', { class: 'axis', x1: PAD.l, y1: H - PAD.b, x2: W - PAD.r, y2: H - PAD.b }));
@@ -218,7 +221,7 @@ export const APP_JS = `'use strict';
     root.replaceChildren(chart);
     return chart;
   }
-  const xOf = (i, n) => PAD.l + ((W - PAD.l - PAD.r) * (i + 0.5)) / Math.max(1, n);
+  const xOf = (W, i, n) => PAD.l + ((W - PAD.l - PAD.r) * (i + 0.5)) / Math.max(1, n);
   const yOf = (v, max) => PAD.t + (H - PAD.t - PAD.b) * (1 - v / max);
 
   function lines(id, starts, series, opts) {
@@ -226,7 +229,8 @@ export const APP_JS = `'use strict';
     for (const s of series) for (const v of s.values) if (v !== null && v > max) max = v;
     if (opts.limit !== undefined && opts.limit * 1.25 > max) max = opts.limit * 1.25;
     if (max === 0) max = 1;
-    const chart = frame($(id), starts, max, opts.format);
+    const W = NARROW;
+    const chart = frame($(id), W, starts, max, opts.format);
     if (opts.limit !== undefined) {
       const y = yOf(opts.limit, max);
       chart.append(svg('line', { class: 'limit', x1: PAD.l, y1: y, x2: W - PAD.r, y2: y }));
@@ -235,22 +239,22 @@ export const APP_JS = `'use strict';
       let points = '';
       s.values.forEach((v, i) => {
         if (v === null) return;
-        points += xOf(i, s.values.length).toFixed(1) + ',' + yOf(v, max).toFixed(1) + ' ';
-        chart.append(svg('circle', { class: 's-' + s.cls, cx: xOf(i, s.values.length), cy: yOf(v, max), r: 1.5 }));
+        points += xOf(W, i, s.values.length).toFixed(1) + ',' + yOf(v, max).toFixed(1) + ' ';
+        chart.append(svg('circle', { class: 's-' + s.cls, cx: xOf(W, i, s.values.length), cy: yOf(v, max), r: 1.5 }));
       });
       chart.append(svg('polyline', { class: 's-' + s.cls, points: points.trim(), 'data-series': s.key }));
     }
   }
 
   function stacked(id, starts, series) {
-    W = 1280;
     let max = 1;
     starts.forEach((_, i) => {
       let sum = 0;
       for (const s of series) sum += s.values[i];
       if (sum > max) max = sum;
     });
-    const chart = frame($(id), starts, max, (v) => String(Math.round(v)));
+    const W = WIDE;
+    const chart = frame($(id), W, starts, max, (v) => String(Math.round(v)));
     const bw = Math.max(1, ((W - PAD.l - PAD.r) / Math.max(1, starts.length)) * 0.8);
     starts.forEach((start, i) => {
       let acc = 0;
@@ -258,7 +262,7 @@ export const APP_JS = `'use strict';
         const v = s.values[i];
         if (v <= 0) continue;
         const y = yOf(acc + v, max);
-        const rect = svg('rect', { class: 's-' + s.cls, x: xOf(i, starts.length) - bw / 2, y, width: bw, height: yOf(acc, max) - y, 'data-series': s.key, 'data-start': start, 'data-value': v });
+        const rect = svg('rect', { class: 's-' + s.cls, x: xOf(W, i, starts.length) - bw / 2, y, width: bw, height: yOf(acc, max) - y, 'data-series': s.key, 'data-start': start, 'data-value': v });
         const title = svg('title');
         title.textContent = time(start) + ' ' + s.label + ': ' + v;
         rect.append(title);
@@ -266,7 +270,6 @@ export const APP_JS = `'use strict';
         acc += v;
       }
     });
-    W = 640;
   }
 
   function bars(id, counts) {
