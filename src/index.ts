@@ -56,6 +56,7 @@ export type {
   RetryRecord,
   RetryRecordOptions,
   Sink,
+  SummarizedDeadLetter,
   ToDeadLetterOptions,
 } from './core/dead-letter/index.js';
 export {

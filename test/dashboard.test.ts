@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDashboard, DASHBOARD_CSP, toNodeHandler } from '../src/dashboard/index.js';
 import type { DeadLetterEntry, NewDeadLetter, Reason, RetrykitEvent } from '../src/index.js';
 import {
@@ -9,6 +9,7 @@ import {
   createRedisMetricsReporter,
   readFleetMetrics,
 } from '../src/redis/index.js';
+import { createManualClock } from '../src/testing/index.js';
 import { whatsappDeliveryMetrics } from '../src/whatsapp/index.js';
 import { connectRedis, describeRedis, uniquePrefix } from './support/redis.js';
 
@@ -134,7 +135,7 @@ describeRedis('dashboard handler (real Redis)', () => {
     expect(s.cookie).toBe(`retrykit_csrf=${token}`);
 
     const redrive = (headers: Record<string, string>) =>
-      handler(post('/api/dead-letters/redrive', { ids: ['a'], ratePerSecond: 1000 }, headers));
+      handler(post('/api/dead-letters/redrive', { ids: ['a'], entriesPerSecond: 1000 }, headers));
     const refused = [
       // not authorized, though the token is right
       { cookie: s.cookie, 'x-retrykit-csrf': token },
@@ -201,6 +202,50 @@ describeRedis('dashboard handler (real Redis)', () => {
     expect(await dlq.size()).toBe(0);
   });
 
+  it('redrive paces itself at the chosen rate, and stops before the next entry when the client goes away', async () => {
+    const prefix = uniquePrefix('dash-pace');
+    const dlq = createRedisDeadLetterQueue(redis, { prefix });
+    for (const id of ['a', 'b', 'c', 'd', 'e']) await dlq.add(letter(id, 'server_error', 500));
+    const clock = createManualClock(1_000_000);
+    const ran: string[] = [];
+    const handler = createDashboard({
+      redis,
+      prefix,
+      clock,
+      authorize: () => true,
+      redrive: (entry) => void ran.push(entry.id),
+    });
+    const s = await session(handler);
+    const headers = { cookie: s.cookie, 'x-retrykit-csrf': s.body.csrf as string };
+    const paced = handler(
+      post('/api/dead-letters/redrive', { ids: ['a', 'b'], entriesPerSecond: 2 }, headers),
+    );
+    await vi.waitFor(() => expect(clock.pending()).toHaveLength(1));
+    expect(ran).toEqual(['a']);
+    await clock.advance(499);
+    expect(ran).toEqual(['a']);
+    await clock.advance(1);
+    expect(await (await paced).json()).toMatchObject({ redriven: ['a', 'b'] });
+    expect(clock.sleeps).toEqual([500]);
+
+    const gone = new AbortController();
+    const request = post(
+      '/api/dead-letters/redrive',
+      { ids: ['c', 'd', 'e'], entriesPerSecond: 0.1 },
+      headers,
+    );
+    const answer = handler(new Request(request, { signal: gone.signal }));
+    await vi.waitFor(() => expect(clock.pending()).toHaveLength(1));
+    expect(ran).toEqual(['a', 'b', 'c']);
+    gone.abort(new Error('the client went away'));
+    await clock.advance(10_000);
+    expect((await answer).status).toBe(500);
+    // d was claimed before the abort and ran; e was left as it was (no failure recorded).
+    expect(ran).toEqual(['a', 'b', 'c', 'd']);
+    const left = await dlq.list();
+    expect(left.entries.map((e) => [e.id, e.redriveFailures])).toEqual([['e', undefined]]);
+  });
+
   it('redrive re-adds BullMQ entries to their queue; others need a redrive option', async () => {
     const prefix = uniquePrefix('dash-bull');
     const bullmqPrefix = uniquePrefix('bull');
@@ -219,7 +264,7 @@ describeRedis('dashboard handler (real Redis)', () => {
     const r = await handler(
       post(
         '/api/dead-letters/redrive',
-        { ids: ['sends:7', 'w'], ratePerSecond: 1000 },
+        { ids: ['sends:7', 'w'], entriesPerSecond: 1000 },
         { cookie: s.cookie, 'x-retrykit-csrf': s.body.csrf as string },
       ),
     );

@@ -9,6 +9,7 @@ import {
   deadLetterCode,
   REASONS,
   type Reason,
+  type SummarizedDeadLetter,
   summarizeDeadLetters,
 } from '../index.js';
 import { createRedisDeadLetterQueue } from '../redis/index.js';
@@ -208,8 +209,11 @@ export async function show(ctx: DlqContext, id: string | undefined): Promise<num
 
 export async function stats(ctx: DlqContext, flags: FilterFlags): Promise<number> {
   const filter = parseFilter(flags, Date.now());
-  const all: DeadLetterEntry[] = [];
-  for await (const e of entries(ctx.dlq, filter)) all.push(e);
+  // Only what the summary reads: the payloads of a large queue are not kept.
+  const all: SummarizedDeadLetter[] = [];
+  for await (const e of entries(ctx.dlq, filter)) {
+    all.push({ reason: e.reason, deadAt: e.deadAt, attempts: e.attempts.slice(-1) });
+  }
   const summary = summarizeDeadLetters(all);
   const { total } = summary;
   if (ctx.json) {

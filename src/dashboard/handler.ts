@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { backgroundClock, type Clock } from '../core/clock.js';
 import { HEALTH_DEFAULTS, resolveThresholds } from '../core/metrics/health.js';
 import { assertFunction, assertInteger, assertKey, assertNumber } from '../core/validate.js';
 import {
@@ -8,6 +9,7 @@ import {
   type HealthThresholds,
   REASONS,
   type Reason,
+  type SummarizedDeadLetter,
   summarizeDeadLetters,
 } from '../index.js';
 import {
@@ -76,7 +78,8 @@ export interface DashboardOptions {
   readonly refreshMs?: number;
   /**
    * At most this many dead letters are read for the counts by reason and code (the fleet's
-   * metrics have no per-code counts: codes come from the dead letters).
+   * metrics have no per-code counts: codes come from the dead letters), at most once per
+   * `refreshMs` however many pages are open.
    * @default 10_000
    */
   readonly maxScan?: number;
@@ -86,6 +89,11 @@ export interface DashboardOptions {
    * @default 32 random bytes
    */
   readonly csrfSecret?: string;
+  /**
+   * Paces redrives, says which intervals are in the window, and dates the summary's reuse.
+   * @default the system clock
+   */
+  readonly clock?: Clock;
 }
 
 /** The defaults of {@link DashboardOptions}. */
@@ -99,7 +107,7 @@ export const DASHBOARD_DEFAULTS = Object.freeze({
   /** Most entries one redrive or purge request may name. */
   maxIds: 1_000,
   /** The redrive rate when the request names none, in entries per second. */
-  ratePerSecond: 10,
+  entriesPerSecond: 10,
 });
 
 /** A Web-standard request handler: what {@link createDashboard} returns. */
@@ -233,7 +241,7 @@ function checkBasePath(value: unknown): string {
  * Routes under `basePath`: `GET /` (the page), `GET /assets/app.js|app.css`, `GET
  * /api/session`, `GET /api/metrics`, `GET /api/dead-letters` (`reason`, `code`, `limit`,
  * `cursor`), `GET /api/dead-letters/summary`, `GET /api/dead-letters/entry?id=`, `POST
- * /api/dead-letters/redrive` (`{ ids, ratePerSecond }`), `POST /api/dead-letters/purge`
+ * /api/dead-letters/redrive` (`{ ids, entriesPerSecond }`), `POST /api/dead-letters/purge`
  * (`{ ids }`).
  *
  * @example
@@ -278,6 +286,10 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
     100,
   );
   const maxScan = assertInteger('maxScan', options.maxScan ?? DASHBOARD_DEFAULTS.maxScan, 1);
+  const clock = options.clock ?? backgroundClock;
+  if (typeof clock?.now !== 'function' || typeof clock.sleep !== 'function') {
+    throw new TypeError('clock must have now() and sleep(ms, signal)');
+  }
   const secret = options.csrfSecret ?? randomBytes(32).toString('hex');
   if (typeof secret !== 'string' || secret.length < 32) {
     throw new RangeError('csrfSecret must be a string of at least 32 characters');
@@ -293,6 +305,7 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
     prefix,
     intervalMs,
     windowMs,
+    clock,
     ...(options.thresholds === undefined ? {} : { thresholds: options.thresholds }),
   };
   const thresholds = resolveThresholds(HEALTH_DEFAULTS, options.thresholds, 'thresholds');
@@ -364,11 +377,12 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
     const body = await readBody(request);
     const ids = idsOf(body);
     const rate =
-      (body as { ratePerSecond?: unknown }).ratePerSecond ?? DASHBOARD_DEFAULTS.ratePerSecond;
+      (body as { entriesPerSecond?: unknown }).entriesPerSecond ??
+      DASHBOARD_DEFAULTS.entriesPerSecond;
     if (typeof rate !== 'number' || !(rate >= 0.1 && rate <= 1000)) {
       throw new HttpError(
         400,
-        `ratePerSecond must be a number from 0.1 to 1000, got ${JSON.stringify(rate)}`,
+        `entriesPerSecond must be a number from 0.1 to 1000, got ${JSON.stringify(rate)}`,
       );
     }
     const runnable: string[] = [];
@@ -388,19 +402,24 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
       const report =
         runnable.length === 0
           ? { redriven: [], failed: [], skipped: [] }
-          : await dlq.redrive({ ids: runnable }, async (entry) => {
-              const now = Date.now();
-              const at = Math.max(now, next);
-              next = at + gapMs;
-              if (at > now) await new Promise((resolve) => setTimeout(resolve, at - now));
-              try {
-                if (options.redrive !== undefined) await options.redrive(entry);
-                else await queue.add(entry);
-              } catch (error) {
-                errors.push(`${entry.id}: ${(error as Error)?.message ?? String(error)}`);
-                throw error;
-              }
-            });
+          : await dlq.redrive(
+              { ids: runnable },
+              async (entry) => {
+                const now = clock.now();
+                const at = Math.max(now, next);
+                next = at + gapMs;
+                if (at > now) await clock.sleep(at - now);
+                try {
+                  if (options.redrive !== undefined) await options.redrive(entry);
+                  else await queue.add(entry);
+                } catch (error) {
+                  errors.push(`${entry.id}: ${(error as Error)?.message ?? String(error)}`);
+                  throw error;
+                }
+              },
+              // A page that goes away stops the redrive before the next entry.
+              { signal: request.signal },
+            );
       return json({ ...report, cannot, missing, errors });
     } finally {
       await queue.close();
@@ -446,15 +465,30 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
     return json({ entries: rows, cursor: cursor ?? null, total: await dlq.size() });
   };
 
-  const summary = async (): Promise<Response> => {
-    const all: DeadLetterEntry[] = [];
+  /** The dead letters' summary, read at most once per `refreshMs` whoever asks. */
+  let summarized: { readonly at: number; readonly body: Promise<unknown> } | undefined;
+  const summarize = async (): Promise<unknown> => {
+    const all: SummarizedDeadLetter[] = [];
     let cursor: string | undefined;
     do {
       const page = await dlq.list({ cursor, limit: 200 });
-      all.push(...page.entries.slice(0, maxScan - all.length));
+      for (const e of page.entries.slice(0, maxScan - all.length)) {
+        all.push({ reason: e.reason, deadAt: e.deadAt, attempts: e.attempts.slice(-1) });
+      }
       cursor = page.cursor;
     } while (cursor !== undefined && all.length < maxScan);
-    return json({ ...summarizeDeadLetters(all), truncated: cursor !== undefined });
+    return { ...summarizeDeadLetters(all), truncated: cursor !== undefined };
+  };
+  const summary = async (): Promise<Response> => {
+    const now = clock.now();
+    if (summarized === undefined || now - summarized.at >= refreshMs) {
+      const body = summarize();
+      summarized = { at: now, body };
+      body.catch(() => {
+        if (summarized?.body === body) summarized = undefined;
+      });
+    }
+    return json(await summarized.body);
   };
 
   const metrics = async (): Promise<Response> => {

@@ -13,7 +13,8 @@ const MAX_BODY_BYTES = 1_048_576;
 /**
  * Serves a {@link DashboardHandler} from `node:http` (`createServer(toNodeHandler(d))`) or
  * Express (`app.use('/ops', toNodeHandler(d))` with `basePath: '/ops'`: the handler sees the
- * original URL). Bodies over 1 MiB are refused with 413. Errors the handler can't answer go to
+ * original URL). Bodies over 1 MiB are refused with 413. The request's `signal` aborts when the
+ * client goes away. Errors the handler can't answer go to
  * Express's `next` when there is one, else become a 500.
  */
 export function toNodeHandler(dashboard: DashboardHandler): NodeHandler {
@@ -23,6 +24,11 @@ export function toNodeHandler(dashboard: DashboardHandler): NodeHandler {
     );
   }
   return (request, response, next) => {
+    // A client that goes away aborts the request's signal (a redrive stops before the next entry).
+    const gone = new AbortController();
+    response.once('close', () => {
+      if (!response.writableFinished) gone.abort(new Error('the client went away'));
+    });
     const run = async (): Promise<void> => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -50,6 +56,7 @@ export function toNodeHandler(dashboard: DashboardHandler): NodeHandler {
         new Request(url, {
           method,
           headers,
+          signal: gone.signal,
           ...(method === 'GET' || method === 'HEAD' ? {} : { body: Buffer.concat(chunks) }),
         }),
       );

@@ -499,7 +499,7 @@ export const APP_JS = `'use strict';
         const ids = [...state.selected];
         const rate = Number($('rate').value);
         showResult('redriving ' + ids.length + ' at ' + rate + '/s…', false);
-        mutate('/api/dead-letters/redrive', { ids, ratePerSecond: rate }).then((r) => {
+        mutate('/api/dead-letters/redrive', { ids, entriesPerSecond: rate }).then((r) => {
           state.selected.clear();
           showResult('redriven ' + r.redriven.length + ', failed ' + r.failed.length + ', skipped ' + r.skipped.length + (r.cannot.length ? ', cannot (no handler, not from BullMQ) ' + r.cannot.length : '') + (r.errors.length ? ': ' + r.errors.slice(0, 3).join('; ') : ''), r.failed.length + r.cannot.length > 0);
           return refresh();

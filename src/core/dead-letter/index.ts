@@ -25,5 +25,10 @@ export {
   serializeRetryRecord,
   validateRetryRecord,
 } from './retry-record.js';
-export type { DeadLetterGroup, DeadLetterPattern, DeadLetterSummary } from './summary.js';
+export type {
+  DeadLetterGroup,
+  DeadLetterPattern,
+  DeadLetterSummary,
+  SummarizedDeadLetter,
+} from './summary.js';
 export { deadLetterCode, summarizeDeadLetters } from './summary.js';

@@ -26,11 +26,14 @@ export interface DeadLetterSummary {
   readonly patterns: readonly DeadLetterPattern[];
 }
 
+/** The fields of a dead letter that {@link summarizeDeadLetters} reads. */
+export type SummarizedDeadLetter = Pick<DeadLetterEntry, 'reason' | 'deadAt' | 'attempts'>;
+
 /**
  * The platform's (or the OS's) error code of an entry's last failure, as text (`'131026'`,
  * `'ECONNRESET'`); `'-'` when it had none.
  */
-export function deadLetterCode(entry: DeadLetterEntry): string {
+export function deadLetterCode(entry: SummarizedDeadLetter): string {
   const code = entry.attempts.at(-1)?.errorCode;
   return code === undefined ? '-' : String(code);
 }
@@ -59,7 +62,9 @@ function sorted(map: Map<string, Mutable>): [string, Mutable][] {
 /**
  * Groups dead letters by reason, by platform code, by day and by reason with code (the
  * recurring patterns an on-call engineer looks for). Reads `entries` once; memory grows with
- * the number of distinct groups, not of entries.
+ * the number of distinct groups, not of entries. Only `reason`, `deadAt` and the last attempt
+ * are read: keep just those (`{ reason, deadAt, attempts: attempts.slice(-1) }`) when
+ * collecting many entries.
  *
  * @example
  * const all = [];
@@ -71,7 +76,7 @@ function sorted(map: Map<string, Mutable>): [string, Mutable][] {
  * } while (cursor !== undefined);
  * const { patterns } = summarizeDeadLetters(all);
  */
-export function summarizeDeadLetters(entries: Iterable<DeadLetterEntry>): DeadLetterSummary {
+export function summarizeDeadLetters(entries: Iterable<SummarizedDeadLetter>): DeadLetterSummary {
   const byReason = new Map<string, Mutable>();
   const byCode = new Map<string, Mutable>();
   const byDay = new Map<string, Mutable>();
