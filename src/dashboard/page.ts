@@ -44,6 +44,7 @@ export function pageHtml(basePath: string): string {
     <div class="legend" id="latency-legend"></div>
     <div id="latency" class="chart"></div>
     <p id="delivery" class="muted"></p>
+    <div id="delivery-chart" class="chart"></div>
   </section>
   <section id="errors-card">
     <h2>Errors by reason and code</h2>
@@ -347,6 +348,12 @@ export const APP_JS = `'use strict';
       delivery.dataset.deliveryP95 = String(d.deliveryLatency.p95Ms);
       delivery.dataset.deliveryP99 = String(d.deliveryLatency.p99Ms);
       delivery.textContent = 'send → delivered: p50 ' + ms(d.deliveryLatency.p50Ms) + ' · p95 ' + ms(d.deliveryLatency.p95Ms) + ' · p99 ' + ms(d.deliveryLatency.p99Ms) + ' · ' + d.delivered + ' delivered, ' + d.failed + ' failed';
+      const has = series.some((b) => b.snapshot.messages && b.snapshot.messages.deliveryLatency.p50Ms !== null);
+      if (has) {
+        lines('delivery-chart', starts, ['p50', 'p95', 'p99'].map((p) => ({
+          key: 'delivery-' + p, cls: p, values: series.map((b) => (b.snapshot.messages ? b.snapshot.messages.deliveryLatency[p + 'Ms'] : null)),
+        })), { format: ms });
+      } else $('delivery-chart').replaceChildren();
     }
 
     bars('by-reason', s.attempts.failedByReason);
