@@ -366,7 +366,10 @@ describeRedis('dashboard handler (real Redis)', () => {
     expect(() => createDashboard({ redis, basePath: '/ops/' })).toThrow(/basePath .*"\/ops\/"/);
     expect(() => createDashboard({ redis, authorize: 'yes' as never })).toThrow(/authorize/);
     expect(() => createDashboard({ redis, windowMs: 1 })).toThrow(/windowMs/);
-    expect(() => createDashboard({ redis, csrfSecret: 'short' })).toThrow(/csrfSecret/);
+    expect(() => createDashboard({ redis, csrfSecret: 'short' })).toThrow(
+      /csrfSecret .* got 5 characters/,
+    );
+    expect(() => createDashboard({ redis, prefix: 'a{b}' })).toThrow(/prefix .*"a\{b\}"/);
     expect(() => createDashboard({ redis, thresholds: { retryRatio: -1 } })).toThrow(/retryRatio/);
   });
 });

@@ -266,6 +266,9 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
     throw new TypeError('redis must be a Redis client (ioredis, or node-redis via fromNodeRedis)');
   }
   const prefix = assertKey('prefix', options.prefix ?? DASHBOARD_DEFAULTS.prefix);
+  if (/[{}]/.test(prefix)) {
+    throw new TypeError(`prefix must not contain '{' or '}', got ${JSON.stringify(prefix)}`);
+  }
   const basePath = checkBasePath(options.basePath);
   if (options.authorize !== undefined) assertFunction('authorize', options.authorize);
   if (options.redrive !== undefined) assertFunction('redrive', options.redrive);
@@ -292,7 +295,9 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
   }
   const secret = options.csrfSecret ?? randomBytes(32).toString('hex');
   if (typeof secret !== 'string' || secret.length < 32) {
-    throw new RangeError('csrfSecret must be a string of at least 32 characters');
+    throw new RangeError(
+      `csrfSecret must be a string of at least 32 characters, got ${typeof secret === 'string' ? `${secret.length} characters` : typeof secret}`,
+    );
   }
   const bullmqPrefix =
     options.bullmqPrefix === undefined
