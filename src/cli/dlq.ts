@@ -3,6 +3,8 @@ import { createWriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Redis } from 'ioredis';
+// The file, not the retrykit/bullmq entry: bullmq itself loads only when a job is re-added.
+import { createDeadLetterRequeuer } from '../bullmq/requeue.js';
 import {
   type DeadLetterEntry,
   type DeadLetterQueue,
@@ -283,45 +285,6 @@ export async function loadHandler(io: Io, path: string): Promise<Handler> {
   return fn as Handler;
 }
 
-interface Requeuer {
-  add(entry: DeadLetterEntry): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** Re-adds BullMQ-origin entries to their queue (the optional peer `bullmq`, loaded on use). */
-function requeuer(redis: Redis, bullPrefix: string | undefined): Requeuer {
-  const queues = new Map<
-    string,
-    { add(name: string, data: unknown): Promise<unknown>; close(): Promise<void> }
-  >();
-  return {
-    async add(entry) {
-      const origin = entry.origin;
-      if (origin?.kind !== 'bullmq') throw new Error('not a BullMQ entry');
-      let queue = queues.get(origin.queue);
-      if (queue === undefined) {
-        let Queue: typeof import('bullmq').Queue;
-        try {
-          ({ Queue } = await import('bullmq'));
-        } catch {
-          throw new CommandError(
-            're-adding BullMQ jobs needs the bullmq package: npm install bullmq',
-          );
-        }
-        queue = new Queue(origin.queue, {
-          connection: redis,
-          ...(bullPrefix === undefined ? {} : { prefix: bullPrefix }),
-        });
-        queues.set(origin.queue, queue);
-      }
-      await queue.add(origin.jobName ?? 'redrive', entry.payload);
-    },
-    async close() {
-      await Promise.all([...queues.values()].map((q) => q.close()));
-    },
-  };
-}
-
 export interface RedriveFlags extends FilterFlags {
   readonly rate?: string | undefined;
   readonly 'dry-run'?: boolean | undefined;
@@ -364,7 +327,11 @@ export async function redrive(ctx: DlqContext, flags: RedriveFlags): Promise<num
     cannot();
     return stuck.length > 0 ? 1 : 0;
   }
-  const queue = requeuer(ctx.redis, flags['bullmq-prefix']);
+  const bullmqPrefix = flags['bullmq-prefix'];
+  const queue = createDeadLetterRequeuer(
+    ctx.redis,
+    bullmqPrefix === undefined ? {} : { prefix: bullmqPrefix },
+  );
   const progress = new Progress(ctx.io, 'redrive', runnable.length);
   const errors: string[] = [];
   try {

@@ -1,4 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+// The file, not the retrykit/bullmq entry: bullmq itself loads only when a job is re-added.
+import { createDeadLetterRequeuer } from '../bullmq/requeue.js';
 import { backgroundClock, type Clock } from '../core/clock.js';
 import { HEALTH_DEFAULTS, resolveThresholds } from '../core/metrics/health.js';
 import { assertFunction, assertInteger, assertKey, assertNumber } from '../core/validate.js';
@@ -171,43 +173,6 @@ function row(entry: DeadLetterEntry) {
     origin: entry.origin ?? null,
     source: entry.source ?? null,
     redriveFailures: entry.redriveFailures ?? 0,
-  };
-}
-
-interface Requeuer {
-  add(entry: DeadLetterEntry): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** Re-adds BullMQ-origin entries to their queue (the optional peer `bullmq`, loaded on use). */
-function requeuer(redis: RedisClientLike, bullPrefix: string | undefined): Requeuer {
-  const queues = new Map<
-    string,
-    { add(name: string, data: unknown): Promise<unknown>; close(): Promise<void> }
-  >();
-  return {
-    async add(entry) {
-      const origin = entry.origin;
-      if (origin?.kind !== 'bullmq') throw new Error('not a BullMQ entry');
-      let queue = queues.get(origin.queue);
-      if (queue === undefined) {
-        let Queue: typeof import('bullmq').Queue;
-        try {
-          ({ Queue } = await import('bullmq'));
-        } catch {
-          throw new Error('re-adding BullMQ jobs needs the bullmq package: npm install bullmq');
-        }
-        queue = new Queue(origin.queue, {
-          connection: redis as never,
-          ...(bullPrefix === undefined ? {} : { prefix: bullPrefix }),
-        });
-        queues.set(origin.queue, queue);
-      }
-      await queue.add(origin.jobName ?? 'redrive', entry.payload);
-    },
-    async close() {
-      await Promise.all([...queues.values()].map((q) => q.close()));
-    },
   };
 }
 
@@ -401,7 +366,10 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
     }
     const gapMs = 1000 / rate;
     let next = 0;
-    const queue = requeuer(redis, bullmqPrefix);
+    const queue = createDeadLetterRequeuer(
+      redis,
+      bullmqPrefix === undefined ? {} : { prefix: bullmqPrefix },
+    );
     const errors: string[] = [];
     try {
       const report =
