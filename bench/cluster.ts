@@ -347,6 +347,20 @@ interface Batch {
   readonly serverUs: number;
   /** CPU the batch used, client and shards together, in cores. */
   readonly coresUsed: number;
+  /** Calls per read the servers processed (INFO stats): the batch a server wakes up to. */
+  readonly callsPerRead: number;
+}
+
+/**
+ * Reads the servers processed (INFO stats `total_reads_processed`) since the last
+ * `CONFIG RESETSTAT`, all together.
+ */
+async function readsProcessed(nodes: readonly Redis[]): Promise<number> {
+  let reads = 0;
+  for (const node of nodes) {
+    reads += Number(/total_reads_processed:(\d+)/.exec(await node.info('stats'))?.[1]);
+  }
+  return reads;
 }
 
 /**
@@ -383,8 +397,10 @@ async function shardSetup(masters: number, sockets = 1) {
       await store.claim(`m${i}`, { leaseMs: 600_000 });
     };
     const cost = await costOf(nodes, () => drive(iterations, inFlight, call));
+    const reads = await readsProcessed(nodes);
     const calls = iterations * 2;
     return {
+      callsPerRead: calls / reads,
       masters,
       callsPerSecond: calls / (cost.ms / 1000),
       clientUs: cost.clientCpuUs / calls,
@@ -472,6 +488,7 @@ async function shardsSection(): Promise<void> {
         t: pick((b) => b.callsPerSecond),
         got: pick((b) => b.coresUsed),
         perCpuSecond: pick((b) => 1e6 / (b.clientUs + b.serverUs)),
+        perRead: pick((b) => b.callsPerRead),
       };
     });
     out(
@@ -479,12 +496,12 @@ async function shardsSection(): Promise<void> {
     );
     out();
     out(
-      '| setup | calls/s | CPU it got (cores) | calls per CPU-second | client CPU µs/call | Redis CPU µs/call (all shards) |',
+      '| setup | calls/s | CPU it got (cores) | calls per CPU-second | client CPU µs/call | Redis CPU µs/call (all shards) | calls per server read |',
     );
-    out('|---|---:|---:|---:|---:|---:|');
+    out('|---|---:|---:|---:|---:|---:|---:|');
     for (const r of perSetup) {
       out(
-        `| ${r.label} | ${k(r.t)} | ${r.got.toFixed(2)} | ${k(r.perCpuSecond)} | ${f1(r.c)} | ${f1(r.s)} |`,
+        `| ${r.label} | ${k(r.t)} | ${r.got.toFixed(2)} | ${k(r.perCpuSecond)} | ${f1(r.c)} | ${f1(r.s)} | ${f1(r.perRead)} |`,
       );
     }
     const [base, spread, shallow, actual] = perSetup as [
