@@ -347,34 +347,60 @@ interface Batch {
   readonly serverUs: number;
   /** CPU the batch used, client and shards together, in cores. */
   readonly coresUsed: number;
+  /** Calls per read the servers processed (INFO stats): the batch a server wakes up to. */
+  readonly callsPerRead: number;
+}
+
+/**
+ * Reads the servers processed (INFO stats `total_reads_processed`) since the last
+ * `CONFIG RESETSTAT`, all together.
+ */
+async function readsProcessed(nodes: readonly Redis[]): Promise<number> {
+  let reads = 0;
+  for (const node of nodes) {
+    reads += Number(/total_reads_processed:(\d+)/.exec(await node.info('stats'))?.[1]);
+  }
+  return reads;
 }
 
 /**
  * The workload on one cluster: a send's limiter check and idempotency claim for 10,000
- * numbers, 256 calls in flight, one client process (Node, one thread) with auto-pipelining.
+ * numbers, one client process (Node, one thread) with auto-pipelining. The process opens
+ * `sockets` ioredis clients to the cluster; a batch can spread its iterations over the first
+ * `spread` of them, round-robin, so that one process handles that many sockets to each shard,
+ * each with its share of the calls in flight.
  */
-async function shardSetup(masters: number) {
+async function shardSetup(masters: number, sockets = 1) {
   const cluster = await startRedisCluster({ masters, replicasPerMaster: 0 });
-  const client = connectCluster(cluster, { enableAutoPipelining: true });
-  await client.ping();
-  const nodes = client.nodes('master');
   const prefix = `bench:${process.pid}:${masters}`;
-  const limiter: RateLimiter = createRedisTokenBucket(client, {
-    prefix: `${prefix}:rate`,
-    capacity: 1e9,
-    refillPerSecond: 1e9,
-  });
-  const store: IdempotencyStore = createRedisIdempotencyStore(client, { prefix: `${prefix}:i` });
+  const workers: { limiter: RateLimiter; store: IdempotencyStore }[] = [];
+  let nodes: Redis[] = [];
+  for (let j = 0; j < sockets; j++) {
+    const client = connectCluster(cluster, { enableAutoPipelining: true });
+    await client.ping();
+    if (j === 0) nodes = client.nodes('master');
+    workers.push({
+      limiter: createRedisTokenBucket(client, {
+        prefix: `${prefix}:rate`,
+        capacity: 1e9,
+        refillPerSecond: 1e9,
+      }),
+      store: createRedisIdempotencyStore(client, { prefix: `${prefix}:i` }),
+    });
+  }
   let n = 0;
-  const call = async (): Promise<void> => {
-    const i = n++;
-    await limiter.tryAcquire(`n${i % 10_000}`);
-    await store.claim(`m${i}`, { leaseMs: 600_000 });
-  };
-  const batch = async (iterations: number, inFlight = IN_FLIGHT): Promise<Batch> => {
+  const batch = async (iterations: number, inFlight = IN_FLIGHT, spread = 1): Promise<Batch> => {
+    const call = async (): Promise<void> => {
+      const i = n++;
+      const { limiter, store } = workers[i % spread]!;
+      await limiter.tryAcquire(`n${i % 10_000}`);
+      await store.claim(`m${i}`, { leaseMs: 600_000 });
+    };
     const cost = await costOf(nodes, () => drive(iterations, inFlight, call));
+    const reads = await readsProcessed(nodes);
     const calls = iterations * 2;
     return {
+      callsPerRead: calls / reads,
       masters,
       callsPerSecond: calls / (cost.ms / 1000),
       clientUs: cost.clientCpuUs / calls,
@@ -403,73 +429,121 @@ function predict(c: number, s: number, share: number, cores: number): number {
 }
 
 /** Iterations (two calls each) per batch of the `shards` section. */
-const BATCH = 25_000;
+const BATCH = 20_000;
 /** Iterations in flight in the `shards` section. */
 const IN_FLIGHT = 240;
+/** Rounds of the `shards` section. */
+const ROUNDS = 8;
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
 
 async function shardsSection(): Promise<void> {
   const cores = cpus().length;
-  const one = await shardSetup(1);
+  const one = await shardSetup(1, 3);
   const three = await shardSetup(3);
   try {
-    // Warm-up, then pairs of batches back to back, so each pair meets the same load from the
-    // rest of the machine; the order within a pair alternates.
-    await one.batch(BATCH);
-    await three.batch(BATCH);
-    // Each round: 1 shard, 1 shard with a third of the calls in flight (what each of 3 shards
-    // sees), 3 shards; the order turns each round.
-    const rounds: [Batch, Batch, Batch][] = [];
-    for (let i = 0; i < 6; i++) {
-      const runs: (() => Promise<Batch>)[] = [
-        () => one.batch(BATCH),
-        () => one.batch(BATCH, IN_FLIGHT / 3),
-        () => three.batch(BATCH),
-      ];
+    // The setups, each a batch: the 3-shard run the model predicts, and the single-shard
+    // experiments that isolate what changes from 1 shard to 3.
+    const setups: { label: string; run: () => Promise<Batch> }[] = [
+      // The baseline: 1 shard, one socket, every call in flight on it.
+      { label: `1 shard, ${IN_FLIGHT} in flight, 1 socket`, run: () => one.batch(BATCH) },
+      // The client's side of 3 shards: the same calls spread over three sockets, a third of
+      // the pipeline on each (what the client does with 3 shards), on the one shard.
+      {
+        label: `1 shard, ${IN_FLIGHT} in flight over 3 sockets`,
+        run: () => one.batch(BATCH, IN_FLIGHT, 3),
+      },
+      // A shard's side of 3 shards: one socket with a third of the calls in flight, so each
+      // wake-up of the server reads the batch one of 3 shards gets.
+      {
+        label: `1 shard, ${IN_FLIGHT / 3} in flight, 1 socket`,
+        run: () => one.batch(BATCH, IN_FLIGHT / 3),
+      },
+      { label: `3 shards, ${IN_FLIGHT} in flight`, run: () => three.batch(BATCH) },
+    ];
+    // Warm-up (scripts loaded on every socket), then rounds of one batch per setup back to
+    // back, so each round meets the same load from the rest of the machine; the order turns
+    // each round. Medians over the rounds.
+    for (const s of setups) await s.run();
+    const rounds: Batch[][] = [];
+    for (let i = 0; i < ROUNDS; i++) {
       const got: Batch[] = [];
-      for (let j = 0; j < 3; j++) got[(i + j) % 3] = await runs[(i + j) % 3]!();
-      rounds.push(got as [Batch, Batch, Batch]);
+      for (let j = 0; j < setups.length; j++) {
+        const at = (i + j) % setups.length;
+        got[at] = await setups[at]!.run();
+      }
+      rounds.push(got);
     }
     const share3 = await three.shares();
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const m = (pick: (b: Batch) => number, which: 0 | 1 | 2) =>
-      mean(rounds.map((r) => pick(r[which])));
-    const row = (label: string, which: 0 | 1 | 2, share: number) => {
-      const c = m((b) => b.clientUs, which);
-      const sv = m((b) => b.serverUs, which);
-      const t = m((b) => b.callsPerSecond, which);
-      const got = m((b) => b.coresUsed, which);
-      out(
-        `| ${label} | ${k(t)} | ${got.toFixed(2)} | ${k(t / got)} | ${f1(c)} | ${f1(sv)} | ${k(predict(c, sv, share, cores))} |`,
-      );
-      return { c, s: sv, t, got };
-    };
+    const perSetup = setups.map((s, at) => {
+      const pick = (f: (b: Batch) => number) => median(rounds.map((r) => f(r[at]!)));
+      return {
+        label: s.label,
+        c: pick((b) => b.clientUs),
+        s: pick((b) => b.serverUs),
+        t: pick((b) => b.callsPerSecond),
+        got: pick((b) => b.coresUsed),
+        perCpuSecond: pick((b) => 1e6 / (b.clientUs + b.serverUs)),
+        perRead: pick((b) => b.callsPerRead),
+      };
+    });
     out(
       `### 1 shard and 3 shards, the same workload (${cores} cores shared with other work, load average ${loadavg()[0]!.toFixed(1)})`,
     );
     out();
     out(
-      '| setup | calls/s | CPU it got (cores) | calls per CPU-second | client CPU µs/call | Redis CPU µs/call (all shards) | model on 2 idle cores |',
+      '| setup | calls/s | CPU it got (cores) | calls per CPU-second | client CPU µs/call | Redis CPU µs/call (all shards) | calls per server read |',
     );
     out('|---|---:|---:|---:|---:|---:|---:|');
-    const r1 = row(`1 shard, ${IN_FLIGHT} in flight`, 0, 1);
-    const rThird = row(`1 shard, ${IN_FLIGHT / 3} in flight`, 1, 1);
-    const r3 = row(`3 shards, ${IN_FLIGHT} in flight`, 2, share3);
-    // The model: a call costs the client and a shard a fixed part plus a share of one
-    // pipelined round trip, so what matters is the calls in flight per shard. 3 shards at
-    // 240 in flight cost per call what 1 shard costs at 80: measured on 1 shard, it predicts
-    // the 3-shard cost. Both CPU-bound on the same cores, throughput goes as 1 / cost.
-    const perCall1 = r1.c + r1.s;
-    const predictedRatio = perCall1 / (rThird.c + rThird.s);
-    const measuredRatio = perCall1 / (r3.c + r3.s);
+    for (const r of perSetup) {
+      out(
+        `| ${r.label} | ${k(r.t)} | ${r.got.toFixed(2)} | ${k(r.perCpuSecond)} | ${f1(r.c)} | ${f1(r.s)} | ${f1(r.perRead)} |`,
+      );
+    }
+    const [base, spread, shallow, actual] = perSetup as [
+      (typeof perSetup)[0],
+      (typeof perSetup)[0],
+      (typeof perSetup)[0],
+      (typeof perSetup)[0],
+    ];
+    // The model: a call on 3 shards costs the client what it costs with three sockets of a
+    // third of the pipeline each, and costs Redis what one shard costs at the depth and batch
+    // size each of the 3 shards sees. Both CPU-bound on the same cores, throughput goes as
+    // 1 / cost.
+    const cost1 = base.c + base.s;
+    const predicted3 = spread.c + shallow.s;
+    const measured3 = actual.c + actual.s;
+    const predictedRatio = cost1 / predicted3;
+    const measuredRatio = cost1 / measured3;
+    const perRound = rounds.map((r) => {
+      const c1 = r[0]!.clientUs + r[0]!.serverUs;
+      return {
+        measured: c1 / (r[3]!.clientUs + r[3]!.serverUs),
+        predicted: c1 / (r[1]!.clientUs + r[2]!.serverUs),
+      };
+    });
     out();
     out(
-      `- ${rounds.length} rounds of batches of ${BATCH * 2} calls; the busiest of the 3 shards took ${(share3 * 100).toFixed(0)} % of the calls`,
+      `- ${rounds.length} rounds of batches of ${BATCH * 2} calls, medians; the busiest of the 3 shards took ${(share3 * 100).toFixed(0)} % of the calls`,
+    );
+    out(
+      `- predicted 3-shard cost: client ${f1(spread.c)} µs (3 sockets) + Redis ${f1(shallow.s)} µs (${IN_FLIGHT / 3} in flight) = ${f1(predicted3)} µs a call; measured ${f1(actual.c)} + ${f1(actual.s)} = ${f1(measured3)} µs`,
     );
     out(
       `- 3 shards / 1 shard, calls per CPU-second (= throughput when both have the same cores): measured **${measuredRatio.toFixed(2)}**, model **${predictedRatio.toFixed(2)}** (off by ${(((predictedRatio - measuredRatio) / measuredRatio) * 100).toFixed(0)} %)`,
     );
     out(
-      `- calls per second as run: ${(r3.t / r1.t).toFixed(2)} (per round: ${rounds.map((r) => (r[2].callsPerSecond / r[0].callsPerSecond).toFixed(2)).join(', ')}), with ${(r3.got / r1.got).toFixed(2)}× the CPU: on a machine shared with other work, 4 busy processes get more of it than 2`,
+      `- per round, measured / model: ${perRound.map((p) => `${p.measured.toFixed(2)}/${p.predicted.toFixed(2)}`).join(', ')}`,
+    );
+    out(
+      `- on 2 idle cores (model): 1 shard ${k(predict(base.c, base.s, 1, cores))} calls/s, 3 shards ${k(predict(spread.c, shallow.s, share3, cores))}`,
+    );
+    out(
+      `- calls per second as run: ${(actual.t / base.t).toFixed(2)}, with ${(actual.got / base.got).toFixed(2)}× the CPU: on a machine shared with other work, 4 busy processes get more of it than 2`,
     );
     out();
   } finally {
