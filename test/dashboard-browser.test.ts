@@ -4,19 +4,24 @@
 //
 // RETRYKIT_SCREENSHOT=<file.png> also saves a screenshot of the page (`npm run screenshot`).
 import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeWhatsApp } from '../examples/support/fake-whatsapp.js';
 import { createDashboard, toNodeHandler } from '../src/dashboard/index.js';
-import type { DeadLetterEntry } from '../src/index.js';
+import { createMemoryIdempotencyStore, type DeadLetterEntry } from '../src/index.js';
 import {
   createRedisDeadLetterQueue,
   createRedisMetricsReporter,
   readFleetMetrics,
 } from '../src/redis/index.js';
-import { type CloudMessage, createWhatsAppClient } from '../src/whatsapp/index.js';
+import {
+  type CloudMessage,
+  createWebhookHandler,
+  createWhatsAppClient,
+  whatsappDeliveryMetrics,
+} from '../src/whatsapp/index.js';
 import { connectRedis, redisUrl, uniquePrefix } from './support/redis.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -51,13 +56,40 @@ describeBrowser('dashboard in headless Chromium (real traffic, real Redis)', () 
 
   beforeAll(async () => {
     // Traffic: 60 messages, a fifth of requests 503 (retried), recipients ending in 7
-    // undeliverable (131026: dead letters, one holding markup in its text).
+    // undeliverable (131026: dead letters, one holding markup in its text); the status
+    // webhooks of the others reach a webhook handler, and a queue depth is sampled.
+    const reporter = createRedisMetricsReporter(redis, {
+      prefix,
+      intervalMs: INTERVAL,
+      sections: [whatsappDeliveryMetrics()],
+    });
+    const appSecret = 'dashboard-browser-secret';
+    let statuses = 0;
+    const handle = createWebhookHandler({
+      appSecret,
+      store: createMemoryIdempotencyStore(),
+      onEvent: reporter.onEvent,
+      enqueue: (updates) => {
+        statuses += updates.length;
+      },
+    });
+    const readRaw = async (req: IncomingMessage): Promise<Buffer> => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    };
+    const receiver = createServer(async (req, res) => {
+      const result = await handle({ body: await readRaw(req), headers: req.headers });
+      res.writeHead(result.status).end(result.body);
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     const fake = await startFakeWhatsApp({
+      appSecret,
+      webhookUrl: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/`,
       faults: { serverError: 0.2 },
       undeliverable: (to) => to.endsWith('7'),
       seed: 3,
     });
-    const reporter = createRedisMetricsReporter(redis, { prefix, intervalMs: INTERVAL });
     const whatsapp = createWhatsAppClient({
       accessToken: fake.accessToken,
       phoneNumberId: '106540352242922',
@@ -69,6 +101,12 @@ describeBrowser('dashboard in headless Chromium (real traffic, real Redis)', () 
     // Five waves a second apart, so that the charts have intervals to draw.
     for (let wave = 0; wave < 5; wave++) {
       const started = Date.now();
+      reporter.onEvent({
+        type: 'queue_depth',
+        time: started,
+        queue: 'sends',
+        depth: 60 - wave * 12,
+      });
       await Promise.allSettled(
         Array.from({ length: 12 }, (_, j) => {
           const i = wave * 12 + j;
@@ -83,8 +121,13 @@ describeBrowser('dashboard in headless Chromium (real traffic, real Redis)', () 
       const rest = INTERVAL - (Date.now() - started);
       if (wave < 4 && rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
     }
+    // The statuses of the last wave (three per delivered message) come within a second.
+    for (let waited = 0; statuses < 3 * 54 && waited < 3_000; waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     await reporter.close();
     await fake.close();
+    await new Promise<void>((resolve) => receiver.close(() => resolve()));
 
     const handler = createDashboard({
       redis,
