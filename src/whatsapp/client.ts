@@ -549,17 +549,21 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
   /**
    * Records a new attempt of `key` before its first request (rejects when the store fails),
    * due once `leaseMs` runs out (so a send that crashed midway is found by the reconciler).
+   * `undefined`: a send of `key` is recorded and still in the due index (its process died
+   * midway, say), so the delivery reconciler owns it and re-sends it, fenced: this call must
+   * not send it too.
    */
   const beginAttempt = async (
     storeRef: Pick<WhatsAppDeliveryStore, 'begin' | 'recordAttempt'>,
     key: string,
     payload: P,
-  ): Promise<Tracked<P>> => {
+  ): Promise<Tracked<P> | undefined> => {
     const { wire, alias } = await wireOf(key, payload);
     const { record } = await storeRef.begin(key, payload, {
       dueInMs: leaseMs,
       ...(alias === undefined ? {} : { alias }),
     });
+    if (record.attempts.length > 0 && record.dueAt !== undefined) return undefined;
     const attempt = {
       attemptId: `${key}#${record.attempts.length + 1}`,
       at: Math.floor(clock.now()),
@@ -752,10 +756,13 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
       if (idempotencyKey !== undefined) assertKey('idempotencyKey', idempotencyKey);
       const { signal, release } = eitherSignal(sendOptions.signal, clientSignal);
       const first = async (): Promise<SendResult> => {
-        const tracked =
-          deliveries === undefined || idempotencyKey === undefined
-            ? undefined
-            : await beginAttempt(deliveries, idempotencyKey, payload);
+        if (deliveries === undefined || idempotencyKey === undefined) {
+          return send(payload, signal, idempotencyKey, undefined);
+        }
+        const tracked = await beginAttempt(deliveries, idempotencyKey, payload);
+        if (tracked === undefined) {
+          return { status: 'held', messageId: undefined, attempts: 0, deduplicated: true };
+        }
         return send(payload, signal, idempotencyKey, tracked);
       };
       const start = () =>

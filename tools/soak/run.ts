@@ -532,7 +532,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
       }
     }
     const stillDue = new Set<string>();
-    for (const key of await producerConnection.zrange(dueKey, 0, -1)) stillDue.add(key);
+    for (const key of await producerConnection.zrange(dueKey, '0', '-1')) stillDue.add(key);
     const pendingJobs = new Map<string, string>();
     for (const job of await queue.getJobs(['wait', 'active', 'delayed', 'prioritized', 'failed'])) {
       if (job?.id !== undefined) pendingJobs.set(job.id, await job.getState());
