@@ -232,8 +232,8 @@ describe('the soak audit', () => {
     expect(result.verdict).toBe('lost 1, doubled 0');
   });
 
-  it('justifies a double only when the first sender was killed after the accept, within the lease', () => {
-    const doubled = (killedAt: number) =>
+  it('justifies a double only when the first sender was killed after the accept, within the lease, before any of its statuses arrived', () => {
+    const doubled = (killedAt: number, arrivedAt = 50_000) =>
       audit(
         input({
           requests: [request('a', 1000, 'accepted', 'w1'), request('a', 40_000, 'accepted', 'w2')],
@@ -241,8 +241,7 @@ describe('the soak audit', () => {
             ['w1', 'sent'],
             ['w2', 'sent'],
           ]),
-          // Its statuses arrived: only the kill can explain the second send.
-          statusArrived: new Map([['w1', 1100]]),
+          statusArrived: new Map([['w1', arrivedAt]]),
           faults: [
             {
               atMs: 0,
@@ -257,8 +256,11 @@ describe('the soak audit', () => {
         }),
       );
     expect(doubled(1200).outcomes.doubled_justified).toBe(1);
-    expect(doubled(500).outcomes.doubled).toBe(1);
-    expect(doubled(1000 + 31_000).outcomes.doubled).toBe(1);
+    expect(doubled(1200).justified.killed).toBe(1);
+    // Its status was in the record before the retry: the retry must find it there.
+    expect(doubled(1200, 1100).outcomes.doubled).toBe(1);
+    expect(doubled(500, 1100).outcomes.doubled).toBe(1);
+    expect(doubled(1000 + 31_000, 1100).outcomes.doubled).toBe(1);
   });
 
   it('bucketExcess finds grants beyond capacity + rate · t over any window, and none within it', () => {

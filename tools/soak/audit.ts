@@ -289,29 +289,33 @@ export function audit(input: AuditInput): AuditResult {
 
   /**
    * Why `later` (a request for the same message) could follow the accepted send `first`, or
-   * `undefined`: it couldn't. Two windows docs/guarantees.md names: the sender of `first` was
-   * SIGKILLed after the accept, before it recorded the result (the job ran again once the
-   * idempotency lease ran out); or `first`'s answer was lost (held) and none of its statuses
-   * had reached the receiver when the message went again, `graceMs` or more later.
+   * `undefined`: it couldn't. None of `first`'s statuses had reached the receiver when the
+   * message went again (else the record knew it was accepted), and one of the two windows
+   * docs/guarantees.md names: the sender of `first` was SIGKILLed after the accept, before it
+   * recorded the result (the job ran again once the idempotency lease ran out); or `first`'s
+   * answer was lost (held) and the message went again `graceMs` or more later.
    */
   const windowOf = (
     first: LoggedRequest,
     later: LoggedRequest,
   ): { kind: 'killed' | 'held'; why: string } | undefined => {
     const worker = String(first.headers[WORKER_HEADER] ?? '');
+    const arrived = input.statusArrived.get(first.wamid ?? '');
+    const unseen = arrived === undefined || arrived >= later.at;
     const killed = input.faults.find((f) => {
       const at = f.killedAt ?? f.startedAt;
       return f.victim === worker && at >= first.at && at <= first.at + input.leaseMs;
     });
-    if (killed !== undefined) {
+    // A status of the send that reached the receiver first gave the record its wamid (by the
+    // tag): the job's retry finds it there and sends nothing.
+    if (killed !== undefined && unseen) {
       return {
         kind: 'killed',
-        why: `${worker} was SIGKILLed ${(killed.killedAt ?? killed.startedAt) - first.at} ms after the accept of ${first.wamid}, before it recorded the result, and the message went again once the idempotency lease ran out (docs/guarantees.md: a process that died after Meta accepted)`,
+        why: `${worker} was SIGKILLed ${(killed.killedAt ?? killed.startedAt) - first.at} ms after the accept of ${first.wamid}, before it recorded the result, none of its statuses had reached the receiver when the message went again once the idempotency lease ran out (docs/guarantees.md: a process that died after Meta accepted)`,
       };
     }
-    const arrived = input.statusArrived.get(first.wamid ?? '');
     const gap = later.at - first.at;
-    if ((arrived === undefined || arrived >= later.at) && gap >= input.graceMs) {
+    if (unseen && gap >= input.graceMs) {
       const answer =
         first.outcome === 'accepted'
           ? 'its answer came too late for the client (timed out)'

@@ -335,10 +335,10 @@ describe('closed-loop delivery: leases', () => {
 
   it('a retried job does not send a message whose send a dead process recorded: the reconciler alone re-sends it', async () => {
     // Found by the chaos soak: a worker SIGKILLed mid-send left attempt #1 (no wamid) in the
-    // due index; once the claim's lease ran out, the reconciler re-sent it as #2 and BullMQ's
-    // retry of the job sent it again as #3.
+    // due index; the reconciler re-sent it as #2 (delivered), and once the claim's lease ran
+    // out BullMQ's retry of the job sent it again as #3.
     for (const jobFirst of [false, true]) {
-      const { clock, client, deliveries, requests, reconciler } = setup();
+      const { clock, client, deliveries, requests, reconciler, statuses } = setup();
       const key = `crashed-${jobFirst}`;
       // The dead sender: begun and its attempt recorded, as the client does, then nothing.
       await deliveries.begin(key, message(7), { dueInMs: 120_000 });
@@ -355,7 +355,13 @@ describe('closed-loop delivery: leases', () => {
       }
       expect(await reconciler().runOnce()).toMatchObject({ claimed: 1, resent: 1 });
       if (!jobFirst) {
-        expect(await job()).toMatchObject({ status: 'held', deduplicated: true });
+        // The re-send was accepted, and delivered (out of the due index): still not again.
+        await statuses([status('wamid.1', 'delivered')]);
+        expect(await job()).toMatchObject({
+          status: 'accepted',
+          messageId: 'wamid.1',
+          deduplicated: true,
+        });
       }
       expect(requests).toHaveLength(1);
       const delivery = await getDelivery(deliveries, key);
