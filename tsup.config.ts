@@ -12,6 +12,7 @@ export const library: Options = {
     'node/index': 'src/node/index.ts',
     'otel/index': 'src/otel/index.ts',
     'postgres/index': 'src/postgres/index.ts',
+    'dashboard/index': 'src/dashboard/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -54,6 +54,7 @@ export default defineConfig({
             'test/peer-majors.test.ts',
             'test/rate-limiter-contract.test.ts',
             'test/circuit-store-contract.test.ts',
+            'test/cluster-contracts.test.ts',
             'test/delivery-store-contract.test.ts',
             'test/fleet-metrics.test.ts',
             'test/redis-harness.test.ts',

@@ -4,10 +4,11 @@
 //
 //   npx tsx --import ./tools/lua-loader.mjs examples/bullmq-worker.ts
 //
-// Needs a Redis at REDIS_URL (default redis://127.0.0.1:6379). Everything it creates lives
+// Needs a Redis at REDIS_URL (default redis://127.0.0.1:6379), or a Redis Cluster at
+// REDIS_CLUSTER_NODES (`host:port,host:port,…`, any of its nodes). Everything it creates lives
 // under a fresh prefix and is removed at the end.
 import { type Job, Queue, QueueEvents, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { type Classification, composeClassifiers, type DeadLetterEntry } from 'retrykit';
 import { createBackoffStrategy, RETRYKIT_JOB_OPTIONS, wrapProcessor } from 'retrykit/bullmq';
 import { createRedisDeadLetterQueue } from 'retrykit/redis';
@@ -19,9 +20,19 @@ interface Webhook {
 }
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const clusterNodes = process.env.REDIS_CLUSTER_NODES?.split(',').map((node) => {
+  const [host = '127.0.0.1', port = '6379'] = node.split(':');
+  return { host, port: Number(port) };
+});
 const { hostname, port } = new URL(url);
-const connection = { host: hostname, port: Number(port || 6379), maxRetriesPerRequest: null };
-const prefix = `retrykit-example-${process.pid}`;
+const name = `retrykit-example-${process.pid}`;
+// On a Redis Cluster every key of a BullMQ queue must live in one slot: the queue prefix is a
+// hash tag, `{…}`. (retrykit's own keys carry their hash tags already.)
+const prefix = clusterNodes === undefined ? name : `{${name}}`;
+const connection =
+  clusterNodes === undefined
+    ? { host: hostname, port: Number(port || 6379), maxRetriesPerRequest: null }
+    : new Cluster(clusterNodes, { redisOptions: { maxRetriesPerRequest: null } });
 const watchdog = setTimeout(() => {
   console.error('example timed out');
   process.exit(1);
@@ -51,8 +62,8 @@ async function saveToCrm(webhook: Webhook): Promise<void> {
 const classify = composeClassifiers((error): Classification | undefined =>
   error instanceof SchemaError ? { retryable: false, reason: 'schema_mismatch' } : undefined,
 );
-const redis = new Redis(url);
-const dlq = createRedisDeadLetterQueue<Webhook>(redis, { prefix: `${prefix}:dlq` });
+const redis = clusterNodes === undefined ? new Redis(url) : new Cluster(clusterNodes);
+const dlq = createRedisDeadLetterQueue<Webhook>(redis, { prefix: `${name}:dlq` });
 // Four attempts each here (RETRYKIT_JOB_OPTIONS has 6), spaced by retrykit's backoff strategy.
 const queue = new Queue<Webhook>('webhooks', {
   connection,
@@ -142,5 +153,7 @@ await events.close();
 await queue.obliterate({ force: true });
 await queue.close();
 await dlq.purge();
+await redis.del(...webhooks.map((w) => `${prefix}:done:${w.messageId}`));
 await redis.quit();
+if (connection instanceof Cluster) await connection.quit();
 console.log('done');

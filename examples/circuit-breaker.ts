@@ -39,8 +39,9 @@ const held: { message: CloudMessage; retryAfterMs: number; requested: boolean }[
 const sendAll = async (client: ReturnType<typeof clientWith>, messages: CloudMessage[]) => {
   for (const message of messages) {
     try {
-      const { messageId } = await client.sendMessage(message);
-      console.log(`  ${message.to}: accepted as ${messageId}`);
+      const sent = await client.sendMessage(message);
+      // `held` (no wamid yet) only with `deliveries`, which this client has not.
+      if (sent.status === 'accepted') console.log(`  ${message.to}: accepted as ${sent.messageId}`);
     } catch (error) {
       if (!shouldHold(error)) throw error;
       const retryAfterMs = error instanceof CircuitOpenError ? error.retryAfterMs : 0;

@@ -11,6 +11,12 @@
  *   npm run demo                                   # 2,400 messages at 80/s in memory (~30 s)
  *   npm run demo -- --messages 500 --rate 200
  *   npm run demo -- --redis redis://127.0.0.1:6379
+ *   npm run demo -- --dashboard                     # Redis, and the live dashboard page
+ *
+ * With --dashboard (Redis from --redis, else REDIS_URL, else 127.0.0.1:6379) every event also
+ * goes to a fleet reporter (`createRedisMetricsReporter`), and `createDashboard` serves the page
+ * on 127.0.0.1: its URL is printed at the start, and the page stays up after the report until
+ * Ctrl-C.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -47,6 +53,8 @@ const { values } = parseArgs({
     messages: { type: 'string', default: '2400' },
     rate: { type: 'string', default: '80' },
     redis: { type: 'string' },
+    dashboard: { type: 'boolean', default: false },
+    'dashboard-port': { type: 'string', default: '0' },
     seed: { type: 'string', default: '7' },
   },
 });
@@ -57,6 +65,14 @@ if (!Number.isInteger(total) || total < 1) {
   throw new RangeError(`--messages must be a positive integer, got ${values.messages}`);
 }
 if (!(rate >= 2)) throw new RangeError(`--rate must be a number >= 2, got ${values.rate}`);
+const dashboardPort = Number(values['dashboard-port']);
+if (!Number.isInteger(dashboardPort) || dashboardPort < 0 || dashboardPort > 65_535) {
+  throw new RangeError(`--dashboard-port must be a port number, got ${values['dashboard-port']}`);
+}
+// The dashboard reads Redis: --dashboard alone uses REDIS_URL, else the local default.
+const redisUrl =
+  values.redis ??
+  (values.dashboard ? (process.env.REDIS_URL ?? 'redis://127.0.0.1:6379') : undefined);
 
 const PHONE_NUMBER_ID = '106540352242922';
 const GRACE_MS = 3_000;
@@ -72,10 +88,16 @@ const metrics = createMetrics({
 });
 // The closed loop's events, for the report: held sends, re-sends, stuck messages.
 const loopEvents: WhatsAppEvent[] = [];
-const onEvent = combineListeners<WhatsAppEvent>(metrics.onEvent, (event) => {
-  if (event.type === 'message_held' || event.type === 'message_resent') loopEvents.push(event);
-  if (event.type === 'message_stuck') loopEvents.push(event);
-});
+/** With --dashboard: the fleet reporter the page reads (set up with the Redis stores). */
+let reportEvent: (event: WhatsAppEvent) => void = () => {};
+const onEvent = combineListeners<WhatsAppEvent>(
+  metrics.onEvent,
+  (event) => {
+    if (event.type === 'message_held' || event.type === 'message_resent') loopEvents.push(event);
+    if (event.type === 'message_stuck') loopEvents.push(event);
+  },
+  (event) => reportEvent(event),
+);
 
 // ---- stores: in memory, or Redis with --redis ------------------------------------------------
 // Pace as WHATSAPP_RATE_LIMITS does: at most 95 % of the limit leaves in any second (90 %
@@ -91,7 +113,9 @@ let deliveryDlq: DeadLetterQueue<string>;
 let deliveries: WhatsAppDeliveryStore<CloudMessage>;
 /** With --redis: deletes this run's keys and disconnects. */
 let closeRedis = async (): Promise<void> => {};
-if (values.redis !== undefined) {
+/** With --dashboard: stops the page's server and the reporter. */
+let closeDashboard = async (): Promise<void> => {};
+if (redisUrl !== undefined) {
   // Loaded only here: the in-memory demo doesn't need ioredis.
   const { Redis } = await import('ioredis');
   const {
@@ -100,8 +124,37 @@ if (values.redis !== undefined) {
     createRedisIdempotencyStore,
     createRedisTokenBucket,
   } = await import('retrykit/redis');
-  const client = new Redis(values.redis, { maxRetriesPerRequest: 1 });
+  const client = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   const prefix = `retrykit-demo:${process.pid}:${started}`;
+  if (values.dashboard) {
+    const { createRedisMetricsReporter } = await import('retrykit/redis');
+    const { createDashboard, toNodeHandler } = await import('retrykit/dashboard');
+    const reporter = createRedisMetricsReporter(client, {
+      prefix,
+      intervalMs: 1_000,
+      sections: [whatsappDeliveryMetrics({ maxTrackedMessages: total + 1000 })],
+    });
+    reportEvent = reporter.onEvent;
+    const page = createServer(
+      toNodeHandler(
+        createDashboard({
+          redis: client,
+          prefix,
+          dlqPrefix: `${prefix}:dlq`,
+          intervalMs: 1_000,
+          windowMs: 300_000,
+          refreshMs: 1_000,
+        }),
+      ),
+    );
+    await new Promise<void>((resolve) => page.listen(dashboardPort, '127.0.0.1', resolve));
+    console.log(`Dashboard (read-only): http://127.0.0.1:${(page.address() as AddressInfo).port}/`);
+    closeDashboard = async () => {
+      await reporter.close();
+      page.closeAllConnections();
+      await new Promise<void>((resolve) => page.close(() => resolve()));
+    };
+  }
   closeRedis = async () => {
     // Keys are `{prefix:…}` (a Redis Cluster hash tag).
     for await (const keys of client.scanStream({ match: `{${prefix}:*`, count: 1000 })) {
@@ -361,7 +414,7 @@ const byReason = (counts: Readonly<Partial<Record<string, number>>>) =>
     .map(([reason, n]) => `${n} ${reason}`)
     .join(', ');
 const rows: [string, string][] = [
-  ['Messages', `${total} (${values.redis === undefined ? 'in memory' : `Redis ${values.redis}`})`],
+  ['Messages', `${total} (${redisUrl === undefined ? 'in memory' : `Redis ${redisUrl}`})`],
   ['Sent', `${sent}, each accepted once by the API unless it failed (${sentTwice} sent twice)`],
   [
     'Dead letters',
@@ -410,6 +463,11 @@ console.log(`\n${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}`);
 
 await fake.close();
 await new Promise<void>((resolve) => receiver.close(() => resolve()));
+if (values.dashboard) {
+  console.log("\nThe dashboard stays up: Ctrl-C to stop (this run's keys are then deleted).");
+  await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+}
+await closeDashboard();
 await closeRedis();
 const ok = sentTwice === 0 && unresolved.length === 0 && open.length === 0;
 if (!ok) console.error('\nFAILED: a message was sent twice, lost, or left on a stale status');

@@ -50,14 +50,17 @@ for (const [key, message] of [
 ] as const) {
   console.log(`send ${key}`);
   try {
-    const { messageId, attempts, deduplicated } = await whatsapp.sendMessage(message, {
-      idempotencyKey: key,
-    });
-    console.log(
-      deduplicated
-        ? `  already sent as ${messageId}: not sent again`
-        : `  accepted as ${messageId} after ${attempts} attempt${attempts === 1 ? '' : 's'}`,
-    );
+    const sent = await whatsapp.sendMessage(message, { idempotencyKey: key });
+    // Without `deliveries` a send is never held; with them, a held one has no wamid yet.
+    if (sent.status === 'held') console.log('  held: its status webhooks will settle it');
+    else {
+      const { messageId, attempts, deduplicated } = sent;
+      console.log(
+        deduplicated
+          ? `  already sent as ${messageId}: not sent again`
+          : `  accepted as ${messageId} after ${attempts} attempt${attempts === 1 ? '' : 's'}`,
+      );
+    }
   } catch (error) {
     console.log(
       `  failed for good: ${isRetrykitError(error) ? error.name : 'Error'} — ${(error as Error).message}`,

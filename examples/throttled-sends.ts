@@ -64,7 +64,9 @@ const worker = new Worker<Send>(
     async (job: Job<Send>) => {
       const client = clients.get(job.data.phoneNumberId);
       if (client === undefined) throw new Error(`unknown number ${job.data.phoneNumberId}`);
-      return (await client.sendMessage(job.data.message)).messageId;
+      const sent = await client.sendMessage(job.data.message);
+      // `held` (no wamid yet) only with `deliveries`, which these clients have not.
+      return sent.status === 'accepted' ? sent.messageId : 'held';
     },
     {
       dlq,

@@ -43,8 +43,11 @@ export { systemClock } from './core/clock.js';
 export type {
   DeadLetterAttempt,
   DeadLetterEntry,
+  DeadLetterGroup,
   DeadLetterOrigin,
+  DeadLetterPattern,
   DeadLetterQueue,
+  DeadLetterSummary,
   ListOptions,
   NewDeadLetter,
   RedriveOptions,
@@ -53,14 +56,17 @@ export type {
   RetryRecord,
   RetryRecordOptions,
   Sink,
+  SummarizedDeadLetter,
   ToDeadLetterOptions,
 } from './core/dead-letter/index.js';
 export {
   createRetryRecord,
+  deadLetterCode,
   InvalidRecordError,
   parseRetryRecord,
   recordFailure,
   serializeRetryRecord,
+  summarizeDeadLetters,
   toDeadLetter,
   validateRetryRecord,
 } from './core/dead-letter/index.js';

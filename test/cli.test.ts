@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
@@ -63,6 +64,7 @@ describeRedis('retrykit command line (packed tarball, real Redis)', () => {
       ['dlq', 'export'],
       ['replay'],
       ['stats'],
+      ['dashboard'],
     ];
     const runs = await Promise.all(commands.map((c) => cli.run([...c, '--help'])));
     for (const [i, run] of runs.entries()) {
@@ -411,5 +413,40 @@ export default function handler(entry) {
     // 1.5 s from sent to delivered, read back from a histogram bucket (within 1.6 %).
     const p50 = Number(/send → delivered\s+p50 (\d+) ms/.exec(whatsapp.stdout)?.[1]);
     expect(Math.abs(p50 - 1500)).toBeLessThanOrEqual(1500 / 64);
+  });
+  it('dashboard serves the page on 127.0.0.1, read-only unless --allow-changes; Ctrl-C ends it with 0', async () => {
+    const bad = await cli.run(['dashboard', '--port', 'x'], env());
+    expect(bad).toMatchObject({ code: 2, stderr: expect.stringMatching(/--port .*"x"/) });
+    const prefix = uniquePrefix('cli-dash');
+    const dlq = createRedisDeadLetterQueue(redis, { prefix: `${prefix}:dlq` });
+    await dlq.add(letter('a', 'client_error', 131026));
+    for (const [flags, canMutate] of [
+      [[], false],
+      [['--allow-changes'], true],
+    ] as const) {
+      const child = spawn(
+        cli.bin,
+        ['dashboard', '--port', '0', '--prefix', prefix, '--dlq-prefix', `${prefix}:dlq`, ...flags],
+        { cwd: cli.app, env: { PATH: process.env.PATH ?? '', REDIS_URL: redisUrl } },
+      );
+      let stdout = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+          const found = /http:\/\/127\.0\.0\.1:\d+\//.exec(stdout);
+          if (found) resolve(found[0]);
+        });
+        child.once('exit', (code) => reject(new Error(`exited ${code}: ${stdout}`)));
+      });
+      const session = (await (await fetch(`${url}api/session`)).json()) as { canMutate: boolean };
+      expect(session.canMutate).toBe(canMutate);
+      const list = (await (await fetch(`${url}api/dead-letters`)).json()) as {
+        entries: { id: string }[];
+      };
+      expect(list.entries.map((e) => e.id)).toEqual(['a']);
+      const code = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGINT');
+      expect(await code).toBe(0);
+    }
   });
 });

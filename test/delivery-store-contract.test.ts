@@ -4,7 +4,7 @@ import { createRedisDeliveryStore } from '../src/redis/index.js';
 import { createManualClock } from '../src/testing/index.js';
 import { deliveryStoreContract } from './support/delivery-store-contract.js';
 import { connectRedis, describeRedis, uniquePrefix } from './support/redis.js';
-import { advanceRedisTime } from './support/redis-time.js';
+import { advanceDeliveryTime } from './support/redis-time.js';
 
 const TTL = 60_000;
 
@@ -23,15 +23,7 @@ describeRedis('redis', () => {
     const prefix = uniquePrefix('delivery-contract');
     return {
       store: createRedisDeliveryStore(redis, { prefix, recordTtlMs: TTL }),
-      advance: async (ms) => {
-        await advanceRedisTime(redis, prefix, ms);
-        // Due times are Redis TIME: move the due index's scores back instead of the clock.
-        const due = `{${prefix}:deliveries}:due`;
-        const members = await redis.zrange(due, '0', '-1', 'WITHSCORES');
-        for (let i = 0; i < members.length; i += 2) {
-          await redis.zadd(due, String(Number(members[i + 1]) - ms), members[i] as string);
-        }
-      },
+      advance: (ms) => advanceDeliveryTime(redis, prefix, ms),
       recordTtlMs: TTL,
     };
   });

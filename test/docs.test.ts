@@ -125,6 +125,30 @@ describe('the examples', () => {
     }
   });
 
+  it('narrow sendMessage results to accepted before reading messageId, as the docs do', () => {
+    // `SendResult` is a union: a held send has no messageId, and destructuring hides that.
+    const unnarrowed = [
+      /\{[^}]*\bmessageId\b[^}]*\}\s*=\s*await\s+[\w.]+\.sendMessage\(/,
+      /\(\s*await\s+[\w.]+\.sendMessage\([^;]*\)\s*\)\s*\.messageId\b/,
+    ];
+    const texts: [string, string][] = [
+      ['README.md', readFileSync(join(root, 'README.md'), 'utf8')],
+      ...readdirSync(join(root, 'docs'))
+        .filter((f) => f.endsWith('.md'))
+        .map((f): [string, string] => [`docs/${f}`, readFileSync(join(root, 'docs', f), 'utf8')]),
+      ...readdirSync(join(root, 'examples'), { recursive: true, encoding: 'utf8' })
+        .filter((f) => f.endsWith('.ts'))
+        .map((f): [string, string] => [
+          `examples/${f}`,
+          readFileSync(join(root, 'examples', f), 'utf8'),
+        ]),
+    ];
+    expect(texts.length).toBeGreaterThan(10);
+    for (const [file, text] of texts) {
+      for (const pattern of unnarrowed) expect(text, file).not.toMatch(pattern);
+    }
+  });
+
   it('import retrykit as an application does, never its sources or tools', () => {
     const dir = join(root, 'examples');
     const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) =>

@@ -1,10 +1,13 @@
 import {
   createPostgresDeadLetterQueue,
+  createPostgresDeliveryStore,
   createPostgresIdempotencyStore,
 } from '../src/postgres/index.js';
 import { deadLetterContract, LEASE_MS } from './support/dead-letter-contract.js';
+import { deliveryStoreContract } from './support/delivery-store-contract.js';
 import { idempotencyStoreContract } from './support/idempotency-contract.js';
 import {
+  advanceDeliveryTime,
   advancePostgresTime,
   describePostgres,
   passPostgresTime,
@@ -47,4 +50,25 @@ describePostgres('postgres', () => {
       passTime: (ms) => passPostgresTime(db.pool, db.schema, deadLetters, ms),
     };
   });
+
+  const DELIVERY_TTL = 60_000;
+  for (const preparedStatements of [true, false]) {
+    deliveryStoreContract(
+      `postgres${preparedStatements ? '' : ', statements not prepared'}`,
+      async () => {
+        const { deliveries, deliveryAttempts } = await db.tables(preparedStatements ? 'p' : 'q');
+        return {
+          store: createPostgresDeliveryStore(db.pool, {
+            schema: db.schema,
+            table: deliveries,
+            attemptsTable: deliveryAttempts,
+            recordTtlMs: DELIVERY_TTL,
+            preparedStatements,
+          }),
+          advance: (ms) => advanceDeliveryTime(db.pool, db.schema, deliveries, ms),
+          recordTtlMs: DELIVERY_TTL,
+        };
+      },
+    );
+  }
 });

@@ -7,6 +7,7 @@ import {
   idempotent,
   StoreUnavailableError,
 } from '../src/index.js';
+import { idempotencyStatements } from '../src/postgres/idempotency.js';
 import {
   createPostgresDeadLetterQueue,
   createPostgresIdempotencyStore,
@@ -62,13 +63,18 @@ describePostgres('retrykit/postgres', () => {
   });
 
   it('schemaSql with the defaults is the shipped migration files, names quoted', () => {
-    const files = ['001_idempotency.sql', '002_dead_letters.sql'].map((f) =>
+    const files = ['001_idempotency.sql', '002_dead_letters.sql', '003_deliveries.sql'].map((f) =>
       readFileSync(new URL(`../src/postgres/sql/${f}`, import.meta.url), 'utf8'),
     );
     expect(schemaSql().replace(/"(retrykit_\w+)"/g, '$1')).toBe(['', ...files].join('\n'));
     expect(schemaSql({ schema: 's', idempotencyTable: 'i' })).toContain(
       'CREATE INDEX IF NOT EXISTS "i_expires_at_idx"\n  ON "s"."i" (expires_at);',
     );
+    const renamed = schemaSql({ deliveryTable: 'd', deliveryAttemptsTable: 'da' });
+    expect(renamed).toContain('REFERENCES "d" (key) ON DELETE CASCADE');
+    expect(renamed).toContain('"da_external_id_idx"\n  ON "da" (external_id)');
+    expect(renamed).toContain('"d_due_at_idx"\n  ON "d" (due_at)');
+    expect(renamed).not.toMatch(/retrykit_deliver/);
   });
 
   it('rejects bad names and clients naming the option and the value', () => {
@@ -148,6 +154,31 @@ describePostgres('retrykit/postgres', () => {
     expect(await store.deleteExpired()).toBe(0);
     expect(await store.markOnce('fresh', 60_000)).toBe(false);
     await expect(store.deleteExpired({ limit: 0 })).rejects.toThrow(/limit.*0/);
+  });
+
+  it('deleteExpired finds expired rows by index condition, not by reading the whole table', async () => {
+    const { idempotency } = await db.tables('sweep_plan');
+    const table = `"${db.schema}"."${idempotency}"`;
+    await db.pool.query(
+      `INSERT INTO ${table} (kind, key, state, expires_at)
+       SELECT 'mark', 'k' || g, 'marked', now() + g * interval '1 second'
+       FROM generate_series(1, 2000) g`,
+    );
+    await db.pool.query(`ANALYZE ${table}`);
+    const client = await db.pool.connect();
+    try {
+      await client.query('SET enable_seqscan = off');
+      const { rows } = await client.query(
+        `EXPLAIN ${idempotencyStatements(table).deleteExpired}`,
+        [10],
+      );
+      expect(rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(
+        /Index Cond: \(expires_at <= \$\d+\)/,
+      );
+    } finally {
+      await client.query('RESET enable_seqscan');
+      client.release();
+    }
   });
 
   it('refuses a result JSON would change, before writing', async () => {

@@ -99,9 +99,7 @@ describeRedis('createRedisTokenBucket', () => {
     expect(ridKey).toBeDefined();
     expect(await redis.pttl(ridKey as string)).toBeGreaterThan(1000);
     // Replay the very same EVALSHA, as a reconnecting client would.
-    const { defineScript } = await import('../src/redis/script.js');
-    const source = (await import('../src/redis/scripts/token-bucket.lua')).default;
-    const script = defineScript('token-bucket', source);
+    const { SCRIPT: script } = await import('../src/redis/token-bucket.js');
     const replay = await redis.evalsha(
       script.sha,
       3,

@@ -5,5 +5,7 @@ export type { WrapProcessorOptions } from './processor.js';
 export { HISTORY_FIELD, wrapProcessor } from './processor.js';
 export type { QueueDepthSampler, SampledQueue, SampleQueueDepthOptions } from './queue-depth.js';
 export { sampleQueueDepth } from './queue-depth.js';
+export type { DeadLetterRequeuer, DeadLetterRequeuerOptions } from './requeue.js';
+export { createDeadLetterRequeuer } from './requeue.js';
 export type { SweepReport, SweepStalledJobsOptions } from './sweep.js';
 export { BULLMQ_STALLED_REASONS, sweepStalledJobs } from './sweep.js';

@@ -3,7 +3,17 @@ import { createWriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Redis } from 'ioredis';
-import { type DeadLetterEntry, type DeadLetterQueue, REASONS, type Reason } from '../index.js';
+// The file, not the retrykit/bullmq entry: bullmq itself loads only when a job is re-added.
+import { createDeadLetterRequeuer } from '../bullmq/requeue.js';
+import {
+  type DeadLetterEntry,
+  type DeadLetterQueue,
+  deadLetterCode,
+  REASONS,
+  type Reason,
+  type SummarizedDeadLetter,
+  summarizeDeadLetters,
+} from '../index.js';
 import { createRedisDeadLetterQueue } from '../redis/index.js';
 import {
   CommandError,
@@ -36,10 +46,7 @@ interface Filter {
 }
 
 /** The platform's (or OS's) error code of an entry's last failure, as text; `-` when none. */
-export function codeOf(entry: DeadLetterEntry): string {
-  const code = entry.attempts.at(-1)?.errorCode;
-  return code === undefined ? '-' : String(code);
-}
+export const codeOf: (entry: DeadLetterEntry) => string = deadLetterCode;
 
 function originOf(entry: DeadLetterEntry): string {
   const o = entry.origin;
@@ -202,57 +209,17 @@ export async function show(ctx: DlqContext, id: string | undefined): Promise<num
   return 0;
 }
 
-interface Group {
-  count: number;
-  first: string;
-  last: string;
-}
-
-function add(map: Map<string, Group>, key: string, at: string): void {
-  const g = map.get(key);
-  if (g === undefined) {
-    map.set(key, { count: 1, first: at, last: at });
-    return;
-  }
-  g.count++;
-  if (at < g.first) g.first = at;
-  if (at > g.last) g.last = at;
-}
-
-function sorted(map: Map<string, Group>): [string, Group][] {
-  return [...map].sort(([a, x], [b, y]) => y.count - x.count || a.localeCompare(b));
-}
-
 export async function stats(ctx: DlqContext, flags: FilterFlags): Promise<number> {
   const filter = parseFilter(flags, Date.now());
-  const byReason = new Map<string, Group>();
-  const byCode = new Map<string, Group>();
-  const byDay = new Map<string, Group>();
-  const patterns = new Map<string, Group>();
-  let total = 0;
+  // Only what the summary reads: the payloads of a large queue are not kept.
+  const all: SummarizedDeadLetter[] = [];
   for await (const e of entries(ctx.dlq, filter)) {
-    total++;
-    add(byReason, e.reason, e.deadAt);
-    add(byCode, codeOf(e), e.deadAt);
-    add(byDay, e.deadAt.slice(0, 10), e.deadAt);
-    add(patterns, `${e.reason}\u0000${codeOf(e)}`, e.deadAt);
+    all.push({ reason: e.reason, deadAt: e.deadAt, attempts: e.attempts.slice(-1) });
   }
-  const counts = (map: Map<string, Group>) =>
-    Object.fromEntries(sorted(map).map(([k, g]) => [k, g.count]));
+  const summary = summarizeDeadLetters(all);
+  const { total } = summary;
   if (ctx.json) {
-    out(
-      ctx.io,
-      JSON.stringify({
-        total,
-        byReason: counts(byReason),
-        byCode: counts(byCode),
-        byDay: Object.fromEntries([...byDay].sort().map(([k, g]) => [k, g.count])),
-        patterns: sorted(patterns).map(([k, g]) => {
-          const [reason, code] = k.split('\u0000');
-          return { reason, code, count: g.count, firstDeadAt: g.first, lastDeadAt: g.last };
-        }),
-      }),
-    );
+    out(ctx.io, JSON.stringify(summary));
     return 0;
   }
   out(ctx.io, `${total} dead letter${total === 1 ? '' : 's'}`);
@@ -262,23 +229,32 @@ export async function stats(ctx: DlqContext, flags: FilterFlags): Promise<number
     ctx.io,
     table([
       ['REASON', 'CODE', 'COUNT', 'FIRST', 'LAST'],
-      ...sorted(patterns).map(([k, g]) => {
-        const [reason = '', code = ''] = k.split('\u0000');
-        return [reason, code, String(g.count), g.first, g.last];
-      }),
+      ...summary.patterns.map((p) => [
+        p.reason,
+        p.code,
+        String(p.count),
+        p.firstDeadAt,
+        p.lastDeadAt,
+      ]),
     ]),
   );
   out(ctx.io);
   out(
     ctx.io,
-    table([['REASON', 'COUNT'], ...sorted(byReason).map(([k, g]) => [k, String(g.count)])]),
+    table([
+      ['REASON', 'COUNT'],
+      ...Object.entries(summary.byReason).map(([k, n]) => [k, String(n)]),
+    ]),
   );
-  out(ctx.io);
-  out(ctx.io, table([['CODE', 'COUNT'], ...sorted(byCode).map(([k, g]) => [k, String(g.count)])]));
   out(ctx.io);
   out(
     ctx.io,
-    table([['DAY', 'COUNT'], ...[...byDay].sort().map(([k, g]) => [k, String(g.count)])]),
+    table([['CODE', 'COUNT'], ...Object.entries(summary.byCode).map(([k, n]) => [k, String(n)])]),
+  );
+  out(ctx.io);
+  out(
+    ctx.io,
+    table([['DAY', 'COUNT'], ...Object.entries(summary.byDay).map(([k, n]) => [k, String(n)])]),
   );
   return 0;
 }
@@ -307,45 +283,6 @@ export async function loadHandler(io: Io, path: string): Promise<Handler> {
     );
   }
   return fn as Handler;
-}
-
-interface Requeuer {
-  add(entry: DeadLetterEntry): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** Re-adds BullMQ-origin entries to their queue (the optional peer `bullmq`, loaded on use). */
-function requeuer(redis: Redis, bullPrefix: string | undefined): Requeuer {
-  const queues = new Map<
-    string,
-    { add(name: string, data: unknown): Promise<unknown>; close(): Promise<void> }
-  >();
-  return {
-    async add(entry) {
-      const origin = entry.origin;
-      if (origin?.kind !== 'bullmq') throw new Error('not a BullMQ entry');
-      let queue = queues.get(origin.queue);
-      if (queue === undefined) {
-        let Queue: typeof import('bullmq').Queue;
-        try {
-          ({ Queue } = await import('bullmq'));
-        } catch {
-          throw new CommandError(
-            're-adding BullMQ jobs needs the bullmq package: npm install bullmq',
-          );
-        }
-        queue = new Queue(origin.queue, {
-          connection: redis,
-          ...(bullPrefix === undefined ? {} : { prefix: bullPrefix }),
-        });
-        queues.set(origin.queue, queue);
-      }
-      await queue.add(origin.jobName ?? 'redrive', entry.payload);
-    },
-    async close() {
-      await Promise.all([...queues.values()].map((q) => q.close()));
-    },
-  };
 }
 
 export interface RedriveFlags extends FilterFlags {
@@ -390,7 +327,11 @@ export async function redrive(ctx: DlqContext, flags: RedriveFlags): Promise<num
     cannot();
     return stuck.length > 0 ? 1 : 0;
   }
-  const queue = requeuer(ctx.redis, flags['bullmq-prefix']);
+  const bullmqPrefix = flags['bullmq-prefix'];
+  const queue = createDeadLetterRequeuer(
+    ctx.redis,
+    bullmqPrefix === undefined ? {} : { prefix: bullmqPrefix },
+  );
   const progress = new Progress(ctx.io, 'redrive', runnable.length);
   const errors: string[] = [];
   try {

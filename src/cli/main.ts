@@ -2,6 +2,7 @@
 // (0 done, 1 something failed, 2 usage). Built on the public API only.
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { close, connect, redisUrl } from './connect.js';
+import { dashboard, parsePort } from './dashboard.js';
 import * as dlq from './dlq.js';
 import {
   CommandError,
@@ -42,6 +43,7 @@ Commands:
   dlq export     write dead letters as JSON lines (read back by replay)
   replay <file>  ingest a JSON-lines file (fallback file or export) into the queue
   stats          the fleet's metrics from Redis (createRedisMetricsReporter)
+  dashboard      serve the live dashboard page on 127.0.0.1
 
 Run "retrykit <command> --help" for a command's options.
 Exit codes: 0 done, 1 something failed, 2 usage error.
@@ -133,6 +135,22 @@ percentiles, dead letters, queues, open circuits, and the health report.
   --json             print {"snapshot", "health", "instances"}
 
 ${COMMON}`,
+  dashboard: `Usage: retrykit dashboard [--port <n>] [--allow-changes] [--handler <module>]
+
+Serves the dashboard page (retrykit/dashboard) on 127.0.0.1 until Ctrl-C: the fleet's
+metrics live (first-attempt success vs retried, retry and error rates against their 2 %
+lines, latency, errors by reason and code, queue depth, health) and a dead-letter browser.
+  --port <n>              port on 127.0.0.1 (default 8787; 0 picks a free one)
+  --dlq-prefix <name>     the dead-letter queue's prefix (default: --prefix, which names
+                          the fleet metrics' reporters)
+  --allow-changes         allow redrive and purge from the page (default: read-only)
+  --handler <module>      redrive entries through this module, as "dlq redrive --handler";
+                          without it, entries from BullMQ go back to their queue
+  --bullmq-prefix <p>     BullMQ's key prefix for re-added jobs (default "bull")
+  --window <dur>          the window the page shows (default 15m)
+  --interval <dur>        the reporters' intervalMs (default 10s)
+
+${COMMON}`,
 };
 
 const CONNECTION = {
@@ -171,6 +189,16 @@ const OPTIONS = {
     interval: { type: 'string' },
     whatsapp: { type: 'boolean' },
   },
+  dashboard: {
+    ...CONNECTION,
+    port: { type: 'string' },
+    'dlq-prefix': { type: 'string' },
+    'allow-changes': { type: 'boolean' },
+    handler: { type: 'string' },
+    'bullmq-prefix': { type: 'string' },
+    window: { type: 'string' },
+    interval: { type: 'string' },
+  },
 } as const satisfies Record<string, ParseArgsConfig['options']>;
 
 type Command = keyof typeof OPTIONS;
@@ -184,6 +212,7 @@ function precheck(command: Command, values: Record<string, string | boolean | un
   for (const name of ['window', 'interval']) {
     if (text(name) !== undefined) parseDuration(name, text(name) as string);
   }
+  if (command === 'dashboard') parsePort(text('port'));
   if (command === 'dlq purge' && values.yes !== true) {
     throw new UsageError('purge deletes dead letters for good: pass --yes to go ahead');
   }
@@ -257,6 +286,9 @@ export async function main(argv: readonly string[], io: Io, signal?: AbortSignal
     const redis = await connect(redisUrl(io, values.redis as string | undefined));
     try {
       if (command === 'stats') return await stats(io, redis, prefix, values, json);
+      if (command === 'dashboard') {
+        return await dashboard(io, redis, prefix, values, controller.signal);
+      }
       const queue = dlq.openDlq(redis, prefix);
       if (command === 'replay') {
         return await replay(io, queue, positionals[0], values, controller.signal, json);

@@ -19,12 +19,14 @@ import type {
   RecordAttemptResult,
 } from '../core/delivery/delivery-types.js';
 import { assertInteger, assertKey, assertNumber, showValue } from '../core/validate.js';
+import { createDueIndex } from './due-index.js';
 
 /** Options of {@link createMemoryDeliveryStore}. */
 export interface MemoryDeliveryStoreOptions {
   /**
    * Most records held at once. When full, expired records go first, then the least recently
-   * used one (with its external ids).
+   * used one (with its external ids and its place in the due index: the delivery reconciler
+   * never sees it again, so size this above the messages in flight).
    * @default 100_000
    */
   readonly maxEntries?: number;
@@ -68,7 +70,8 @@ const SWEEP_BATCH = 4;
  * returned as frozen copies; the payload is kept by reference.
  *
  * Use it for one process or tests: a webhook handler and a sender in different processes
- * need a shared store such as `createRedisDeliveryStore` from `retrykit/redis`.
+ * need a shared store such as `createRedisDeliveryStore` from `retrykit/redis` or
+ * `createPostgresDeliveryStore` from `retrykit/postgres`.
  *
  * @example
  * const deliveries = createMemoryDeliveryStore({ maxEntries: 50_000 });
@@ -96,7 +99,7 @@ export function createMemoryDeliveryStore<P = unknown, E = unknown>(
   const byExternalId = new Map<string, string>();
   const byAlias = new Map<string, string>();
   /** The due index: key → due time, for the records that have one. */
-  const due = new Map<string, number>();
+  const due = createDueIndex();
   let revisions = 0;
 
   const drop = (key: string, entry: Entry<P, E>): void => {
@@ -272,19 +275,19 @@ export function createMemoryDeliveryStore<P = unknown, E = unknown>(
     async claimDue(options) {
       const { limit, leaseMs } = checkClaimOptions(options);
       const now = clock.now();
-      const ready = [...due].filter(([, at]) => at <= now).sort((a, b) => a[1] - b[1]);
-      const claimed: ClaimedDelivery<P, E>[] = [];
-      for (const [key] of ready) {
-        if (claimed.length >= limit) break;
+      // Earliest due first (ties: scheduled first), O(log n) per key taken; an expired record
+      // leaves the index as it is met. Leases are written once the batch is taken.
+      const ready: [string, Entry<P, E>][] = [];
+      while (ready.length < limit) {
+        const key = due.pop(now);
+        if (key === undefined) break;
         const entry = read(key, now);
-        if (entry === undefined) {
-          due.delete(key);
-          continue;
-        }
-        const record = save(key, entry.record, now, leaseMs);
-        claimed.push({ record, token: String(entry.revision) });
+        if (entry !== undefined) ready.push([key, entry]);
       }
-      return claimed;
+      return ready.map(([key, entry]): ClaimedDelivery<P, E> => {
+        const record = save(key, entry.record, now, leaseMs);
+        return { record, token: String(entry.revision) };
+      });
     },
 
     async reschedule(key, token, delay) {

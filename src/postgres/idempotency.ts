@@ -122,8 +122,9 @@ VALUES ('mark', $1, 'marked', ${msFromNow(2)})
 ON CONFLICT (kind, key) DO UPDATE SET expires_at = excluded.expires_at
 WHERE r.expires_at <= clock_timestamp()
 RETURNING 1`,
+    // `(SELECT clock_timestamp())` is computed once, so the expiry index can serve the scan.
     deleteExpired: `DELETE FROM ${table} WHERE ctid IN (
-  SELECT ctid FROM ${table} WHERE expires_at <= clock_timestamp()
+  SELECT ctid FROM ${table} WHERE expires_at <= (SELECT clock_timestamp())
   LIMIT $1 FOR UPDATE SKIP LOCKED)`,
   };
 }

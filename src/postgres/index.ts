@@ -10,6 +10,14 @@ export type {
 } from './client.js';
 export type { PostgresDeadLetterQueueOptions } from './dead-letter.js';
 export { createPostgresDeadLetterQueue } from './dead-letter.js';
+export type {
+  PostgresDeliveryStore,
+  PostgresDeliveryStoreOptions,
+} from './delivery-store.js';
+export {
+  createPostgresDeliveryStore,
+  POSTGRES_DELIVERY_STORE_DEFAULTS,
+} from './delivery-store.js';
 export type { PostgresIdempotencyStore, PostgresIdempotencyStoreOptions } from './idempotency.js';
 export { createPostgresIdempotencyStore, POSTGRES_IDEMPOTENCY_DEFAULTS } from './idempotency.js';
 export type { PostgresSchemaOptions, PostgresTableOptions } from './schema.js';

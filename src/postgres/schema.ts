@@ -9,11 +9,14 @@ import {
 } from './client.js';
 import idempotencySql from './sql/001_idempotency.sql';
 import deadLettersSql from './sql/002_dead_letters.sql';
+import deliveriesSql from './sql/003_deliveries.sql';
 
 /** The default table names of the PostgreSQL adapters. */
 export const POSTGRES_TABLE_DEFAULTS = Object.freeze({
   idempotency: 'retrykit_idempotency',
   deadLetters: 'retrykit_dead_letters',
+  deliveries: 'retrykit_deliveries',
+  deliveryAttempts: 'retrykit_delivery_attempts',
 });
 
 /** Where one adapter's table is: the `table` and `schema` options every factory takes. */
@@ -40,6 +43,13 @@ export interface PostgresSchemaOptions {
   readonly idempotencyTable?: string;
   /** The dead-letter table's name. @default 'retrykit_dead_letters' */
   readonly deadLetterTable?: string;
+  /** The delivery store's table of records (one row per message). @default 'retrykit_deliveries' */
+  readonly deliveryTable?: string;
+  /**
+   * The delivery store's table of attempts (one row per send, with its status).
+   * @default 'retrykit_delivery_attempts'
+   */
+  readonly deliveryAttemptsTable?: string;
 }
 
 /** @internal A table's quoted, schema-qualified name, from a factory's options. */
@@ -88,10 +98,24 @@ export function schemaSql(options: PostgresSchemaOptions = {}): string {
     'deadLetterTable',
     options.deadLetterTable ?? POSTGRES_TABLE_DEFAULTS.deadLetters,
   );
+  const deliveries = assertIdentifier(
+    'deliveryTable',
+    options.deliveryTable ?? POSTGRES_TABLE_DEFAULTS.deliveries,
+  );
+  const deliveryAttempts = assertIdentifier(
+    'deliveryAttemptsTable',
+    options.deliveryAttemptsTable ?? POSTGRES_TABLE_DEFAULTS.deliveryAttempts,
+  );
   return [
     schema === undefined ? '' : `CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema)};\n`,
     rename(idempotencySql, POSTGRES_TABLE_DEFAULTS.idempotency, idempotency, schema),
     rename(deadLettersSql, POSTGRES_TABLE_DEFAULTS.deadLetters, deadLetters, schema),
+    rename(
+      rename(deliveriesSql, POSTGRES_TABLE_DEFAULTS.deliveries, deliveries, schema),
+      POSTGRES_TABLE_DEFAULTS.deliveryAttempts,
+      deliveryAttempts,
+      schema,
+    ),
   ].join('\n');
 }
 

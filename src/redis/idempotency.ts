@@ -22,6 +22,7 @@ import {
   assertNumber,
 } from '../core/validate.js';
 import type { RedisClientLike } from './client.js';
+import { replicaWaiter, type WaitForReplicas } from './replicas.js';
 import { defineScript, hashTag, runCommand, runScript } from './script.js';
 import claimSource from './scripts/idempotency-claim.lua';
 import completeSource from './scripts/idempotency-complete.lua';
@@ -58,6 +59,20 @@ export interface RedisIdempotencyStoreOptions {
    * @default systemClock
    */
   readonly clock?: Clock;
+  /**
+   * Don't answer `claimed` (or `true` from `complete`) until `replicas` replicas have the write:
+   * after it, `WAIT replicas timeoutMs` on the master that holds the key (on a Redis Cluster,
+   * the master the client knows for the key's slot). Fewer within `timeoutMs` reject with
+   * `StoreUnavailableError` (a claim is then released in the background, like any claim that
+   * rejects). Redis replicates asynchronously: without this, a failover (a master killed, its
+   * replica promoted) can lose claims and completions Redis had acknowledged, and the work
+   * runs twice (docs/guarantees.md measures it). Costs one more round trip per claim and
+   * completion, plus the replication lag. Needs an ioredis client (`Redis` or `Cluster`).
+   * Off when not set.
+   *
+   * @example { replicas: 1, timeoutMs: 100 }
+   */
+  readonly waitForReplicas?: WaitForReplicas;
 }
 
 /** The defaults of {@link RedisIdempotencyStoreOptions}. */
@@ -133,6 +148,7 @@ export function createRedisIdempotencyStore(
   if (options.onEvent !== undefined) assertFunction('onEvent', options.onEvent);
   const onEvent = options.onEvent;
   const clock = options.clock ?? systemClock;
+  const waitReplicas = replicaWaiter(client, options.waitForReplicas, timeoutMs);
 
   const set = client.set?.bind(client);
   const run = (
@@ -188,13 +204,25 @@ export function createRedisIdempotencyStore(
           sent = call();
           return sent;
         });
+      /** `claimed`, once replicas have it when `waitForReplicas` asks for them. */
+      const claimed = async (): Promise<ClaimResult<R>> => {
+        if (waitReplicas !== undefined) {
+          try {
+            await waitReplicas(recordKey, 'claim');
+          } catch (error) {
+            releaseLater(recordKey, escaped, attempt, leaseMs);
+            throw error;
+          }
+        }
+        return { status: 'claimed', token };
+      };
       let reply: unknown;
       try {
         if (set !== undefined) {
           const first = await send(() =>
             set(recordKey, `p${owner}:${fingerprint ?? ''}`, 'PX', leaseMs, 'NX'),
           );
-          if (first === 'OK') return { status: 'claimed', token };
+          if (first === 'OK') return claimed();
         }
         reply = await send(() =>
           runScript(
@@ -221,7 +249,7 @@ export function createRedisIdempotencyStore(
         );
         throw error;
       }
-      if (reply === 1) return { status: 'claimed', token };
+      if (reply === 1) return claimed();
       if (!Array.isArray(reply)) throw unexpected('claim', reply);
       switch (reply[0]) {
         case 'completed': {
@@ -252,11 +280,13 @@ export function createRedisIdempotencyStore(
       if (typeof text !== 'string') {
         throw new TypeError(`serializer.serialize must return a string, got ${typeof text}`);
       }
-      const reply = await run('complete', completeScript, hashTag(prefix, key), [
+      const recordKey = hashTag(prefix, key);
+      const reply = await run('complete', completeScript, recordKey, [
         escapeToken(token),
         ttlMs,
         text,
       ]);
+      if (reply === 1 && waitReplicas !== undefined) await waitReplicas(recordKey, 'complete');
       return reply === 1;
     },
 

@@ -17,6 +17,7 @@ export type {
   RedisMetricsReporterOptions,
 } from './metrics-reporter.js';
 export { createRedisMetricsReporter, readFleetMetrics } from './metrics-reporter.js';
+export type { WaitForReplicas } from './replicas.js';
 export type { Serializer } from './serializer.js';
 export { jsonSerializer } from './serializer.js';
 export type { RedisTokenBucket, RedisTokenBucketOptions } from './token-bucket.js';

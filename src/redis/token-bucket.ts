@@ -15,11 +15,14 @@ import type {
   RateLimiter,
 } from '../core/rate-limit/rate-limit-types.js';
 import {
+  type AdaptiveOptions,
   granted,
   NO_FEEDBACK,
+  type ResolvedAdaptiveOptions,
   refused,
   rejectKey,
   rejectTokens,
+  resolveAdaptive,
   type TokenBucketBaseOptions,
   validateLimits,
   validTokens,
@@ -35,10 +38,18 @@ import {
 import type { RedisClientLike } from './client.js';
 import { defineScript, hashTag, runScript } from './script.js';
 import source from './scripts/token-bucket.lua';
+import adaptiveSource from './scripts/token-bucket-adaptive.lua';
 import rateSource from './scripts/token-bucket-rate.lua';
+import throttleSource from './scripts/token-bucket-throttle.lua';
 
-const SCRIPT = defineScript('token-bucket', source);
-const RATE_SCRIPT = defineScript('token-bucket-rate', rateSource);
+// Each script starts with the shared functions of token-bucket-adaptive.lua.
+/** token-bucket.lua, as run (internal: tests replay it). */
+export const SCRIPT = defineScript('token-bucket', `${adaptiveSource}\n${source}`);
+const RATE_SCRIPT = defineScript('token-bucket-rate', `${adaptiveSource}\n${rateSource}`);
+const THROTTLE_SCRIPT = defineScript(
+  'token-bucket-throttle',
+  `${adaptiveSource}\n${throttleSource}`,
+);
 
 /** Options of {@link createRedisTokenBucket}. */
 export interface RedisTokenBucketOptions extends TokenBucketBaseOptions {
@@ -76,6 +87,17 @@ export interface RedisTokenBucketOptions extends TokenBucketBaseOptions {
    * @default true
    */
   readonly dedupe?: boolean;
+  /**
+   * Slow a key down when `retry` reports that the server throttled it (pass
+   * `bucket.feedback(key)` as `retry`'s `feedback`), for every process sharing the prefix at
+   * once: the lowered rate, the time of the throttle and the cubic recovery live in the
+   * bucket's key, with the same maths and `AdaptiveOptions` defaults as
+   * `createMemoryTokenBucket`, including the `maxThrottleMs` cap on a server's Retry-After.
+   * Give every process on one prefix the same setting: one that is not adaptive ignores a
+   * throttle and drops it at its next grant. `true` uses every `AdaptiveOptions` default.
+   * @default false
+   */
+  readonly adaptive?: boolean | AdaptiveOptions;
 }
 
 /** The defaults of {@link RedisTokenBucketOptions}. */
@@ -85,6 +107,7 @@ export const REDIS_TOKEN_BUCKET_DEFAULTS = Object.freeze({
   commandTimeoutMs: 2_000,
   onStoreError: 'fail',
   dedupe: true,
+  adaptive: false,
 });
 
 /** A per-key token bucket kept in Redis, shared by every process that uses the same prefix. */
@@ -169,14 +192,36 @@ export function createRedisTokenBucket(
   if (typeof dedupe !== 'boolean') {
     throw new TypeError(`dedupe must be a boolean, got ${showValue(dedupe)}`);
   }
+  const adaptive: ResolvedAdaptiveOptions | undefined = resolveAdaptive(options.adaptive);
+  /** ARGV of the adaptive tuning, `['', '', '']` when not adaptive. */
+  const adaptiveArgs: readonly (string | number)[] =
+    adaptive === undefined
+      ? ['', '', '']
+      : [adaptive.decreaseFactor, adaptive.minRefillRatio, adaptive.recoveryMs];
   const clock: Clock = options.clock ?? systemClock;
   const onEvent: EventListener | undefined = options.onEvent;
   const rememberMs = commandTimeoutMs > 0 ? Math.max(2 * commandTimeoutMs, 2_000) : 60_000;
   const instance = Math.random().toString(36).slice(2, 10);
   let sequence = 0;
 
-  /** One EVALSHA; rejects with StoreUnavailableError. */
+  /**
+   * Throttles of this process still on their way to Redis, by key. A call on the key waits for
+   * its throttle, so that this process's next call sees it (a first throttle script may need
+   * two round trips, EVALSHA then EVAL, and a call sent between them would overtake it).
+   */
+  const throttling = new Map<string, Promise<unknown>>();
+
+  /** One EVALSHA, after this process's throttle of `key` if one is in flight. */
   const take = (key: string, tokens: number): Promise<AcquireResult> => {
+    if (throttling.size !== 0) {
+      const pending = throttling.get(key);
+      if (pending !== undefined) return pending.then(() => takeNow(key, tokens));
+    }
+    return takeNow(key, tokens);
+  };
+
+  /** One EVALSHA; rejects with StoreUnavailableError. */
+  const takeNow = (key: string, tokens: number): Promise<AcquireResult> => {
     const bucket = hashTag(prefix, key);
     const limits = `${bucket}:limits`;
     const keys = dedupe
@@ -186,7 +231,14 @@ export function createRedisTokenBucket(
       client,
       SCRIPT,
       keys,
-      [capacity, refillPerMs, tokens, timeSource === 'client' ? clock.now() : '', rememberMs],
+      [
+        capacity,
+        refillPerMs,
+        tokens,
+        timeSource === 'client' ? clock.now() : '',
+        rememberMs,
+        ...adaptiveArgs,
+      ],
       { operation: 'tryAcquire', timeoutMs: commandTimeoutMs },
     ).then((reply) => toResult(reply, tokens));
   };
@@ -213,12 +265,50 @@ export function createRedisTokenBucket(
         limits === undefined ? '' : limits[0],
         limits === undefined ? '' : limits[1],
         timeSource === 'client' ? clock.now() : '',
+        ...adaptiveArgs,
       ],
       { operation: 'setRate', timeoutMs: commandTimeoutMs },
     ).then(() => {
       const waiting = sleepers.get(key);
       if (waiting !== undefined) for (const wake of waiting) wake.abort();
     });
+  };
+
+  /**
+   * Runs token-bucket-throttle.lua for `key`. A throttle Redis can't take is dropped (the
+   * next one reports again): feedback must not fail the call it reports on.
+   */
+  const throttled = (key: string, a: ResolvedAdaptiveOptions, retryAfterMs: number | undefined) => {
+    const holdMs =
+      retryAfterMs !== undefined && retryAfterMs > 0 ? Math.min(retryAfterMs, a.maxThrottleMs) : 0;
+    const bucket = hashTag(prefix, key);
+    const sent = runScript(
+      client,
+      THROTTLE_SCRIPT,
+      [bucket, `${bucket}:limits`],
+      [
+        capacity,
+        refillPerMs,
+        timeSource === 'client' ? clock.now() : '',
+        a.decreaseFactor,
+        a.minRefillRatio,
+        a.recoveryMs,
+        a.throttleWindowMs,
+        holdMs,
+      ],
+      { operation: 'feedback', timeoutMs: commandTimeoutMs },
+    ).then(
+      (lowered) => {
+        if (throttling.get(key) === sent) throttling.delete(key);
+        if (lowered !== 1) return;
+        const waiting = sleepers.get(key);
+        if (waiting !== undefined) for (const wake of waiting) wake.abort();
+      },
+      () => {
+        if (throttling.get(key) === sent) throttling.delete(key);
+      },
+    );
+    throttling.set(key, sent);
   };
 
   /** This process's `acquire` calls sleeping on each key, woken when `setRate` changes it. */
@@ -449,7 +539,11 @@ export function createRedisTokenBucket(
     resetRate,
     feedback(key: string): ThrottleFeedback {
       if (typeof key !== 'string' || key.length === 0) rejectKey(key);
-      return NO_FEEDBACK;
+      if (adaptive === undefined) return NO_FEEDBACK;
+      return {
+        throttled: (classification) => throttled(key, adaptive, classification?.retryAfterMs),
+        succeeded() {},
+      };
     },
   };
 }

@@ -99,7 +99,8 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * that attempt keeps no wamid (its status webhooks then come back `unknown`). Cloud API
    * sends carry the key's correlation tag in `biz_opaque_callback_data`: `rk:<tag>`, or
    * `rk:<tag>|<your value>` (yours alone when both would pass 512 characters); the record keeps
-   * the payload as given.
+   * the payload as given. With `get`, a repeated call whose key was held answers from the
+   * record: `accepted` with the latest wamid once a send of the message has one.
    */
   readonly deliveries?: Pick<WhatsAppDeliveryStore, 'begin' | 'recordAttempt'> &
     Partial<Pick<WhatsAppDeliveryStore, 'get'>>;
@@ -109,7 +110,9 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * timed out, or whose connection dropped after it left (not a refused connection or a failed
    * DNS lookup: those never reached the API). Such a send is not retried at once: the call
    * resolves with `status: 'held'`, and a status webhook that arrives for it within this window
-   * (matched by the correlation tag) settles it instead of a second send.
+   * (matched by the correlation tag) settles it instead of a second send. For the `breaker`
+   * and the metrics a held send is a failed attempt (a hung API opens the circuit), and the
+   * limiter hears no success.
    * @default 60_000
    */
   readonly timeoutGraceMs?: number;
@@ -124,13 +127,15 @@ export interface WhatsAppClientOptions<P = CloudMessage> {
    * Retry settings. `classify` defaults to `composeClassifiers(classifyWhatsAppError)`,
    * `onEvent` and `clock` to the client's. A `signal` here aborts every send of the client (a
    * shutdown), beside each call's own `signal`: a send stops when either aborts, with that
-   * signal's reason, and is not dead-lettered.
+   * signal's reason, and is not dead-lettered. `attemptTimeoutMs` cuts one attempt (limiter
+   * waits and the request): with `deliveries`, one cut while its request was in flight is held
+   * like a `requestTimeoutMs` timeout; one cut while it waited for a limiter is retried.
    * @default { maxAttempts: 5 } with the core backoff defaults
    */
   readonly retry?: RetryOptions;
   /**
    * Abort one HTTP request after this many milliseconds (a hung connection); the attempt
-   * counts as a `timeout` and is retried.
+   * counts as a `timeout` and is retried, or with `deliveries` held (see `timeoutGraceMs`).
    * @default 20_000
    */
   readonly requestTimeoutMs?: number;
@@ -203,7 +208,10 @@ export interface AcceptedSendResult {
   readonly messageId: string;
   /** HTTP requests made by this call; 0 when `deduplicated`. */
   readonly attempts: number;
-  /** `true` when an earlier call with the same idempotency key had sent it already. */
+  /**
+   * `true` when an earlier call with the same idempotency key had sent it already (or had it
+   * held, and a send of it has been accepted since: `messageId` is then the latest wamid).
+   */
   readonly deduplicated: boolean;
 }
 
@@ -286,8 +294,34 @@ const DONE = Symbol('request done');
 /** What an idempotency key remembers of a send: its wamid, or that it was held. */
 type StoredSend = { readonly messageId: string } | { readonly held: true };
 
-/** What one attempt of a tracked send gives when its outcome is unknown. */
+/** What an idempotency key remembers of a held send. */
 const HELD = Object.freeze({ held: true as const });
+
+/**
+ * Thrown by an attempt of a tracked send whose request may have reached the API (a timeout, a
+ * connection dropped after the request left): `retry` stops on it, counting it as a failure
+ * for the breaker, and the client holds the send. Never leaves the client (only as the `cause`
+ * of the `HeldError` or `CircuitOpenError` in `retry`'s events).
+ */
+class UnconfirmedSend extends Error {
+  override readonly name = 'UnconfirmedSend';
+
+  constructor(cause: unknown) {
+    super(`Outcome unknown, held for its status webhooks: ${String(cause)}`, { cause });
+  }
+}
+
+/** Whether `retry` stopped on an {@link UnconfirmedSend} (itself, or as its error's cause). */
+function isUnconfirmed(error: unknown): boolean {
+  if (error instanceof UnconfirmedSend) return true;
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    (error as { cause?: unknown }).cause instanceof UnconfirmedSend
+  );
+}
+
+function noop(): void {}
 
 /**
  * Failure codes of a request that never reached the API: no connection was made, so sending
@@ -375,10 +409,11 @@ async function readBody(response: Response): Promise<unknown> {
  *   store: createMemoryIdempotencyStore({ maxEntries: 100_000 }),
  *   dlq: createMemoryDeadLetterQueue(),
  * });
- * const { messageId } = await whatsapp.sendMessage(
+ * const sent = await whatsapp.sendMessage(
  *   { to: '4915112345678', type: 'text', text: { body: 'Your order shipped' } },
  *   { idempotencyKey: 'order-42:shipped' },
  * );
+ * if (sent.status === 'accepted') console.log(sent.messageId); // else held (with `deliveries`)
  */
 export function createWhatsAppClient(
   options: Omit<WhatsAppClientOptions<CloudMessage>, 'endpoint'>,
@@ -436,12 +471,23 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
   if (typeof rememberFailures !== 'boolean') {
     throw new TypeError(`rememberFailures must be a boolean, got ${showValue(rememberFailures)}`);
   }
-  const { signal: clientSignal, ...userRetry } = options.retry ?? {};
+  // The client times its attempts itself: a cut request may have reached the API (held, with
+  // `deliveries`), a cut limiter wait has not (retried).
+  const {
+    signal: clientSignal,
+    attemptTimeoutMs: rawAttemptTimeoutMs,
+    ...userRetry
+  } = options.retry ?? {};
+  const attemptTimeoutMs =
+    rawAttemptTimeoutMs === undefined
+      ? undefined
+      : assertNumber('retry.attemptTimeoutMs', rawAttemptTimeoutMs, 0);
   const classify = userRetry.classify ?? composeClassifiers(classifyWhatsAppError);
   const retry = createRetry({
     maxAttempts: WHATSAPP_CLIENT_DEFAULTS.maxAttempts,
     ...userRetry,
-    classify,
+    classify: (error) =>
+      error instanceof UnconfirmedSend ? classifyUnconfirmed(error) : classify(error),
     clock: userRetry.clock ?? clock,
     ...(userRetry.onEvent === undefined && onEvent !== undefined ? { onEvent } : {}),
     ...(breaker === undefined ? {} : { breaker, breakerKey: phoneNumberId }),
@@ -469,6 +515,22 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
    * the request left), as `request` throws them.
    */
   const ambiguous = new WeakSet<object>();
+
+  /**
+   * What `retry` hears of a tracked send whose outcome is unknown: the request's own failure
+   * (a timeout counts for the breaker), not retryable and not the message's, so `retry` stops
+   * with a `HeldError` (or a `CircuitOpenError` when it opened the circuit) and the send is
+   * held. A classifier that throws on it leaves it a timeout.
+   */
+  const classifyUnconfirmed = (error: UnconfirmedSend): Classification => {
+    let c: Classification;
+    try {
+      c = classify(error.cause);
+    } catch {
+      c = { retryable: false, reason: 'timeout' };
+    }
+    return { ...c, retryable: false, scope: 'account' };
+  };
 
   /** One HTTP request, aborted by the caller's signal or after `requestTimeoutMs`. */
   const request = async (payload: P, signal: AbortSignal): Promise<{ messageId: string }> => {
@@ -603,36 +665,73 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
     const pairKey = `${phoneNumberId}:${recipient}`;
     const earlier: DeadLetterAttempt[] = [];
     let attempts = 0;
-    const attempt = async ({
-      signal: attemptSignal,
-    }: AttemptContext): Promise<{ messageId: string } | typeof HELD> => {
+    /** Limiter waits and the request; `phase.requesting` once the request may have left. */
+    const attemptIn = async (
+      attemptSignal: AbortSignal,
+      phase: { requesting: boolean },
+    ): Promise<{ messageId: string }> => {
       if (pairLimiter !== undefined)
         await pairLimiter.acquire(pairKey, 1, { signal: attemptSignal });
       if (limiter !== undefined) await limiter.acquire(phoneNumberId, 1, { signal: attemptSignal });
       attempts++;
+      phase.requesting = true;
       try {
         return await request(tracked?.wire ?? payload, attemptSignal);
       } catch (error) {
         // It may have been sent: hold it for the status webhooks rather than send it twice.
         if (tracked !== undefined && typeof error === 'object' && error !== null) {
-          if (ambiguous.has(error)) return HELD;
+          if (ambiguous.has(error)) throw new UnconfirmedSend(error);
         }
         throw error;
       }
     };
+    /**
+     * One attempt, cut after `retry.attemptTimeoutMs`: with the request in flight, a tracked
+     * send is then held like a request timeout; waiting for a limiter, nothing left (retried).
+     */
+    const attempt = (ctx: AttemptContext): Promise<{ messageId: string }> => {
+      if (attemptTimeoutMs === undefined) return attemptIn(ctx.signal, { requesting: false });
+      if (ctx.signal.aborted) return Promise.reject(ctx.signal.reason);
+      return new Promise((resolve, reject) => {
+        const phase = { requesting: false };
+        const controller = new AbortController();
+        const timer = new AbortController();
+        const unwatch = watchAbort(ctx.signal, () => controller.abort(ctx.signal.reason));
+        clock.sleep(attemptTimeoutMs, timer.signal).then(() => {
+          const error = new DOMException(
+            `Attempt ${ctx.attempt} timed out after ${attemptTimeoutMs} ms`,
+            'TimeoutError',
+          );
+          reject(phase.requesting && tracked !== undefined ? new UnconfirmedSend(error) : error);
+          controller.abort(error);
+        }, noop);
+        attemptIn(controller.signal, phase)
+          .then(resolve, reject)
+          .finally(() => {
+            timer.abort();
+            unwatch();
+          });
+      });
+    };
     const feedback = feedbackFor(pairKey);
     try {
-      const sent = await retry(attempt, {
-        // A signal of this call's own, so that limiter and request listeners never pile up on
-        // one shared never-aborting signal.
-        signal: signal ?? new AbortController().signal,
-        ...(feedback === undefined ? {} : { feedback }),
-        onRetry: (event: RetryEvent) => {
-          earlier.push(attemptOf(event.error, event.classification, iso(clock.now())));
-          userRetry.onRetry?.(event);
-        },
-      });
-      if ('held' in sent) {
+      let sent: { messageId: string } | undefined;
+      try {
+        sent = await retry(attempt, {
+          // A signal of this call's own, so that limiter and request listeners never pile up
+          // on one shared never-aborting signal.
+          signal: signal ?? new AbortController().signal,
+          ...(feedback === undefined ? {} : { feedback }),
+          onRetry: (event: RetryEvent) => {
+            earlier.push(attemptOf(event.error, event.classification, iso(clock.now())));
+            userRetry.onRetry?.(event);
+          },
+        });
+      } catch (error) {
+        // The breaker counted it as a failure; the message itself waits for its statuses.
+        if (!isUnconfirmed(error)) throw error;
+      }
+      if (sent === undefined) {
         const t = tracked as Tracked<P>;
         if (t.ownsSchedule) {
           await deliveries
@@ -721,6 +820,21 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
       : { status: 'held', messageId: undefined, attempts: 0, deduplicated: true };
   };
 
+  /**
+   * A deduplicated `held` answer brought up to date from `deliveries` (when it has `get`):
+   * `accepted` with the latest wamid once a send of the message got one (a re-send, or a late
+   * status that named the held send's wamid). A store that can't be read leaves it `held`.
+   */
+  const settledSince = async (key: string, held: SendResult): Promise<SendResult> => {
+    if (typeof deliveries?.get !== 'function') return held;
+    const record = await deliveries.get(key).catch(() => undefined);
+    let wamid: string | undefined;
+    for (const a of record?.attempts ?? []) wamid = a.externalId ?? wamid;
+    return wamid === undefined
+      ? held
+      : { status: 'accepted', messageId: wamid, attempts: 0, deduplicated: true };
+  };
+
   /** `start` in the bulkhead of the phone number, and `release` once settled. */
   const guarded = <T>(
     signal: AbortSignal | undefined,
@@ -777,10 +891,13 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
         if ('result' in begun) return begun.result;
         return send(payload, signal, idempotencyKey, begun);
       };
-      const start = () =>
-        idempotencyKey !== undefined && store !== undefined
-          ? sendOnce(store, idempotencyKey, payload, signal, first)
-          : first();
+      const start = async (): Promise<SendResult> => {
+        if (idempotencyKey === undefined || store === undefined) return first();
+        const result = await sendOnce(store, idempotencyKey, payload, signal, first);
+        return result.status === 'held' && result.deduplicated
+          ? settledSince(idempotencyKey, result)
+          : result;
+      };
       return guarded(signal, release, start);
     },
 

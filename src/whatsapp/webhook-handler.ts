@@ -163,7 +163,9 @@ export interface WebhookHandlerOptions<U = WebhookUpdate> {
    * `classifyWhatsAppError` finds permanent (not account-wide) dead-letters that message here:
    * id the message's key (one entry however often the status comes), payload the send's
    * payload as JSON text, source `whatsapp.status`, the earlier attempts before the webhook's
-   * error. When it fails the delivery is answered 500 and nothing is queued.
+   * error. Not when an earlier send of the message reached the phone (`delivered`, `read`,
+   * `played`, also later in the same delivery): that message is closed, as the reconciler
+   * closes it. When it fails the delivery is answered 500 and nothing is queued.
    */
   readonly dlq?: DeadLetterQueue<string>;
   /**

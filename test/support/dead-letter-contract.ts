@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import {
   type DeadLetterEntry,
@@ -452,7 +452,11 @@ export function deadLetterContract(name: string, make: SubjectFactory): void {
  * `ms` milliseconds earlier (they are kept on the Redis server's clock, which a test can't
  * advance).
  */
-export async function passRedisTime(redis: Redis, prefix: string, ms: number): Promise<void> {
+export async function passRedisTime(
+  redis: Redis | Cluster,
+  prefix: string,
+  ms: number,
+): Promise<void> {
   const leases = `{${prefix}:dead-letters}:leases`;
   for (const [id, value] of Object.entries(await redis.hgetall(leases))) {
     const colon = value.indexOf(':');

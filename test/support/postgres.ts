@@ -24,8 +24,13 @@ export function testPool(options: pg.PoolConfig = {}): pg.Pool {
 export interface TestSchema {
   readonly schema: string;
   readonly pool: pg.Pool;
-  /** Creates fresh tables (idempotency and dead letters) named `<name>_<n>`; returns the names. */
-  tables(name: string): Promise<{ idempotency: string; deadLetters: string }>;
+  /** Creates fresh tables (every adapter's) named `<name>_…_<n>`; returns the names. */
+  tables(name: string): Promise<{
+    idempotency: string;
+    deadLetters: string;
+    deliveries: string;
+    deliveryAttempts: string;
+  }>;
 }
 
 /**
@@ -53,11 +58,18 @@ export function useTestSchema(name: string): TestSchema {
     },
     async tables(prefix) {
       const id = ++n;
-      const names = { idempotency: `${prefix}_idem_${id}`, deadLetters: `${prefix}_dlq_${id}` };
+      const names = {
+        idempotency: `${prefix}_idem_${id}`,
+        deadLetters: `${prefix}_dlq_${id}`,
+        deliveries: `${prefix}_dlv_${id}`,
+        deliveryAttempts: `${prefix}_dlv_att_${id}`,
+      };
       await createSchema(this.pool, {
         schema,
         idempotencyTable: names.idempotency,
         deadLetterTable: names.deadLetters,
+        deliveryTable: names.deliveries,
+        deliveryAttemptsTable: names.deliveryAttempts,
       });
       return names;
     },
@@ -89,6 +101,23 @@ export async function passPostgresTime(
 ): Promise<void> {
   await pool.query(
     `UPDATE "${schema}"."${table}" SET lease_until = lease_until - $1::float8 * interval '1 millisecond' WHERE lease_until IS NOT NULL`,
+    [ms],
+  );
+}
+
+/**
+ * Moves the database's clock forward by `ms` for one delivery table: every expiry and due time
+ * comes `ms` sooner.
+ */
+export async function advanceDeliveryTime(
+  pool: pg.Pool,
+  schema: string,
+  table: string,
+  ms: number,
+): Promise<void> {
+  await pool.query(
+    `UPDATE "${schema}"."${table}" SET expires_at = expires_at - $1::float8 * interval '1 millisecond',
+       due_at = due_at - $1::float8 * interval '1 millisecond'`,
     [ms],
   );
 }

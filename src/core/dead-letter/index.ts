@@ -25,3 +25,10 @@ export {
   serializeRetryRecord,
   validateRetryRecord,
 } from './retry-record.js';
+export type {
+  DeadLetterGroup,
+  DeadLetterPattern,
+  DeadLetterSummary,
+  SummarizedDeadLetter,
+} from './summary.js';
+export { deadLetterCode, summarizeDeadLetters } from './summary.js';

@@ -9,6 +9,12 @@
 -- ARGV[3]  new capacity, or "" to return to the configured limits
 -- ARGV[4]  new refill (tokens per millisecond), ignored with ARGV[3] = ""
 -- ARGV[5]  now in milliseconds from the client's clock, or "" to use the server's TIME
+-- ARGV[6]  adaptive decreaseFactor, or "" when not adaptive
+-- ARGV[7]  adaptive minRefillRatio (with ARGV[6])
+-- ARGV[8]  adaptive recoveryMs (with ARGV[6])
+--
+-- A throttle slowing the key stays: the key recovers from it towards its new rate, as in the
+-- memory limiter.
 --
 -- Returns 1
 
@@ -23,6 +29,11 @@ if own then
   local space = string.find(own, ' ', 1, true)
   capacity = tonumber(string.sub(own, 1, space - 1))
   refill_per_ms = tonumber(string.sub(own, space + 1))
+end
+
+if ARGV[3] == '' and not own then
+  -- Already at the configured limits: nothing changes.
+  return 1
 end
 
 local new_capacity, new_refill_per_ms
@@ -50,21 +61,41 @@ else
   now = tonumber(ARGV[5])
 end
 
-local space = string.find(state, ' ', 1, true)
-local tokens = tonumber(string.sub(state, 1, space - 1))
-local at = tonumber(string.sub(state, space + 1))
+local tokens, at, w, throttled_at = parse_bucket(state)
+local rate = refill_per_ms
+local beta, k
+if w then
+  if ARGV[6] == '' then
+    w = nil
+  else
+    beta = tonumber(ARGV[6])
+    k = tonumber(ARGV[8])
+    rate = cubic_rate(w, now - throttled_at, beta, k, refill_per_ms * tonumber(ARGV[7]),
+      refill_per_ms)
+    if rate == refill_per_ms then
+      w = nil
+    end
+  end
+end
 local elapsed = now - at
 if elapsed > 0 then
-  tokens = math.min(tokens + elapsed * refill_per_ms, capacity)
+  tokens = math.min(tokens + elapsed * rate, capacity)
 end
 if now > at then
   at = now
 end
-if tokens >= new_capacity then
+tokens = math.min(tokens, new_capacity)
+if not w and tokens >= new_capacity then
   -- Full at the new capacity (or above it, cut down): what a missing bucket stands for.
   redis.call('DEL', KEYS[1])
   return 1
 end
-local full_in_ms = math.max(1, math.ceil((new_capacity - tokens) / new_refill_per_ms))
-redis.call('SET', KEYS[1], string.format('%.17g %.17g', tokens, at), 'PX', full_in_ms)
+local ttl
+if w then
+  ttl = throttled_ttl(tokens, new_capacity, w, throttled_at, now, beta, k,
+    new_refill_per_ms * tonumber(ARGV[7]), new_refill_per_ms)
+else
+  ttl = math.max(1, math.ceil((new_capacity - tokens) / new_refill_per_ms))
+end
+write_bucket(KEYS[1], tokens, at, w, throttled_at, ttl)
 return 1

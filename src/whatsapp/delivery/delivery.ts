@@ -24,8 +24,9 @@ import {
 
 /**
  * A delivery store holding WhatsApp sends: `createMemoryDeliveryStore()` from `retrykit`, or
- * `createRedisDeliveryStore()` from `retrykit/redis` to share it between the process that
- * sends and the one that receives webhooks. Attempts' external ids are wamids; their errors
+ * `createRedisDeliveryStore()` from `retrykit/redis` or `createPostgresDeliveryStore()` from
+ * `retrykit/postgres` to share it between the process that sends and the one that receives
+ * webhooks. Attempts' external ids are wamids; their errors
  * are the `errors` of `failed` statuses.
  */
 export type WhatsAppDeliveryStore<P = unknown> = DeliveryStore<P, WebhookErrorDetail>;
@@ -245,6 +246,19 @@ function scheduleOf(update: StatusUpdate): 'close' | 'wake' | undefined {
   return isPermanentFailure(update.errors[0]) ? 'close' : 'wake';
 }
 
+const REACHED: ReadonlySet<string> = new Set(['delivered', 'read', 'played']);
+
+/**
+ * @internal Whether any send of the message reached the phone (`delivered`, `read`, `played`):
+ * an earlier one whose statuses came late, after a re-send, counts. Such a message is closed,
+ * never sent again nor dead-lettered.
+ */
+export function reachedPhone(record: {
+  readonly attempts: readonly Pick<DeliveryAttempt<unknown>, 'status'>[];
+}): boolean {
+  return record.attempts.some((a) => a.status !== undefined && REACHED.has(a.status));
+}
+
 /** @internal An earlier send as a dead letter's history: its failure, or where it stood. */
 export function historyOf(a: DeliveryAttempt<WebhookErrorDetail>): DeadLetterAttempt {
   const error = a.errors[0];
@@ -258,18 +272,27 @@ export function historyOf(a: DeliveryAttempt<WebhookErrorDetail>): DeadLetterAtt
  * @internal Dead-letters each send a `failed` status reports a permanent error for (by
  * `classifyWhatsAppError`, not an account-wide one), once: the entry's id is the message's key,
  * its payload the record's payload as JSON text, its history the earlier sends. A `failed`
- * status of an attempt that is not the record's latest (a re-send was made) and a transient
- * error are left to the record. Resolves with how many were added (or already there).
+ * status of an attempt that is not the record's latest (a re-send was made), a transient
+ * error, and a message one of whose sends reached the phone (a held send that was in fact
+ * delivered, then re-sent: the re-send fails as a duplicate; also when that `delivered` comes
+ * later in the same batch) are left to the record. Resolves with how many were added (or
+ * already there).
  */
 export async function deadLetterFailedSends(
   dlq: Pick<DeadLetterQueue<string>, 'add'>,
   applied: readonly AppliedStatus[],
   clock: Pick<Clock, 'now'>,
 ): Promise<number> {
+  // The last record of each message in the batch: a status after the `failed` one counts.
+  const last = new Map<string, { readonly attempts: readonly DeliveryAttempt<unknown>[] }>();
+  for (const { result } of applied) {
+    if (result.outcome !== 'unknown') last.set(result.key, result.record);
+  }
   const letters = applied.flatMap(({ update, result }) => {
     if (update.status !== 'failed' || result.outcome === 'unknown') return [];
     const { record } = result;
     if (record.attempts.at(-1)?.attemptId !== result.attemptId) return [];
+    if (reachedPhone(record) || reachedPhone(last.get(record.key) ?? record)) return [];
     const error = update.errors[0];
     if (error === undefined) return [];
     const verdict = classifyDetail(error);

@@ -154,6 +154,29 @@ describe('a failed status of a recorded send', () => {
     expect(await dlq.size()).toBe(0);
   });
 
+  it('a permanent failure of a re-send dead-letters nothing when an earlier send was delivered', async () => {
+    const { handle, dlq, send, deliveries } = setup();
+    // A held send that was in fact delivered, re-sent; the re-send fails as a duplicate.
+    await send('order-1', 1, 'wamid.A');
+    await send('order-1', 2, 'wamid.B');
+    const delivered = { ...failed('wamid.A', {}, T / 1000 + 2), status: 'delivered', errors: [] };
+    expect((await handle(await request([delivered]))).status).toBe(200);
+    expect((await handle(await request([failed('wamid.B', UNDELIVERABLE)]))).status).toBe(200);
+    expect(await dlq.size()).toBe(0);
+    // Both in one body, the delivered one reported after the failure: the same.
+    await send('order-2', 1, 'wamid.C');
+    await send('order-2', 2, 'wamid.D');
+    const late = { ...failed('wamid.C', {}, T / 1000 + 9), status: 'delivered', errors: [] };
+    expect((await handle(await request([failed('wamid.D', UNDELIVERABLE), late]))).status).toBe(
+      200,
+    );
+    expect(await dlq.size()).toBe(0);
+    expect((await getDelivery(deliveries, 'order-2'))?.attempts.map((a) => a.status)).toEqual([
+      'delivered',
+      'failed',
+    ]);
+  });
+
   it('a failed status of a wamid no record has dead-letters nothing', async () => {
     const { handle, dlq } = setup();
     expect((await handle(await request([failed('wamid.X', UNDELIVERABLE)]))).status).toBe(200);

@@ -15,6 +15,7 @@ import {
   classifyDetail,
   historyOf,
   isPermanentFailure,
+  reachedPhone,
   type WhatsAppDeliveryStore,
 } from './delivery.js';
 
@@ -150,8 +151,6 @@ export interface DeliveryReconciler {
 type Outcome = Exclude<keyof ReconcileSummary, 'claimed'>;
 
 type Record_ = DeliveryRecord<unknown, WebhookErrorDetail>;
-
-const REACHED: ReadonlySet<string> = new Set(['delivered', 'read', 'played']);
 
 /**
  * Closes the loop on WhatsApp sends recorded in a delivery store: every message ends delivered,
@@ -309,7 +308,7 @@ export function createDeliveryReconciler(options: DeliveryReconcilerOptions): De
     }
     // Any send that reached the phone settles the message: an earlier one whose statuses came
     // late (after a re-send) is never followed by another re-send or a stuck alarm.
-    if (record.attempts.some((a) => a.status !== undefined && REACHED.has(a.status))) {
+    if (reachedPhone(record)) {
       await later(record.key, token, null);
       return 'closed';
     }
