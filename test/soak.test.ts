@@ -49,7 +49,9 @@ describeOwnRedis('npm run soak', () => {
     expect(run.code, run.stdout + run.stderr).toBe(0);
     const report = readFileSync(join(out, 'report.md'), 'utf8');
     expect(report).toContain('| Verdict | **lost 0, doubled 0**');
-    expect(report).toContain('Failed after accept (closed loop pending)');
+    expect(report).toContain('| Closed loop |');
+    expect(report).toContain('| Stuck alerts |');
+    expect(report).not.toContain('closed loop pending');
     expect(existsSync(join(out, 'soak.svg'))).toBe(true);
     expect(readFileSync(join(out, 'soak.svg'), 'utf8')).toMatch(/^<svg[\s\S]*<\/svg>\s*$/);
   }, 180_000);
@@ -97,22 +99,28 @@ describe('the soak audit', () => {
       pair: { capacity: 100, refillPerSecond: 100 },
     },
     leaseMs: 30_000,
+    graceMs: 8_000,
+    statusArrived: new Map(),
+    loopEvents: [],
+    stillDue: new Set(),
     ...over,
   });
 
-  it('tells delivered, dead-lettered, lost, pending, failed after accept and doubled apart', () => {
+  it('tells delivered, re-sent after failed, dead-lettered, pending and doubled apart', () => {
     const result = audit(
       input({
         requests: [
           request('a', 1000, 'accepted', 'w1'),
           request('b', 1000, 'server_error'),
           request('d', 1000, 'accepted', 'w2'),
+          request('d', 4000, 'accepted', 'w5'),
           request('e', 1000, 'accepted', 'w3'),
           request('e', 5000, 'accepted', 'w4'),
         ],
         finalStatus: new Map([
           ['w1', 'read'],
           ['w2', 'failed'],
+          ['w5', 'delivered'],
           ['w3', 'delivered'],
           ['w4', 'delivered'],
         ]),
@@ -128,10 +136,9 @@ describe('the soak audit', () => {
       }),
     );
     expect(result.outcomes).toMatchObject({
-      delivered: 1,
+      delivered: 2,
       dead_lettered: 1,
       pending: 1,
-      failed_after_accept: 1,
       doubled: 1,
       lost: 0,
     });
@@ -140,6 +147,80 @@ describe('the soak audit', () => {
     expect(result.findings.find((f) => f.kind === 'doubled')?.timeline.join('\n')).toContain(
       'accepted w4',
     );
+  });
+
+  it('counts a message whose every send was reported failed, neither re-sent nor dead-lettered, as lost', () => {
+    const result = audit(
+      input({
+        messages: new Map([['f', { key: 'f', phoneNumberId: '1001', to: '4915', enqueuedAt: 0 }]]),
+        requests: [request('f', 1000, 'accepted', 'w1')],
+        finalStatus: new Map([['w1', 'failed']]),
+      }),
+    );
+    expect(result.verdict).toBe('lost 1, doubled 0');
+    const kept = audit(
+      input({
+        messages: new Map([['f', { key: 'f', phoneNumberId: '1001', to: '4915', enqueuedAt: 0 }]]),
+        requests: [request('f', 1000, 'accepted', 'w1')],
+        finalStatus: new Map([['w1', 'failed']]),
+        stillDue: new Set(['f']),
+      }),
+    );
+    expect(kept.outcomes.pending).toBe(1);
+    expect(kept.verdict).toBe('lost 0, doubled 0');
+  });
+
+  it('justifies a re-send of a held send only when none of its statuses had arrived and the grace window had passed', () => {
+    const doubled = (resentAt: number, arrivedAt: number | undefined) =>
+      audit(
+        input({
+          messages: new Map([
+            ['a', { key: 'a', phoneNumberId: '1001', to: '4915', enqueuedAt: 0 }],
+          ]),
+          requests: [
+            request('a', 1000, 'hang_after_accept', 'w1'),
+            request('a', resentAt, 'accepted', 'w2'),
+          ],
+          finalStatus: new Map([
+            ['w1', 'delivered'],
+            ['w2', 'delivered'],
+          ]),
+          statusArrived: new Map(arrivedAt === undefined ? [] : [['w1', arrivedAt]]),
+        }),
+      );
+    expect(doubled(10_000, undefined).outcomes.doubled_justified).toBe(1);
+    expect(doubled(10_000, undefined).justified.held).toBe(1);
+    expect(doubled(10_000, 20_000).outcomes.doubled_justified).toBe(1);
+    expect(doubled(10_000, 20_000).verdict).toBe('lost 0, doubled 0');
+    // Its status was there before the re-send: the reconciler should have seen it.
+    expect(doubled(10_000, 5_000).verdict).toBe('lost 0, doubled 1');
+    // Sent again inside the grace window.
+    expect(doubled(5_000, undefined).verdict).toBe('lost 0, doubled 1');
+  });
+
+  it('checks that a message whose statuses were dropped is reported stuck, once', () => {
+    const run = (stuckEvents: number) =>
+      audit(
+        input({
+          messages: new Map([
+            ['a', { key: 'a', phoneNumberId: '1001', to: '4915', enqueuedAt: 0 }],
+          ]),
+          requests: [{ ...request('a', 1000, 'accepted', 'w1'), statusesDropped: true }],
+          loopEvents: Array.from({ length: stuckEvents }, () => ({
+            type: 'message_stuck' as const,
+            key: 'a',
+            messageId: 'w1',
+            at: 22_000,
+            by: 'worker-1/100',
+          })),
+        }),
+      );
+    expect(run(1).stuck).toMatchObject({ expected: 1, alerted: 1, missing: 0, repeated: 0 });
+    expect(run(1).ok).toBe(true);
+    expect(run(0).stuck.missing).toBe(1);
+    expect(run(0).ok).toBe(false);
+    expect(run(2).stuck.repeated).toBe(1);
+    expect(run(2).ok).toBe(false);
   });
 
   it('counts a message with no accepted send, no dead letter and no job as lost', () => {
@@ -151,8 +232,8 @@ describe('the soak audit', () => {
     expect(result.verdict).toBe('lost 1, doubled 0');
   });
 
-  it('justifies a double only when the first sender was killed after the accept, within the lease', () => {
-    const doubled = (killedAt: number) =>
+  it('justifies a double only when the first sender was killed after the accept, within the lease, before any of its statuses arrived', () => {
+    const doubled = (killedAt: number, arrivedAt = 50_000) =>
       audit(
         input({
           requests: [request('a', 1000, 'accepted', 'w1'), request('a', 40_000, 'accepted', 'w2')],
@@ -160,6 +241,7 @@ describe('the soak audit', () => {
             ['w1', 'sent'],
             ['w2', 'sent'],
           ]),
+          statusArrived: new Map([['w1', arrivedAt]]),
           faults: [
             {
               atMs: 0,
@@ -174,8 +256,11 @@ describe('the soak audit', () => {
         }),
       );
     expect(doubled(1200).outcomes.doubled_justified).toBe(1);
-    expect(doubled(500).outcomes.doubled).toBe(1);
-    expect(doubled(1000 + 31_000).outcomes.doubled).toBe(1);
+    expect(doubled(1200).justified.killed).toBe(1);
+    // Its status was in the record before the retry: the retry must find it there.
+    expect(doubled(1200, 1100).outcomes.doubled).toBe(1);
+    expect(doubled(500, 1100).outcomes.doubled).toBe(1);
+    expect(doubled(1000 + 31_000, 1100).outcomes.doubled).toBe(1);
   });
 
   it('bucketExcess finds grants beyond capacity + rate · t over any window, and none within it', () => {

@@ -83,6 +83,19 @@ export interface FakeWhatsAppOptions {
   readonly maxWebhookRetryDelayMs?: number;
   /** Called for every Cloud API send request once the fake has answered it (or hung it). */
   readonly onRequest?: (request: CloudRequest) => void;
+  /**
+   * Called after every try of a status webhook: when it was answered, with which HTTP status
+   * (`undefined`: no answer), and the statuses it carried.
+   */
+  readonly onWebhook?: (post: WebhookPost) => void;
+}
+
+/** One try of a status webhook, for {@link FakeWhatsAppOptions.onWebhook}. */
+export interface WebhookPost {
+  /** When the answer came (or the try failed), epoch milliseconds. */
+  readonly at: number;
+  readonly status: number | undefined;
+  readonly events: readonly { readonly wamid: string; readonly status: FakeStatus }[];
 }
 
 /** One Cloud API send request as the fake saw it, for {@link FakeWhatsAppOptions.onRequest}. */
@@ -306,10 +319,11 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
     });
   };
 
-  const post = async (body: string): Promise<void> => {
+  const post = async (body: string, events: WebhookPost['events']): Promise<void> => {
     const signature = createHmac('sha256', appSecret).update(body).digest('hex');
     for (let attempt = 0; attempt < webhookAttempts; attempt++) {
       webhookStats.posts++;
+      let answered: number | undefined;
       try {
         const res = await fetch(options.webhookUrl as string, {
           method: 'POST',
@@ -320,10 +334,12 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
           body,
         });
         await res.arrayBuffer();
-        if (res.status === 200) return;
+        answered = res.status;
       } catch {
         // The receiver is down: try again, as Meta does.
       }
+      options.onWebhook?.({ at: Date.now(), status: answered, events });
+      if (answered === 200) return;
       webhookStats.refused++;
       await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, maxRetryDelayMs)));
     }
@@ -382,7 +398,8 @@ export async function startFakeWhatsApp(options: FakeWhatsAppOptions = {}): Prom
       });
       webhookStats.events += batch.length;
       inFlight++;
-      void post(body).finally(() => {
+      const events = batch.map((e) => ({ wamid: e.wamid, status: e.status }));
+      void post(body, events).finally(() => {
         inFlight--;
       });
     }

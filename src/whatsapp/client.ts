@@ -611,17 +611,35 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
   /**
    * Records a new attempt of `key` before its first request (rejects when the store fails),
    * due once `leaseMs` runs out (so a send that crashed midway is found by the reconciler).
+   * With `store`, a call that gets here although the key's record has sends (the caller that
+   * held the idempotency claim died) sends nothing when one of them was accepted and not
+   * reported failed (its result, deduplicated), or when the record is still in the due index
+   * (held: the reconciler owns it and re-sends it, fenced).
    */
   const beginAttempt = async (
     storeRef: Pick<WhatsAppDeliveryStore, 'begin' | 'recordAttempt'>,
     key: string,
     payload: P,
-  ): Promise<Tracked<P>> => {
+  ): Promise<Tracked<P> | { readonly result: SendResult }> => {
     const { wire, alias } = await wireOf(key, payload);
     const { record } = await storeRef.begin(key, payload, {
       dueInMs: leaseMs,
       ...(alias === undefined ? {} : { alias }),
     });
+    if (store !== undefined && record.attempts.length > 0) {
+      const reached = [...record.attempts]
+        .reverse()
+        .find((a) => a.externalId !== undefined && a.status !== 'failed');
+      if (reached?.externalId !== undefined) {
+        const messageId = reached.externalId;
+        return { result: { status: 'accepted', messageId, attempts: 0, deduplicated: true } };
+      }
+      if (record.dueAt !== undefined) {
+        return {
+          result: { status: 'held', messageId: undefined, attempts: 0, deduplicated: true },
+        };
+      }
+    }
     const attempt = {
       attemptId: `${key}#${record.attempts.length + 1}`,
       at: Math.floor(clock.now()),
@@ -866,11 +884,12 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
       if (idempotencyKey !== undefined) assertKey('idempotencyKey', idempotencyKey);
       const { signal, release } = eitherSignal(sendOptions.signal, clientSignal);
       const first = async (): Promise<SendResult> => {
-        const tracked =
-          deliveries === undefined || idempotencyKey === undefined
-            ? undefined
-            : await beginAttempt(deliveries, idempotencyKey, payload);
-        return send(payload, signal, idempotencyKey, tracked);
+        if (deliveries === undefined || idempotencyKey === undefined) {
+          return send(payload, signal, idempotencyKey, undefined);
+        }
+        const begun = await beginAttempt(deliveries, idempotencyKey, payload);
+        if ('result' in begun) return begun.result;
+        return send(payload, signal, idempotencyKey, begun);
       };
       const start = async (): Promise<SendResult> => {
         if (idempotencyKey === undefined || store === undefined) return first();

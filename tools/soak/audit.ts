@@ -5,7 +5,7 @@
  */
 import type { CloudRequest } from '../../examples/support/fake-whatsapp.js';
 import type { ChaosEvent } from './chaos.js';
-import { SENT_HEADER, type SendJob, WORKER_HEADER } from './config.js';
+import { type LoopEvent, SENT_HEADER, type SendJob, WORKER_HEADER } from './config.js';
 
 /** A fault as it actually ran. */
 export interface InjectedFault extends ChaosEvent {
@@ -23,6 +23,10 @@ export interface LoggedRequest extends CloudRequest {
   readonly key: string | undefined;
   /** The code of the `failed` status the fake will post for this accepted message. */
   readonly failCode?: number;
+  /** Extra delay of this accepted message's statuses (ms). */
+  readonly statusDelayMs?: number;
+  /** This accepted message's statuses are never posted. */
+  readonly statusesDropped?: boolean;
 }
 
 /** A dead-letter entry, as far as the audit reads it. */
@@ -68,13 +72,20 @@ export interface AuditInput {
   };
   /** Client idempotency lease (ms): how long a dead worker's claim blocks a re-send. */
   readonly leaseMs: number;
+  /** The client's and reconcilers' `timeoutGraceMs`. */
+  readonly graceMs: number;
+  /** When the receiver first answered 200 to a webhook with a status of each wamid. */
+  readonly statusArrived: ReadonlyMap<string, number>;
+  /** The reconcilers' `message_stuck` and `message_resent` events. */
+  readonly loopEvents: readonly LoopEvent[];
+  /** Keys still in the delivery due index at the end (the loop not done with them). */
+  readonly stillDue: ReadonlySet<string>;
 }
 
 /** How one logical message ended. */
 export type MessageOutcome =
   | 'delivered'
   | 'dead_lettered'
-  | 'failed_after_accept'
   | 'pending'
   | 'lost'
   | 'doubled'
@@ -96,6 +107,24 @@ export interface AuditResult {
   readonly lost: number;
   readonly doubled: number;
   readonly doubledJustified: number;
+  /** Justified doubles by window: `held` (statuses after the grace), `killed` (sender died). */
+  readonly justified: { readonly held: number; readonly killed: number };
+  /** Messages sent again by a reconciler, by cause; sends after an accept without cause. */
+  readonly resends: {
+    readonly afterFailed: number;
+    readonly unconfirmed: number;
+    readonly withoutCause: number;
+  };
+  /** Accepted sends whose statuses were dropped, against the reconcilers' alerts. */
+  readonly stuck: {
+    readonly expected: number;
+    readonly alerted: number;
+    readonly missing: number;
+    /** Alerts for a message whose statuses were not dropped. */
+    readonly unexpected: number;
+    /** Alerts beyond one per message. */
+    readonly repeated: number;
+  };
   readonly updates: {
     readonly expected: number;
     readonly queuedOnce: number;
@@ -138,8 +167,8 @@ const RANK: Readonly<Record<string, number>> = {
   failed: 5,
 };
 
-/** Codes the fake posts as `failed` that classifyWhatsAppError calls permanent. */
-const PERMANENT_FAIL_CODES = new Set([131026]);
+/** Outcomes of requests the fake accepted (the last two: their answer was lost). */
+const ACCEPTED = new Set(['accepted', 'drop_after_accept', 'hang_after_accept']);
 
 function iso(ms: number): string {
   return new Date(ms).toISOString().slice(11, 23);
@@ -186,6 +215,8 @@ export function audit(input: AuditInput): AuditResult {
     const key = entry.id.startsWith('sends:') ? entry.id.slice('sends:'.length) : entry.id;
     letters.set(key, [...(letters.get(key) ?? []), entry]);
   }
+  const loopEvents = new Map<string, LoopEvent[]>();
+  for (const e of input.loopEvents) loopEvents.set(e.key, [...(loopEvents.get(e.key) ?? []), e]);
   const faultsNear = (from: number, to: number): [number, string][] =>
     input.faults
       .filter((f) => f.startedAt <= to && f.endedAt >= from)
@@ -204,11 +235,24 @@ export function audit(input: AuditInput): AuditResult {
     }
     for (const r of byKey.get(key) ?? []) {
       const worker = String(r.headers[WORKER_HEADER] ?? '?');
+      const fate = r.statusesDropped
+        ? ', statuses dropped'
+        : r.statusDelayMs === undefined
+          ? ''
+          : `, statuses delayed ${r.statusDelayMs} ms`;
       const extra =
         r.wamid === undefined
           ? ''
-          : ` ${r.wamid} → final ${input.finalStatus.get(r.wamid) ?? '?'}${r.failCode === undefined ? '' : ` (${r.failCode})`}`;
+          : ` ${r.wamid} → final ${input.finalStatus.get(r.wamid) ?? 'none'}${r.failCode === undefined ? '' : ` (${r.failCode})`}${fate}`;
       lines.push([r.at, `request from ${worker}: ${r.outcome}${extra}`]);
+      const arrived = r.wamid === undefined ? undefined : input.statusArrived.get(r.wamid);
+      if (arrived !== undefined) lines.push([arrived, `first status of ${r.wamid} answered 200`]);
+    }
+    for (const e of loopEvents.get(key) ?? []) {
+      lines.push([
+        e.at,
+        `${e.type} by ${e.by}${e.cause === undefined ? '' : ` (${e.cause}, ${e.attemptId})`}${e.messageId === undefined ? '' : ` ${e.messageId}`}`,
+      ]);
     }
     for (const entry of letters.get(key) ?? []) {
       lines.push([
@@ -232,54 +276,118 @@ export function audit(input: AuditInput): AuditResult {
   const outcomes: Record<MessageOutcome, number> = {
     delivered: 0,
     dead_lettered: 0,
-    failed_after_accept: 0,
     pending: 0,
     lost: 0,
     doubled: 0,
     doubled_justified: 0,
     delivered_and_dead_lettered: 0,
   };
+  const justified = { held: 0, killed: 0 };
+  let withoutCause = 0;
+  const stuck = { expected: 0, alerted: 0, missing: 0, unexpected: 0, repeated: 0 };
+  const stuckExpected = new Set<string>();
+
+  /**
+   * Why `later` (a request for the same message) could follow the accepted send `first`, or
+   * `undefined`: it couldn't. None of `first`'s statuses had reached the receiver when the
+   * message went again (else the record knew it was accepted), and one of the two windows
+   * docs/guarantees.md names: the sender of `first` was SIGKILLed after the accept, before it
+   * recorded the result (the job ran again once the idempotency lease ran out); or `first`'s
+   * answer was lost (held) and the message went again `graceMs` or more later.
+   */
+  const windowOf = (
+    first: LoggedRequest,
+    later: LoggedRequest,
+  ): { kind: 'killed' | 'held'; why: string } | undefined => {
+    const worker = String(first.headers[WORKER_HEADER] ?? '');
+    const arrived = input.statusArrived.get(first.wamid ?? '');
+    const unseen = arrived === undefined || arrived >= later.at;
+    const killed = input.faults.find((f) => {
+      const at = f.killedAt ?? f.startedAt;
+      return f.victim === worker && at >= first.at && at <= first.at + input.leaseMs;
+    });
+    // A status of the send that reached the receiver first gave the record its wamid (by the
+    // tag): the job's retry finds it there and sends nothing.
+    if (killed !== undefined && unseen) {
+      return {
+        kind: 'killed',
+        why: `${worker} was SIGKILLed ${(killed.killedAt ?? killed.startedAt) - first.at} ms after the accept of ${first.wamid}, before it recorded the result, none of its statuses had reached the receiver when the message went again once the idempotency lease ran out (docs/guarantees.md: a process that died after Meta accepted)`,
+      };
+    }
+    const gap = later.at - first.at;
+    if (unseen && gap >= input.graceMs) {
+      const answer =
+        first.outcome === 'accepted'
+          ? 'its answer came too late for the client (timed out)'
+          : `its answer was lost (${first.outcome})`;
+      const statuses =
+        arrived === undefined
+          ? 'none of its statuses ever reached the receiver'
+          : `its first status reached the receiver ${arrived - first.at} ms after the send`;
+      return {
+        kind: 'held',
+        why: `${first.wamid} was accepted but ${answer}; held, and ${statuses}, so it was sent again ${gap} ms later, past the ${input.graceMs} ms grace window (docs/guarantees.md: a held send whose statuses arrive after timeoutGraceMs)`,
+      };
+    }
+    return undefined;
+  };
+
   for (const key of input.messages.keys()) {
     const requests = byKey.get(key) ?? [];
-    const accepts = requests.filter((r) => r.outcome === 'accepted');
+    const accepts = requests.filter((r) => ACCEPTED.has(r.outcome));
     const good = accepts.filter((r) => input.finalStatus.get(r.wamid!) !== 'failed');
     const dead = letters.get(key) ?? [];
+    const pending = input.pendingJobs.get(key) ?? (input.stillDue.has(key) ? 'due' : undefined);
     let outcome: MessageOutcome;
     let summary = '';
-    if (good.length === 1) {
-      outcome = dead.length > 0 ? 'delivered_and_dead_lettered' : 'delivered';
-      if (outcome !== 'delivered') summary = 'delivered once, yet also dead-lettered';
-    } else if (good.length > 1) {
-      // The documented window: an accepted request whose answer never reached a live holder
-      // (the worker died after Meta accepted, before the result was recorded), so the claim
-      // ran out and the message went again.
-      const first = good[0]!;
-      const worker = String(first.headers[WORKER_HEADER] ?? '');
-      const killed = input.faults.find((f) => {
-        const at = f.killedAt ?? f.startedAt;
-        return f.victim === worker && at >= first.at && at <= first.at + input.leaseMs;
-      });
-      outcome = killed === undefined ? 'doubled' : 'doubled_justified';
-      summary =
-        killed === undefined
-          ? `accepted ${good.length} times`
-          : `accepted ${good.length} times: ${worker} was SIGKILLed ${(killed.killedAt ?? killed.startedAt) - first.at} ms after the first accept, before it recorded the result, and the send ran again once the idempotency lease ran out (docs/guarantees.md: the answer lost after Meta accepted)`;
-    } else if (accepts.length > 0) {
-      const permanent = accepts.every((r) => PERMANENT_FAIL_CODES.has(r.failCode ?? -1));
-      if (permanent && dead.length > 0) outcome = 'dead_lettered';
-      else if (!permanent) outcome = 'failed_after_accept';
-      else {
-        outcome = 'lost';
-        summary = 'accepted, failed permanently, and not dead-lettered';
+    // Every request after a send that was accepted and not reported failed needs a window.
+    const reasons: string[] = [];
+    let unexplained = false;
+    for (const later of requests) {
+      const before = good.filter((g) => g.at < later.at);
+      if (before.length === 0) continue;
+      const window = windowOf(before.at(-1)!, later);
+      if (window === undefined) unexplained = true;
+      else if (!reasons.includes(window.why)) reasons.push(window.why);
+    }
+    if (unexplained) withoutCause++;
+    if (good.length === 1 && dead.length === 0) {
+      outcome = 'delivered';
+    } else if (good.length >= 1) {
+      const windows = good.slice(1).map((g, i) => windowOf(good[i]!, g));
+      if (good.length > 1 && dead.length === 0 && windows.every((w) => w !== undefined)) {
+        outcome = 'doubled_justified';
+        for (const w of windows) justified[w!.kind]++;
+        summary = `accepted ${good.length} times: ${windows.map((w) => w!.why).join('; ')}`;
+      } else if (good.length === 1) {
+        outcome = 'delivered_and_dead_lettered';
+        summary = 'delivered once, yet also dead-lettered';
+      } else {
+        outcome = 'doubled';
+        summary = `accepted ${good.length} times${dead.length > 0 ? ' and dead-lettered' : ''}, not inside a documented window`;
       }
     } else if (dead.length > 0) {
+      // Never delivered: its sends failed in the call, or were reported failed (the handler
+      // dead-letters a permanent code, a reconciler a message whose sends ran out).
       outcome = 'dead_lettered';
-    } else if (input.pendingJobs.has(key)) {
+    } else if (pending !== undefined) {
       outcome = 'pending';
-      summary = `still ${input.pendingJobs.get(key)} in the sends queue at the end`;
+      summary = `still ${pending === 'due' ? 'in the delivery due index' : `${pending} in the sends queue`} at the end`;
     } else {
       outcome = 'lost';
-      summary = 'never accepted, not dead-lettered, not in the queue';
+      summary =
+        accepts.length > 0
+          ? `accepted ${accepts.length} times, every send reported failed, not sent again and not dead-lettered`
+          : 'never accepted, not dead-lettered, not in the queue';
+    }
+    if (unexplained && outcome !== 'doubled') {
+      findings.push({
+        kind: 'sent again without cause',
+        id: key,
+        summary:
+          'a request followed a send that was accepted and not reported failed, outside the documented windows',
+        timeline: timelineOf(key),
+      });
     }
     for (const entry of dead) {
       if (entry.attempts.length === 0) {
@@ -291,15 +399,75 @@ export function audit(input: AuditInput): AuditResult {
         });
       }
     }
-    outcomes[outcome]++;
+    // A send left without statuses is reported stuck, once: the last accepted send, if its
+    // answer reached the client (a held one is sent again instead) and no other send of the
+    // message reached the phone.
+    const last = accepts.at(-1);
     if (
-      outcome !== 'delivered' &&
-      outcome !== 'dead_lettered' &&
-      outcome !== 'failed_after_accept'
+      last?.statusesDropped === true &&
+      last.outcome === 'accepted' &&
+      !good.some((a) => a !== last && !a.statusesDropped)
     ) {
-      findings.push({ kind: outcome, id: key, summary, timeline: timelineOf(key) });
+      stuckExpected.add(key);
+    }
+    outcomes[outcome]++;
+    if (outcome !== 'delivered' && outcome !== 'dead_lettered') {
+      findings.push({
+        kind: outcome,
+        id: key,
+        summary:
+          reasons.length > 0 && outcome === 'doubled'
+            ? `${summary}; ${reasons.join('; ')}`
+            : summary,
+        timeline: timelineOf(key),
+      });
     }
   }
+
+  // Stuck alerts: one per message whose statuses were dropped, none for the others.
+  const alerts = new Map<string, number>();
+  for (const e of input.loopEvents) {
+    if (e.type === 'message_stuck') alerts.set(e.key, (alerts.get(e.key) ?? 0) + 1);
+  }
+  stuck.expected = stuckExpected.size;
+  for (const key of stuckExpected) {
+    if ((alerts.get(key) ?? 0) > 0) stuck.alerted++;
+    else {
+      stuck.missing++;
+      findings.push({
+        kind: 'stuck not alerted',
+        id: key,
+        summary: 'its statuses were dropped, and no reconciler reported it stuck',
+        timeline: timelineOf(key),
+      });
+    }
+  }
+  for (const [key, n] of alerts) {
+    if (n > 1) {
+      stuck.repeated += n - 1;
+      findings.push({
+        kind: 'stuck alerted twice',
+        id: key,
+        summary: `${n} message_stuck events`,
+        timeline: timelineOf(key),
+      });
+    }
+    if (!stuckExpected.has(key)) {
+      stuck.unexpected++;
+      findings.push({
+        kind: 'stuck alert without dropped statuses',
+        id: key,
+        summary: 'reported stuck though its statuses were posted',
+        timeline: timelineOf(key),
+      });
+    }
+  }
+  const resentBy = (cause: string): number =>
+    new Set(
+      input.loopEvents
+        .filter((e) => e.type === 'message_resent' && e.cause === cause)
+        .map((e) => e.key),
+    ).size;
 
   // Status updates: each queued exactly once.
   const queued = new Map<string, number>();
@@ -309,7 +477,8 @@ export function audit(input: AuditInput): AuditResult {
   let missing = 0;
   let updatesDoubled = 0;
   for (const r of input.requests) {
-    if (r.outcome !== 'accepted' || r.wamid === undefined) continue;
+    if (!ACCEPTED.has(r.outcome) || r.wamid === undefined) continue;
+    if (r.statusesDropped) continue;
     for (const status of expectedStatuses(input.finalStatus.get(r.wamid) ?? 'delivered')) {
       expected++;
       const n = queued.get(`${r.wamid}:${status}`) ?? 0;
@@ -332,14 +501,14 @@ export function audit(input: AuditInput): AuditResult {
   let regressed = 0;
   let unrecorded = 0;
   for (const r of input.requests) {
-    if (r.outcome !== 'accepted' || r.wamid === undefined || r.key === undefined) continue;
+    if (!ACCEPTED.has(r.outcome) || r.wamid === undefined || r.key === undefined) continue;
     const attempt = input.records.get(r.key)?.find((a) => a.wamid === r.wamid);
     if (attempt === undefined) {
       unrecorded++;
       continue;
     }
     checked++;
-    const final = input.finalStatus.get(r.wamid) ?? 'delivered';
+    const final = r.statusesDropped ? 'accepted' : (input.finalStatus.get(r.wamid) ?? 'delivered');
     if ((RANK[attempt.status] ?? 0) !== RANK[final]) {
       regressed++;
       findings.push({
@@ -427,13 +596,23 @@ export function audit(input: AuditInput): AuditResult {
     fallbackMissing.length === 0 &&
     input.fallback.leftAfter === 0 &&
     withoutHistory === 0 &&
-    numberExcess === 0;
+    numberExcess === 0 &&
+    withoutCause === 0 &&
+    stuck.missing === 0 &&
+    stuck.repeated === 0;
   return {
     messages: input.messages.size,
     outcomes,
     lost,
     doubled,
     doubledJustified: outcomes.doubled_justified,
+    justified,
+    resends: {
+      afterFailed: resentBy('failed'),
+      unconfirmed: resentBy('unconfirmed'),
+      withoutCause,
+    },
+    stuck,
     updates: { expected, queuedOnce, missing, doubled: updatesDoubled },
     statuses: { checked, regressed, unrecorded },
     deadLetters: {

@@ -16,6 +16,9 @@ export const FAULT_KINDS = [
   'throttle_burst',
   'hung_requests',
   'failed_after_accept',
+  'answer_lost',
+  'status_delay',
+  'status_drop',
   'webhook_mess',
   'receiver_restart',
 ] as const;
@@ -34,7 +37,13 @@ export const FAULT_DESCRIPTIONS: Readonly<Record<FaultKind, string>> = {
   server_errors: 'the API answers 503 to half the sends',
   throttle_burst: 'the API answers 130429 (HTTP 400) to half the sends',
   hung_requests: 'the API never answers 20 % of the sends',
-  failed_after_accept: '30 % of accepted messages get a `failed` status (131000 or 131026)',
+  failed_after_accept:
+    '30 % of accepted messages get a `failed` status: 131000 (transient) or 131026 (permanent)',
+  answer_lost:
+    '25 % of accepted messages lose their answer: the connection dropped, or never answered',
+  status_delay:
+    "30 % of accepted messages' statuses come late: 3 s (inside the grace window) or 12 s (after it)",
+  status_drop: "20 % of accepted messages' statuses never come",
   webhook_mess: "half the status webhooks duplicated, every message's statuses shuffled",
   receiver_restart: 'SIGKILL the webhook receiver, start it again after the pause',
 };
@@ -51,6 +60,9 @@ export const FAULT_COLORS: Readonly<Record<FaultKind, string>> = {
   throttle_burst: '#bcbd22',
   hung_requests: '#7f7f7f',
   failed_after_accept: '#17becf',
+  answer_lost: '#1f77b4',
+  status_delay: '#aec7e8',
+  status_drop: '#393b79',
   webhook_mess: '#2ca02c',
   receiver_restart: '#8c564b',
 };
@@ -66,6 +78,9 @@ const DURATIONS_MS: Readonly<Record<FaultKind, number>> = {
   throttle_burst: 3_000,
   hung_requests: 4_000,
   failed_after_accept: 5_000,
+  answer_lost: 5_000,
+  status_delay: 5_000,
+  status_drop: 5_000,
   webhook_mess: 5_000,
   receiver_restart: 500,
 };

@@ -82,7 +82,10 @@ writeFileSync(join(values.out, 'report.md'), soakMarkdown(run, 'soak.svg'));
 if (!values.keep) rmSync(dir, { recursive: true, force: true });
 const a = run.audit;
 console.log(
-  `\n${a.messages} messages: ${a.outcomes.delivered} delivered, ${a.outcomes.dead_lettered} dead-lettered, ${a.outcomes.failed_after_accept} failed after accept (closed loop pending), ${a.outcomes.pending} still queued, ${a.doubledJustified} doubled in a documented window`,
+  `\n${a.messages} messages: ${a.outcomes.delivered} delivered, ${a.outcomes.dead_lettered} dead-lettered, ${a.outcomes.pending} still queued, ${a.doubledJustified} doubled in a documented window (${a.justified.held} held, ${a.justified.killed} killed)`,
+);
+console.log(
+  `closed loop: ${a.resends.afterFailed} re-sent after failed, ${a.resends.unconfirmed} after a held timeout; stuck alerts ${a.stuck.alerted}/${a.stuck.expected} (${a.stuck.unexpected} unexpected)`,
 );
 console.log(
   `updates: ${a.updates.queuedOnce}/${a.updates.expected} queued once; statuses: ${a.statuses.regressed} off; rate excess: ${a.rate.numberExcess}; findings: ${a.findings.length}`,

@@ -21,6 +21,42 @@ export interface SoakProcessConfig {
   readonly fallbackDir: string;
   /** BullMQ concurrency of each worker process. */
   readonly concurrency: number;
+  /** Directory of the reconcilers' event logs (`<slot>.jsonl`), read by the audit. */
+  readonly eventsDir: string;
+}
+
+/**
+ * The closed loop's timings, scaled down from the defaults (60 s grace, 10 min stuck, 30 s
+ * backoff) so that the reconcilers act within a run of a minute: a held send is re-sent after
+ * `graceMs` without a status, a transient `failed` after `backoff`, a message without
+ * `delivered` is reported stuck after `stuckAfterMs`.
+ */
+export const CLOSED_LOOP = Object.freeze({
+  /** The client's and the reconcilers' `timeoutGraceMs`: statuses here arrive within ~3 s. */
+  graceMs: 8_000,
+  /** The reconcilers' `stuckAfterMs`. */
+  stuckAfterMs: 20_000,
+  /** The reconcilers' lease: above one re-send (3 attempts of up to 4 s, and waits). */
+  leaseMs: 30_000,
+  /** Pause between reconciler rounds. */
+  intervalMs: 1_000,
+  /** Sends per message, the first included. */
+  maxAttempts: 3,
+  /** Wait before re-sending after a transient `failed` status. */
+  backoff: Object.freeze({ initialDelayMs: 2_000, maxDelayMs: 8_000 }),
+});
+
+/** A reconciler's event, as its process logs it for the audit. */
+export interface LoopEvent {
+  readonly type: 'message_stuck' | 'message_resent';
+  readonly key: string;
+  readonly messageId?: string;
+  readonly cause?: string;
+  readonly attemptId?: string;
+  /** Epoch milliseconds. */
+  readonly at: number;
+  /** `<slot>/<pid>` of the reconciler's process. */
+  readonly by: string;
 }
 
 /** The BullMQ prefix and queue names, and the retrykit key prefixes. */
@@ -35,6 +71,19 @@ export const NAMES = Object.freeze({
   numberBucket: 'soak:rate',
   pairBucket: 'soak:pair',
 });
+
+/**
+ * A logical message's key: it names the business phone number, so that a reconciler (which
+ * re-sends any number's records) picks that number's client.
+ */
+export function messageKey(seed: number, index: number, phoneNumberId: string): string {
+  return `s${seed}-${phoneNumberId}-${String(index).padStart(6, '0')}`;
+}
+
+/** The phone number ID in a key made by {@link messageKey}. */
+export function phoneNumberOfKey(key: string): string {
+  return key.split('-')[1] ?? '';
+}
 
 /** One logical message: a BullMQ job of the `sends` queue, its job ID the idempotency key. */
 export interface SendJob {

@@ -12,6 +12,7 @@ import {
   type CloudRequest,
   type FakeWhatsApp,
   startFakeWhatsApp,
+  type WebhookPost,
 } from '../../examples/support/fake-whatsapp.js';
 import { freePort, type RedisServer, startRedisServer } from '../support/redis-server.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -124,6 +125,13 @@ export interface ClusterOptions {
   /** Recipients that always get 131026 when sent to. */
   readonly undeliverable: (to: string) => boolean;
   readonly onRequest: (request: CloudRequest) => void;
+  /** What happens to the answer of an accepted message (chaos decides). */
+  readonly acceptThen: (to: string) => 'drop' | 'hang' | undefined;
+  /** Extra delay of an accepted message's statuses (chaos decides). */
+  readonly statusDelayMs: (to: string) => number;
+  /** Whether an accepted message's statuses are lost (chaos decides). */
+  readonly dropStatuses: (to: string) => boolean;
+  readonly onWebhook: (post: WebhookPost) => void;
 }
 
 /** Everything one soak run starts. */
@@ -144,7 +152,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const logs = join(options.dir, 'logs');
   const fallbackDir = join(options.dir, 'fallback');
   const aof = join(options.dir, 'redis');
-  for (const d of [logs, fallbackDir, aof]) mkdirSync(d, { recursive: true });
+  const eventsDir = join(options.dir, 'events');
+  for (const d of [logs, fallbackDir, aof, eventsDir]) mkdirSync(d, { recursive: true });
   const redis = await startRedisServer({ appendonly: true, dir: aof });
   // An interrupted soak (Ctrl-C) must not leave its redis-server behind.
   const killRedis = (): void => {
@@ -165,6 +174,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     webhookAttempts: 60,
     maxWebhookRetryDelayMs: 2_000,
     onRequest: options.onRequest,
+    acceptThen: options.acceptThen,
+    statusDelayMs: options.statusDelayMs,
+    dropStatuses: options.dropStatuses,
+    onWebhook: options.onWebhook,
   });
   const config: SoakProcessConfig = {
     redisUrl: proxy.url,
@@ -176,6 +189,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     pair: options.pair,
     fallbackDir,
     concurrency: options.concurrency,
+    eventsDir,
   };
   const counters = new Map<string, WorkerCounters>();
   const receiver = childProcess(

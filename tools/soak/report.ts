@@ -86,15 +86,19 @@ export function soakMarkdown(run: SoakRun, chartFile: string): string {
     ['Logical messages', String(a.messages)],
     ['Delivered exactly once', String(o.delivered)],
     ['Dead-lettered with history', String(o.dead_lettered)],
-    [
-      'Failed after accept (closed loop pending)',
-      `${o.failed_after_accept}: accepted, then a transient \`failed\` status; nothing re-sends them until closed-loop delivery lands, so they are counted apart, not as lost`,
-    ],
-    ['Still queued at the end', String(o.pending)],
+    ['Still queued or due at the end', String(o.pending)],
     ['Lost', String(a.lost)],
     [
       'Doubled',
-      `${a.doubled} outside the documented windows; ${a.doubledJustified} inside them (a worker SIGKILLed after Meta accepted, before it recorded the wamid)`,
+      `${a.doubled} outside the documented windows; ${a.doubledJustified} inside them: ${a.justified.held} held sends whose statuses reached the receiver after the grace window (or never), ${a.justified.killed} sent by a worker SIGKILLed after Meta accepted, before it recorded the wamid`,
+    ],
+    [
+      'Closed loop',
+      `${a.resends.afterFailed} messages re-sent after a transient \`failed\` status, ${a.resends.unconfirmed} after a held send went unconfirmed past the grace window; ${a.resends.withoutCause} sent again after an accept outside the documented windows`,
+    ],
+    [
+      'Stuck alerts',
+      `${a.stuck.expected} messages whose statuses were dropped, ${a.stuck.alerted} reported \`message_stuck\` by a reconciler, ${a.stuck.missing} missing, ${a.stuck.repeated} repeated; ${a.stuck.unexpected} alerts for messages whose statuses were posted`,
     ],
     [
       'Status updates',

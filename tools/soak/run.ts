@@ -20,7 +20,14 @@ import {
   type LoggedRequest,
 } from './audit.js';
 import { type ChaosEvent, chaosSchedule, type FaultKind, seeded } from './chaos.js';
-import { NAMES, type SendJob, WORKER_HEADER } from './config.js';
+import {
+  CLOSED_LOOP,
+  type LoopEvent,
+  messageKey,
+  NAMES,
+  type SendJob,
+  WORKER_HEADER,
+} from './config.js';
 import { type Cluster, startCluster } from './processes.js';
 import { bullConnection, deliveryStore, sendsQueue, updatesQueue } from './wiring.js';
 
@@ -97,6 +104,14 @@ const STORMS: Partial<Record<FaultKind, FakeFaults>> = {
   hung_requests: { hang: 0.2 },
 };
 
+/** The delivery-fault windows, by fault kind. */
+const WINDOWS = {
+  failed_after_accept: 'fail',
+  answer_lost: 'answerLost',
+  status_delay: 'statusDelay',
+  status_drop: 'statusDrop',
+} as const;
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Resolves with `promise`'s value, or `undefined` after `ms`. */
@@ -145,8 +160,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
   // ---- the fake API's log ------------------------------------------------------------------
   const requests: LoggedRequest[] = [];
   const seenKeys = new Set<string>();
-  let failWindow = false;
-  let lastFailCode: number | undefined;
+  // Delivery faults are decided per accepted message while a window is open; the fake asks
+  // (synchronously) while it answers, and the request's log line takes what was decided.
+  const windows = { fail: false, answerLost: false, statusDelay: false, statusDrop: false };
+  let fate: Pick<LoggedRequest, 'failCode' | 'statusDelayMs' | 'statusesDropped'> = {};
+  /** When a status of each wamid was first answered 200 by the receiver. */
+  const statusArrived = new Map<string, number>();
   const counters = { accepted: 0, requests: 0, resends: 0 };
   /** Called once with the next accepted request of a worker (`<slot>/<pid>`): a kill's cue. */
   const acceptWaiters = new Map<string, () => void>();
@@ -160,18 +179,42 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
     seed: resolved.seed,
     undeliverable: (to) => undeliverable.has(to),
     failAfterAccept: () => {
-      lastFailCode =
-        failWindow && chaosRandom() < 0.3 ? (chaosRandom() < 0.5 ? 131000 : 131026) : undefined;
-      return lastFailCode;
+      const failCode =
+        windows.fail && chaosRandom() < 0.3 ? (chaosRandom() < 0.5 ? 131000 : 131026) : undefined;
+      if (failCode !== undefined) fate = { ...fate, failCode };
+      return failCode;
+    },
+    acceptThen: () =>
+      windows.answerLost && chaosRandom() < 0.25
+        ? chaosRandom() < 0.5
+          ? 'drop'
+          : 'hang'
+        : undefined,
+    statusDelayMs: () => {
+      if (!windows.statusDelay || chaosRandom() >= 0.3) return 0;
+      const statusDelayMs = chaosRandom() < 0.5 ? 3_000 : 12_000;
+      fate = { ...fate, statusDelayMs };
+      return statusDelayMs;
+    },
+    dropStatuses: () => {
+      const drop = windows.statusDrop && chaosRandom() < 0.2;
+      if (drop) fate = { ...fate, statusesDropped: true };
+      return drop;
+    },
+    onWebhook: (post) => {
+      if (post.status !== 200) return;
+      for (const e of post.events) {
+        if (!statusArrived.has(e.wamid)) statusArrived.set(e.wamid, post.at);
+      }
     },
     onRequest: (request) => {
       const text = (request.payload?.text as { body?: unknown } | undefined)?.body;
       const key = typeof text === 'string' ? text : undefined;
-      const failCode = request.outcome === 'accepted' ? lastFailCode : undefined;
-      lastFailCode = undefined;
-      requests.push({ ...request, key, ...(failCode === undefined ? {} : { failCode }) });
+      const decided = request.wamid === undefined ? {} : fate;
+      fate = {};
+      requests.push({ ...request, key, ...decided });
       counters.requests++;
-      if (request.outcome === 'accepted') {
+      if (request.wamid !== undefined) {
         counters.accepted++;
         const worker = String(request.headers[WORKER_HEADER] ?? '');
         acceptWaiters.get(worker)?.();
@@ -236,17 +279,19 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
     };
     let index = 0;
     const nextJob = (phoneNumberId?: string): SendJob => {
-      const key = `s${resolved.seed}-${String(index++).padStart(6, '0')}`;
+      const i = index++;
       if (phoneNumberId === undefined && random() < 0.05) {
+        const number = PHONE_NUMBERS[0]!;
         return {
-          key,
-          phoneNumberId: PHONE_NUMBERS[0]!,
+          key: messageKey(resolved.seed, i, number),
+          phoneNumberId: number,
           to: hot[Math.floor(random() * hot.length)]!,
         };
       }
+      const number = phoneNumberId ?? PHONE_NUMBERS[Math.floor(random() * PHONE_NUMBERS.length)]!;
       return {
-        key,
-        phoneNumberId: phoneNumberId ?? PHONE_NUMBERS[Math.floor(random() * PHONE_NUMBERS.length)]!,
+        key: messageKey(resolved.seed, i, number),
+        phoneNumberId: number,
         to: pool[2 + Math.floor(random() * (pool.length - 2))]!,
       };
     };
@@ -337,10 +382,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
           applyStorms();
           break;
         case 'failed_after_accept':
-          failWindow = true;
+        case 'answer_lost':
+        case 'status_delay':
+        case 'status_drop': {
+          const window = WINDOWS[event.kind];
+          windows[window] = true;
           await sleep(event.durationMs);
-          failWindow = false;
+          windows[window] = false;
           break;
+        }
         case 'webhook_mess':
           fake.configure({ duplicateShare: 0.5, reorderShare: 1 });
           await sleep(event.durationMs);
@@ -381,24 +431,33 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
 
     // ---- the drain --------------------------------------------------------------------------
     fake.configure({ faults: {}, duplicateShare: 0.05, reorderShare: 0.1 });
-    failWindow = false;
+    for (const window of Object.values(WINDOWS)) windows[window] = false;
     proxy.refuse(false);
     const drainDeadline = Date.now() + resolved.drainMs;
     const dlq = createRedisDeadLetterQueue<unknown>(producerConnection, { prefix: NAMES.dlq });
+    // Drained: no job left in the sends queue and no record left in the delivery due index
+    // (every message delivered, dead-lettered or reported stuck by a reconciler).
+    const dueKey = `{${NAMES.deliveries}:deliveries}:due`;
+    const dueCount = () => within(producerConnection.zcard(dueKey), 800);
     let drained = false;
     while (Date.now() < drainDeadline) {
       await within(sweepStalledJobs(queue, { dlq }), 5_000);
       const depth = await depthOf(queue);
-      if (depth === 0) {
-        drained = true;
-        break;
+      const due = await dueCount();
+      if (depth === 0 && due === 0) {
+        // A tagged status whose wamid was never stored (its sender killed after the accept)
+        // is answered 503 for its first minute, then queued: wait that out, then look again
+        // (a late `failed` wakes its record).
+        await within(fake.drainWebhooks(), 90_000);
+        if ((await depthOf(queue)) === 0 && (await dueCount()) === 0) {
+          drained = true;
+          break;
+        }
       }
       // Deferred and backed-off jobs would come back in their own time; bring them forward.
-      await within(queue.promoteJobs(), 2_000);
+      if (depth !== 0) await within(queue.promoteJobs(), 2_000);
       await sleep(1_000);
     }
-    // A tagged status whose wamid was never stored (its sender killed after the accept) is
-    // answered 503 for its first minute, then queued: wait that out.
     await within(fake.drainWebhooks(), 90_000);
     clearInterval(sampler);
     log(`soak: ${drained ? 'drained' : 'drain timed out'}; stopping processes`);
@@ -466,6 +525,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
         );
       }
     }
+    const loopEvents: LoopEvent[] = [];
+    for (const f of readdirSync(cluster.config.eventsDir)) {
+      for (const line of readFileSync(join(cluster.config.eventsDir, f), 'utf8').split('\n')) {
+        if (line.trim() !== '') loopEvents.push(JSON.parse(line) as LoopEvent);
+      }
+    }
+    const stillDue = new Set<string>();
+    for (const key of await producerConnection.zrange(dueKey, '0', '-1')) stillDue.add(key);
     const pendingJobs = new Map<string, string>();
     for (const job of await queue.getJobs(['wait', 'active', 'delayed', 'prioritized', 'failed'])) {
       if (job?.id !== undefined) pendingJobs.set(job.id, await job.getState());
@@ -483,6 +550,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
       fallback: { idsBefore, replayed, rejected, leftAfter },
       limits: { perNumber: throughputLimits(PER_NUMBER_LIMIT), pair: PAIR },
       leaseMs: CLIENT_LEASE_MS,
+      graceMs: CLOSED_LOOP.graceMs,
+      statusArrived,
+      loopEvents,
+      stillDue,
     });
     const sum = (
       pick: (c: {

@@ -11,18 +11,21 @@
  * - one Redis dead-letter queue behind `withFallback` and an fsynced file per process;
  * - the webhook receiver: `createWebhookHandler` with Redis claims, the delivery records and
  *   the dead-letter queue, enqueueing every update to a BullMQ queue;
- * - `createMetrics` with the WhatsApp delivery section, fed by every component's `onEvent`.
- *
- * Closed-loop delivery (the reconciler that re-sends after a `failed` status or a held
- * timeout, src/whatsapp/delivery) plugs in here once it lands: start it in `createSendWiring`
- * beside the worker, on the same `deliveries` store and the same `sends` queue, and stop it in
- * `close`. The audit (audit.ts) then counts re-sends after `failed` as legitimate instead of
- * reporting those messages as "failed after accept (closed loop pending)".
+ * - `createMetrics` with the WhatsApp delivery section, fed by every component's `onEvent`;
+ * - closed-loop delivery (docs/whatsapp.md, "Delivery lifecycle"): the clients hold an
+ *   ambiguous timeout (`timeoutGraceMs`) instead of retrying it, the receiver applies statuses
+ *   to the shared Redis delivery records and dead-letters permanent `failed` ones, and every
+ *   worker process runs a `createDeliveryReconciler` on the same records (leased: several run
+ *   at once) that re-sends after a transient `failed` or an unconfirmed send, dead-letters a
+ *   message whose sends ran out and reports stuck ones. Timings are `CLOSED_LOOP`'s, scaled
+ *   down so that the loop acts within a short run.
  */
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Job, type Processor, Queue, type WorkerOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import {
+  combineListeners,
   composeClassifiers,
   createMetrics,
   type DeadLetterQueue,
@@ -39,6 +42,7 @@ import {
 import {
   type CloudMessage,
   classifyWhatsAppError,
+  createDeliveryReconciler,
   createWebhookHandler,
   createWhatsAppClient,
   throughputLimits,
@@ -46,12 +50,16 @@ import {
   type WebhookUpdate,
   type WhatsAppClient,
   type WhatsAppDeliveryStore,
+  type WhatsAppEvent,
   whatsAppDedupeKey,
   whatsappDeliveryMetrics,
 } from 'retrykit/whatsapp';
 import {
+  CLOSED_LOOP,
+  type LoopEvent,
   messageText,
   NAMES,
+  phoneNumberOfKey,
   SENT_HEADER,
   type SendJob,
   type SoakProcessConfig,
@@ -164,6 +172,7 @@ export function createSendWiring(config: SoakProcessConfig, slot: string): SendW
         limiter: numberLimiter,
         store,
         deliveries,
+        timeoutGraceMs: CLOSED_LOOP.graceMs,
         // A hung request is given up after 4 s; a request that runs longer than the lease
         // could be sent twice, so the lease is well above a whole call (3 attempts + waits).
         requestTimeoutMs: 4_000,
@@ -199,6 +208,55 @@ export function createSendWiring(config: SoakProcessConfig, slot: string): SendW
       onEvent,
     },
   );
+  // The closed loop: a reconciler in every worker process, all on the same records. It re-sends
+  // any number's messages, so its client picks the number's own (the key names it).
+  const reconcilerDlq = withFallback(
+    createRedisDeadLetterQueue<string>(redis, { prefix: NAMES.dlq, onEvent }),
+    createFileSink(fallbackFile(config, `${slot}-reconciler`)),
+    {
+      onFallback: () => {
+        fallbackWrites++;
+      },
+    },
+  );
+  // Stuck alerts and re-sends, written synchronously: a SIGKILL right after loses none.
+  const eventLog = join(config.eventsDir, `${slot}.jsonl`);
+  const by = `${slot}/${process.pid}`;
+  const logLoop = (event: WhatsAppEvent): void => {
+    if (event.type !== 'message_stuck' && event.type !== 'message_resent') return;
+    const line: LoopEvent = {
+      type: event.type,
+      key: event.key,
+      ...(event.messageId === undefined ? {} : { messageId: event.messageId }),
+      ...(event.type === 'message_resent'
+        ? { cause: event.cause, attemptId: event.attemptId }
+        : {}),
+      at: Date.now(),
+      by,
+    };
+    appendFileSync(eventLog, `${JSON.stringify(line)}\n`);
+  };
+  const reconciler = createDeliveryReconciler({
+    deliveries,
+    client: {
+      resendMessage: (key, options) => {
+        const client = clients.get(phoneNumberOfKey(key));
+        if (client === undefined) throw new Error(`no client for the number of ${key}`);
+        return client.resendMessage(key, options);
+      },
+    },
+    dlq: reconcilerDlq as DeadLetterQueue<string>,
+    maxAttempts: CLOSED_LOOP.maxAttempts,
+    backoff: CLOSED_LOOP.backoff,
+    timeoutGraceMs: CLOSED_LOOP.graceMs,
+    stuckAfterMs: CLOSED_LOOP.stuckAfterMs,
+    leaseMs: CLOSED_LOOP.leaseMs,
+    intervalMs: CLOSED_LOOP.intervalMs,
+    onEvent: combineListeners<WhatsAppEvent>(onEvent, logLoop),
+    // A round fails while Redis is away; the next one runs after intervalMs.
+    onError: () => {},
+  });
+  reconciler.start();
   return {
     processor,
     workerOptions: {
@@ -212,6 +270,7 @@ export function createSendWiring(config: SoakProcessConfig, slot: string): SendW
     metrics,
     fallbackWrites: () => fallbackWrites,
     close: async () => {
+      await reconciler.stop();
       await redis.quit().catch(() => redis.disconnect());
     },
   };

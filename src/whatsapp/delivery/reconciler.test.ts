@@ -337,6 +337,42 @@ describe('closed-loop delivery: leases', () => {
     expect(requests).toHaveLength(2);
   });
 
+  it('a retried job does not send a message whose send a dead process recorded: the reconciler alone re-sends it', async () => {
+    // Found by the chaos soak: a worker SIGKILLed mid-send left attempt #1 (no wamid) in the
+    // due index; the reconciler re-sent it as #2 (delivered), and once the claim's lease ran
+    // out BullMQ's retry of the job sent it again as #3.
+    for (const jobFirst of [false, true]) {
+      const { clock, client, deliveries, requests, reconciler, statuses } = setup();
+      const key = `crashed-${jobFirst}`;
+      // The dead sender: begun and its attempt recorded, as the client does, then nothing.
+      await deliveries.begin(key, message(7), { dueInMs: 120_000 });
+      await deliveries.recordAttempt(
+        key,
+        { attemptId: `${key}#1`, at: clock.now() },
+        { dueInMs: 120_000 },
+      );
+      await clock.advance(120_000);
+      const job = () => client.sendMessage(message(7), { idempotencyKey: key });
+      if (jobFirst) {
+        expect(await job()).toMatchObject({ status: 'held', deduplicated: true });
+        expect(requests).toHaveLength(0);
+      }
+      expect(await reconciler().runOnce()).toMatchObject({ claimed: 1, resent: 1 });
+      if (!jobFirst) {
+        // The re-send was accepted, and delivered (out of the due index): still not again.
+        await statuses([status('wamid.1', 'delivered')]);
+        expect(await job()).toMatchObject({
+          status: 'accepted',
+          messageId: 'wamid.1',
+          deduplicated: true,
+        });
+      }
+      expect(requests).toHaveLength(1);
+      const delivery = await getDelivery(deliveries, key);
+      expect(delivery?.attempts.map((a) => a.attemptId)).toEqual([`${key}#1`, `${key}#2`]);
+    }
+  });
+
   it('fences re-sends: a stale attempt count sends nothing', async () => {
     const { client, requests } = setup();
     await client.sendMessage(message(10), { idempotencyKey: 'order-10' });
