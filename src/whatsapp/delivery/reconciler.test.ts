@@ -196,7 +196,8 @@ describe('closed-loop delivery: held timeouts', () => {
     expect(result).toMatchObject({ status: 'accepted', messageId: 'wamid.2', attempts: 2 });
     expect(requests).toHaveLength(2);
     expect(events.some((e) => e.type === 'message_held')).toBe(false);
-  });
+    // Real turns of a busy machine's event loop can take a while: up to 1,000 of them.
+  }, 20_000);
 
   it('dead-letters a message whose sends all went unanswered, with each one in its history', async () => {
     const { clock, client, dlq, requests, reconciler } = setup(() => 'timeout');
