@@ -136,6 +136,7 @@ describeRedis('dashboard handler (real Redis)', () => {
 
     const redrive = (headers: Record<string, string>) =>
       handler(post('/api/dead-letters/redrive', { ids: ['a'], entriesPerSecond: 1000 }, headers));
+    const forged = `${token.split('.')[0]}.${Buffer.alloc(32, 7).toString('base64url')}`;
     const refused = [
       // not authorized, though the token is right
       { cookie: s.cookie, 'x-retrykit-csrf': token },
@@ -145,6 +146,8 @@ describeRedis('dashboard handler (real Redis)', () => {
       { ...user, 'x-retrykit-csrf': token },
       // a token that was never signed, in both places
       { ...user, cookie: 'retrykit_csrf=abc.def', 'x-retrykit-csrf': 'abc.def' },
+      // a forged one: the real nonce, a signature of the right length but not the secret's
+      { ...user, cookie: `retrykit_csrf=${forged}`, 'x-retrykit-csrf': forged },
       // a request from another site
       { ...user, cookie: s.cookie, 'x-retrykit-csrf': token, 'sec-fetch-site': 'cross-site' },
     ];

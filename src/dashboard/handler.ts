@@ -1,4 +1,3 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 // The file, not the retrykit/bullmq entry: bullmq itself loads only when a job is re-added.
 import { createDeadLetterRequeuer } from '../bullmq/requeue.js';
 import { backgroundClock, type Clock } from '../core/clock.js';
@@ -176,6 +175,34 @@ function row(entry: DeadLetterEntry) {
   };
 }
 
+/** Web Crypto (`globalThis.crypto`): Node 19+, Deno, Bun, browsers and edge runtimes. */
+function webCrypto(): Crypto {
+  const found = (globalThis as { crypto?: Crypto }).crypto;
+  if (found?.subtle === undefined) {
+    throw new Error(
+      'the dashboard needs globalThis.crypto (Web Crypto); on Node 18 run with --experimental-global-webcrypto',
+    );
+  }
+  return found;
+}
+
+function base64url(bytes: Uint8Array): string {
+  let binary = '';
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** The bytes of a base64url text, or `undefined` when it is not one. */
+function fromBase64url(text: string): Uint8Array | undefined {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) return undefined;
+  try {
+    const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+    return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  } catch {
+    return undefined;
+  }
+}
+
 function checkBasePath(value: unknown): string {
   if (value === undefined) return DASHBOARD_DEFAULTS.basePath;
   if (
@@ -258,7 +285,7 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
   if (typeof clock?.now !== 'function' || typeof clock.sleep !== 'function') {
     throw new TypeError('clock must have now() and sleep(ms, signal)');
   }
-  const secret = options.csrfSecret ?? randomBytes(32).toString('hex');
+  const secret = options.csrfSecret ?? base64url(webCrypto().getRandomValues(new Uint8Array(32)));
   if (typeof secret !== 'string' || secret.length < 32) {
     throw new RangeError(
       `csrfSecret must be a string of at least 32 characters, got ${typeof secret === 'string' ? `${secret.length} characters` : typeof secret}`,
@@ -280,19 +307,33 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
   };
   const thresholds = resolveThresholds(HEALTH_DEFAULTS, options.thresholds, 'thresholds');
 
-  const sign = (nonce: string): string =>
-    createHmac('sha256', secret).update(`retrykit-dashboard:${nonce}`).digest('base64url');
-  const newToken = (): string => {
-    const nonce = randomBytes(18).toString('base64url');
-    return `${nonce}.${sign(nonce)}`;
+  // HMAC-SHA256 through Web Crypto, so the handler runs on any runtime with `fetch` types.
+  const encoder = new TextEncoder();
+  const key = webCrypto().subtle.importKey(
+    'raw',
+    encoder.encode(secret),
+    { name: 'HMAC', hash: 'SHA-256' },
+    false,
+    ['sign', 'verify'],
+  );
+  const signed = (nonce: string): Uint8Array => encoder.encode(`retrykit-dashboard:${nonce}`);
+  const newToken = async (): Promise<string> => {
+    const nonce = base64url(webCrypto().getRandomValues(new Uint8Array(18)));
+    const mac = await webCrypto().subtle.sign('HMAC', await key, signed(nonce) as BufferSource);
+    return `${nonce}.${base64url(new Uint8Array(mac))}`;
   };
-  const validToken = (token: string | undefined): boolean => {
+  /** `verify` compares in constant time. */
+  const validToken = async (token: string | undefined): Promise<boolean> => {
     if (token === undefined) return false;
     const dot = token.indexOf('.');
-    if (dot <= 0) return false;
-    const expected = Buffer.from(sign(token.slice(0, dot)));
-    const given = Buffer.from(token.slice(dot + 1));
-    return given.length === expected.length && timingSafeEqual(given, expected);
+    const mac = dot <= 0 ? undefined : fromBase64url(token.slice(dot + 1));
+    if (mac === undefined || mac.length !== 32) return false;
+    return webCrypto().subtle.verify(
+      'HMAC',
+      await key,
+      mac as BufferSource,
+      signed(token.slice(0, dot)) as BufferSource,
+    );
   };
 
   const allowed = async (request: Request): Promise<boolean> =>
@@ -310,7 +351,7 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
     }
     const header = request.headers.get(CSRF_HEADER) ?? undefined;
     const fromCookie = cookie(request, CSRF_COOKIE);
-    if (header === undefined || header !== fromCookie || !validToken(header)) {
+    if (header === undefined || header !== fromCookie || !(await validToken(header))) {
       throw new HttpError(403, 'missing or invalid CSRF token');
     }
     if (!(request.headers.get('content-type') ?? '').startsWith('application/json')) {
@@ -486,7 +527,7 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
     };
     if (!canMutate) return json({ ...base, csrf: null });
     const token = cookie(request, CSRF_COOKIE);
-    const csrf = validToken(token) ? (token as string) : newToken();
+    const csrf = (await validToken(token)) ? (token as string) : await newToken();
     const secure = new URL(request.url).protocol === 'https:' ? '; Secure' : '';
     return json({ ...base, csrf }, 200, {
       'set-cookie': `${CSRF_COOKIE}=${csrf}; Path=${basePath || '/'}; HttpOnly; SameSite=Strict${secure}`,
