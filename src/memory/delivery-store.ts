@@ -200,13 +200,13 @@ export function createMemoryDeliveryStore<P = unknown, E = unknown>(
 
     async begin(key, payload, options) {
       assertKey('key', key);
-      const { alias, dueInMs } = checkBeginOptions(options);
+      const { alias, sender, dueInMs } = checkBeginOptions(options);
       const now = clock.now();
       const existing = read(key, now);
       if (existing !== undefined) return { created: false, record: existing.record };
       const record = save(
         key,
-        { key, payload, createdAt: now, attempts: [], dueAt: undefined },
+        { key, payload, createdAt: now, sender, attempts: [], dueAt: undefined },
         now,
         dueInMs,
         alias,

@@ -96,6 +96,7 @@ interface RecordRow {
   key: string;
   payload: string;
   created_ms: number;
+  sender: string | null;
   due_ms: number | null;
   lease_token: string;
   attempts: AttemptJson[] | string;
@@ -116,7 +117,7 @@ interface AttemptJson {
 /** @internal The statements of one pair of delivery tables. */
 export function deliveryStatements(msg: string, att: string) {
   /** A record's columns, from `msg` row `m`, with its attempts in order as one json array. */
-  const recordColumns = `m.key, m.payload, ${ms('m.created_at')} AS created_ms,
+  const recordColumns = `m.key, m.payload, ${ms('m.created_at')} AS created_ms, m.sender,
   ${ms('m.due_at')} AS due_ms, m.lease_token,
   (SELECT coalesce(json_agg(json_build_object(
       'attemptId', a.attempt_id, 'externalId', a.external_id, 'at', a.at_ms,
@@ -134,14 +135,17 @@ export function deliveryStatements(msg: string, att: string) {
 ), stale AS (
   DELETE FROM ${att} a USING expired WHERE a.key = expired.key
 )
-INSERT INTO ${msg} AS m (key, payload, alias, created_at, expires_at, due_at, lease_token)
-VALUES ($1::text, $2::text, $3::text, clock_timestamp(), ${msFromNow(4)}, ${msFromNow(5)},
-  gen_random_uuid()::text)
+INSERT INTO ${msg} AS m (key, payload, alias, sender, created_at, expires_at, due_at,
+  lease_token)
+VALUES ($1::text, $2::text, $3::text, $6::text, clock_timestamp(), ${msFromNow(4)},
+  ${msFromNow(5)}, gen_random_uuid()::text)
 ON CONFLICT (key) DO UPDATE SET payload = excluded.payload, alias = excluded.alias,
+  sender = excluded.sender,
   created_at = excluded.created_at, expires_at = excluded.expires_at, due_at = excluded.due_at,
   lease_token = excluded.lease_token, attempt_ids = '{}'
 WHERE m.expires_at <= clock_timestamp()
-RETURNING m.key, m.payload, ${ms('m.created_at')} AS created_ms, ${ms('m.due_at')} AS due_ms,
+RETURNING m.key, m.payload, ${ms('m.created_at')} AS created_ms, m.sender,
+  ${ms('m.due_at')} AS due_ms,
   m.lease_token, '[]'::json AS attempts`,
     /**
      * Adds or updates an attempt under the record's row lock; `attempt_ids` (read at the lock,
@@ -326,6 +330,7 @@ export function createPostgresDeliveryStore<P = unknown, E = unknown>(
         key: row.key,
         payload: serializer.deserialize(row.payload) as P,
         createdAt: Number(row.created_ms),
+        sender: row.sender ?? undefined,
         attempts: (attempts as AttemptJson[]).map((a) => toAttempt<E>(a)),
         dueAt: row.due_ms === null ? undefined : Number(row.due_ms),
       });
@@ -343,7 +348,7 @@ export function createPostgresDeliveryStore<P = unknown, E = unknown>(
   return {
     async begin(key, payload, beginOptions) {
       assertKey('key', key);
-      const { alias, dueInMs } = checkBeginOptions(beginOptions);
+      const { alias, sender, dueInMs } = checkBeginOptions(beginOptions);
       const text = serialize(payload);
       for (let round = 0; round < MAX_BEGIN_ROUNDS; round++) {
         const made = await run(db, 'delivery.begin', sql.begin, [
@@ -352,6 +357,7 @@ export function createPostgresDeliveryStore<P = unknown, E = unknown>(
           alias ?? null,
           ttlMs,
           dueInMs ?? null,
+          sender ?? null,
         ]);
         const row = made.rows[0] as RecordRow | undefined;
         if (row !== undefined) return { created: true, record: toRecord('begin', row) };

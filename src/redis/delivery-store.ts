@@ -92,6 +92,7 @@ interface StoredAttempt {
 
 interface StoredState {
   readonly createdAt: number;
+  readonly sender?: string;
   /** The lease token. */
   readonly rev?: number;
   /** The due time, in epoch milliseconds as a decimal string; absent when not due. */
@@ -178,6 +179,7 @@ export function createRedisDeliveryStore<P = unknown, E = unknown>(
         key,
         payload: serializer.deserialize(String(payload)) as P,
         createdAt: s.createdAt,
+        sender: typeof s.sender === 'string' ? s.sender : undefined,
         attempts: attempts.map((a) => toAttempt<E>(a)),
         dueAt: s.due === undefined ? undefined : Number(s.due),
       });
@@ -202,13 +204,14 @@ export function createRedisDeliveryStore<P = unknown, E = unknown>(
   return {
     async begin(key, payload, options) {
       assertKey('key', key);
-      const { alias, dueInMs } = checkBeginOptions(options);
+      const { alias, sender, dueInMs } = checkBeginOptions(options);
       const reply = await run('begin', scripts.begin, recordPrefix + key, [
         ...common,
         key,
         serialize(payload),
         alias ?? '',
         dueArg(dueInMs),
+        sender ?? '',
       ]);
       if (!Array.isArray(reply) || reply.length !== 3) throw unexpected('begin', reply);
       return { created: reply[0] === 1, record: parse('delivery.begin', key, reply[1], reply[2]) };

@@ -265,6 +265,12 @@ export type ResendResult =
 /** A WhatsApp sender with rate limiting, retries, idempotency and dead letters. */
 export interface WhatsAppClient<P = CloudMessage> {
   /**
+   * The phone number id the client sends from (its `phoneNumberId` option). With
+   * `deliveries`, every record it begins carries it as its `sender`, so one delivery
+   * reconciler with `clients` re-sends each message from the number that sent it first.
+   */
+  readonly phoneNumberId: string;
+  /**
    * Sends one message: waits for the pair limiter (per recipient) and the phone number's
    * limiter, retries transient failures (throttles, 5xx, timeouts, network) with backoff, and
    * resolves with the message ID. Rejects with a `PermanentError` (a permanent failure, e.g.
@@ -623,6 +629,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
   ): Promise<Tracked<P> | { readonly result: SendResult }> => {
     const { wire, alias } = await wireOf(key, payload);
     const { record } = await storeRef.begin(key, payload, {
+      sender: phoneNumberId,
       dueInMs: leaseMs,
       ...(alias === undefined ? {} : { alias }),
     });
@@ -879,6 +886,7 @@ export function createWhatsAppClient<P>(options: WhatsAppClientOptions<P>): What
   };
 
   return {
+    phoneNumberId,
     sendMessage(payload, sendOptions = {}) {
       const { idempotencyKey } = sendOptions;
       if (idempotencyKey !== undefined) assertKey('idempotencyKey', idempotencyKey);

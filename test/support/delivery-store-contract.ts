@@ -372,6 +372,27 @@ export function deliveryStoreContract(
       });
     });
 
+    it('keeps the sender of the first begin, through every write and claim', async () => {
+      const { store } = await setup();
+      const made = await store.begin('k', 'p', { sender: '1555000111', dueInMs: 0 });
+      expect(made.record.sender).toBe('1555000111');
+      expect((await store.begin('k', 'q', { sender: '1555000222' })).record.sender).toBe(
+        '1555000111',
+      );
+      await store.recordAttempt('k', { attemptId: 'k#1', externalId: 'wamid.s', at: T });
+      await store.applyStatus('wamid.s', SENT);
+      expect((await store.get('k'))?.sender).toBe('1555000111');
+      const [claimed] = await store.claimDue({ limit: 5, leaseMs: 60_000 });
+      expect(claimed?.record).toMatchObject({ key: 'k', sender: '1555000111' });
+      // None given: none kept, and a later begin can't add one.
+      expect((await store.begin('none', 'p')).record.sender).toBeUndefined();
+      expect((await store.begin('none', 'p', { sender: '1555000111' })).record.sender).toBe(
+        undefined,
+      );
+      expect((await store.get('none'))?.sender).toBeUndefined();
+      await expect(store.begin('bad', 'p', { sender: '' })).rejects.toThrow(/sender/);
+    });
+
     it('drops expired records from the due index without handing them out', async () => {
       const { store, advance, recordTtlMs } = await setup();
       await store.begin('old', 'p', { dueInMs: recordTtlMs * 2 });

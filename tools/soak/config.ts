@@ -73,16 +73,11 @@ export const NAMES = Object.freeze({
 });
 
 /**
- * A logical message's key: it names the business phone number, so that a reconciler (which
- * re-sends any number's records) picks that number's client.
+ * A logical message's key: it names the business phone number, for the reader of the audit's
+ * timelines (the reconciler routes re-sends by the record's sender, not by the key).
  */
 export function messageKey(seed: number, index: number, phoneNumberId: string): string {
   return `s${seed}-${phoneNumberId}-${String(index).padStart(6, '0')}`;
-}
-
-/** The phone number ID in a key made by {@link messageKey}. */
-export function phoneNumberOfKey(key: string): string {
-  return key.split('-')[1] ?? '';
 }
 
 /** One logical message: a BullMQ job of the `sends` queue, its job ID the idempotency key. */

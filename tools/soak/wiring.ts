@@ -59,7 +59,6 @@ import {
   type LoopEvent,
   messageText,
   NAMES,
-  phoneNumberOfKey,
   SENT_HEADER,
   type SendJob,
   type SoakProcessConfig,
@@ -209,7 +208,7 @@ export function createSendWiring(config: SoakProcessConfig, slot: string): SendW
     },
   );
   // The closed loop: a reconciler in every worker process, all on the same records. It re-sends
-  // any number's messages, so its client picks the number's own (the key names it).
+  // any number's messages, each through the client of the number that sent it (its sender).
   const reconcilerDlq = withFallback(
     createRedisDeadLetterQueue<string>(redis, { prefix: NAMES.dlq, onEvent }),
     createFileSink(fallbackFile(config, `${slot}-reconciler`)),
@@ -238,13 +237,7 @@ export function createSendWiring(config: SoakProcessConfig, slot: string): SendW
   };
   const reconciler = createDeliveryReconciler({
     deliveries,
-    client: {
-      resendMessage: (key, options) => {
-        const client = clients.get(phoneNumberOfKey(key));
-        if (client === undefined) throw new Error(`no client for the number of ${key}`);
-        return client.resendMessage(key, options);
-      },
-    },
+    clients: [...clients.values()],
     dlq: reconcilerDlq as DeadLetterQueue<string>,
     maxAttempts: CLOSED_LOOP.maxAttempts,
     backoff: CLOSED_LOOP.backoff,
@@ -253,7 +246,8 @@ export function createSendWiring(config: SoakProcessConfig, slot: string): SendW
     leaseMs: CLOSED_LOOP.leaseMs,
     intervalMs: CLOSED_LOOP.intervalMs,
     onEvent: combineListeners<WhatsAppEvent>(onEvent, logLoop),
-    // A round fails while Redis is away; the next one runs after intervalMs.
+    // A round fails while Redis is away; the next one runs after intervalMs. Every number has
+    // its client here, so no message waits for one.
     onError: () => {},
   });
   reconciler.start();

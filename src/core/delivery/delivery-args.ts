@@ -76,11 +76,13 @@ function checkDelay(name: string, value: unknown): number {
 /** Checks `begin`'s options. */
 export function checkBeginOptions(options: BeginDeliveryOptions | undefined): {
   readonly alias: string | undefined;
+  readonly sender: string | undefined;
   readonly dueInMs: number | undefined;
 } {
   const o = checkObject('options', options);
   return {
     alias: o.alias === undefined ? undefined : assertKey('alias', o.alias),
+    sender: o.sender === undefined ? undefined : assertKey('sender', o.sender),
     dueInMs: o.dueInMs === undefined ? undefined : checkDelay('dueInMs', o.dueInMs),
   };
 }

@@ -66,6 +66,11 @@ export interface DeliveryRecord<P = unknown, E = unknown> {
   readonly payload: P;
   /** When the record was made, in milliseconds since the epoch (the store's clock). */
   readonly createdAt: number;
+  /**
+   * Who sends the message (see {@link BeginDeliveryOptions.sender}), e.g. the WhatsApp phone
+   * number id; `undefined` when the first `begin` named none.
+   */
+  readonly sender: string | undefined;
   /** Every attempt, oldest first. */
   readonly attempts: readonly DeliveryAttempt<E>[];
   /**
@@ -83,6 +88,12 @@ export interface BeginDeliveryOptions {
    * Kept from the first `begin` of the key.
    */
   readonly alias?: string;
+  /**
+   * Who sends the message, so whoever re-sends it from a store shared by several senders
+   * knows which one to use (the WhatsApp client records its `phoneNumberId`). Kept from the
+   * first `begin` of the key. Left out: none (`record.sender` is `undefined`).
+   */
+  readonly sender?: string;
   /**
    * Puts a new record in the due index this many milliseconds from now (the store's clock):
    * when it comes due, `claimDue` hands it out. Ignored when the record exists. Left out: not due.

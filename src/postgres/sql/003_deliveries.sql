@@ -2,9 +2,10 @@
 --
 -- One row per logical message in retrykit_deliveries, one row per physical send (attempt) in
 -- retrykit_delivery_attempts, found by its external id (the WhatsApp wamid). `payload` is the
--- message as the store's serializer wrote it. A record is in the due index while `due_at` is
--- set; `lease_token` changes with every write of `due_at`. `attempt_ids` lists the record's
--- attempts in order (the fence of recordAttempt's ifAttempts). Times of the database's clock
+-- message as the store's serializer wrote it, `sender` who sends it (a WhatsApp phone number
+-- id), if given. A record is in the due index while `due_at` is set; `lease_token` changes
+-- with every write of `due_at`. `attempt_ids` lists the record's attempts in order (the fence
+-- of recordAttempt's ifAttempts). Times of the database's clock
 -- (clock_timestamp()) are timestamptz; times reports carry (`at_ms`, `status_at_ms`,
 -- `status_times`) are milliseconds since the epoch, exactly as given. An attempt's `status` only
 -- moves to a higher `rank`; `status_times` keeps the earliest time of every status reported,
@@ -17,6 +18,7 @@ CREATE TABLE IF NOT EXISTS retrykit_deliveries (
   key text PRIMARY KEY,
   payload text NOT NULL,
   alias text,
+  sender text,
   created_at timestamptz NOT NULL,
   expires_at timestamptz NOT NULL,
   due_at timestamptz,

@@ -5,7 +5,8 @@
   holding a record's key, `:due` the due index (sorted set, score = due time in epoch ms).
 
   A record's state (JSON) holds createdAt, attempts, rev (the lease token: changed by every
-  write of the due time), due (epoch ms as a decimal string, absent when not due) and alias.
+  write of the due time), due (epoch ms as a decimal string, absent when not due), alias and
+  sender.
 ]]
 local BASE = ARGV[1]
 local TTL = ARGV[2]

@@ -56,6 +56,7 @@ describe('getDelivery', () => {
       key: 'order-1',
       payload: { to: '16505551234' },
       createdAt: T,
+      phoneNumberId: undefined,
       status: 'pending',
       timestamps: {},
       attempts: [],

@@ -60,6 +60,11 @@ export interface WhatsAppDelivery<P = unknown> {
   readonly payload: P;
   /** When the record was made, in milliseconds since the epoch (the store's clock). */
   readonly createdAt: number;
+  /**
+   * The phone number id that sends the message (the client's `phoneNumberId`, recorded as the
+   * record's `sender`); `undefined` for a record written without one.
+   */
+  readonly phoneNumberId: string | undefined;
   /** The status of the latest attempt. */
   readonly status: WhatsAppDeliveryStatus;
   /** The latest attempt's status times, in milliseconds since the epoch. */
@@ -144,6 +149,7 @@ export async function getDelivery<P>(
     key: record.key,
     payload: record.payload,
     createdAt: record.createdAt,
+    phoneNumberId: record.sender,
     status: latest?.status ?? 'pending',
     timestamps: latest?.timestamps ?? Object.freeze({}),
     attempts: Object.freeze(attempts),

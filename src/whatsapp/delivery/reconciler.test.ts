@@ -431,3 +431,141 @@ describe('closed-loop delivery: leases', () => {
     ).toThrow(/resendMessage needs the client option deliveries/);
   });
 });
+
+describe('closed-loop delivery: one reconciler for several phone numbers', () => {
+  /** Two clients for two numbers writing one store; requests are logged with their number. */
+  function twoNumbers(script: (n: number) => Answer) {
+    const clock = createManualClock(T);
+    const deliveries = createMemoryDeliveryStore<CloudMessage, WebhookErrorDetail>({ clock });
+    const sent: { number: string; to: unknown }[] = [];
+    const fetch = (async (url: string, init: { body: string }) => {
+      const number = String(url).split('/').at(-2) ?? '';
+      sent.push({ number, to: (JSON.parse(init.body) as { to: unknown }).to });
+      if (script(sent.length) === 'timeout') {
+        throw new DOMException('Request timed out', 'TimeoutError');
+      }
+      return new Response(JSON.stringify({ messages: [{ id: `wamid.${sent.length}` }] }));
+    }) as unknown as typeof globalThis.fetch;
+    const clientOf = (phoneNumberId: string) =>
+      createWhatsAppClient({
+        accessToken: 'token',
+        phoneNumberId,
+        fetch,
+        deliveries,
+        retry: { maxAttempts: 1 },
+        clock,
+      });
+    const errors: unknown[] = [];
+    const reconciler = (extra: Partial<DeliveryReconcilerOptions>) =>
+      createDeliveryReconciler({
+        deliveries,
+        timeoutGraceMs: GRACE,
+        backoff: { initialDelayMs: 10_000, jitter: 'none' },
+        onError: (e) => errors.push(e),
+        clock,
+        ...extra,
+      });
+    return {
+      clock,
+      deliveries,
+      sent,
+      errors,
+      sales: clientOf('PN-SALES'),
+      support: clientOf('PN-SUPPORT'),
+      reconciler,
+    };
+  }
+
+  it('re-sends each message through the client of the number that sent it', async () => {
+    const { clock, deliveries, sent, errors, sales, support, reconciler } = twoNumbers((n) =>
+      n <= 4 ? 'timeout' : 'accept',
+    );
+    expect(sales.phoneNumberId).toBe('PN-SALES');
+    await sales.sendMessage(message(1), { idempotencyKey: 'a-1' });
+    await support.sendMessage(message(2), { idempotencyKey: 'b-1' });
+    await sales.sendMessage(message(3), { idempotencyKey: 'a-2' });
+    await support.sendMessage(message(4), { idempotencyKey: 'b-2' });
+    expect((await getDelivery(deliveries, 'b-1'))?.phoneNumberId).toBe('PN-SUPPORT');
+    const r = reconciler({ clients: [support, sales] });
+    await clock.advance(GRACE);
+    expect(await r.runOnce()).toMatchObject({ claimed: 4, resent: 4, failed: 0 });
+    const byNumber = (number: string) => sent.filter((s) => s.number === number).map((s) => s.to);
+    expect(byNumber('PN-SALES')).toEqual([
+      message(1).to,
+      message(3).to,
+      message(1).to,
+      message(3).to,
+    ]);
+    expect(byNumber('PN-SUPPORT')).toEqual([
+      message(2).to,
+      message(4).to,
+      message(2).to,
+      message(4).to,
+    ]);
+    expect((await getDelivery(deliveries, 'a-2'))?.wamids).toHaveLength(1);
+    expect(errors).toEqual([]);
+  });
+
+  it('leaves a message whose number has no client for a later round, reported once per round', async () => {
+    const { clock, deliveries, sent, errors, sales, support, reconciler } = twoNumbers((n) =>
+      n <= 3 ? 'timeout' : 'accept',
+    );
+    await support.sendMessage(message(1), { idempotencyKey: 'b-1' });
+    await support.sendMessage(message(2), { idempotencyKey: 'b-2' });
+    await sales.sendMessage(message(3), { idempotencyKey: 'a-1' });
+    await clock.advance(GRACE);
+    const onlySales = reconciler({ clients: [sales] });
+    expect(await onlySales.runOnce()).toMatchObject({ claimed: 3, resent: 1, failed: 2 });
+    expect(sent.slice(3)).toEqual([{ number: 'PN-SALES', to: message(3).to }]);
+    expect(errors).toHaveLength(1);
+    expect(String(errors[0])).toMatch(/sender "PN-SUPPORT": 2 left for a later round/);
+    // Kept, not dead-lettered: the single client with its own number does not take it either,
+    // and a reconciler with its client re-sends it once the backoff has passed.
+    const r = await getDelivery(deliveries, 'b-1');
+    expect(r?.attempts).toHaveLength(1);
+    await clock.advance(10_000);
+    expect(await reconciler({ client: sales }).runOnce()).toMatchObject({ claimed: 2, failed: 2 });
+    expect(errors).toHaveLength(2);
+    await clock.advance(10_000);
+    expect(await reconciler({ clients: [sales, support] }).runOnce()).toMatchObject({
+      claimed: 2,
+      resent: 2,
+    });
+    expect(sent.slice(4).map((s) => s.number)).toEqual(['PN-SUPPORT', 'PN-SUPPORT']);
+  });
+
+  it('sends a record without a sender through `client`, or the only one of `clients`', async () => {
+    const { clock, deliveries, sent, errors, sales, support, reconciler } = twoNumbers(
+      () => 'accept',
+    );
+    // Written before senders were recorded.
+    await deliveries.begin('old', message(9), { dueInMs: 0 });
+    await deliveries.recordAttempt('old', { attemptId: 'old#1', at: T });
+    await clock.advance(GRACE);
+    expect(await reconciler({ clients: [sales, support] }).runOnce()).toMatchObject({
+      failed: 1,
+    });
+    expect(String(errors[0])).toMatch(/without a sender/);
+    expect(sent).toEqual([]);
+    await clock.advance(10_000);
+    expect(await reconciler({ clients: [support] }).runOnce()).toMatchObject({ resent: 1 });
+    expect(sent).toEqual([{ number: 'PN-SUPPORT', to: message(9).to }]);
+  });
+
+  it('takes exactly one of client and clients, each with its own number', () => {
+    const { deliveries, sales, support } = twoNumbers(() => 'accept');
+    const make = (extra: Partial<DeliveryReconcilerOptions>) => () =>
+      createDeliveryReconciler({ deliveries, ...extra });
+    expect(make({})).toThrow(/client \(one WhatsApp client\) or clients .* is required/);
+    expect(make({ client: {} as never })).toThrow(
+      /client must be a WhatsApp client \(resendMessage\), got/,
+    );
+    expect(make({ client: sales, clients: [support] })).toThrow(/client or clients, not both/);
+    expect(make({ clients: [] })).toThrow(/clients must hold at least one client/);
+    expect(make({ clients: sales as never })).toThrow(/clients must be an array/);
+    expect(make({ clients: [sales, sales] })).toThrow(/"PN-SALES" is given twice/);
+    expect(make({ clients: [{ resendMessage: sales.resendMessage } as never] })).toThrow(
+      /clients\[0\]\.phoneNumberId must be a string, got undefined/,
+    );
+  });
+});

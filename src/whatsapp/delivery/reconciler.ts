@@ -7,7 +7,13 @@ import type { DeliveryRecord } from '../../core/delivery/delivery-types.js';
 import { isRetrykitError, PermanentError, shouldHold } from '../../core/errors.js';
 import { emit } from '../../core/events.js';
 import { delayFor, resolveBackoff } from '../../core/retry/backoff.js';
-import { assertFunction, assertInteger, assertNumber, showValue } from '../../core/validate.js';
+import {
+  assertFunction,
+  assertInteger,
+  assertKey,
+  assertNumber,
+  showValue,
+} from '../../core/validate.js';
 import type { WhatsAppClient } from '../client.js';
 import type { WhatsAppEventListener } from '../events.js';
 import type { WebhookErrorDetail } from '../webhook.js';
@@ -29,9 +35,26 @@ export interface DeliveryReconcilerOptions {
   readonly deliveries: Pick<WhatsAppDeliveryStore, 'claimDue' | 'reschedule'>;
   /**
    * Sends messages again (`resendMessage`): a client made with the same `deliveries`, so the
-   * re-send passes the same limiters, breaker and retries and its wamid joins the record.
+   * re-send passes the same limiters, breaker and retries and its wamid joins the record. Give
+   * this or `clients`, not both. With a `phoneNumberId` (a client from `createWhatsAppClient`
+   * has one), a message another number sent (its record's `sender`) is not re-sent from it: it
+   * is left for a later round and reported to `onError`. Records without a sender go to it.
    */
-  readonly client: Pick<WhatsAppClient<unknown>, 'resendMessage'>;
+  readonly client?: Pick<WhatsAppClient<unknown>, 'resendMessage'> & {
+    readonly phoneNumberId?: string;
+  };
+  /**
+   * Several clients, one per phone number, for a delivery store that several numbers share:
+   * each message is re-sent by the client whose `phoneNumberId` is its record's `sender` (the
+   * number that sent it first). A message whose number has no client here is left for a later
+   * round (counted `failed`, never dead-lettered) and reported to `onError` once per round per
+   * number. A record without a sender (written before senders were recorded) goes to the only
+   * client when there is exactly one, else it waits the same way. Give this or `client`.
+   *
+   * @example
+   * createDeliveryReconciler({ deliveries, clients: [fromSales, fromSupport], dlq });
+   */
+  readonly clients?: readonly Pick<WhatsAppClient<unknown>, 'resendMessage' | 'phoneNumberId'>[];
   /**
    * Messages that can't be delivered land here: a re-send that failed for good, or a message
    * whose sends ran out (`maxAttempts`), with every send's history. The entry's id is the
@@ -85,8 +108,9 @@ export interface DeliveryReconcilerOptions {
   /** Receives `message_resent` and `message_stuck`; give it the metrics' `onEvent`. */
   readonly onEvent?: WhatsAppEventListener;
   /**
-   * Receives what made a round of `start()` fail (the store unreachable); the loop goes on
-   * after `intervalMs`.
+   * Receives what made a round of `start()` fail (the store unreachable; the loop goes on
+   * after `intervalMs`), and, from any round, one `Error` per sender whose messages had no
+   * client to re-send them (its message names the sender and how many waited).
    */
   readonly onError?: (error: unknown) => void;
   /** Time source for ages, waits and dead-letter times. @default systemClock */
@@ -131,7 +155,10 @@ export interface ReconcileSummary {
   readonly waiting: number;
   /** Left to another writer: its attempt was added first, or its lease token moved on. */
   readonly skipped: number;
-  /** Left for a later round: the store or the API failed, or the send is held (`shouldHold`). */
+  /**
+   * Left for a later round: the store or the API failed, the send is held (`shouldHold`), or
+   * no client sends for the message's number (`clients`).
+   */
   readonly failed: number;
 }
 
@@ -152,6 +179,61 @@ type Outcome = Exclude<keyof ReconcileSummary, 'claimed'>;
 
 type Record_ = DeliveryRecord<unknown, WebhookErrorDetail>;
 
+type Resender = Pick<WhatsAppClient<unknown>, 'resendMessage'>;
+
+/** The records of one round that no client could re-send, counted by sender. */
+type Unrouted = Map<string | undefined, number>;
+
+/**
+ * Picks the client that re-sends a record, by its sender; `undefined` when none does. Checks
+ * `client`/`clients` as {@link DeliveryReconcilerOptions} describes them.
+ */
+function routeBySender(
+  client: DeliveryReconcilerOptions['client'],
+  clients: DeliveryReconcilerOptions['clients'],
+): { pick: (sender: string | undefined) => Resender | undefined; numbers: readonly string[] } {
+  if (client !== undefined && clients !== undefined) {
+    throw new TypeError('give client or clients, not both');
+  }
+  if (client === undefined && clients === undefined) {
+    throw new TypeError('client (one WhatsApp client) or clients (one per number) is required');
+  }
+  const checkClient = (name: string, c: unknown): Resender => {
+    if (typeof (c as Resender | undefined)?.resendMessage !== 'function') {
+      throw new TypeError(`${name} must be a WhatsApp client (resendMessage), got ${showValue(c)}`);
+    }
+    return c as Resender;
+  };
+  if (clients === undefined) {
+    checkClient('client', client);
+    const own = client?.phoneNumberId;
+    if (own !== undefined) assertKey('client.phoneNumberId', own);
+    return {
+      pick: (sender) =>
+        own === undefined || sender === undefined || sender === own ? client : undefined,
+      numbers: own === undefined ? [] : [own],
+    };
+  }
+  if (!Array.isArray(clients)) {
+    throw new TypeError(`clients must be an array of WhatsApp clients, got ${showValue(clients)}`);
+  }
+  if (clients.length === 0) throw new RangeError('clients must hold at least one client, got []');
+  const byNumber = new Map<string, Resender>();
+  clients.forEach((c, i) => {
+    checkClient(`clients[${i}]`, c);
+    const number = assertKey(`clients[${i}].phoneNumberId`, c.phoneNumberId);
+    if (byNumber.has(number)) {
+      throw new TypeError(`clients[${i}].phoneNumberId ${JSON.stringify(number)} is given twice`);
+    }
+    byNumber.set(number, c);
+  });
+  const only = clients.length === 1 ? clients[0] : undefined;
+  return {
+    pick: (sender) => (sender === undefined ? only : byNumber.get(sender)),
+    numbers: [...byNumber.keys()],
+  };
+}
+
 /**
  * Closes the loop on WhatsApp sends recorded in a delivery store: every message ends delivered,
  * dead-lettered, or reported stuck, never silently lost. It leases the records that are due
@@ -170,6 +252,9 @@ type Record_ = DeliveryRecord<unknown, WebhookErrorDetail>;
  * Re-sends are fenced by the number of attempts seen (`resendMessage`'s `afterAttempts`), and a
  * lease only ends with its token, so a status that arrives meanwhile always wins.
  *
+ * With several phone numbers on one store, give `clients` (one per number): each message is
+ * re-sent from the number that sent it (its record's `sender`).
+ *
  * @example
  * const reconciler = createDeliveryReconciler({ deliveries, client, dlq, onEvent: metrics.onEvent });
  * reconciler.start();
@@ -179,17 +264,13 @@ export function createDeliveryReconciler(options: DeliveryReconcilerOptions): De
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`options must be an object, got ${showValue(options)}`);
   }
-  const { deliveries, client, dlq, onEvent, onError, signal } = options;
+  const { deliveries, dlq, onEvent, onError, signal } = options;
   if (typeof deliveries?.claimDue !== 'function' || typeof deliveries.reschedule !== 'function') {
     throw new TypeError(
       `deliveries must be a delivery store (claimDue, reschedule), got ${showValue(deliveries)}`,
     );
   }
-  if (typeof client?.resendMessage !== 'function') {
-    throw new TypeError(
-      `client must be a WhatsApp client (resendMessage), got ${showValue(client)}`,
-    );
-  }
+  const route = routeBySender(options.client, options.clients);
   if (dlq !== undefined && typeof dlq?.add !== 'function') {
     throw new TypeError(`dlq must be a dead-letter queue (add), got ${showValue(dlq)}`);
   }
@@ -253,8 +334,18 @@ export function createDeliveryReconciler(options: DeliveryReconcilerOptions): De
     record: Record_,
     token: string,
     cause: 'failed' | 'unconfirmed',
+    unrouted: Unrouted,
   ): Promise<Outcome> => {
     const n = record.attempts.length;
+    const client = route.pick(record.sender);
+    if (client === undefined) {
+      // Never from another number: it waits for a reconciler with its number's client.
+      unrouted.set(record.sender, (unrouted.get(record.sender) ?? 0) + 1);
+      await later(record.key, token, delayFor(backoff, n - 1, undefined, random)).catch(
+        () => undefined,
+      );
+      return 'failed';
+    }
     try {
       const result = await client.resendMessage(record.key, {
         afterAttempts: n,
@@ -297,7 +388,11 @@ export function createDeliveryReconciler(options: DeliveryReconcilerOptions): De
     }
   };
 
-  const reconcile = async (record: Record_, token: string): Promise<Outcome> => {
+  const reconcile = async (
+    record: Record_,
+    token: string,
+    unrouted: Unrouted,
+  ): Promise<Outcome> => {
     const latest = record.attempts.at(-1);
     const n = record.attempts.length;
     const now = clock.now();
@@ -335,7 +430,7 @@ export function createDeliveryReconciler(options: DeliveryReconcilerOptions): De
         await later(record.key, token, wait);
         return 'waiting';
       }
-      return resend(record, token, 'failed');
+      return resend(record, token, 'failed', unrouted);
     }
     if (latest.externalId === undefined && latest.status === undefined) {
       const wait = latest.at + timeoutGraceMs - now;
@@ -356,7 +451,7 @@ export function createDeliveryReconciler(options: DeliveryReconcilerOptions): De
         await later(record.key, token, null);
         return 'deadLettered';
       }
-      return resend(record, token, 'unconfirmed');
+      return resend(record, token, 'unconfirmed', unrouted);
     }
     // Accepted or sent: not delivered yet.
     const age = now - latest.at;
@@ -391,13 +486,27 @@ export function createDeliveryReconciler(options: DeliveryReconcilerOptions): De
       skipped: 0,
       failed: 0,
     };
+    const unrouted: Unrouted = new Map();
     const outcomes = await Promise.all(
       claimed.map(({ record, token }) =>
         // A record that failed here is due again once its lease runs out.
-        reconcile(record, token).catch((): Outcome => 'failed'),
+        reconcile(record, token, unrouted).catch((): Outcome => 'failed'),
       ),
     );
     for (const outcome of outcomes) counts[outcome]++;
+    const served = route.numbers.map((p) => JSON.stringify(p)).join(', ') || 'none named';
+    for (const [sender, count] of unrouted) {
+      const whose =
+        sender === undefined
+          ? 'recorded without a sender (with several clients, none is chosen)'
+          : `of sender ${JSON.stringify(sender)}`;
+      onError?.(
+        new Error(
+          `no client re-sends the messages ${whose}: ${count} left for a later round ` +
+            `(clients for ${served})`,
+        ),
+      );
+    }
     return { claimed: claimed.length, ...counts };
   };
 
