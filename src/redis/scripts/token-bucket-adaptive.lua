@@ -6,6 +6,26 @@
 -- A bucket's state is a string: "<tokens> <latest time seen, ms>", or, while a throttle slows
 -- it, "<tokens> <latest time seen, ms> <rate at the throttle, per ms> <throttled at, ms>".
 
+-- A key's own limits (KEYS[2], "<capacity> <refill per ms>", written by token-bucket-rate.lua):
+-- the capacity as written, and the refill per ms; nil when the key has none.
+local function own_limits(key)
+  local own = redis.call('GET', key)
+  if not own then
+    return nil
+  end
+  local space = string.find(own, ' ', 1, true)
+  return string.sub(own, 1, space - 1), tonumber(string.sub(own, space + 1))
+end
+
+-- The time in ms: the caller's when it gave one (client time source), else the server's.
+local function now_ms(given)
+  if given ~= '' then
+    return tonumber(given)
+  end
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
 -- Parses a bucket's state: tokens, time, and the throttle's rate and time (or nil).
 local function parse_bucket(state)
   local s1 = string.find(state, ' ', 1, true)

@@ -21,22 +21,13 @@ if redis.replicate_commands then
   redis.replicate_commands()
 end
 
-local capacity = tonumber(ARGV[1])
-local refill_per_ms = tonumber(ARGV[2])
-local own = redis.call('GET', KEYS[2])
-if own then
-  local space = string.find(own, ' ', 1, true)
-  capacity = tonumber(string.sub(own, 1, space - 1))
-  refill_per_ms = tonumber(string.sub(own, space + 1))
+local own_capacity, refill_per_ms = own_limits(KEYS[2])
+local capacity = tonumber(own_capacity)
+if not own_capacity then
+  capacity, refill_per_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
 end
 
-local now
-if ARGV[3] == '' then
-  local time = redis.call('TIME')
-  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-else
-  now = tonumber(ARGV[3])
-end
+local now = now_ms(ARGV[3])
 
 local beta = tonumber(ARGV[4])
 local floor = refill_per_ms * tonumber(ARGV[5])

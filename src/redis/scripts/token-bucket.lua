@@ -43,28 +43,17 @@ if KEYS[3] then
   end
 end
 
-local capacity_text = ARGV[1]
-local refill_per_ms = tonumber(ARGV[2])
 local requested = tonumber(ARGV[3])
-
-local own = redis.call('GET', KEYS[2])
-if own then
-  local space = string.find(own, ' ', 1, true)
-  capacity_text = string.sub(own, 1, space - 1)
-  refill_per_ms = tonumber(string.sub(own, space + 1))
+local capacity_text, refill_per_ms = own_limits(KEYS[2])
+if not capacity_text then
+  capacity_text, refill_per_ms = ARGV[1], tonumber(ARGV[2])
 end
 local capacity = tonumber(capacity_text)
 if requested > capacity then
   return 'capacity ' .. capacity_text
 end
 
-local now
-if ARGV[4] == '' then
-  local time = redis.call('TIME')
-  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-else
-  now = tonumber(ARGV[4])
-end
+local now = now_ms(ARGV[4])
 
 local tokens, at, w, throttled_at
 local state = redis.call('GET', KEYS[1])
