@@ -489,19 +489,15 @@ describe('closed-loop delivery: one reconciler for several phone numbers', () =>
     const r = reconciler({ clients: [support, sales] });
     await clock.advance(GRACE);
     expect(await r.runOnce()).toMatchObject({ claimed: 4, resent: 4, failed: 0 });
-    const byNumber = (number: string) => sent.filter((s) => s.number === number).map((s) => s.to);
-    expect(byNumber('PN-SALES')).toEqual([
-      message(1).to,
-      message(3).to,
-      message(1).to,
-      message(3).to,
-    ]);
-    expect(byNumber('PN-SUPPORT')).toEqual([
-      message(2).to,
-      message(4).to,
-      message(2).to,
-      message(4).to,
-    ]);
+    // The re-sends of one round run at once: which number sent what, in any order.
+    const byNumber = (number: string) =>
+      sent
+        .filter((s) => s.number === number)
+        .map((s) => s.to)
+        .sort();
+    const twice = (...tos: string[]) => [...tos, ...tos].sort();
+    expect(byNumber('PN-SALES')).toEqual(twice(message(1).to, message(3).to));
+    expect(byNumber('PN-SUPPORT')).toEqual(twice(message(2).to, message(4).to));
     expect((await getDelivery(deliveries, 'a-2'))?.wamids).toHaveLength(1);
     expect(errors).toEqual([]);
   });
